@@ -1,0 +1,141 @@
+"""The project's one exception hierarchy.
+
+Every error the library raises derives from :class:`EktpError`, so a caller (and the CLI's single
+error handler) can catch one class. Messages never contain keys, CANs, PINs or session keys.
+"""
+
+from __future__ import annotations
+
+
+class EktpError(Exception):
+    """Root of every error raised by ektp-card."""
+
+
+class TlvError(EktpError, ValueError):
+    """Malformed BER-TLV data; ``offset`` is where decoding stopped."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} at offset {offset}")
+        self.offset = offset
+
+
+class ApduFormatError(EktpError, ValueError):
+    """An APDU that ISO/IEC 7816-3/-4 does not allow (bad length fields, out-of-range values)."""
+
+
+class TransportError(EktpError):
+    """The link to the card failed: no reader, no card, card removed, service not running."""
+
+
+class PcscUnavailableError(TransportError):
+    """The PC/SC service (pcscd) is not running or not reachable."""
+
+
+class ReaderNotFoundError(TransportError):
+    """No reader matches the requested name or index."""
+
+
+class NoCardError(TransportError):
+    """No card was presented within the timeout."""
+
+
+class CardRemovedError(TransportError):
+    """The card left the field (or was reset) while a command was in progress."""
+
+
+class SecureMessagingError(EktpError):
+    """A secure-messaging check failed; the session is closed and nothing unverified is returned."""
+
+
+class CardImageError(EktpError):
+    """A virtual card image file is missing, corrupt or of an unknown version."""
+
+
+class ApduError(EktpError):
+    """The card answered with a status word other than success.
+
+    Raised in one place (:func:`ektp_card.apdu.sw.check`); subclasses name the common cases.
+    """
+
+    def __init__(self, sw: int, data: bytes = b"", message: str | None = None) -> None:
+        from ektp_card.apdu.sw import describe  # late import: sw imports this module
+
+        self.sw = sw
+        self.data = data
+        super().__init__(message or f"card returned {sw:04X}: {describe(sw)}")
+
+
+class WrongLengthError(ApduError):
+    """6700 or 6Cxx: the length field was wrong; ``exact_le`` is the card's hint for 6Cxx."""
+
+    @property
+    def exact_le(self) -> int | None:
+        if self.sw >> 8 == 0x6C:
+            return (self.sw & 0xFF) or 256
+        return None
+
+
+class VerificationFailedError(ApduError):
+    """63Cx (or 6300): a password or key check failed; ``retries`` left when the card says so."""
+
+    @property
+    def retries(self) -> int | None:
+        if self.sw & 0xFFF0 == 0x63C0:
+            return self.sw & 0x0F
+        return None
+
+
+class SecurityStatusNotSatisfiedError(ApduError):
+    """6982: the access condition for this command is not met."""
+
+
+class AuthenticationBlockedError(ApduError):
+    """6983: the authentication method (e.g. the PIN) is blocked."""
+
+
+class ConditionsNotSatisfiedError(ApduError):
+    """6985: conditions of use not satisfied (wrong life-cycle state, wrong order of commands)."""
+
+
+class CommandNotAllowedError(ApduError):
+    """6986: command not allowed (e.g. no current EF)."""
+
+
+class SecureMessagingObjectsError(ApduError):
+    """6987 or 6988: secure-messaging data objects missing or incorrect."""
+
+
+class CardFileNotFoundError(ApduError):
+    """6A82: file or application not found."""
+
+
+class FileExistsOnCardError(ApduError):
+    """6A89: a file with this identifier already exists."""
+
+
+class NotEnoughMemoryError(ApduError):
+    """6A84: not enough memory space in the file."""
+
+
+class IncorrectParametersError(ApduError):
+    """6A86, 6B00, 6A80, 6A87: wrong P1-P2, offset outside the file, or bad data field."""
+
+
+class FunctionNotSupportedError(ApduError):
+    """6A81: function not supported."""
+
+
+class ReferencedDataNotFoundError(ApduError):
+    """6A88: referenced data (key, password) not found."""
+
+
+class InsNotSupportedError(ApduError):
+    """6D00: instruction code not supported."""
+
+
+class ClaNotSupportedError(ApduError):
+    """6E00: class byte not supported."""
+
+
+class ChainingError(ApduError):
+    """6883 or 6884: command chaining broken or not supported."""

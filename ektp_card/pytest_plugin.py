@@ -1,0 +1,1 @@
+"""pytest fixtures for testing software against an ektp-card virtual card (filled in below)."""
