@@ -1,4 +1,4 @@
-"""Command and response APDUs (ISO/IEC 7816-3 section 12.1, 7816-4 section 5.1): cases 1-4, short and extended."""
+"""Command and response APDUs (ISO/IEC 7816-3 section 12.1, 7816-4 section 5.1), short and extended."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ class ResponseChaining:
             if rounds > MAX_GET_RESPONSE:
                 raise ApduFormatError("card kept answering 61xx beyond 64 KiB")
             le = resp.sw2 or SHORT_MAX_LE
-            resp = self.inner.send(CommandApdu(apdu.cla & 0x0C, 0xC0, 0, 0, le=le))
+            # GET RESPONSE collects bytes already produced: plain, on the same logical channel.
+            resp = self.inner.send(CommandApdu(apdu.cla & 0x03, 0xC0, 0, 0, le=le))
             data += resp.data
         return ResponseApdu(bytes(data), resp.sw)
 
