@@ -1,0 +1,361 @@
+"""The virtual card: a small ISO/IEC 7816-4 card OS behind one ``transceive`` method.
+
+Processing of one command APDU, in order::
+
+    decode (6700) -> class byte (6E00, 6881) -> length limits (6700) -> card terminated (6985)
+      -> secure messaging unwrap [hook] -> command chaining -> dispatch by INS (6D00)
+      -> handler -> 61xx split for GET RESPONSE -> secure messaging wrap [hook]
+
+Everything the card keeps across power cycles (files, configuration, keys) is in the card object
+and its image file; everything that a cold reset clears is in :class:`Session`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar, Self
+
+from ektp_card.apdu.command import EXTENDED_MAX_LC, CommandApdu, ResponseApdu
+from ektp_card.apdu.sw import SW
+from ektp_card.errors import ApduError, ApduFormatError, CardRemovedError
+from ektp_card.virtual import image
+from ektp_card.virtual.atr import (
+    EF_ATR_INFO_FID,
+    EF_ATR_INFO_SFI,
+    contactless_atr,
+    ef_atr_info,
+    historical_bytes,
+)
+from ektp_card.virtual.commands import INTERINDUSTRY, Chaining, Command
+from ektp_card.virtual.config import CardConfig
+from ektp_card.virtual.fs import (
+    DEFAULT_CAPACITY,
+    MF_FID,
+    AccessCondition,
+    CardFile,
+    DedicatedFile,
+    ElementaryFile,
+    FileSystem,
+    LifeCycle,
+    SecurityAttributes,
+)
+from ektp_card.virtual.security import SecurityState
+
+log = logging.getLogger("ektp_card.virtual")
+
+_SM_BITS = 0x0C
+_CHAIN_BIT = 0x10
+_PROPRIETARY_BIT = 0x80
+#: The longest data field command chaining may assemble.
+MAX_CHAINED_DATA = EXTENDED_MAX_LC
+
+
+def _status(sw: int) -> ResponseApdu:
+    return ResponseApdu(b"", sw)
+
+
+def random_uid() -> bytes:
+    """A random single-size UID: 08 followed by three random bytes, the ISO/IEC 14443-3 form
+    for a UID drawn anew on every activation (what eMRTDs use against tracking)."""
+    return b"\x08" + secrets.token_bytes(3)
+
+
+def class_status(cla: int) -> int | None:
+    """``None`` if the class byte is acceptable, else the status word that refuses it.
+
+    Accepted: the first interindustry classes 00-1F on the basic channel (b5 chaining, b4-b3 secure
+    messaging) and their proprietary mirror 80-9C. A logical channel other than the basic one gets
+    6881 "logical channel not supported", which says more than 6E00; the RFU classes 20-3F, other
+    proprietary values and FF (reserved for PPS) get 6E00.
+    """
+    if cla == 0xFF:
+        return SW.CLA_NOT_SUPPORTED
+    if cla & _PROPRIETARY_BIT:
+        return None if cla & 0x63 == 0 else SW.CLA_NOT_SUPPORTED
+    if cla & 0xE0 == 0x00:
+        return SW.LOGICAL_CHANNEL_NOT_SUPPORTED if cla & 0x03 else None
+    if cla & 0xC0 == 0x40:
+        return SW.LOGICAL_CHANNEL_NOT_SUPPORTED
+    return SW.CLA_NOT_SUPPORTED
+
+
+@dataclass
+class _Chain:
+    """An open command chain: the header it must keep and the data collected so far."""
+
+    header: tuple[int, int, int, bool]
+    data: bytes = b""
+
+
+@dataclass
+class Session:
+    """Volatile state of one power-on session; a cold reset replaces it."""
+
+    uid: bytes
+    current_df: DedicatedFile
+    current_ef: ElementaryFile | None = None
+    security: SecurityState = field(default_factory=SecurityState)
+    chain: _Chain | None = None
+    #: Response bytes announced with 61xx and not yet fetched.
+    remainder: bytes = b""
+    #: What GET RESPONSE may return while the current command runs (the previous remainder).
+    offered: bytes = b""
+
+
+class VirtualCard:
+    """A contactless ID card OS speaking ISO/IEC 7816-4 APDUs.
+
+    Extend it by adding :class:`Command` entries to ``COMMANDS`` / ``PROPRIETARY_COMMANDS`` in a
+    subclass (or to ``card.commands`` on one instance), keyed by INS.
+    """
+
+    COMMANDS: ClassVar[Mapping[int, Command]] = INTERINDUSTRY
+    PROPRIETARY_COMMANDS: ClassVar[Mapping[int, Command]] = MappingProxyType({})
+
+    def __init__(
+        self, fs: FileSystem, config: CardConfig | None = None, *, keys: Mapping[str, bytes] | None = None
+    ) -> None:
+        # One command at a time, also when a bridge thread serves the card while its owner saves it.
+        self._lock = threading.RLock()
+        self.fs = fs
+        self._config = config or CardConfig()
+        #: Key objects kept on the card, by name, in an encoding the protocols that use them define.
+        #: They are saved in the card image; they never leave the card through an APDU.
+        self.keys: dict[str, bytes] = dict(keys or {})
+        self.commands: dict[int, Command] = dict(self.COMMANDS)
+        self.proprietary_commands: dict[int, Command] = dict(self.PROPRIETARY_COMMANDS)
+        self._session: Session | None = None
+        self._uid = b""
+        self.power_on()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        extended_length: bool = True,
+        uid: bytes | None = None,
+        life_cycle: LifeCycle = LifeCycle.INITIALISATION,
+        admin: AccessCondition = AccessCondition.ALWAYS,
+        capacity: int = DEFAULT_CAPACITY,
+        max_command_data: int | None = None,
+        max_response_data: int | None = None,
+        historical_bytes: bytes | None = None,
+    ) -> Self:
+        """A blank card: the MF (in ``life_cycle``, managed under ``admin``) and EF.ATR/INFO.
+
+        ``uid`` ``None`` draws a random UID per power-on session; the buffer sizes default to the
+        extended-length maxima and only apply with ``extended_length``.
+        """
+        limits: dict[str, int] = {}
+        if max_command_data is not None:
+            limits["max_command_data"] = max_command_data
+        if max_response_data is not None:
+            limits["max_response_data"] = max_response_data
+        config = CardConfig(
+            extended_length=extended_length, uid=uid, historical_bytes=historical_bytes, **limits
+        )
+        # Files created without their own security attributes inherit these: readable, and
+        # writable by whoever may manage the card.
+        mf_access = SecurityAttributes(read=AccessCondition.ALWAYS, update=admin, admin=admin)
+        fs = FileSystem(DedicatedFile(MF_FID, access=mf_access, lcs=life_cycle), capacity=capacity)
+        fs.create_ef(
+            fs.mf,
+            EF_ATR_INFO_FID,
+            data=ef_atr_info(config),
+            sfi=EF_ATR_INFO_SFI,
+            access=SecurityAttributes(AccessCondition.ALWAYS, AccessCondition.NEVER, AccessCondition.NEVER),
+        )
+        return cls(fs, config)
+
+    # --- persistent properties -----------------------------------------------------------------
+
+    @property
+    def config(self) -> CardConfig:
+        return self._config
+
+    @property
+    def life_cycle(self) -> LifeCycle:
+        """The card's life-cycle status: that of its MF."""
+        return self.fs.mf.lcs
+
+    @property
+    def ats_historical(self) -> bytes:
+        """Historical bytes for the ISO/IEC 14443-4 ATS (and so for the PC/SC ATR)."""
+        return historical_bytes(self._config, self.life_cycle)
+
+    @property
+    def atr(self) -> bytes:
+        """The ATR a PC/SC reader reports for this contactless card."""
+        return contactless_atr(self.ats_historical)
+
+    @property
+    def uid(self) -> bytes:
+        """The ISO/IEC 14443-3 UID of the current (or last) power-on session."""
+        return self._uid
+
+    # --- power and session ---------------------------------------------------------------------
+
+    def power_on(self) -> bytes:
+        """Cold reset: a new session (UID, selection at the MF, empty security state); the ATR."""
+        with self._lock:
+            self._uid = self._config.uid or random_uid()
+            self._session = Session(uid=self._uid, current_df=self.fs.mf)
+            return self.atr
+
+    def power_off(self) -> None:
+        with self._lock:
+            self._session = None
+
+    @property
+    def powered(self) -> bool:
+        return self._session is not None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise CardRemovedError("the virtual card is not powered")
+        return self._session
+
+    @property
+    def security(self) -> SecurityState:
+        return self.session.security
+
+    @property
+    def current_df(self) -> DedicatedFile:
+        return self.session.current_df
+
+    @property
+    def current_ef(self) -> ElementaryFile | None:
+        return self.session.current_ef
+
+    def select(self, f: CardFile) -> None:
+        """Make ``f`` the current DF (and clear the current EF) or the current EF of its DF."""
+        session = self.session
+        if isinstance(f, DedicatedFile):
+            session.current_df, session.current_ef = f, None
+        elif isinstance(f, ElementaryFile) and f.parent is not None:
+            session.current_df, session.current_ef = f.parent, f
+
+    def response_limit(self, apdu: CommandApdu) -> int:
+        """How many data bytes the response to ``apdu`` may carry: Ne, within the card's buffer."""
+        return min(apdu.le or 0, self._config.response_data_limit)
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the card's non-volatile state to an image file, atomically."""
+        with self._lock:
+            encoded = image.encode(image.CardImage(self._config, self.fs, dict(self.keys)))
+        image.write_atomic(path, encoded)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """A card from an image file, freshly powered on; :class:`CardImageError` if unusable."""
+        loaded = image.load(path)
+        return cls(loaded.fs, loaded.config, keys=loaded.keys)
+
+    # --- the APDU interface --------------------------------------------------------------------
+
+    def transceive(self, command: bytes) -> bytes:
+        """Process one command APDU and return the response with its status word.
+
+        Malformed input gets a status word, never an exception; only a card that is not powered
+        raises (:class:`CardRemovedError`), as a real reader would find no card.
+        """
+        with self._lock:
+            if self._session is None:
+                raise CardRemovedError("the virtual card is not powered")
+            try:
+                return self._process(bytes(command)).encode()
+            except Exception:
+                # Last line of defence: a card answers, it never takes the reader down with it.
+                # The command bytes stay out of the log: they may carry secrets.
+                log.exception("internal error in the virtual card, answering 6F00")
+                return _status(SW.NO_PRECISE_DIAGNOSIS).encode()
+
+    def _process(self, raw: bytes) -> ResponseApdu:
+        session = self.session
+        # GET RESPONSE must come right after the response it continues; any other command drops it.
+        session.offered, session.remainder = session.remainder, b""
+        try:
+            apdu = CommandApdu.decode(raw)
+        except ApduFormatError:
+            return _status(SW.WRONG_LENGTH)
+        refusal = class_status(apdu.cla)
+        if refusal is not None:
+            return _status(refusal)
+        if apdu.extended and not self._config.extended_length:
+            return _status(SW.WRONG_LENGTH)
+        if len(apdu.data) > self._config.command_data_limit:
+            return _status(SW.WRONG_LENGTH)
+        if self.life_cycle is LifeCycle.TERMINATED:
+            return _status(SW.CONDITIONS_NOT_SATISFIED)
+
+        security = session.security
+        channel = security.channel
+        if apdu.cla & _SM_BITS:
+            if channel is None:
+                # 6882 "secure messaging not supported": with no channel established there is
+                # nothing to check the protection against. 6987 ("SM data objects missing") would
+                # suggest that a differently formed SM command could succeed.
+                return _status(SW.SM_NOT_SUPPORTED)
+            try:
+                inner = channel.unwrap(apdu)
+            except ApduError as exc:
+                security.end_channel()
+                return _status(exc.sw)
+            return channel.wrap(self._execute(inner))
+        if channel is not None:
+            security.end_channel()
+        return self._execute(apdu)
+
+    def _execute(self, apdu: CommandApdu) -> ResponseApdu:
+        session = self.session
+        proprietary = bool(apdu.cla & _PROPRIETARY_BIT)
+        header = (apdu.ins, apdu.p1, apdu.p2, proprietary)
+        chain = session.chain
+        if chain is not None and chain.header != header:
+            session.chain = None
+            return _status(SW.LAST_COMMAND_OF_CHAIN_EXPECTED)
+        command = (self.proprietary_commands if proprietary else self.commands).get(apdu.ins)
+        if command is None:
+            return _status(SW.INS_NOT_SUPPORTED)
+        chained = bool(apdu.cla & _CHAIN_BIT)
+        if chained and command.chaining is Chaining.NONE:
+            return _status(SW.CHAINING_NOT_SUPPORTED)
+        if command.chaining is Chaining.BUFFER and (chained or chain is not None):
+            collected = (chain.data if chain is not None else b"") + apdu.data
+            if len(collected) > MAX_CHAINED_DATA:
+                session.chain = None
+                return _status(SW.WRONG_LENGTH)
+            if chained:
+                session.chain = _Chain(header, collected)
+                return _status(SW.OK)
+            session.chain = None
+            apdu = apdu.with_(cla=apdu.cla & ~_CHAIN_BIT, data=collected)
+        elif command.chaining is Chaining.EACH:
+            session.chain = _Chain(header) if chained else None
+
+        try:
+            response = command.handler(self, apdu)
+        except ApduError as exc:
+            return _status(exc.sw)
+        return self._deliver(response, apdu)
+
+    def _deliver(self, response: ResponseApdu, apdu: CommandApdu) -> ResponseApdu:
+        """Fit the response into Ne: a longer successful response is split, the rest waiting for
+        GET RESPONSE behind 61xx (ISO/IEC 7816-4 section 5.3.4)."""
+        limit = self.response_limit(apdu)
+        if len(response.data) <= limit:
+            return response
+        if response.sw != SW.OK:
+            return ResponseApdu(response.data[:limit], response.sw)
+        rest = response.data[limit:]
+        self.session.remainder = rest
+        return ResponseApdu(response.data[:limit], SW.bytes_remaining(min(len(rest), 256)))

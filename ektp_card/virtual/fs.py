@@ -1,0 +1,394 @@
+"""The virtual card's file system: MF, DFs and transparent EFs (ISO/IEC 7816-4 section 7.1).
+
+Files are mutable objects (they are the card's non-volatile memory). Every structural rule - unique
+file identifiers, short EF identifiers and DF names, the card's memory capacity - is checked here, so
+the CREATE FILE command and programmatic builders (demo card, personalisation, image loading) share
+one set of checks. Violations raise the :class:`~ektp_card.errors.ApduError` subclass whose status
+word the card would answer with, which is what the command dispatcher turns back into bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar
+
+from ektp_card.apdu.sw import SW
+from ektp_card.apdu.tlv import Tlv, parse_dict
+from ektp_card.errors import (
+    CardFileNotFoundError,
+    FileExistsOnCardError,
+    IncorrectParametersError,
+    NotEnoughMemoryError,
+    TlvError,
+)
+
+MF_FID = 0x3F00
+#: Identifiers a file may not take: the MF's own, the path escape 3FFF and the RFU value FFFF
+#: (ISO/IEC 7816-4 section 7.1.1); 0000 means "current EF" in the odd-INS READ BINARY P1-P2.
+RESERVED_FIDS = frozenset({0x0000, MF_FID, 0x3FFF, 0xFFFF})
+#: Short EF identifiers are 5 bits; 0 and 31 are not usable (ISO/IEC 7816-4 section 7.1.1).
+SFI_RANGE = range(1, 31)
+#: A DF name (application identifier) has 1 to 16 bytes (ISO/IEC 7816-4 section 8.2.1.2).
+DF_NAME_MAX = 16
+#: Bookkeeping bytes charged against the capacity for every file, so that many empty files also
+#: run out of memory like on silicon.
+FILE_OVERHEAD = 32
+#: Default non-volatile memory size available for files.
+DEFAULT_CAPACITY = 1024 * 1024
+
+
+class LifeCycle(IntEnum):
+    """Life-cycle status byte (LCS) values, ISO/IEC 7816-4 section 7.4.10."""
+
+    NO_INFORMATION = 0x00
+    CREATION = 0x01
+    INITIALISATION = 0x03
+    OPERATIONAL_DEACTIVATED = 0x04
+    OPERATIONAL_ACTIVATED = 0x05
+    TERMINATED = 0x0C
+
+    @classmethod
+    def from_byte(cls, value: int) -> LifeCycle | None:
+        """Decode an LCS byte; ``None`` for RFU and proprietary values.
+
+        Bit 2 is free in the operational states (05/07, 04/06) and bits 2-1 in termination (0C-0F).
+        """
+        if value in (0x05, 0x07):
+            return cls.OPERATIONAL_ACTIVATED
+        if value in (0x04, 0x06):
+            return cls.OPERATIONAL_DEACTIVATED
+        if 0x0C <= value <= 0x0F:
+            return cls.TERMINATED
+        if value in (0x00, 0x01, 0x03):
+            return cls(value)
+        return None
+
+    @property
+    def usable(self) -> bool:
+        """Whether data may be read or written: every state except deactivated and terminated."""
+        return self not in (LifeCycle.OPERATIONAL_DEACTIVATED, LifeCycle.TERMINATED)
+
+    @property
+    def before_operational(self) -> bool:
+        return self in (LifeCycle.CREATION, LifeCycle.INITIALISATION)
+
+
+_CONDITION_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
+_RESERVED_NAMES = frozenset({"ALWAYS", "NEVER"})
+
+
+@dataclass(frozen=True)
+class AccessCondition:
+    """When a command may touch a file: ALWAYS, NEVER, or named conditions a protocol satisfies.
+
+    ``alternatives`` is a set of alternatives, each a set of condition names that must all hold
+    (e.g. "PACE+TA|PERSO": PACE and Terminal Authentication, or a personalisation session). ALWAYS is
+    the one empty alternative, NEVER has no alternative at all.
+    """
+
+    alternatives: frozenset[frozenset[str]]
+
+    ALWAYS: ClassVar[AccessCondition]
+    NEVER: ClassVar[AccessCondition]
+
+    def __post_init__(self) -> None:
+        for alternative in self.alternatives:
+            for name in alternative:
+                if not _CONDITION_NAME.fullmatch(name) or name in _RESERVED_NAMES:
+                    raise ValueError(f"invalid access condition name: {name!r}")
+        if frozenset() in self.alternatives and len(self.alternatives) > 1:
+            # ALWAYS absorbs every other alternative; keep one canonical form for equality.
+            object.__setattr__(self, "alternatives", frozenset({frozenset()}))
+
+    @classmethod
+    def require(cls, *names: str) -> AccessCondition:
+        """All of ``names`` must have been satisfied in the session."""
+        return cls(frozenset({frozenset(names)}))
+
+    def __or__(self, other: AccessCondition) -> AccessCondition:
+        return AccessCondition(self.alternatives | other.alternatives)
+
+    def satisfied_by(self, granted: AbstractSet[str]) -> bool:
+        return any(alternative <= granted for alternative in self.alternatives)
+
+    def __str__(self) -> str:
+        if not self.alternatives:
+            return "NEVER"
+        if self.alternatives == frozenset({frozenset()}):
+            return "ALWAYS"
+        return "|".join(sorted("+".join(sorted(a)) for a in self.alternatives))
+
+    @classmethod
+    def parse(cls, text: str) -> AccessCondition:
+        """Inverse of ``str()``: "ALWAYS", "NEVER" or names joined by "+" (and) and "|" (or)."""
+        if text == "ALWAYS":
+            return cls.ALWAYS
+        if text == "NEVER":
+            return cls.NEVER
+        return cls(frozenset(frozenset(part.split("+")) for part in text.split("|")))
+
+
+AccessCondition.ALWAYS = AccessCondition(frozenset({frozenset()}))
+AccessCondition.NEVER = AccessCondition(frozenset())
+
+# Tags inside our proprietary security attribute DO (FCP tag 86).
+_TAG_READ, _TAG_UPDATE, _TAG_ADMIN = 0x80, 0x81, 0x82
+
+
+@dataclass(frozen=True)
+class SecurityAttributes:
+    """A file's access conditions.
+
+    ``read`` guards READ BINARY, ``update`` UPDATE BINARY, ``admin`` the file-management commands:
+    CREATE FILE under a DF, ACTIVATE, DEACTIVATE and TERMINATE of the file itself.
+    """
+
+    read: AccessCondition = AccessCondition.ALWAYS
+    update: AccessCondition = AccessCondition.NEVER
+    admin: AccessCondition = AccessCondition.NEVER
+
+    def encode(self) -> bytes:
+        """Value of FCP DO 86 ("security attributes in proprietary format", ISO/IEC 7816-4
+        section 7.4.3): three ASCII conditions, tagged 80 read, 81 update, 82 admin."""
+        return b"".join(
+            Tlv(tag, str(cond).encode("ascii")).encode()
+            for tag, cond in ((_TAG_READ, self.read), (_TAG_UPDATE, self.update), (_TAG_ADMIN, self.admin))
+        )
+
+    @classmethod
+    def decode(cls, value: bytes) -> SecurityAttributes:
+        """Parse the DO 86 value; all three conditions must be present."""
+        fields = parse_dict(value)
+        if set(fields) != {_TAG_READ, _TAG_UPDATE, _TAG_ADMIN}:
+            raise TlvError("security attributes need exactly the tags 80, 81 and 82", 0)
+        try:
+            read, update, admin = (
+                AccessCondition.parse(fields[t].decode("ascii")) for t in (_TAG_READ, _TAG_UPDATE, _TAG_ADMIN)
+            )
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise TlvError("malformed access condition", 0) from exc
+        return cls(read, update, admin)
+
+
+class CardFile:
+    """Common part of DFs and EFs."""
+
+    def __init__(self, fid: int, access: SecurityAttributes, lcs: LifeCycle) -> None:
+        self.fid = fid
+        self.access = access
+        self.lcs = lcs
+        self.parent: DedicatedFile | None = None
+
+    @property
+    def is_df(self) -> bool:
+        return isinstance(self, DedicatedFile)
+
+    @property
+    def path(self) -> tuple[int, ...]:
+        """File identifiers from the MF (included) down to this file."""
+        chain: list[int] = []
+        node: CardFile | None = self
+        while node is not None:
+            chain.append(node.fid)
+            node = node.parent
+        return tuple(reversed(chain))
+
+    def ancestors(self) -> Iterator[DedicatedFile]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+    @property
+    def usable(self) -> bool:
+        """Whether this file and every DF above it may be used (not deactivated, not terminated)."""
+        return self.lcs.usable and all(df.lcs.usable for df in self.ancestors())
+
+    @property
+    def storage(self) -> int:
+        """Bytes charged against the card's capacity."""
+        return FILE_OVERHEAD
+
+    def __repr__(self) -> str:
+        path = "/".join(f"{fid:04X}" for fid in self.path)
+        return f"<{type(self).__name__} {path} {self.lcs.name}>"
+
+
+class ElementaryFile(CardFile):
+    """A transparent EF: a fixed-size byte string."""
+
+    def __init__(
+        self,
+        fid: int,
+        size: int,
+        *,
+        sfi: int | None = None,
+        access: SecurityAttributes | None = None,
+        lcs: LifeCycle = LifeCycle.OPERATIONAL_ACTIVATED,
+    ) -> None:
+        super().__init__(fid, access or SecurityAttributes(), lcs)
+        if size < 0:
+            raise ValueError("negative file size")
+        self.sfi = sfi
+        self.data = bytearray(size)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def storage(self) -> int:
+        return FILE_OVERHEAD + self.size
+
+
+class DedicatedFile(CardFile):
+    """A DF (the MF is the root DF); an application when it has a DF name (AID)."""
+
+    def __init__(
+        self,
+        fid: int,
+        *,
+        name: bytes | None = None,
+        access: SecurityAttributes | None = None,
+        lcs: LifeCycle = LifeCycle.OPERATIONAL_ACTIVATED,
+    ) -> None:
+        super().__init__(fid, access or SecurityAttributes(), lcs)
+        self.name = name
+        self.children: list[CardFile] = []
+
+    def child(self, fid: int) -> CardFile | None:
+        return next((c for c in self.children if c.fid == fid), None)
+
+    def child_df(self, fid: int) -> DedicatedFile | None:
+        found = self.child(fid)
+        return found if isinstance(found, DedicatedFile) else None
+
+    def child_ef(self, fid: int) -> ElementaryFile | None:
+        found = self.child(fid)
+        return found if isinstance(found, ElementaryFile) else None
+
+    def child_by_sfi(self, sfi: int) -> ElementaryFile | None:
+        return next((c for c in self.children if isinstance(c, ElementaryFile) and c.sfi == sfi), None)
+
+
+def _fid_error(fid: int) -> IncorrectParametersError:
+    return IncorrectParametersError(SW.INCORRECT_DATA, message=f"file identifier {fid:04X} is reserved")
+
+
+class FileSystem:
+    """The tree under the MF, with builders that enforce ISO/IEC 7816-4 naming rules."""
+
+    def __init__(self, mf: DedicatedFile | None = None, *, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.mf = mf or DedicatedFile(MF_FID)
+        if self.mf.fid != MF_FID or self.mf.parent is not None:
+            raise ValueError("the root of a file system must be a DF with identifier 3F00")
+        self.capacity = capacity
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def walk(self) -> Iterator[CardFile]:
+        """Every file, depth first in creation order, starting with the MF."""
+        stack: list[CardFile] = [self.mf]
+        while stack:
+            node = stack.pop()
+            yield node
+            if isinstance(node, DedicatedFile):
+                stack.extend(reversed(node.children))
+
+    def dfs(self) -> list[DedicatedFile]:
+        return [f for f in self.walk() if isinstance(f, DedicatedFile)]
+
+    def applications(self, prefix: bytes = b"") -> list[DedicatedFile]:
+        """DFs whose name starts with ``prefix`` (every named DF for an empty prefix), in tree order."""
+        return [df for df in self.dfs() if df.name is not None and df.name.startswith(prefix)]
+
+    def application(self, aid: bytes) -> DedicatedFile:
+        """The DF whose name is exactly ``aid``."""
+        for df in self.dfs():
+            if df.name == aid:
+                return df
+        raise CardFileNotFoundError(SW.FILE_NOT_FOUND, message=f"no application {aid.hex().upper()}")
+
+    def get(self, path: Sequence[int], start: DedicatedFile | None = None) -> CardFile:
+        """Follow file identifiers from ``start`` (default: the MF, whose own identifier is not part
+        of the path); every step but the last must be a DF."""
+        node: CardFile = start or self.mf
+        for fid in path:
+            found = node.child(fid) if isinstance(node, DedicatedFile) else None
+            if found is None:
+                where = "/".join(f"{f:04X}" for f in path)
+                raise CardFileNotFoundError(SW.FILE_NOT_FOUND, message=f"no file at path {where}")
+            node = found
+        return node
+
+    @property
+    def used(self) -> int:
+        return sum(f.storage for f in self.walk())
+
+    # --- builders ----------------------------------------------------------------------------
+
+    def _check_new(self, parent: DedicatedFile, fid: int, storage: int) -> None:
+        if fid in RESERVED_FIDS or not 0 <= fid <= 0xFFFF:
+            raise _fid_error(fid)
+        if fid == parent.fid or parent.child(fid) is not None:
+            raise FileExistsOnCardError(
+                SW.FILE_EXISTS, message=f"file {fid:04X} already exists in DF {parent.fid:04X}"
+            )
+        if self.used + storage > self.capacity:
+            raise NotEnoughMemoryError(SW.NOT_ENOUGH_MEMORY, message="card memory is full")
+
+    def create_df(
+        self,
+        parent: DedicatedFile,
+        fid: int,
+        *,
+        name: bytes | None = None,
+        access: SecurityAttributes | None = None,
+        lcs: LifeCycle = LifeCycle.OPERATIONAL_ACTIVATED,
+    ) -> DedicatedFile:
+        """Add a DF under ``parent``; ``access`` defaults to the parent's attributes."""
+        self._check_new(parent, fid, FILE_OVERHEAD)
+        if name is not None:
+            if not 1 <= len(name) <= DF_NAME_MAX:
+                raise IncorrectParametersError(SW.INCORRECT_DATA, message="a DF name has 1 to 16 bytes")
+            if any(df.name == name for df in self.dfs()):
+                raise FileExistsOnCardError(
+                    SW.FILE_EXISTS, message=f"DF name {name.hex().upper()} already exists"
+                )
+        df = DedicatedFile(fid, name=name, access=access or parent.access, lcs=lcs)
+        df.parent = parent
+        parent.children.append(df)
+        return df
+
+    def create_ef(
+        self,
+        parent: DedicatedFile,
+        fid: int,
+        *,
+        size: int | None = None,
+        data: bytes = b"",
+        sfi: int | None = None,
+        access: SecurityAttributes | None = None,
+        lcs: LifeCycle = LifeCycle.OPERATIONAL_ACTIVATED,
+    ) -> ElementaryFile:
+        """Add a transparent EF of ``size`` bytes (default ``len(data)``) holding ``data`` at offset 0."""
+        size = len(data) if size is None else size
+        if size < len(data) or size < 0:
+            raise NotEnoughMemoryError(SW.NOT_ENOUGH_MEMORY, message="data longer than the file size")
+        self._check_new(parent, fid, FILE_OVERHEAD + size)
+        if sfi is not None:
+            if sfi not in SFI_RANGE:
+                raise IncorrectParametersError(SW.INCORRECT_DATA, message=f"invalid SFI {sfi}")
+            if parent.child_by_sfi(sfi) is not None:
+                raise FileExistsOnCardError(
+                    SW.FILE_EXISTS, message=f"short EF identifier {sfi} already used in DF {parent.fid:04X}"
+                )
+        ef = ElementaryFile(fid, size, sfi=sfi, access=access or parent.access, lcs=lcs)
+        ef.data[: len(data)] = data
+        ef.parent = parent
+        parent.children.append(ef)
+        return ef

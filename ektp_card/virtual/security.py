@@ -1,0 +1,63 @@
+"""The card's volatile security state and the slot where a secure-messaging layer plugs in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ektp_card.apdu.command import CommandApdu, ResponseApdu
+from ektp_card.virtual.fs import AccessCondition
+
+#: Condition names the card's protocols grant (see AccessCondition). They are plain strings so
+#: later protocols and attack variants can add their own.
+PACE = "PACE"
+TA = "TA"
+CA = "CA"
+PERSO = "PERSO"
+
+
+class SecureChannel(Protocol):
+    """A card-side secure-messaging session (ISO/IEC 7816-4 section 10), installed by a protocol
+    such as PACE once its keys are agreed.
+
+    ``unwrap`` verifies and decrypts a protected command, raising
+    :class:`~ektp_card.errors.ApduError` with the status word to answer (e.g. 6987, 6988) when the
+    protection is wrong; the card then ends the channel. ``wrap`` protects the response.
+    """
+
+    def unwrap(self, apdu: CommandApdu) -> CommandApdu: ...
+
+    def wrap(self, response: ResponseApdu) -> ResponseApdu: ...
+
+
+@dataclass
+class SecurityState:
+    """What has been proven in this power-on session. A cold reset replaces it with a fresh one."""
+
+    granted: set[str] = field(default_factory=set)
+    #: The last GET CHALLENGE answer: authentication protocols verify against it, once.
+    challenge: bytes | None = None
+    channel: SecureChannel | None = None
+
+    def satisfies(self, condition: AccessCondition) -> bool:
+        return condition.satisfied_by(self.granted)
+
+    def grant(self, *names: str) -> None:
+        self.granted.update(names)
+
+    def revoke(self, *names: str) -> None:
+        self.granted.difference_update(names)
+
+    def take_challenge(self) -> bytes | None:
+        """The last challenge, cleared so that it cannot be answered twice."""
+        challenge, self.challenge = self.challenge, None
+        return challenge
+
+    def open_channel(self, channel: SecureChannel) -> None:
+        self.channel = channel
+
+    def end_channel(self) -> None:
+        """Drop secure messaging and everything proven through it: in ICAO Doc 9303-11 an SM error
+        or a plain command while SM is active ends the session's access rights."""
+        self.channel = None
+        self.granted.clear()
