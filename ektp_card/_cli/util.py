@@ -1,0 +1,93 @@
+"""CLI plumbing: the typed context, the one error contract, output helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from ektp_card import errors
+from ektp_card.log import TRAFFIC
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (docs/cli.md). Verification verdicts will take 10 and above."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    PCSC_UNAVAILABLE = 3
+    READER_NOT_FOUND = 4
+    NO_CARD = 5
+    CARD_STATUS = 6
+    FILE = 7
+    SECURITY = 8
+
+
+class CliError(Exception):
+    """One clear line on stderr and a documented exit code (printed by the one handler in main)."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_ERROR_CODES: list[tuple[type[errors.EktpError], ExitCode]] = [
+    (errors.PcscUnavailableError, ExitCode.PCSC_UNAVAILABLE),
+    (errors.ReaderNotFoundError, ExitCode.READER_NOT_FOUND),
+    (errors.NoCardError, ExitCode.NO_CARD),
+    (errors.CardRemovedError, ExitCode.NO_CARD),
+    (errors.TransportError, ExitCode.NO_CARD),
+    (errors.CardImageError, ExitCode.FILE),
+    (errors.SecureMessagingError, ExitCode.SECURITY),
+    (errors.ApduError, ExitCode.CARD_STATUS),
+    (errors.ApduFormatError, ExitCode.USAGE),
+    (errors.TlvError, ExitCode.CARD_STATUS),
+]
+
+
+def exit_code_for(error: errors.EktpError) -> ExitCode:
+    for cls, code in _ERROR_CODES:
+        if isinstance(error, cls):
+            return code
+    return ExitCode.INTERNAL
+
+
+def fail(message: str, code: ExitCode) -> NoReturn:
+    raise CliError(message, code)
+
+
+@dataclass
+class Ctx:
+    """Typed state shared by every command (instead of string keys in ctx.obj)."""
+
+    json: bool = False
+    verbosity: int = 0
+    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+
+    def emit(self, data: Any) -> None:
+        """Machine-readable output for --json."""
+        click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def setup_logging(verbosity: int) -> None:
+    level = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}.get(verbosity, TRAFFIC)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ektp_card")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def parse_hex(value: str, what: str) -> bytes:
+    cleaned = "".join(value.split()).replace(":", "")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        fail(f"{what} is not valid hex: {value!r}", ExitCode.USAGE)

@@ -1,0 +1,146 @@
+"""A session with any ISO/IEC 7816-4 card: selection, transparent files, EF.ATR/INFO, GET CHALLENGE.
+
+Card applications (the e-KTP profile, ICAO eMRTD) build their sessions on this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
+from ektp_card.apdu.protocol import ApduProtocol
+from ektp_card.apdu.sw import SW
+from ektp_card.apdu.tlv import Tlv, parse_dict, parse_list
+from ektp_card.errors import IncorrectParametersError, TlvError
+
+#: EF.ATR/INFO under the MF (ISO/IEC 7816-4 section 8.2.1.1; ICAO Doc 9303-10 section 3.12).
+EF_ATR_INFO_FID = 0x2F01
+EF_ATR_INFO_SFI = 0x01
+
+_READ_OK = frozenset({SW.OK, SW.END_OF_FILE})
+#: READ BINARY B0 carries the offset in 15 bits; beyond that the odd INS B1 with DO 54 is needed.
+_MAX_B0_OFFSET = 0x7FFF
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """What EF.ATR/INFO says about the card's buffers (ISO/IEC 7816-4 section 12.7.1, DO 7F66)."""
+
+    command_chaining: bool
+    extended_length: bool
+    max_command_apdu: int | None
+    max_response_apdu: int | None
+
+    @classmethod
+    def parse(cls, data: bytes) -> CardInfo:
+        """Parse the BER-TLV content of EF.ATR/INFO; unknown objects are ignored."""
+        objects = parse_dict(data)
+        caps = objects.get(0x47, b"")
+        third = caps[2] if len(caps) >= 3 else 0
+        max_cmd = max_rsp = None
+        if 0x7F66 in objects:
+            ints = [t for t in parse_list(objects[0x7F66]) if t.tag == 0x02]
+            if len(ints) < 2:
+                raise TlvError("DO 7F66 needs two INTEGERs", 0)
+            max_cmd = int.from_bytes(ints[0].value, "big")
+            max_rsp = int.from_bytes(ints[1].value, "big")
+        return cls(
+            command_chaining=bool(third & 0x80),
+            extended_length=bool(third & 0x40) or max_cmd is not None,
+            max_command_apdu=max_cmd,
+            max_response_apdu=max_rsp,
+        )
+
+    @property
+    def max_read(self) -> int:
+        """The largest Ne worth asking for in one READ BINARY."""
+        if self.extended_length and self.max_response_apdu:
+            # The response APDU carries SW1-SW2 besides the data; B1 responses add a DO 53 header.
+            return max(SHORT_MAX_LE, min(65536, self.max_response_apdu - 2))
+        return SHORT_MAX_LE
+
+
+class Iso7816Session:
+    """Basic interindustry commands over an :class:`ApduProtocol`."""
+
+    def __init__(self, protocol: ApduProtocol, cla: int = 0x00) -> None:
+        self.protocol = protocol
+        self.cla = cla
+        #: Largest Ne for one READ BINARY; raised after reading EF.ATR/INFO.
+        self.max_read = SHORT_MAX_LE
+
+    def select_mf(self) -> None:
+        self.protocol.send(CommandApdu(self.cla, 0xA4, 0x00, 0x0C))
+
+    def select_aid(self, aid: bytes) -> None:
+        """SELECT by DF name (P1 04), no response data."""
+        self.protocol.send(CommandApdu(self.cla, 0xA4, 0x04, 0x0C, aid))
+
+    def select_ef(self, fid: int) -> int | None:
+        """SELECT an EF under the current DF and return its size from the FCP (tag 80 or 81)."""
+        resp = self.protocol.send(CommandApdu(self.cla, 0xA4, 0x02, 0x04, fid.to_bytes(2, "big"), le=256))
+        if not resp.data:
+            return None
+        fcp = parse_dict(Tlv.decode(resp.data).value) if resp.data[0] == 0x62 else {}
+        size = fcp.get(0x80, fcp.get(0x81))
+        return int.from_bytes(size, "big") if size is not None else None
+
+    def read_card_info(self) -> CardInfo:
+        """Read EF.ATR/INFO from the MF by its short file ID and adopt its buffer sizes."""
+        data = self.read_file(sfi=EF_ATR_INFO_SFI)
+        info = CardInfo.parse(data)
+        self.max_read = info.max_read
+        if info.extended_length and not self.protocol.extended:
+            self.protocol.extended = True
+        return info
+
+    def read_binary(self, offset: int, length: int) -> bytes:
+        """One READ BINARY of at most ``length`` bytes at ``offset`` of the current EF."""
+        if offset <= _MAX_B0_OFFSET:
+            cmd = CommandApdu(self.cla, 0xB0, offset >> 8, offset & 0xFF, le=length)
+            return self.protocol.send(cmd, allow=_READ_OK).data
+        # Offset DO 54 in, discretionary data DO 53 out (ISO/IEC 7816-4 section 11.2.3).
+        offset_do = Tlv(0x54, offset.to_bytes(3 if offset > 0xFFFF else 2, "big")).encode()
+        resp = self.protocol.send(CommandApdu(self.cla, 0xB1, 0, 0, offset_do, le=length), allow=_READ_OK)
+        return Tlv.decode(resp.data).value if resp.data else b""
+
+    def read_file(self, *, sfi: int | None = None, fid: int | None = None) -> bytes:
+        """Read a whole transparent EF, selecting it by short file ID (P1 100xxxxx) or by FID.
+
+        Reads in chunks of :attr:`max_read` and stops at end of file (6282 or a short answer).
+        """
+        if (sfi is None) == (fid is None):
+            raise ValueError("give exactly one of sfi or fid")
+        out = bytearray()
+        size: int | None = None
+        if sfi is not None:
+            resp = self.protocol.send(
+                CommandApdu(self.cla, 0xB0, 0x80 | sfi, 0x00, le=self.max_read), allow=_READ_OK
+            )
+            out += resp.data
+            if resp.sw == SW.END_OF_FILE or len(resp.data) < self.max_read:
+                return bytes(out)
+        elif fid is not None:
+            size = self.select_ef(fid)
+        while size is None or len(out) < size:
+            want = self.max_read if size is None else min(self.max_read, size - len(out))
+            try:
+                chunk = self.read_binary(len(out), want)
+            except IncorrectParametersError as e:
+                # Offset past the end of a file of unknown size: that is the end.
+                if e.sw == SW.WRONG_P1P2 and size is None:
+                    break
+                raise
+            out += chunk
+            if not chunk or len(chunk) < want:
+                break
+        return bytes(out)
+
+    def update_binary(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` of the current EF (chained or extended as the stack allows)."""
+        if offset > _MAX_B0_OFFSET:
+            raise ValueError("UPDATE BINARY offsets above 32767 are not supported")
+        self.protocol.send(CommandApdu(self.cla, 0xD6, offset >> 8, offset & 0xFF, data))
+
+    def get_challenge(self, length: int = 8) -> bytes:
+        return self.protocol.send(CommandApdu(self.cla, 0x84, 0, 0, le=length)).data
