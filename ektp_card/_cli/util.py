@@ -83,6 +83,11 @@ def setup_logging(verbosity: int) -> None:
     root = logging.getLogger("ektp_card")
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # nfcpy logs its own warnings when a card leaves the field; our error line already says so.
+    nfc_log = logging.getLogger("nfc")
+    nfc_log.handlers[:] = [handler] if verbosity >= 2 else [logging.NullHandler()]
+    nfc_log.propagate = False
+    nfc_log.setLevel(level)
 
 
 def parse_hex(value: str, what: str) -> bytes:
