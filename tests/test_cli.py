@@ -121,3 +121,23 @@ def test_two_sources_is_usage_error(image: Path) -> None:
 def test_version_and_help() -> None:
     assert ektp("--version").stdout.startswith("ektp, version")
     assert "virtual" in ektp("--help").stdout
+
+
+def test_apdu_over_nfc() -> None:
+    from ektp_card.virtual import demo_card
+    from ektp_card.virtual.isodep import IsoDepCardServer
+
+    with IsoDepCardServer(demo_card()) as server:
+        proc = ektp("--json", "apdu", "--nfc", f"udp:127.0.0.1:{server.port}", SELECT_APP, "00B0810000")
+    assert proc.returncode == 0, proc.stderr
+    assert bytes.fromhex(json.loads(proc.stdout)[1]["data"]) == PUBLIC_CONTENT
+
+
+def test_nfc_no_card_is_exit_5() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = ektp("apdu", "--nfc", f"udp:127.0.0.1:{port}", "--timeout", "1", "00840000 08")
+    assert_clean_error(proc, 5, "")
