@@ -1,0 +1,98 @@
+"""Fixtures for tests through a real pcscd with vsmartcard's vpcd driver: ``pcscd`` and ``vpcd_bridge``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from ektp_card.errors import EktpError
+
+#: One test session at a time may drive the vpcd readers on this machine (they are machine-wide).
+PCSCD_LOCK = Path(tempfile.gettempdir()) / "ektp-card-vpcd.lock"
+PCSCD_LOCK_WAIT = 300.0
+
+INSTALL_HINT = "install it with `apt-get install pcscd vsmartcard-vpcd` (or run scripts/install.sh)"
+
+
+def _unavailable(message: str) -> NoReturn:
+    """Fail under CI, where pcscd must be there; skip on a developer's machine without it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI must run the PC/SC tests: {INSTALL_HINT}", pytrace=False)
+    pytest.skip(f"{message}; {INSTALL_HINT}")
+
+
+def _lock_vpcd(path: Path, wait: float) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                pytest.fail(f"another test session held {path} for more than {wait:g} s", pytrace=False)
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A pcscd offering the vpcd reader; yields the reader name ("Virtual PCD 00 00").
+
+    Uses a pcscd that already answers, else starts ``pcscd --foreground`` for the session and stops
+    it at the end. Skips (fails under CI=true) when pcscd, the vpcd driver or pyscard is missing.
+    """
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        _unavailable("pyscard is not installed")
+    from ektp_card.virtual.pcscd import PcscdProcess, pcscd_binary, reader_names
+    from ektp_card.virtual.vpcd import VPCD_READER
+
+    fd = _lock_vpcd(PCSCD_LOCK, PCSCD_LOCK_WAIT)
+    started: PcscdProcess | None = None
+    try:
+        names = reader_names()
+        if names is None:
+            if pcscd_binary() is None:
+                _unavailable("pcscd is not installed")
+            log_path = tmp_path_factory.mktemp("pcscd") / "pcscd.log"
+            try:
+                started = PcscdProcess.start(timeout=15.0, log_path=log_path)
+            except EktpError as exc:
+                _unavailable(f"could not start pcscd: {exc}")
+        elif VPCD_READER not in names:
+            _unavailable(f"the running pcscd has no reader {VPCD_READER!r} (vsmartcard-vpcd missing?)")
+        yield VPCD_READER
+    finally:
+        if started is not None:
+            started.stop()
+        os.close(fd)  # releases the lock
+
+
+@pytest.fixture
+def vpcd_bridge(pcscd: str) -> Iterator[Callable[..., Any]]:
+    """A factory ``serve(card, port=35963, **kwargs) -> VpcdBridge`` that puts a card in a vpcd reader.
+
+    ``serve`` returns once pcscd has seen the card; every bridge still running is stopped at teardown.
+    """
+    from ektp_card.virtual.vpcd import VPCD_PORT, VpcdBridge
+
+    bridges: list[VpcdBridge] = []
+
+    def serve(card: Any, port: int = VPCD_PORT, **kwargs: Any) -> VpcdBridge:
+        bridge = VpcdBridge(card, port=port, **kwargs)
+        bridge.start()
+        bridges.append(bridge)
+        return bridge
+
+    yield serve
+    for bridge in bridges:
+        bridge.stop()
