@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
-from ektp_card.apdu.tlv import Tlv, parse_dict, parse_list
+from ektp_card.apdu.tlv import Tlv, encode_length, parse_dict, parse_list
 from ektp_card.errors import IncorrectParametersError, TlvError
 
 #: EF.ATR/INFO under the MF (ISO/IEC 7816-4 section 8.2.1.1; ICAO Doc 9303-10 section 3.12).
@@ -94,20 +94,34 @@ class Iso7816Session:
             self.protocol.extended = True
         return info
 
-    def read_binary(self, offset: int, length: int) -> bytes:
-        """One READ BINARY of at most ``length`` bytes at ``offset`` of the current EF."""
+    def _read_chunk(self, offset: int, length: int) -> tuple[bytes, bool]:
+        """One READ BINARY; returns the data and whether the card said end of file (6282)."""
         if offset <= _MAX_B0_OFFSET:
             cmd = CommandApdu(self.cla, 0xB0, offset >> 8, offset & 0xFF, le=length)
-            return self.protocol.send(cmd, allow=_READ_OK).data
-        # Offset DO 54 in, discretionary data DO 53 out (ISO/IEC 7816-4 section 11.2.3).
+            resp = self.protocol.send(cmd, allow=_READ_OK)
+            return resp.data, resp.sw == SW.END_OF_FILE
+        # Offset DO 54 in, discretionary data DO 53 out (ISO/IEC 7816-4 section 11.2.3). Ne counts
+        # the DO 53 header too, so ask for that much more.
         offset_do = Tlv(0x54, offset.to_bytes(3 if offset > 0xFFFF else 2, "big")).encode()
-        resp = self.protocol.send(CommandApdu(self.cla, 0xB1, 0, 0, offset_do, le=length), allow=_READ_OK)
-        return Tlv.decode(resp.data).value if resp.data else b""
+        le = min(length + 1 + len(encode_length(length)), self.max_read)
+        resp = self.protocol.send(CommandApdu(self.cla, 0xB1, 0, 0, offset_do, le=le), allow=_READ_OK)
+        return (Tlv.decode(resp.data).value if resp.data else b""), resp.sw == SW.END_OF_FILE
+
+    def read_binary(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` of the current EF (fewer at end of file)."""
+        out = bytearray()
+        while len(out) < length:
+            chunk, eof = self._read_chunk(offset + len(out), min(length - len(out), self.max_read))
+            out += chunk
+            if eof or not chunk:
+                break
+        return bytes(out)
 
     def read_file(self, *, sfi: int | None = None, fid: int | None = None) -> bytes:
         """Read a whole transparent EF, selecting it by short file ID (P1 100xxxxx) or by FID.
 
-        Reads in chunks of :attr:`max_read` and stops at end of file (6282 or a short answer).
+        Reads in chunks of :attr:`max_read`; the end is the size in the FCP when selected by FID,
+        else 6282, a short B0 answer, an empty answer or 6B00 (offset past the end).
         """
         if (sfi is None) == (fid is None):
             raise ValueError("give exactly one of sfi or fid")
@@ -123,16 +137,17 @@ class Iso7816Session:
         elif fid is not None:
             size = self.select_ef(fid)
         while size is None or len(out) < size:
-            want = self.max_read if size is None else min(self.max_read, size - len(out))
+            offset = len(out)
+            want = self.max_read if size is None else min(self.max_read, size - offset)
             try:
-                chunk = self.read_binary(len(out), want)
+                chunk, eof = self._read_chunk(offset, want)
             except IncorrectParametersError as e:
                 # Offset past the end of a file of unknown size: that is the end.
                 if e.sw == SW.WRONG_P1P2 and size is None:
                     break
                 raise
             out += chunk
-            if not chunk or len(chunk) < want:
+            if eof or not chunk or (size is None and offset <= _MAX_B0_OFFSET and len(chunk) < want):
                 break
         return bytes(out)
 
