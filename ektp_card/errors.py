@@ -51,6 +51,13 @@ class CardImageError(EktpError):
     """A virtual card image file is missing, corrupt or of an unknown version."""
 
 
+class MrzError(EktpError, ValueError):
+    """Machine readable zone data that is malformed or whose check digits do not match.
+
+    The message names the field, never its value: the MRZ is the BAC password.
+    """
+
+
 class ApduError(EktpError):
     """The card answered with a status word other than success.
 
@@ -139,3 +146,46 @@ class ClaNotSupportedError(ApduError):
 
 class ChainingError(ApduError):
     """6883 or 6884: command chaining broken or not supported."""
+
+
+class PaceError(EktpError):
+    """PACE could not be completed: unsupported parameters, or a card answer that breaks the
+    protocol (malformed data, an invalid point, a wrong authentication token from the chip)."""
+
+
+class PacePasswordError(VerificationFailedError):
+    """The card refused the PACE password: wrong (6300, 63Cx), suspended (63C1 outside a CAN
+    session) or blocked (63C0, 6983). ``password`` names its type (MRZ, CAN, PIN, PUK), never its
+    value; ``retries`` is what the card said is left (0 when blocked)."""
+
+    def __init__(self, sw: int, password: str, data: bytes = b"", message: str | None = None) -> None:
+        self.password = password
+        retries = 0 if sw == 0x6983 else (sw & 0x0F if sw & 0xFFF0 == 0x63C0 else None)
+        if retries == 0:
+            text = f"the {password} is blocked"
+        elif retries == 1 and password == "PIN":  # noqa: S105 - the password type, not a password
+            text = f"wrong {password}: 1 try left, the {password} is suspended until PACE with the CAN"
+        elif retries is not None:
+            text = f"wrong {password}: {retries} tries left"
+        else:
+            text = f"wrong {password}"
+        super().__init__(sw, data, message or f"PACE failed: {text}")
+
+    @property
+    def retries(self) -> int | None:
+        if self.sw == 0x6983:
+            return 0
+        return super().retries
+
+    @property
+    def blocked(self) -> bool:
+        return self.retries == 0
+
+
+class LdsFormatError(EktpError, ValueError):
+    """A data structure read from a card (EF.CardAccess, a data group, EF.SOD) is malformed."""
+
+
+class PkiError(EktpError):
+    """A key, certificate, CRL or trust-store problem: unreadable or wrongly protected key file, a
+    missing passphrase, a certificate outside its profile. Never names a passphrase or key value."""

@@ -758,12 +758,13 @@ def test_secure_messaging_hook(demo: VirtualCard) -> None:
     channel.fail = True
     assert send(demo, "0CB0810003") == (b"", SW.SM_DATA_OBJECTS_INCORRECT)
     assert demo.security.channel is None and demo.security.granted == set()
-    # A plain command while SM is up ends the channel too.
+    # A plain command while SM is up ends the channel too, and is refused unprotected.
     channel.fail = False
     demo.security.open_channel(channel)
     demo.security.grant("PACE")
-    assert send(demo, "00A4000C023F00") == (b"", SW.OK)
+    assert send(demo, "00A4000C023F00") == (b"", SW.SM_DATA_OBJECTS_INCORRECT)
     assert demo.security.channel is None and not demo.security.granted
+    assert send(demo, "00A4000C023F00") == (b"", SW.OK)
 
 
 def test_access_condition_text_form() -> None:

@@ -32,6 +32,7 @@ from ektp_card.virtual.atr import (
     ef_atr_info,
     historical_bytes,
 )
+from ektp_card.virtual.bac import MUTUAL_AUTHENTICATE
 from ektp_card.virtual.commands import INTERINDUSTRY, Chaining, Command
 from ektp_card.virtual.config import CardConfig
 from ektp_card.virtual.fs import (
@@ -45,6 +46,7 @@ from ektp_card.virtual.fs import (
     LifeCycle,
     SecurityAttributes,
 )
+from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, MANAGE_SECURITY_ENVIRONMENT
 from ektp_card.virtual.security import SecurityState
 
 log = logging.getLogger("ektp_card.virtual")
@@ -106,6 +108,9 @@ class Session:
     remainder: bytes = b""
     #: What GET RESPONSE may return while the current command runs (the previous remainder).
     offered: bytes = b""
+    #: The authentication protocol MSE:Set AT started and GENERAL AUTHENTICATE continues (e.g.
+    #: a :class:`~ektp_card.virtual.pace.ChipPace` run); each protocol module checks its own type.
+    protocol_state: object | None = None
 
 
 class VirtualCard:
@@ -115,7 +120,16 @@ class VirtualCard:
     subclass (or to ``card.commands`` on one instance), keyed by INS.
     """
 
-    COMMANDS: ClassVar[Mapping[int, Command]] = INTERINDUSTRY
+    #: MUTUAL AUTHENTICATE answers only on cards holding a BAC key (see ektp_card.virtual.bac).
+    COMMANDS: ClassVar[Mapping[int, Command]] = MappingProxyType(
+        {
+            **INTERINDUSTRY,
+            0x82: MUTUAL_AUTHENTICATE,
+            # PACE answers only on cards holding PACE passwords (see ektp_card.virtual.pace).
+            0x22: MANAGE_SECURITY_ENVIRONMENT,
+            0x86: GENERAL_AUTHENTICATE,
+        }
+    )
     PROPRIETARY_COMMANDS: ClassVar[Mapping[int, Command]] = MappingProxyType({})
 
     def __init__(
@@ -312,7 +326,11 @@ class VirtualCard:
                 return _status(exc.sw)
             return channel.wrap(self._execute(inner))
         if channel is not None:
+            # A plain command aborts secure messaging (ICAO Doc 9303-11 section 9.8, "session
+            # termination"). It is refused too, unprotected: nothing runs outside the protection
+            # the terminal set up, and the terminal learns at once that its session is gone.
             security.end_channel()
+            return _status(SW.SM_DATA_OBJECTS_INCORRECT)
         return self._execute(apdu)
 
     def _execute(self, apdu: CommandApdu) -> ResponseApdu:

@@ -11,6 +11,7 @@ from ektp_card.virtual.fs import AccessCondition
 #: Condition names the card's protocols grant (see AccessCondition). They are plain strings so
 #: later protocols and attack variants can add their own.
 PACE = "PACE"
+BAC = "BAC"
 TA = "TA"
 CA = "CA"
 PERSO = "PERSO"

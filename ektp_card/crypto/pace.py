@@ -1,0 +1,501 @@
+"""PACE with Generic Mapping over ECDH: the terminal side, and the primitives both sides share.
+
+ICAO Doc 9303-11 section 4.4 (protocol 4.4.1, cryptography 4.4.3, APDUs 4.4.4, data objects 4.4.5)
+and section 9.7 (key derivation); BSI TR-03110 parts 2 and 3 for the PIN and PUK of eID cards. The
+steps, with the terminal's commands::
+
+    MSE:Set AT      00 22 C1 A4  80 <protocol OID> 83 <password reference> [84 <parameterId>]
+    GA 1  nonce     10 86 00 00  7C 00                     -> 7C { 80 z = E(K_pi, s) }
+    GA 2  mapping   10 86 00 00  7C { 81 PK_map_PCD }      -> 7C { 82 PK_map_PICC }
+    GA 3  agreement 10 86 00 00  7C { 83 PK_eph_PCD }      -> 7C { 84 PK_eph_PICC }
+    GA 4  tokens    00 86 00 00  7C { 85 T_PCD }           -> 7C { 86 T_PICC [87 CAR] [88 CAR] }
+
+Generic Mapping: H = SK_map * PK_map(other side), G~ = s*G + H; the ephemeral keys live on G~;
+K_Enc, K_MAC = KDF(x(SK_eph * PK_eph(other side))); each token is a MAC over the other side's
+ephemeral public key in a public key data object 7F49 { 06 OID, 86 point }.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from types import MappingProxyType
+
+from asn1crypto import core  # type: ignore[import-untyped]
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import Cipher as _BlockCipher
+from cryptography.hazmat.primitives.ciphers import algorithms, modes
+
+from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu, ResponseApdu
+from ektp_card.apdu.protocol import ApduProtocol
+from ektp_card.apdu.sw import SW, error_for
+from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
+from ektp_card.crypto.ec import (
+    STANDARDIZED_CURVES,
+    Curve,
+    InvalidPointError,
+    KeySource,
+    Point,
+    default_key_source,
+)
+from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
+from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac
+from ektp_card.errors import EktpError, PaceError, PacePasswordError, TlvError
+
+log = logging.getLogger("ektp_card.crypto.pace")
+
+# --- object identifiers (ICAO Doc 9303-11 section 9.2.3; also BSI TR-03110-3) -----------------------
+
+BSI_DE = "0.4.0.127.0.7"
+ID_PACE = f"{BSI_DE}.2.2.4"
+
+
+class KeyAgreement(Enum):
+    DH = "DH"
+    ECDH = "ECDH"
+
+
+class MappingType(Enum):
+    """Mapping of the nonce onto the domain parameters (ICAO Doc 9303-11 section 4.4.3.3)."""
+
+    GM = "GM"  # Generic Mapping
+    IM = "IM"  # Integrated Mapping
+    CAM = "CAM"  # Chip Authentication Mapping
+
+
+@dataclass(frozen=True)
+class PaceAlgorithm:
+    """One PACE protocol OID: key agreement, mapping, and the cipher of its secure messaging."""
+
+    oid: str
+    name: str
+    key_agreement: KeyAgreement
+    mapping: MappingType
+    cipher: Cipher
+
+    @property
+    def supported(self) -> bool:
+        """Whether this library runs it: ECDH with Generic Mapping."""
+        return self.key_agreement is KeyAgreement.ECDH and self.mapping is MappingType.GM
+
+    @property
+    def oid_bytes(self) -> bytes:
+        """The content octets of the OID, as DO 80 of MSE:Set AT and DO 06 of a token carry them."""
+        return bytes(core.ObjectIdentifier(self.oid).contents or b"")
+
+
+_FAMILIES = (
+    (1, KeyAgreement.DH, MappingType.GM),
+    (2, KeyAgreement.ECDH, MappingType.GM),
+    (3, KeyAgreement.DH, MappingType.IM),
+    (4, KeyAgreement.ECDH, MappingType.IM),
+    (6, KeyAgreement.ECDH, MappingType.CAM),
+)
+_CIPHERS = (
+    (1, Cipher.TDES, "3DES-CBC-CBC"),
+    (2, Cipher.AES128, "AES-CBC-CMAC-128"),
+    (3, Cipher.AES192, "AES-CBC-CMAC-192"),
+    (4, Cipher.AES256, "AES-CBC-CMAC-256"),
+)
+
+
+def _algorithms() -> dict[str, PaceAlgorithm]:
+    table = {}
+    for arc, agreement, mapping in _FAMILIES:
+        for sub, cipher, cipher_name in _CIPHERS:
+            if mapping is MappingType.CAM and cipher is Cipher.TDES:
+                continue  # ICAO Doc 9303-11 section 9.2.3 defines CAM with AES only
+            oid = f"{ID_PACE}.{arc}.{sub}"
+            name = f"id-PACE-{agreement.value}-{mapping.value}-{cipher_name}"
+            table[oid] = PaceAlgorithm(oid, name, agreement, mapping, cipher)
+    return table
+
+
+#: Every PACE protocol OID of ICAO Doc 9303-11 section 9.2.3, by dotted OID.
+PACE_ALGORITHMS: Mapping[str, PaceAlgorithm] = MappingProxyType(_algorithms())
+ECDH_GM_3DES = PACE_ALGORITHMS[f"{ID_PACE}.2.1"]
+ECDH_GM_AES128 = PACE_ALGORITHMS[f"{ID_PACE}.2.2"]
+ECDH_GM_AES192 = PACE_ALGORITHMS[f"{ID_PACE}.2.3"]
+ECDH_GM_AES256 = PACE_ALGORITHMS[f"{ID_PACE}.2.4"]
+
+
+@dataclass(frozen=True)
+class PaceParameters:
+    """What a PACEInfo selects: the protocol and the standardized domain parameters."""
+
+    algorithm: PaceAlgorithm
+    parameter_id: int
+
+    def __post_init__(self) -> None:
+        if not self.algorithm.supported:
+            raise PaceError(f"{self.algorithm.name} is not supported (only ECDH Generic Mapping)")
+        if self.parameter_id not in STANDARDIZED_CURVES:
+            raise PaceError(f"PACE domain parameters {self.parameter_id} are not a supported curve")
+
+    @property
+    def curve(self) -> Curve:
+        return STANDARDIZED_CURVES[self.parameter_id]
+
+    @property
+    def cipher(self) -> Cipher:
+        return self.algorithm.cipher
+
+    @classmethod
+    def of(cls, oid: str, parameter_id: int) -> PaceParameters:
+        algorithm = PACE_ALGORITHMS.get(oid)
+        if algorithm is None:
+            raise PaceError(f"{oid} is not a PACE protocol")
+        return cls(algorithm, parameter_id)
+
+
+# --- passwords (ICAO Doc 9303-11 section 9.7.3 and 4.4.4.1; PIN and PUK from BSI TR-03110-3) ----
+
+
+class PasswordType(IntEnum):
+    """Password reference of MSE:Set AT, DO 83."""
+
+    MRZ = 1
+    CAN = 2
+    PIN = 3
+    PUK = 4
+
+
+@dataclass(frozen=True, repr=False)
+class Password:
+    """A PACE password and its type. ``key`` is the K of KDF_pi(K): SHA-1 of the MRZ information
+    for the MRZ, the ISO/IEC 8859-1 bytes of the CAN, PIN or PUK. Its value never appears in
+    ``repr`` or in errors."""
+
+    type: PasswordType
+    key: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Password({self.type.name})"
+
+    @classmethod
+    def _secret(cls, kind: PasswordType, value: str) -> Password:
+        if not value:
+            raise ValueError(f"the {kind.name} is empty")
+        try:
+            return cls(kind, value.encode("iso-8859-1"))
+        except UnicodeEncodeError:
+            raise ValueError(f"the {kind.name} must be ISO/IEC 8859-1 text") from None
+
+    @classmethod
+    def can(cls, can: str) -> Password:
+        return cls._secret(PasswordType.CAN, can)
+
+    @classmethod
+    def pin(cls, pin: str) -> Password:
+        return cls._secret(PasswordType.PIN, pin)
+
+    @classmethod
+    def puk(cls, puk: str) -> Password:
+        return cls._secret(PasswordType.PUK, puk)
+
+    @classmethod
+    def from_mrz_information(cls, information: str) -> Password:
+        """K = SHA-1(MRZ information) (ICAO Doc 9303-11 section 9.7.3)."""
+        digest = hashlib.sha1(information.encode("ascii"), usedforsecurity=True).digest()  # noqa: S324
+        return cls(PasswordType.MRZ, digest)
+
+    @classmethod
+    def mrz(cls, document_number: str, date_of_birth: str, date_of_expiry: str) -> Password:
+        """The MRZ password from its three fields (check digits computed; :class:`MrzError` if
+        malformed)."""
+        info = MrzInfo(document_number, date_of_birth, date_of_expiry)
+        return cls.from_mrz_information(info.mrz_information)
+
+
+def password_key(password: Password, cipher: Cipher) -> bytes:
+    """K_pi = KDF(f(password), 3) (ICAO Doc 9303-11 section 9.7.3)."""
+    return kdf(password.key, COUNTER_PI, cipher)
+
+
+# --- symmetric primitives ---------------------------------------------------------------------
+
+
+def _cbc(cipher: Cipher, key: bytes) -> _BlockCipher[modes.CBC]:
+    iv = bytes(cipher.block_size)
+    # Two-key 3DES as K1 K2 K1: the three-key form OpenSSL keeps supporting.
+    algorithm = TripleDES(key + key[:8]) if cipher is Cipher.TDES else algorithms.AES(key)
+    return _BlockCipher(algorithm, modes.CBC(iv))
+
+
+def nonce_length(cipher: Cipher) -> int:
+    """Length of the chip's nonce s: the smallest multiple of the block size that is at least the
+    key length (ICAO Doc 9303-11 section 4.4.3.3 asks for a multiple of the block size; taking the
+    key length keeps the nonce's entropy at the key's strength)."""
+    blocks = -(-cipher.key_length // cipher.block_size)
+    return blocks * cipher.block_size
+
+
+def encrypt_nonce(cipher: Cipher, k_pi: bytes, nonce: bytes) -> bytes:
+    """z = E(K_pi, s): CBC with a zero IV, no padding (ICAO Doc 9303-11 section 4.4.3.3)."""
+    if not nonce or len(nonce) % cipher.block_size:
+        raise PaceError("the nonce is not a whole number of cipher blocks")
+    enc = _cbc(cipher, k_pi).encryptor()
+    return enc.update(nonce) + enc.finalize()
+
+
+def decrypt_nonce(cipher: Cipher, k_pi: bytes, encrypted: bytes) -> bytes:
+    """s = D(K_pi, z)."""
+    if not encrypted or len(encrypted) % cipher.block_size:
+        raise PaceError("the encrypted nonce is not a whole number of cipher blocks")
+    dec = _cbc(cipher, k_pi).decryptor()
+    return dec.update(encrypted) + dec.finalize()
+
+
+def authentication_mac(cipher: Cipher, k_mac: bytes, data: bytes) -> bytes:
+    """MAC of an authentication token: AES-CMAC truncated to 8 bytes, or the 3DES retail MAC with
+    ISO/IEC 9797-1 padding method 2 (ICAO Doc 9303-11 section 4.4.3.4)."""
+    if cipher is Cipher.TDES:
+        return retail_mac(k_mac, pad(data, 8))
+    c = cmac.CMAC(algorithms.AES(k_mac))
+    c.update(data)
+    return c.finalize()[:8]
+
+
+def token_input(algorithm: PaceAlgorithm, public_key: bytes) -> bytes:
+    """The public key data object 7F49 { 06 OID, 86 point } without domain parameters
+    (ICAO Doc 9303-11 sections 4.4.3.4, 9.4.4 and 9.4.5)."""
+    return Tlv.of(0x7F49, Tlv(0x06, algorithm.oid_bytes), Tlv(0x86, public_key)).encode()
+
+
+def authentication_token(algorithm: PaceAlgorithm, k_mac: bytes, public_key: bytes) -> bytes:
+    """T = MAC(K_MAC, 7F49 { OID, the other side's ephemeral public key })."""
+    return authentication_mac(algorithm.cipher, k_mac, token_input(algorithm, public_key))
+
+
+# --- Generic Mapping on an elliptic curve --------------------------------------------------------
+
+
+def map_generator(curve: Curve, nonce: bytes, shared_point: Point | None) -> Point:
+    """G~ = s*G + H (ICAO Doc 9303-11 section 4.4.3.3.1). The point at infinity for H or G~ means
+    a broken or hostile exchange: refused."""
+    if shared_point is None:
+        raise PaceError("the mapping produced the point at infinity")
+    mapped = curve.add(curve.multiply(int.from_bytes(nonce, "big"), curve.generator), shared_point)
+    if mapped is None:
+        raise PaceError("the mapped generator is the point at infinity")
+    return mapped
+
+
+def peer_point(curve: Curve, data: bytes, own: bytes, what: str) -> Point:
+    """Validate the other side's public key: an uncompressed point on the curve, and not equal to
+    our own (ICAO Doc 9303-11 section 4.4.1 asks both sides to check PK_IC != PK_IFD, which stops
+    a reflection of our own key; 4.4.3.2 allows uncompressed points only)."""
+    try:
+        point = curve.decode_point(data)
+    except InvalidPointError as exc:
+        raise PaceError(f"the {what} is invalid: {exc}") from None
+    if hmac.compare_digest(data, own):
+        raise PaceError(f"the {what} equals our own public key")
+    return point
+
+
+def shared_secret(curve: Curve, private: int, public: Point) -> bytes:
+    """The x-coordinate of private * public, on the field size (ICAO Doc 9303-11 section 9.7.1)."""
+    product = curve.multiply(private, public)
+    if product is None:
+        raise PaceError("the key agreement produced the point at infinity")
+    return product.x.to_bytes(curve.size, "big")
+
+
+# --- the result -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaceResult:
+    """A completed PACE. The session keys stay out of ``repr``; ``chip_public_key`` is the chip's
+    ephemeral public key PK~_PICC, whose compressed form :attr:`id_picc` binds a later Chip
+    Authentication to this session (BSI TR-03110-2, Chip Authentication version 2)."""
+
+    parameters: PaceParameters
+    password_type: PasswordType
+    k_enc: bytes = field(repr=False)
+    k_mac: bytes = field(repr=False)
+    chip_public_key: bytes
+    terminal_public_key: bytes
+    #: Certification authority references the chip named in DO 87 / 88 (only with a CHAT).
+    authority_references: tuple[bytes, ...] = ()
+
+    @property
+    def cipher(self) -> Cipher:
+        return self.parameters.cipher
+
+    @property
+    def id_picc(self) -> bytes:
+        """Comp(PK~_PICC): the x-coordinate for ECDH (BSI TR-03110-3, compressed representation)."""
+        size = self.parameters.curve.size
+        return self.chip_public_key[1 : 1 + size]
+
+
+# --- the terminal side ------------------------------------------------------------------------------
+
+_TAG_DYNAMIC = 0x7C
+_PASSWORD_FAILURES = (SW.VERIFICATION_FAILED, SW.AUTH_METHOD_BLOCKED)
+
+
+def _is_counter(sw: int) -> bool:
+    return sw & 0xFFF0 == 0x63C0
+
+
+def mse_set_at(
+    parameters: PaceParameters, password: PasswordType, *, send_parameter_id: bool = False
+) -> CommandApdu:
+    """MSE:Set AT for PACE (ICAO Doc 9303-11 section 4.4.4.1): DO 80 protocol, DO 83 password reference,
+    DO 84 the domain parameter ID when the chip offers several for this protocol."""
+    objects = [Tlv(0x80, parameters.algorithm.oid_bytes), Tlv(0x83, bytes((password,)))]
+    if send_parameter_id:
+        objects.append(Tlv(0x84, bytes((parameters.parameter_id,))))
+    return CommandApdu(0x00, 0x22, 0xC1, 0xA4, b"".join(t.encode() for t in objects))
+
+
+def general_authenticate(data: Tlv | None, *, last: bool) -> CommandApdu:
+    """GENERAL AUTHENTICATE with dynamic authentication data 7C; all but the last step are
+    chained (CLA 10), as ICAO Doc 9303-11 section 4.4.4.3 asks."""
+    body = Tlv.of(_TAG_DYNAMIC, *(() if data is None else (data,))).encode()
+    return CommandApdu(0x00 if last else 0x10, 0x86, 0x00, 0x00, body, le=SHORT_MAX_LE)
+
+
+class _Terminal:
+    """One PACE run over a protocol; each method is one step."""
+
+    def __init__(self, protocol: ApduProtocol, password: Password, parameters: PaceParameters) -> None:
+        self.protocol = protocol
+        self.password = password
+        self.parameters = parameters
+        #: The data objects of the last response, for the optional ones (87, 88).
+        self.extra: dict[int, bytes] = {}
+
+    def _password_error(self, resp: ResponseApdu) -> PacePasswordError:
+        return PacePasswordError(resp.sw, self.password.type.name, resp.data)
+
+    def set_at(self, send_parameter_id: bool) -> None:
+        command = mse_set_at(self.parameters, self.password.type, send_parameter_id=send_parameter_id)
+        resp = self.protocol.transmit(command)
+        sw = resp.sw
+        if sw == SW.OK or (_is_counter(sw) and sw & 0x0F >= 2):
+            # 63Cx, x >= 2: a warning that earlier attempts failed; the protocol goes on.
+            return
+        if sw == 0x63C1 and self.protocol.secure_messaging is not None:
+            # Suspended, and we are inside a session the card can count as the CAN that resumes
+            # it (BSI TR-03110-2, PIN management): go on; the card decides.
+            return
+        if sw == 0x63C1:
+            raise PacePasswordError(
+                sw,
+                self.password.type.name,
+                message=f"the {self.password.type.name} is suspended: run PACE with the CAN first",
+            )
+        if sw in _PASSWORD_FAILURES or _is_counter(sw):
+            raise self._password_error(resp)
+        raise error_for(sw, resp.data)
+
+    def step(self, data: Tlv | None, reply_tag: int, *, last: bool = False) -> bytes:
+        resp = self.protocol.transmit(general_authenticate(data, last=last))
+        if resp.sw in _PASSWORD_FAILURES or _is_counter(resp.sw):
+            raise self._password_error(resp)
+        if resp.sw != SW.OK:
+            raise error_for(resp.sw, resp.data)
+        try:
+            objects = parse_dict(unpack(_TAG_DYNAMIC, resp.data))
+        except TlvError as exc:
+            raise PaceError(f"malformed GENERAL AUTHENTICATE response: {exc}") from None
+        value = objects.get(reply_tag)
+        if value is None:
+            raise PaceError(f"GENERAL AUTHENTICATE response without DO {reply_tag:02X}")
+        self.extra = objects
+        return value
+
+
+def perform_pace(
+    protocol: ApduProtocol,
+    password: Password,
+    parameters: PaceParameters,
+    *,
+    send_parameter_id: bool = False,
+    key_source: KeySource = default_key_source,
+    install_secure_messaging: bool = True,
+) -> PaceResult:
+    """Run PACE-ECDH-GM as the terminal, then (by default) switch ``protocol`` to secure messaging
+    with the new keys (SSC 0, ICAO Doc 9303-11 section 9.8).
+
+    Inside an existing secure-messaging session (PACE-PIN after PACE-CAN) the PACE commands travel
+    protected by it. ``key_source`` draws the terminal's two private keys (mapping, then
+    ephemeral); the default is the ``secrets`` generator.
+
+    A wrong, suspended or blocked password raises :class:`PacePasswordError`; a card answer that
+    breaks the protocol raises :class:`PaceError`; other refusals raise the :class:`ApduError` of
+    their status word. A failure after MSE:Set AT also ends the session's secure messaging, as
+    the card ends it on its side.
+    """
+    log.debug(
+        "PACE %s with the %s on %s", parameters.algorithm.name, password.type.name, parameters.curve.name
+    )
+    run = _Terminal(protocol, password, parameters)
+    run.set_at(send_parameter_id)
+    try:
+        result = _authenticate(run, key_source)
+    except EktpError:
+        previous = protocol.secure_messaging
+        if previous is not None:
+            protocol.secure_messaging = None
+            if isinstance(previous, SecureMessagingSession):
+                previous.close()
+        raise
+    log.debug("PACE completed, session keys derived")
+    if install_secure_messaging:
+        previous = protocol.secure_messaging
+        protocol.secure_messaging = SecureMessagingSession(result.cipher, result.k_enc, result.k_mac, 0)
+        if isinstance(previous, SecureMessagingSession):
+            previous.close()  # the session PACE ran inside (PACE-PIN after PACE-CAN) is over
+    return result
+
+
+def _authenticate(run: _Terminal, key_source: KeySource) -> PaceResult:
+    """The four GENERAL AUTHENTICATE steps."""
+    parameters, password = run.parameters, run.password
+    curve, cipher, algorithm = parameters.curve, parameters.cipher, parameters.algorithm
+
+    # Step 1: the encrypted nonce, decrypted with K_pi.
+    encrypted = run.step(None, 0x80)
+    nonce = decrypt_nonce(cipher, password_key(password, cipher), encrypted)
+
+    # Step 2: Generic Mapping.
+    map_private = key_source(curve)
+    map_public = curve.encode_point(_public(curve, map_private, curve.generator))
+    chip_map = peer_point(curve, run.step(Tlv(0x81, map_public), 0x82), map_public, "chip's mapping key")
+    mapped = map_generator(curve, nonce, curve.multiply(map_private, chip_map))
+
+    # Step 3: ephemeral key agreement on the mapped generator.
+    eph_private = key_source(curve)
+    eph_public = curve.encode_point(_public(curve, eph_private, mapped))
+    chip_eph_bytes = run.step(Tlv(0x83, eph_public), 0x84)
+    chip_eph = peer_point(curve, chip_eph_bytes, eph_public, "chip's ephemeral key")
+    k_enc, k_mac = session_keys(shared_secret(curve, eph_private, chip_eph), cipher)
+
+    # Step 4: mutual authentication tokens.
+    token = authentication_token(algorithm, k_mac, chip_eph_bytes)
+    chip_token = run.step(Tlv(0x85, token), 0x86, last=True)
+    expected = authentication_token(algorithm, k_mac, eph_public)
+    if not hmac.compare_digest(chip_token, expected):
+        raise PaceError("the chip's authentication token is wrong: the card does not share the keys")
+    references = tuple(run.extra[tag] for tag in (0x87, 0x88) if tag in run.extra)
+    return PaceResult(parameters, password.type, k_enc, k_mac, chip_eph_bytes, eph_public, references)
+
+
+def _public(curve: Curve, private: int, generator: Point) -> Point:
+    if not 1 <= private < curve.n:
+        raise ValueError("a private key must lie in [1, n-1]")
+    point = curve.multiply(private, generator)
+    if point is None:  # only if the generator were not of order n
+        raise PaceError("the public key is the point at infinity")
+    return point

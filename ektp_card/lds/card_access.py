@@ -1,0 +1,179 @@
+"""EF.CardAccess: the SecurityInfos a chip offers before any authentication.
+
+ICAO Doc 9303-11 section 9.2.11 and Doc 9303-10 (file FID 011C, SFI 1C, under the MF, read
+freely) and ICAO Doc 9303-11 sections 9.2 and 9.2.1 (the ASN.1)::
+
+    SecurityInfos ::= SET OF SecurityInfo
+    SecurityInfo ::= SEQUENCE {
+        protocol OBJECT IDENTIFIER,
+        requiredData ANY DEFINED BY protocol,
+        optionalData ANY DEFINED BY protocol OPTIONAL }
+    PACEInfo ::= SEQUENCE {
+        protocol OBJECT IDENTIFIER (id-PACE-...),
+        version INTEGER,  -- MUST be 2
+        parameterId INTEGER OPTIONAL }
+
+PACEInfos are parsed; every other SecurityInfo (PACEDomainParameterInfo, ChipAuthenticationInfo,
+TerminalAuthenticationInfo, ...) is kept as its DER bytes, so a file re-encodes unchanged. Encoding
+is DER and keeps the order of the infos: a file in DER round-trips byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asn1crypto import core  # type: ignore[import-untyped]
+
+from ektp_card.apdu.iso7816 import Iso7816Session
+from ektp_card.crypto.ec import STANDARDIZED_CURVES
+from ektp_card.crypto.kdf import Cipher
+from ektp_card.crypto.pace import PACE_ALGORITHMS, PaceAlgorithm, PaceParameters
+from ektp_card.errors import LdsFormatError, PaceError
+
+#: EF.CardAccess under the MF (ICAO Doc 9303-10; ICAO Doc 9303-11 section 9.2.11).
+EF_CARD_ACCESS_FID = 0x011C
+EF_CARD_ACCESS_SFI = 0x1C
+#: The only PACEInfo version ICAO Doc 9303-11 section 9.2.1 supports.
+PACE_VERSION = 2
+
+
+class _SecurityInfo(core.Sequence):  # type: ignore[misc]
+    _fields = [
+        ("protocol", core.ObjectIdentifier),
+        ("required_data", core.Any),
+        ("optional_data", core.Any, {"optional": True}),
+    ]
+
+
+class _SecurityInfos(core.SetOf):  # type: ignore[misc]
+    _child_spec = _SecurityInfo
+
+
+class _PaceInfo(core.Sequence):  # type: ignore[misc]
+    _fields = [
+        ("protocol", core.ObjectIdentifier),
+        ("version", core.Integer),
+        ("parameter_id", core.Integer, {"optional": True}),
+    ]
+
+
+@dataclass(frozen=True)
+class PaceInfo:
+    """One PACEInfo: the protocol OID, its version and the standardized domain parameter ID
+    (``None`` when the chip gives its parameters in a PACEDomainParameterInfo instead)."""
+
+    protocol: str
+    version: int = PACE_VERSION
+    parameter_id: int | None = None
+
+    @property
+    def algorithm(self) -> PaceAlgorithm:
+        return PACE_ALGORITHMS[self.protocol]
+
+    @property
+    def supported(self) -> bool:
+        """Whether this library can run it: version 2, ECDH Generic Mapping, a standardized curve."""
+        return (
+            self.version == PACE_VERSION
+            and self.algorithm.supported
+            and self.parameter_id is not None
+            and self.parameter_id in STANDARDIZED_CURVES
+        )
+
+    @property
+    def parameters(self) -> PaceParameters:
+        """The protocol and curve to run; :class:`PaceError` if not supported."""
+        return PaceParameters(self.algorithm, -1 if self.parameter_id is None else self.parameter_id)
+
+    def encode(self) -> bytes:
+        values: dict[str, object] = {"protocol": self.protocol, "version": self.version}
+        if self.parameter_id is not None:
+            values["parameter_id"] = self.parameter_id
+        return bytes(_PaceInfo(values).dump(force=True))
+
+    @classmethod
+    def decode(cls, data: bytes) -> PaceInfo:
+        """One DER PACEInfo; :class:`LdsFormatError` if malformed."""
+        try:
+            parsed = _PaceInfo.load(data, strict=True)
+            protocol = str(parsed["protocol"].dotted)
+            version = int(parsed["version"].native)
+            parameter = parsed["parameter_id"].native
+        except (ValueError, TypeError) as exc:
+            raise LdsFormatError(f"malformed PACEInfo: {exc}") from None
+        if protocol not in PACE_ALGORITHMS:
+            raise LdsFormatError(f"{protocol} is not a PACE protocol")
+        return cls(protocol, version, None if parameter is None else int(parameter))
+
+
+@dataclass(frozen=True)
+class OtherSecurityInfo:
+    """A SecurityInfo this module does not interpret, kept as it was encoded."""
+
+    protocol: str
+    der: bytes
+
+    def encode(self) -> bytes:
+        return self.der
+
+
+SecurityInfo = PaceInfo | OtherSecurityInfo
+
+_CIPHER_RANK = {Cipher.TDES: 0, Cipher.AES128: 1, Cipher.AES192: 2, Cipher.AES256: 3}
+
+
+@dataclass(frozen=True)
+class CardAccess:
+    """The parsed content of EF.CardAccess."""
+
+    infos: tuple[SecurityInfo, ...]
+
+    @property
+    def pace_infos(self) -> tuple[PaceInfo, ...]:
+        return tuple(i for i in self.infos if isinstance(i, PaceInfo))
+
+    def encode(self) -> bytes:
+        """DER SET OF the infos, in their order."""
+        body = b"".join(info.encode() for info in self.infos)
+        return _set_of(body)
+
+    @classmethod
+    def decode(cls, data: bytes) -> CardAccess:
+        """Parse the file content; :class:`LdsFormatError` if it is not SecurityInfos."""
+        try:
+            parsed = _SecurityInfos.load(data, strict=True)
+            elements = [(str(element["protocol"].dotted), bytes(element.dump())) for element in parsed]
+        except (ValueError, TypeError) as exc:
+            raise LdsFormatError(f"malformed SecurityInfos: {exc}") from None
+        infos: list[SecurityInfo] = []
+        for protocol, der in elements:
+            if protocol in PACE_ALGORITHMS:
+                infos.append(PaceInfo.decode(der))
+            else:
+                infos.append(OtherSecurityInfo(protocol, der))
+        return cls(tuple(infos))
+
+    def choose_pace(self) -> tuple[PaceParameters, bool]:
+        """The PACE to run, and whether MSE:Set AT must name its parameter ID (DO 84: the chip
+        offers several domain parameters for that protocol, ICAO Doc 9303-11 section 4.4.4.1).
+
+        Prefers the strongest cipher, then the largest curve. :class:`PaceError` if none is
+        supported.
+        """
+        usable = [i for i in self.pace_infos if i.supported]
+        if not usable:
+            raise PaceError("the card offers no PACE this library supports (ECDH Generic Mapping)")
+        best = max(usable, key=lambda i: (_CIPHER_RANK[i.algorithm.cipher], i.parameters.curve.size))
+        same_protocol = sum(1 for i in self.pace_infos if i.protocol == best.protocol)
+        return best.parameters, same_protocol > 1
+
+
+def _set_of(body: bytes) -> bytes:
+    """A DER SET (tag 31) around already encoded elements."""
+    return bytes(core.SetOf(contents=body).dump())
+
+
+def read_card_access(session: Iso7816Session) -> CardAccess:
+    """Select the MF and read EF.CardAccess by its short file identifier."""
+    session.select_mf()
+    return CardAccess.decode(session.read_file(sfi=EF_CARD_ACCESS_SFI))
