@@ -98,6 +98,8 @@ def test_allow_and_transmit() -> None:
 class XorSm:
     """A toy wrapper: proves the slot sits between chaining and the wire."""
 
+    max_short_data = 255
+
     def wrap(self, apdu: CommandApdu) -> CommandApdu:
         return apdu.with_(cla=apdu.cla | 0x0C, data=bytes(b ^ 0xFF for b in apdu.data))
 

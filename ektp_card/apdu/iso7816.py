@@ -69,6 +69,16 @@ class Iso7816Session:
         #: Largest Ne for one READ BINARY; raised after reading EF.ATR/INFO.
         self.max_read = SHORT_MAX_LE
 
+    @property
+    def read_size(self) -> int:
+        """Ne for one READ BINARY now: :attr:`max_read`, or under secure messaging in short form
+        the most whose protected answer still fits one response (223 bytes for AES), which saves
+        a GET RESPONSE round trip per read."""
+        sm = self.protocol.secure_messaging
+        if sm is not None and not self.protocol.extended:
+            return min(self.max_read, sm.max_short_data)
+        return self.max_read
+
     def select_mf(self) -> None:
         self.protocol.send(CommandApdu(self.cla, 0xA4, 0x00, 0x0C))
 
@@ -103,7 +113,7 @@ class Iso7816Session:
         # Offset DO 54 in, discretionary data DO 53 out (ISO/IEC 7816-4 section 11.2.3). Ne counts
         # the DO 53 header too, so ask for that much more.
         offset_do = Tlv(0x54, offset.to_bytes(3 if offset > 0xFFFF else 2, "big")).encode()
-        le = min(length + 1 + len(encode_length(length)), self.max_read)
+        le = min(length + 1 + len(encode_length(length)), self.read_size)
         resp = self.protocol.send(CommandApdu(self.cla, 0xB1, 0, 0, offset_do, le=le), allow=_READ_OK)
         return (Tlv.decode(resp.data).value if resp.data else b""), resp.sw == SW.END_OF_FILE
 
@@ -111,7 +121,7 @@ class Iso7816Session:
         """Up to ``length`` bytes at ``offset`` of the current EF (fewer at end of file)."""
         out = bytearray()
         while len(out) < length:
-            chunk, eof = self._read_chunk(offset + len(out), min(length - len(out), self.max_read))
+            chunk, eof = self._read_chunk(offset + len(out), min(length - len(out), self.read_size))
             out += chunk
             if eof or not chunk:
                 break
@@ -120,25 +130,26 @@ class Iso7816Session:
     def read_file(self, *, sfi: int | None = None, fid: int | None = None) -> bytes:
         """Read a whole transparent EF, selecting it by short file ID (P1 100xxxxx) or by FID.
 
-        Reads in chunks of :attr:`max_read`; the end is the size in the FCP when selected by FID,
+        Reads in chunks of :attr:`read_size`; the end is the size in the FCP when selected by FID,
         else 6282, a short B0 answer, an empty answer or 6B00 (offset past the end).
         """
         if (sfi is None) == (fid is None):
             raise ValueError("give exactly one of sfi or fid")
         out = bytearray()
         size: int | None = None
+        step = self.read_size
         if sfi is not None:
             resp = self.protocol.send(
-                CommandApdu(self.cla, 0xB0, 0x80 | sfi, 0x00, le=self.max_read), allow=_READ_OK
+                CommandApdu(self.cla, 0xB0, 0x80 | sfi, 0x00, le=step), allow=_READ_OK
             )
             out += resp.data
-            if resp.sw == SW.END_OF_FILE or len(resp.data) < self.max_read:
+            if resp.sw == SW.END_OF_FILE or len(resp.data) < step:
                 return bytes(out)
         elif fid is not None:
             size = self.select_ef(fid)
         while size is None or len(out) < size:
             offset = len(out)
-            want = self.max_read if size is None else min(self.max_read, size - offset)
+            want = step if size is None else min(step, size - offset)
             try:
                 chunk, eof = self._read_chunk(offset, want)
             except IncorrectParametersError as e:

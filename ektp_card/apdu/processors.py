@@ -4,7 +4,7 @@ Each processor takes a :class:`CommandApdu`, does one job, and hands it to the n
 bottom one formats bytes for the transport. None of them raises on a status word: that happens once,
 in :class:`ektp_card.apdu.protocol.ApduProtocol`. Stack, top to bottom::
 
-    CommandChaining -> [SecureMessaging] -> LeCorrection (6Cxx) -> ResponseChaining (61xx)
+    CommandChaining -> LeCorrection (6Cxx) -> [SecureMessaging] -> ResponseChaining (61xx)
         -> Formatter (short / extended) -> Transport
 """
 
@@ -123,6 +123,11 @@ class CommandChaining:
 
 class SecureMessagingWrapper(Protocol):
     """What a secure-messaging implementation provides to the stack."""
+
+    @property
+    def max_short_data(self) -> int:
+        """Most plain command data whose protected form still fits a short APDU."""
+        ...
 
     def wrap(self, apdu: CommandApdu) -> CommandApdu:
         """Protect a plain command."""

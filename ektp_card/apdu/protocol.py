@@ -33,13 +33,14 @@ class ApduProtocol:
     def _build(self) -> Processor:
         stack: Processor = Formatter(self.transport, extended=self._extended)
         stack = ResponseChaining(stack)
-        stack = LeCorrection(stack)
         chunk = SHORT_MAX_LC
         if self._sm is not None:
             stack = SecureMessaging(stack, self._sm)
             # Protection adds padding and data objects: chain the plain data in parts whose
             # protected form still fits a short APDU (231 bytes for 3DES, 223 for AES).
-            chunk = getattr(self._sm, "max_short_data", SHORT_MAX_LC)
+            chunk = self._sm.max_short_data
+        # Above secure messaging, a 6Cxx retry is protected afresh (new SSC), never replayed.
+        stack = LeCorrection(stack)
         enabled = self._chaining and not self._extended
         return CommandChaining(stack, max_chunk=chunk, enabled=enabled)
 

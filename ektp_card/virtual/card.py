@@ -313,6 +313,11 @@ class VirtualCard:
 
         security = session.security
         channel = security.channel
+        if channel is not None and apdu.ins == 0xC0 and not apdu.cla & _SM_BITS and session.offered:
+            # Collecting a 61xx continuation is a transmission matter (ISO/IEC 7816-4 section
+            # 5.3.4): the bytes offered were produced, and protected, by the previous command, so
+            # a plain GET RESPONSE neither needs protection nor ends the channel.
+            return self._execute(apdu)
         if apdu.cla & _SM_BITS:
             if channel is None:
                 # 6882 "secure messaging not supported": with no channel established there is
@@ -324,7 +329,12 @@ class VirtualCard:
             except ApduError as exc:
                 security.end_channel()
                 return _status(exc.sw)
-            return channel.wrap(self._execute(inner))
+            # The plain response is protected whole; only the protected bytes are fitted into the
+            # outer Ne, with 61xx for the rest, so the terminal verifies one complete response.
+            # A protected command without Le (terminals always send one, since DO 8E comes back)
+            # gets the protected response whole rather than nothing but 61xx.
+            protected = channel.wrap(self._execute(inner, fit=False))
+            return protected if apdu.le is None else self._deliver(protected, apdu)
         if channel is not None:
             # A plain command aborts secure messaging (ICAO Doc 9303-11 section 9.8, "session
             # termination"). It is refused too, unprotected: nothing runs outside the protection
@@ -333,7 +343,7 @@ class VirtualCard:
             return _status(SW.SM_DATA_OBJECTS_INCORRECT)
         return self._execute(apdu)
 
-    def _execute(self, apdu: CommandApdu) -> ResponseApdu:
+    def _execute(self, apdu: CommandApdu, *, fit: bool = True) -> ResponseApdu:
         session = self.session
         proprietary = bool(apdu.cla & _PROPRIETARY_BIT)
         header = (apdu.ins, apdu.p1, apdu.p2, proprietary)
@@ -364,7 +374,7 @@ class VirtualCard:
             response = command.handler(self, apdu)
         except ApduError as exc:
             return _status(exc.sw)
-        return self._deliver(response, apdu)
+        return self._deliver(response, apdu) if fit else response
 
     def _deliver(self, response: ResponseApdu, apdu: CommandApdu) -> ResponseApdu:
         """Fit the response into Ne: a longer successful response is split, the rest waiting for
