@@ -9,9 +9,9 @@ extras="${1:-test}"
 # pcscd + vsmartcard-vpcd: a real PC/SC stack with a virtual reader; libpcsclite-dev + swig + gcc: to
 # build pyscard; pcsc-tools: pcsc_scan for people debugging a reader; libeac-dev, openpace, libssl-dev,
 # pkg-config: OpenPACE, the independent PACE implementation the interop tests compile against; openssl:
-# the command line that cross-checks our certificates, CRLs and EF.SOD.
+# the command line that cross-checks our certificates, CRLs and EF.SOD; softhsm2: a real PKCS#11 token.
 apt_packages=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-dev python3-venv pcsc-tools
-              libeac-dev libeac3 openpace libssl-dev pkg-config openssl)
+              libeac-dev libeac3 openpace libssl-dev pkg-config openssl softhsm2)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,138 @@
+"""The verifier's trust store: country signing CA certificates and the CRLs they published.
+
+Loaded from a folder (PEM or DER files; ``*.crl`` are CRLs, everything else certificates) or from an
+ICAO CSCA master list (ICAO 9303-12 section 9: CMS SignedData over ``CscaMasterList``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import cms  # type: ignore[import-untyped]
+from cryptography import x509
+
+from ektp_card.errors import PkiError
+from ektp_card.pki.certs import verify_certificate_signature
+from ektp_card.pki.masterlist import OID_CSCA_MASTER_LIST, CscaMasterList
+from ektp_card.pki.signer import as_public_key, digest, verify_signature
+
+CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+CRL_SUFFIXES = (".crl",)
+
+
+def _load_certs(data: bytes) -> list[x509.Certificate]:
+    if b"-----BEGIN" in data:
+        return list(x509.load_pem_x509_certificates(data))
+    return [x509.load_der_x509_certificate(data)]
+
+
+def _load_crl(data: bytes) -> x509.CertificateRevocationList:
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """Trusted CSCA certificates and the CRLs available to check document signers against."""
+
+    cscas: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> TrustStore:
+        """Every certificate and CRL file in ``folder`` (not recursive)."""
+        if not folder.is_dir():
+            raise PkiError(f"trust store {folder} is not a folder")
+        certs: list[x509.Certificate] = []
+        crls: list[x509.CertificateRevocationList] = []
+        for path in sorted(folder.iterdir()):
+            suffix = path.suffix.lower()
+            if not path.is_file() or suffix not in CERT_SUFFIXES + CRL_SUFFIXES:
+                continue
+            data = path.read_bytes()
+            try:
+                if suffix in CRL_SUFFIXES:
+                    crls.append(_load_crl(data))
+                else:
+                    certs.extend(_load_certs(data))
+            except ValueError:
+                raise PkiError(f"{path} is not a readable certificate or CRL") from None
+        return cls(tuple(certs), tuple(crls))
+
+    def with_crls(self, crls: Iterable[x509.CertificateRevocationList]) -> TrustStore:
+        return TrustStore(self.cscas, self.crls + tuple(crls))
+
+    def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        """Trusted CSCAs whose subject is ``cert``'s issuer, best key-identifier match first."""
+        candidates = [c for c in self.cscas if c.subject == cert.issuer]
+        try:
+            aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        except x509.ExtensionNotFound:
+            return candidates
+
+        def matches(c: x509.Certificate) -> bool:
+            try:
+                ski = c.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+            except x509.ExtensionNotFound:
+                return False
+            return ski == aki
+
+        return sorted(candidates, key=lambda c: not matches(c))
+
+    def crls_for(self, issuer: x509.Certificate) -> list[x509.CertificateRevocationList]:
+        return [c for c in self.crls if c.issuer == issuer.subject]
+
+
+def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
+    """The CSCA certificates of an ICAO master list whose signer chains to a CSCA in ``anchors``.
+
+    ICAO 9303-12 section 9: the master list signer's certificate is issued by a CSCA; the list is
+    only as trustworthy as that CSCA, so the caller names the CSCAs it already trusts.
+    """
+    try:
+        if data[:1] != b"\x30":
+            raise ValueError("not a DER SEQUENCE")
+        info = cms.ContentInfo.load(data, strict=True)
+        sd = info["content"]
+        econtent_type = sd["encap_content_info"]["content_type"].dotted
+        if info["content_type"].native != "signed_data" or econtent_type != OID_CSCA_MASTER_LIST:
+            raise PkiError("not an ICAO CSCA master list (ICAO 9303-12 section 9)")
+        econtent = bytes(sd["encap_content_info"]["content"])
+        master = CscaMasterList.load(econtent, strict=True)
+        listed = [x509.load_der_x509_certificate(c.dump()) for c in master["cert_list"]]
+        si = sd["signer_infos"][0]
+        signers = [
+            x509.load_der_x509_certificate(c.chosen.dump())
+            for c in sd["certificates"]
+            if c.name == "certificate"
+        ]
+        sid = si["sid"].chosen
+        attrs = si["signed_attrs"]
+        md = next(a["values"][0].native for a in attrs if a["type"].native == "message_digest")
+        hash_name = si["digest_algorithm"]["algorithm"].native
+        signed_attrs = cms.CMSAttributes(list(attrs)).dump()
+        signature = bytes(si["signature"].native)
+        sig_alg = si["signature_algorithm"]
+    except PkiError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, StopIteration) as e:
+        raise PkiError(f"malformed master list: {e}") from None
+    if md != digest(hash_name, econtent):
+        raise PkiError("master list content does not match its message digest")
+    signer = next(
+        (c for c in signers if si["sid"].name == "issuer_and_serial_number"
+         and c.serial_number == sid["serial_number"].native),
+        None,
+    )
+    if signer is None:
+        raise PkiError("master list signer certificate is missing")
+    reason = verify_signature(as_public_key(signer.public_key()), sig_alg, signature, signed_attrs)
+    if reason is not None:
+        raise PkiError(f"master list signature: {reason}")
+    if any(verify_certificate_signature(signer, ca) is None for ca in anchors.issuers_of(signer)):
+        new = [c for i, c in enumerate(listed) if c not in anchors.cscas and c not in listed[:i]]
+        return TrustStore(anchors.cscas + tuple(new), anchors.crls)
+    raise PkiError("master list signer does not chain to a trusted CSCA")
