@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     CARD_STATUS = 6
     FILE = 7
     SECURITY = 8
+    VERIFY_FAILED = 10  # a verification ran and found the document not authentic
 
 
 class CliError(Exception):
@@ -46,9 +47,17 @@ _ERROR_CODES: list[tuple[type[errors.EktpError], ExitCode]] = [
     (errors.TransportError, ExitCode.NO_CARD),
     (errors.CardImageError, ExitCode.FILE),
     (errors.SecureMessagingError, ExitCode.SECURITY),
+    # Refused passwords and keys, broken protection (6987/6988), a failed PACE: authentication
+    # failures, not card status. 6982 (not authenticated) stays a card status.
+    (errors.VerificationFailedError, ExitCode.SECURITY),
+    (errors.AuthenticationBlockedError, ExitCode.SECURITY),
+    (errors.SecureMessagingObjectsError, ExitCode.SECURITY),
+    (errors.PaceError, ExitCode.SECURITY),
     (errors.ApduError, ExitCode.CARD_STATUS),
     (errors.ApduFormatError, ExitCode.USAGE),
     (errors.TlvError, ExitCode.CARD_STATUS),
+    (errors.LdsFormatError, ExitCode.CARD_STATUS),
+    (errors.MrzError, ExitCode.USAGE),
 ]
 
 

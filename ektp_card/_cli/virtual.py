@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ektp_card._cli.passwords import new_password, prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, fail, parse_hex
 
 log = logging.getLogger("ektp_card.cli")
@@ -24,10 +25,24 @@ def virtual() -> None:
 @click.option("--extended/--no-extended", default=True, show_default=True,
               help="Support extended-length APDUs (advertised in EF.ATR/INFO).")
 @click.option("--uid", metavar="HEX", help="A fixed 4- or 7-byte UID (default: random per session).")
+@click.option("--can", metavar="CAN|-|random",
+              help="Protect the application with PACE and this card access number; '-' asks for it, "
+                   "'random' draws six digits and prints them once.")
+@click.option("--pin", metavar="PIN|-|random",
+              help="Also a PACE PIN (3 tries, then suspended, then blocked) and a file only it opens.")
+@click.option("--mrz", metavar="MRZ|-",
+              help="Enable BAC (and PACE-MRZ with --can/--pin) for this MRZ: the whole MRZ, or "
+                   "DOCUMENT,BIRTH,EXPIRY (dates YYMMDD).")
 @click.option("--force", is_flag=True, help="Overwrite an existing image.")
 @click.pass_obj
-def create(obj: Ctx, image: Path, extended: bool, uid: str | None, force: bool) -> None:
-    """Create IMAGE holding a new card with the demo application."""
+def create(
+    obj: Ctx, image: Path, extended: bool, uid: str | None, can: str | None, pin: str | None,
+    mrz: str | None, force: bool,
+) -> None:
+    """Create IMAGE holding a new card with the demo application.
+
+    Without --can, --pin or --mrz its files are free to read; with them, reading needs PACE or BAC.
+    """
     from ektp_card.virtual import demo_card
 
     if image.exists() and not force:
@@ -35,12 +50,39 @@ def create(obj: Ctx, image: Path, extended: bool, uid: str | None, force: bool) 
     uid_bytes = parse_hex(uid, "UID") if uid is not None else None
     if uid_bytes is not None and len(uid_bytes) not in (4, 7):
         fail("UID must be 4 or 7 bytes", ExitCode.USAGE)
-    card = demo_card(extended_length=extended, uid=uid_bytes)
-    card.save(image)
-    if obj.json:
-        obj.emit({"image": str(image), "extended_length": extended})
+    can_value, can_drawn = new_password(can, "CAN")
+    pin_value, pin_drawn = new_password(pin, "PIN")
+    mrz_text = prompt_if_asked(mrz, "MRZ")
+    access: list[str] = []
+    if can_value is None and pin_value is None and mrz_text is None:
+        card = demo_card(extended_length=extended, uid=uid_bytes)
     else:
-        obj.out.print(f"Created virtual card {image}")
+        from ektp_card.access import parse_mrz
+        from ektp_card.errors import MrzError
+        from ektp_card.virtual.profiles import protected_demo_card
+
+        try:
+            mrz_info = None if mrz_text is None else parse_mrz(mrz_text)
+        except MrzError as e:
+            fail(f"--mrz: {e}", ExitCode.USAGE)
+        card = protected_demo_card(
+            can=can_value, pin=pin_value, mrz=mrz_info, extended_length=extended, uid=uid_bytes
+        )
+        pace = [kind for kind, value in (("CAN", can_value), ("PIN", pin_value)) if value is not None]
+        if pace and mrz_info is not None:
+            pace.append("MRZ")
+        access = [f"PACE-{kind}" for kind in pace] + (["BAC"] if mrz_info is not None else [])
+    card.save(image)
+    # A drawn password is shown once, like the CAN printed on a card; a chosen one never is.
+    drawn = (("can", can_value, can_drawn), ("pin", pin_value, pin_drawn))
+    shown = {kind: value for kind, value, was_drawn in drawn if was_drawn and value is not None}
+    if obj.json:
+        obj.emit({"image": str(image), "extended_length": extended, "access": access, **shown})
+        return
+    protection = f" protected by {', '.join(access)}" if access else ""
+    obj.out.print(f"Created virtual card {image}{protection}", markup=False)
+    for kind, value in shown.items():
+        obj.out.print(f"{kind.upper()}: {value}", markup=False)
 
 
 @virtual.command()
