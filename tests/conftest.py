@@ -77,6 +77,19 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.close(fd)  # releases the lock
 
 
+def _wait_until_present(reader: str, timeout: float = 5.0) -> None:
+    """pcscd polls the card before it publishes it as present: wait for the reader state to say so,
+    so a test never races pcscd's own bookkeeping."""
+    from ektp_card.apdu.pcsc import list_readers
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r.name == reader and r.card_present for r in list_readers()):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"pcscd did not report a card in {reader!r} within {timeout:g} s", pytrace=False)
+
+
 @pytest.fixture
 def vpcd_bridge(pcscd: str) -> Iterator[Callable[..., Any]]:
     """A factory ``serve(card, port=35963, **kwargs) -> VpcdBridge`` that puts a card in a vpcd reader.
@@ -91,6 +104,7 @@ def vpcd_bridge(pcscd: str) -> Iterator[Callable[..., Any]]:
         bridge = VpcdBridge(card, port=port, **kwargs)
         bridge.start()
         bridges.append(bridge)
+        _wait_until_present(f"Virtual PCD 00 {port - VPCD_PORT:02d}")
         return bridge
 
     yield serve
