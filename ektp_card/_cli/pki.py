@@ -1,18 +1,28 @@
-"""ektp pki: the issuer's country signing CA, document signers, CRLs, and EF.SOD signing and checking."""
+"""ektp pki: the issuer's country signing CA, document signers, CRLs, EF.SOD signing and checking, and the
+terminal PKI (CV certificates for Terminal Authentication)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography import x509
 
 from ektp_card import errors
 from ektp_card._cli.util import Ctx, ExitCode, fail
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+    from ektp_card.pki.cvc import CvCertificate, Role, TerminalType
+    from ektp_card.pki.signer import KeyFileSigner
 
 PKI_DIR = click.argument("pki_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
 CSCA_PASS = click.option(
@@ -69,7 +79,7 @@ DG_OPTION = click.option("--dg", "dgs", multiple=True, metavar="N=FILE", require
 
 @click.group()
 def pki() -> None:
-    """Issuer PKI: country signing CA, document signers, CRLs, EF.SOD."""
+    """Issuer PKI: country signing CA, document signers, CRLs, EF.SOD; CV certificates."""
 
 
 @pki.group()
@@ -326,4 +336,389 @@ def _cert_json(cert: x509.Certificate) -> dict[str, str]:
         "serial": f"{cert.serial_number:X}",
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+# --- terminal PKI: CV certificates (BSI TR-03110-3 appendix C) -------------------------------------------
+
+EC_KEY_TYPES = [k for k in KEY_TYPES if not k.startswith("rsa")]
+TERMINAL_TYPES = ["is", "at", "st"]
+CVCA_PASS = click.option(
+    "--cvca-passphrase-env", "cvca_env", default="EKTP_CVCA_PASSPHRASE", show_default=True, metavar="NAME",
+    help="Environment variable holding the CVCA key passphrase (prompted for when unset on a terminal).",
+)
+DV_PASS = click.option(
+    "--dv-passphrase-env", "dv_env", default="EKTP_DV_PASSPHRASE", show_default=True, metavar="NAME",
+    help="Environment variable holding the DV key passphrase (prompted for when unset on a terminal).",
+)
+TERMINAL_PASS = click.option(
+    "--terminal-passphrase-env", "terminal_env", default="EKTP_TERMINAL_PASSPHRASE", show_default=True,
+    metavar="NAME",
+    help="Environment variable holding the terminal key passphrase (prompted for when unset on a terminal).",
+)
+CERT_OUT = click.argument("cert_out", metavar="CERT", type=click.Path(path_type=Path, dir_okay=False))
+EXISTING = click.Path(path_type=Path, dir_okay=False, exists=True)
+NEW_KEY = click.Path(path_type=Path, dir_okay=False)
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+EFFECTIVE = click.option("--effective", type=DATE, metavar="YYYY-MM-DD",
+                         help="Effective date (default: today, UTC).")
+RIGHTS = click.option(
+    "--right", "rights", multiple=True, metavar="NAME",
+    help="Access right to grant, e.g. read-dg3 (fingerprints) or read-dg4 (iris); repeat for each. "
+         "None by default.",
+)
+
+
+def _days(default: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option("--days", type=click.IntRange(1, 3653), default=default, show_default=True,
+                        help="Validity in days, counting the effective date.")
+
+
+def _validity(effective: dt.datetime | None, days: int) -> tuple[dt.date, dt.date]:
+    from ektp_card.pki.cvc import today
+
+    start = effective.date() if effective is not None else today()
+    return start, start + dt.timedelta(days=days - 1)
+
+
+def _holder(country: str, mnemonic: str, sequence: str, terminal_type: TerminalType, role: Role,
+            rights: tuple[str, ...]) -> str:
+    """Check what the user typed before any key is opened: a bad reference or right is a usage error."""
+    from ektp_card.pki.cvc import Chat, holder_reference
+
+    try:
+        Chat.of(terminal_type, role, rights)
+        return holder_reference(country, mnemonic, sequence)
+    except errors.PkiError as e:
+        fail(str(e), ExitCode.USAGE)
+
+
+def _read_cvc(path: Path) -> CvCertificate:
+    from ektp_card.pki.cvc import CvCertificate
+
+    try:
+        return CvCertificate.decode(path.read_bytes())
+    except errors.LdsFormatError as e:
+        fail(f"{path}: {e}", ExitCode.FILE)
+
+
+def _ec_key(key: object, what: str) -> EllipticCurvePublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+    if not isinstance(key, EllipticCurvePublicKey):
+        fail(f"{what} is not an elliptic-curve key; CV certificates use ECDSA", ExitCode.FILE)
+    return key
+
+
+def _public_key_file(path: Path) -> EllipticCurvePublicKey:
+    from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+
+    data = path.read_bytes()
+    try:
+        key = load_pem_public_key(data) if data.lstrip().startswith(b"-----") else load_der_public_key(data)
+    except (ValueError, TypeError):
+        fail(f"{path} is not a PEM or DER public key", ExitCode.FILE)
+    return _ec_key(key, str(path))
+
+
+@contextmanager
+def _new_key(path: Path, spec: str, secret: Callable[[], bytes]) -> Iterator[KeyFileSigner]:
+    """A new encrypted key file at ``path``, there only if the block succeeds (no orphan keys)."""
+    from ektp_card.pki.signer import KeyFileSigner, KeySpec
+
+    if path.exists():
+        fail(f"{path} exists; refusing to overwrite a private key", ExitCode.FILE)
+    tmp = path.with_name(f".{path.name}.new")
+    signer = KeyFileSigner.generate(tmp, KeySpec.parse(spec), secret, overwrite=True)
+    try:
+        yield signer
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+def _emit_cvc(obj: Ctx, verb: str, cert: CvCertificate, cert_out: Path, key: Path | None) -> None:
+    from ektp_card.pki.signer import write_file
+
+    write_file(cert_out, cert.encode())
+    info = {**_cvc_json(cert), "file": str(cert_out), "key": str(key) if key else None}
+    if obj.json:
+        obj.emit(info)
+        return
+    obj.out.print(f"{verb} {info['role']} certificate {cert.chr} (signed by {cert.car}): {cert_out}")
+    obj.out.print(f"  valid {info['effective']} to {info['expiration']}; "
+                  f"rights: {', '.join(info['rights']) or 'none'}")
+    if key:
+        obj.out.print(f"  private key: {key}")
+
+
+@pki.group()
+def cvca() -> None:
+    """The country verifying CA of the terminal PKI (BSI TR-03110)."""
+
+
+@cvca.command("create")
+@CERT_OUT
+@click.option("--key", "key_out", required=True, type=NEW_KEY, help="New CVCA private key file (encrypted).")
+@click.option("--country", required=True, help="Two-letter country code, e.g. ID.")
+@click.option("--mnemonic", default="CVCA", show_default=True, help="Holder mnemonic, up to 9 characters.")
+@click.option("--sequence", default="00001", show_default=True, help="5-character sequence number.")
+@click.option("--type", "terminal_type", type=click.Choice(TERMINAL_TYPES), default="is", show_default=True,
+              help="Terminal type: is (inspection system), at (authentication), st (signature).")
+@RIGHTS
+@click.option("--curve", type=click.Choice(EC_KEY_TYPES), default="brainpoolP256r1", show_default=True)
+@EFFECTIVE
+@_days(1095)
+@CVCA_PASS
+@click.pass_obj
+def cvca_create(obj: Ctx, cert_out: Path, key_out: Path, country: str, mnemonic: str, sequence: str,
+                terminal_type: str, rights: tuple[str, ...], curve: str, effective: dt.datetime | None,
+                days: int, cvca_env: str) -> None:
+    """Create a CVCA key and its self-signed CV certificate CERT (with the domain parameters)."""
+    from ektp_card.pki.cvc import Role, TerminalType, create_cvca
+
+    start, end = _validity(effective, days)
+    holder = _holder(country, mnemonic, sequence, TerminalType(terminal_type), Role.CVCA, rights)
+    with pki_errors():
+        with _new_key(key_out, curve, passphrase(cvca_env, "CVCA key", confirm=True)) as signer:
+            cert = create_cvca(signer, holder=holder, terminal_type=TerminalType(terminal_type),
+                               rights=rights, effective=start, expiration=end)
+        _emit_cvc(obj, "Created", cert, cert_out, key_out)
+
+
+@cvca.command("link")
+@CERT_OUT
+@click.option("--cvca", "cvca_file", required=True, type=EXISTING, help="The current CVCA certificate.")
+@click.option("--cvca-key", required=True, type=EXISTING, help="The current CVCA private key file.")
+@click.option("--key", "key_out", required=True, type=NEW_KEY, help="New CVCA private key file (encrypted).")
+@click.option("--sequence", required=True, help="Sequence number of the new key (5 characters).")
+@click.option("--curve", type=click.Choice(EC_KEY_TYPES), help="Curve of the new key (default: the current).")
+@EFFECTIVE
+@_days(1095)
+@CVCA_PASS
+@click.option("--new-passphrase-env", "new_env", default="EKTP_CVCA_NEW_PASSPHRASE", show_default=True,
+              metavar="NAME", help="Environment variable holding the new CVCA key passphrase.")
+@click.pass_obj
+def cvca_link(obj: Ctx, cert_out: Path, cvca_file: Path, cvca_key: Path, key_out: Path, sequence: str,
+              curve: str | None, effective: dt.datetime | None, days: int, cvca_env: str,
+              new_env: str) -> None:
+    """Change the CVCA key: a link certificate CERT for a new key, signed by the current key.
+
+    Cards that trust the current CVCA accept the new key through CERT; the new key's self-signed
+    certificate goes next to CERT with `-self` added to its name, for verifiers that start there.
+    """
+    from ektp_card.pki.cvc import Role, create_cvca, create_link, split_reference
+    from ektp_card.pki.signer import KeyFileSigner, write_file
+
+    old = _read_cvc(cvca_file)
+    start, end = _validity(effective, days)
+    country, mnemonic, _ = split_reference(old.chr)
+    holder = _holder(country, mnemonic, sequence, old.chat.terminal_type, Role.CVCA, ())
+    with pki_errors():
+        old_signer = KeyFileSigner.load(cvca_key, passphrase(cvca_env, "current CVCA key"))
+        spec = curve or (old.public_key.domain.name if old.public_key.domain else "brainpoolP256r1")
+        with _new_key(key_out, spec, passphrase(new_env, "new CVCA key", confirm=True)) as signer:
+            new_key = _ec_key(signer.public_key, str(key_out))
+            link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
+            self_signed = create_cvca(signer, holder=holder, terminal_type=old.chat.terminal_type,
+                                      rights=link.chat.names, effective=start, expiration=end)
+        write_file(cert_out.with_name(f"{cert_out.stem}-self{cert_out.suffix}"), self_signed.encode())
+        _emit_cvc(obj, "Linked", link, cert_out, key_out)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """The holder options shared by `dv issue` and `terminal issue`."""
+
+    country: str | None
+    mnemonic: str
+    sequence: str
+    rights: tuple[str, ...]
+    effective: dt.datetime | None
+    days: int
+    key_out: Path | None
+    public_key: Path | None
+
+
+def _issue_cvc(obj: Ctx, cert_out: Path, issuer_file: Path, issuer_key: Path,
+               issuer_pass: Callable[[], bytes], subject: _Subject, subject_pass: Callable[[], bytes],
+               role: Role) -> None:
+    from ektp_card.pki.cvc import curve_of, issue, split_reference
+    from ektp_card.pki.signer import KeyFileSigner
+
+    key_out, public_key = subject.key_out, subject.public_key
+    if key_out is not None and public_key is not None:
+        fail("give either --key (generate a new key) or --public-key (certify an existing one), not both",
+             ExitCode.USAGE)
+    issuer = _read_cvc(issuer_file)
+    start, end = _validity(subject.effective, subject.days)
+    country = subject.country or split_reference(issuer.chr)[0]
+    reference = _holder(country, subject.mnemonic, subject.sequence, issuer.chat.terminal_type, role,
+                        subject.rights)
+    with pki_errors():
+        signer = KeyFileSigner.load(issuer_key, issuer_pass)
+
+        def certify(key: EllipticCurvePublicKey) -> CvCertificate:
+            return issue(signer, issuer, key, holder=reference, role=role, rights=subject.rights,
+                         effective=start, expiration=end)
+
+        if public_key is not None:
+            cert = certify(_public_key_file(public_key))
+        elif key_out is not None:
+            spec = curve_of(_ec_key(signer.public_key, str(issuer_key))).name
+            with _new_key(key_out, spec, subject_pass) as new:
+                cert = certify(_ec_key(new.public_key, str(key_out)))
+        else:
+            fail("give --key (generate a new key) or --public-key (certify an existing one)", ExitCode.USAGE)
+        _emit_cvc(obj, "Issued", cert, cert_out, subject.key_out)
+
+
+@pki.group()
+def dv() -> None:
+    """Document verifiers: CV certificates under the CVCA."""
+
+
+@dv.command("issue")
+@CERT_OUT
+@click.option("--cvca", "cvca_file", required=True, type=EXISTING, help="The CVCA certificate.")
+@click.option("--cvca-key", required=True, type=EXISTING, help="The CVCA private key file.")
+@click.option("--key", "key_out", type=NEW_KEY, help="Generate the DV key into this file (encrypted).")
+@click.option("--public-key", type=EXISTING, help="Certify this DV public key (PEM or DER) instead.")
+@click.option("--country", help="Country code of the DV (default: the CVCA's).")
+@click.option("--mnemonic", required=True, help="Holder mnemonic, up to 9 characters (e.g. POLRI).")
+@click.option("--sequence", default="00001", show_default=True, help="5-character sequence number.")
+@click.option("--foreign", is_flag=True, help="A foreign DV (role bits 01) instead of a domestic one (10).")
+@RIGHTS
+@EFFECTIVE
+@_days(90)
+@CVCA_PASS
+@DV_PASS
+@click.pass_obj
+def dv_issue(obj: Ctx, cert_out: Path, cvca_file: Path, cvca_key: Path, key_out: Path | None,
+             public_key: Path | None, country: str | None, mnemonic: str, sequence: str, foreign: bool,
+             rights: tuple[str, ...], effective: dt.datetime | None, days: int, cvca_env: str,
+             dv_env: str) -> None:
+    """Issue a DV certificate CERT signed by the CVCA."""
+    from ektp_card.pki.cvc import Role
+
+    subject = _Subject(country, mnemonic, sequence, rights, effective, days, key_out, public_key)
+    _issue_cvc(obj, cert_out, cvca_file, cvca_key, passphrase(cvca_env, "CVCA key"), subject,
+               passphrase(dv_env, "DV key", confirm=True), Role.DV_FOREIGN if foreign else Role.DV_DOMESTIC)
+
+
+@pki.group()
+def terminal() -> None:
+    """Terminals: CV certificates under a DV."""
+
+
+@terminal.command("issue")
+@CERT_OUT
+@click.option("--dv", "dv_file", required=True, type=EXISTING, help="The DV certificate.")
+@click.option("--dv-key", required=True, type=EXISTING, help="The DV private key file.")
+@click.option("--key", "key_out", type=NEW_KEY, help="Generate the terminal key into this file (encrypted).")
+@click.option("--public-key", type=EXISTING, help="Certify this terminal public key (PEM or DER) instead.")
+@click.option("--country", help="Country code of the terminal (default: the DV's).")
+@click.option("--mnemonic", required=True, help="Holder mnemonic, up to 9 characters.")
+@click.option("--sequence", default="00001", show_default=True, help="5-character sequence number.")
+@RIGHTS
+@EFFECTIVE
+@_days(30)
+@DV_PASS
+@TERMINAL_PASS
+@click.pass_obj
+def terminal_issue(obj: Ctx, cert_out: Path, dv_file: Path, dv_key: Path, key_out: Path | None,
+                   public_key: Path | None, country: str | None, mnemonic: str, sequence: str,
+                   rights: tuple[str, ...], effective: dt.datetime | None, days: int, dv_env: str,
+                   terminal_env: str) -> None:
+    """Issue a terminal certificate CERT signed by a DV."""
+    from ektp_card.pki.cvc import Role
+
+    subject = _Subject(country, mnemonic, sequence, rights, effective, days, key_out, public_key)
+    _issue_cvc(obj, cert_out, dv_file, dv_key, passphrase(dv_env, "DV key"), subject,
+               passphrase(terminal_env, "terminal key", confirm=True), Role.TERMINAL)
+
+
+@pki.group()
+def cvc() -> None:
+    """Card-verifiable certificates: decode and verify."""
+
+
+@cvc.command("show")
+@click.argument("cert_file", metavar="CERT", type=EXISTING)
+@click.option("--trust", "trusted", multiple=True, type=EXISTING,
+              help="Trusted CVCA certificate; repeat for several. Verifies the chain to CERT.")
+@click.option("--chain", "chain", multiple=True, type=EXISTING,
+              help="Intermediate certificate (link, DV) in order from the CVCA; repeat for each.")
+@click.option("--at", "at", type=DATE, metavar="YYYY-MM-DD",
+              help="Check validity on this date (default: today, UTC).")
+@click.pass_obj
+def cvc_show(obj: Ctx, cert_file: Path, trusted: tuple[Path, ...], chain: tuple[Path, ...],
+             at: dt.datetime | None) -> None:
+    """Decode a CV certificate; with --trust verify its chain (exit 10 when it does not verify).
+
+    Without --trust, a self-signed CVCA certificate has its self-signature checked.
+    """
+    from ektp_card.pki.cvc import Role, verify_chain
+
+    cert = _read_cvc(cert_file)
+    result: dict[str, Any] = {"certificate": _cvc_json(cert), "verified": None, "reason": None}
+    if trusted:
+        anchors = [_read_cvc(p) for p in trusted]
+        path = [*(_read_cvc(p) for p in chain), cert]
+        try:
+            verified = verify_chain(path, anchors, at=at.date() if at else None)
+        except errors.PkiError as e:
+            result.update(verified=False, reason=str(e))
+        else:
+            result.update(verified=True, chain=[c.chr for c in verified.certificates],
+                          curve=verified.domain.name, effective_role=verified.chat.role.label,
+                          effective_rights=list(verified.chat.names))
+    elif cert.self_signed and cert.role is Role.CVCA and cert.public_key.domain is not None:
+        ok = cert.verify_signature(cert.public_key)
+        result.update(verified=ok, reason=None if ok else "the self-signature does not verify")
+    if obj.json:
+        obj.emit(result)
+    else:
+        _print_cvc(obj, result)
+    if result["verified"] is False:
+        raise click.exceptions.Exit(int(ExitCode.VERIFY_FAILED))
+
+
+def _print_cvc(obj: Ctx, result: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    info = result["certificate"]
+    for label, key in (("CAR", "car"), ("CHR", "chr"), ("Role", "role"), ("Terminal type", "terminal_type"),
+                       ("Algorithm", "algorithm"), ("Domain parameters", "curve"), ("Effective", "effective"),
+                       ("Expiration", "expiration")):
+        value = info[key] if info[key] is not None else "inherited from the CVCA"
+        obj.out.print(f"{label + ':':<19}{escape(str(value))}")
+    obj.out.print(f"{'Rights:':<19}{', '.join(info['rights']) or 'none'}  (CHAT {info['chat']})")
+    for oid in info["extensions"]:
+        obj.out.print(f"{'Extension:':<19}{oid}")
+    if result["verified"] is True and "chain" in result:
+        obj.out.print("[green]chain verified[/green]: " + " -> ".join(map(escape, result["chain"])))
+        rights = ", ".join(result["effective_rights"]) or "none"
+        obj.out.print(f"  effective authorization: {result['effective_role']}; rights: {rights}")
+    elif result["verified"] is True:
+        obj.out.print("[green]self-signature verified[/green]")
+    elif result["verified"] is False:
+        obj.out.print(f"[bold red]NOT verified[/bold red]: {escape(result['reason'])}")
+
+
+def _cvc_json(cert: CvCertificate) -> dict[str, Any]:
+    body = cert.body
+    return {
+        "car": cert.car,
+        "chr": cert.chr,
+        "role": cert.role.label,
+        "terminal_type": cert.chat.terminal_type.value,
+        "rights": list(cert.chat.names),
+        "chat": cert.chat.template.hex().upper(),
+        "algorithm": cert.public_key.algorithm_name,
+        "curve": cert.public_key.domain.name if cert.public_key.domain else None,
+        "effective": body.effective_date.isoformat(),
+        "expiration": body.expiration_date.isoformat(),
+        "extensions": [e.oid for e in body.extensions],
     }
