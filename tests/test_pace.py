@@ -400,7 +400,7 @@ def test_pin_counter_persists_in_image(tmp_path: Path) -> None:
 def test_secrets_stay_out_of_logs(caplog: pytest.LogCaptureFixture) -> None:
     card = pace_card()
     password = Password.can(CAN)
-    with caplog.at_level(TRAFFIC):
+    with caplog.at_level(TRAFFIC, logger="ektp_card"):
         run_pace(card, password)
         card.power_on()
         with pytest.raises(PacePasswordError):
