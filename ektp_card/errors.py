@@ -6,6 +6,8 @@ error handler) can catch one class. Messages never contain keys, CANs, PINs or s
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 
 class EktpError(Exception):
     """Root of every error raised by ektp-card."""
@@ -189,3 +191,56 @@ class LdsFormatError(EktpError, ValueError):
 class PkiError(EktpError):
     """A key, certificate, CRL or trust-store problem: unreadable or wrongly protected key file, a
     missing passphrase, a certificate outside its profile. Never names a passphrase or key value."""
+
+
+class BiometricFormatError(LdsFormatError):
+    """A biometric record (ISO/IEC 19794-2 minutiae, ISO/IEC 19794-5 face, a CBEFF template, a JPEG)
+    that is malformed; ``offset`` is the byte where decoding stopped (``None`` when a value built in
+    code is out of range rather than read from bytes)."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message if offset is None else f"{message} at offset {offset}")
+        self.offset = offset
+
+
+class Violation(NamedTuple):
+    """One broken rule of a citizen record: the field, the rule's name (e.g. ``nik.province``) and a
+    message naming what is wrong, never the whole value."""
+
+    field: str
+    rule: str
+    message: str
+
+
+class RecordError(EktpError, ValueError):
+    """A citizen record that cannot be used; ``violations`` lists every broken rule at once."""
+
+    def __init__(self, violations: list[Violation] | tuple[Violation, ...]) -> None:
+        self.violations = tuple(violations)
+        count = len(self.violations)
+        listed = "; ".join(f"{v.field}: {v.message} [{v.rule}]" for v in self.violations)
+        super().__init__(f"invalid record ({count} problem{'s' if count != 1 else ''}): {listed}")
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(v.rule for v in self.violations)
+
+
+class ChipAuthenticationError(EktpError):
+    """Chip Authentication cannot run (DG14 offers none this library supports, no secure messaging
+    to run it in) or, through ``CaResult.require``, the chip failed it."""
+
+
+class ActiveAuthenticationError(EktpError):
+    """Active Authentication cannot run (no usable DG15 key or signature algorithm) or, through
+    ``AaResult.require``, the chip's signature failed."""
+
+
+class PersonalisationError(EktpError):
+    """Personalisation cannot start or did not finish: input that fails the checks made before the card
+    is touched (data groups, document signer), a card that is not a blank card of this issuer or did not
+    prove its personalisation key, or a personalised card that does not verify when read back."""
+
+
+class CardLockedError(PersonalisationError):
+    """The card is already personalised and locked: it never accepts a personalisation command again."""

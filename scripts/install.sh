@@ -9,9 +9,11 @@ extras="${1:-test}"
 # pcscd + vsmartcard-vpcd: a real PC/SC stack with a virtual reader; libpcsclite-dev + swig + gcc: to
 # build pyscard; pcsc-tools: pcsc_scan for people debugging a reader; libeac-dev, openpace, libssl-dev,
 # pkg-config: OpenPACE, the independent PACE implementation the interop tests compile against; openssl:
-# the command line that cross-checks our certificates, CRLs and EF.SOD; softhsm2: a real PKCS#11 token.
+# the command line that cross-checks our certificates, CRLs and EF.SOD; softhsm2: a real PKCS#11 token;
+# libjpeg-turbo-progs: djpeg, an independent decoder for the JPEGs we generate.
 apt_packages=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-dev python3-venv pcsc-tools
-              libeac-dev libeac3 openpace libssl-dev pkg-config openssl softhsm2)
+              libeac-dev libeac3 openpace libssl-dev pkg-config openssl softhsm2
+              libjpeg-turbo-progs)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
