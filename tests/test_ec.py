@@ -1,19 +1,25 @@
-"""The elliptic-curve arithmetic of ektp_card.crypto.ec, checked against OpenSSL through ``cryptography``."""
+"""The elliptic-curve arithmetic of ektp_card.crypto.ec: the pure-Python reference checked against
+OpenSSL through ``cryptography``, and the OpenSSL-backed fast path checked against the reference."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec as cec
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ektp_card.crypto.ec import (
     BRAINPOOLP256R1,
+    SECP224R1,
     SECP256R1,
     STANDARDIZED_CURVES,
     Curve,
     InvalidPointError,
     Point,
+    PrivateKey,
+    _regular_digits,
 )
 
 #: The curves OpenSSL knows by name, for cross-checks.
@@ -28,6 +34,7 @@ OPENSSL: dict[str, cec.EllipticCurve] = {
     "brainpoolP512r1": cec.BrainpoolP512R1(),
 }
 CROSS = [c for c in STANDARDIZED_CURVES.values() if c.name in OPENSSL]
+CURVES = list(STANDARDIZED_CURVES.values())
 
 
 def test_parameter_ids() -> None:
@@ -44,9 +51,11 @@ def test_parameter_ids() -> None:
 def test_generator_has_order_n(curve: Curve) -> None:
     g = curve.generator
     assert curve.contains(g)
-    assert curve.multiply(curve.n, g) is None
-    assert curve.multiply(curve.n - 1, g) == curve.negate(g)
-    assert curve.multiply(curve.n + 1, g) == g
+    for multiply in (curve.multiply, curve.multiply_python):
+        assert multiply(curve.n, g) is None
+        assert multiply(curve.n - 1, g) == curve.negate(g)
+        assert multiply(curve.n + 1, g) == g
+        assert multiply(1, g) == g
     assert curve.size == (curve.p.bit_length() + 7) // 8
 
 
@@ -55,7 +64,7 @@ def test_generator_has_order_n(curve: Curve) -> None:
 @given(data=st.data())
 def test_scalar_multiplication_matches_openssl(curve: Curve, data: st.DataObject) -> None:
     k = data.draw(st.integers(min_value=1, max_value=curve.n - 1))
-    ours = curve.multiply(k, curve.generator)
+    ours = curve.multiply_python(k, curve.generator)
     theirs = cec.derive_private_key(k, OPENSSL[curve.name]).public_key().public_numbers()
     assert ours == Point(theirs.x, theirs.y)
 
@@ -65,7 +74,7 @@ def test_ecdh_x_coordinate_matches_openssl(curve: Curve) -> None:
     a = cec.generate_private_key(OPENSSL[curve.name])
     b = cec.generate_private_key(OPENSSL[curve.name])
     b_numbers = b.public_key().public_numbers()
-    shared = curve.multiply(a.private_numbers().private_value, Point(b_numbers.x, b_numbers.y))
+    shared = curve.multiply_python(a.private_numbers().private_value, Point(b_numbers.x, b_numbers.y))
     assert shared is not None
     assert shared.x.to_bytes(curve.size, "big") == a.exchange(cec.ECDH(), b.public_key())
 
@@ -79,9 +88,10 @@ def test_group_law_identities() -> None:
     assert c.add(g, c.negate(g)) is None
     assert c.add(g2, g) == c.multiply(3, g)
     assert c.add(c.multiply(5, g), c.multiply(7, g)) == c.multiply(12, g)
-    assert c.multiply(0, g) is None and c.multiply(5, None) is None
-    with pytest.raises(ValueError):
-        c.multiply(-1, g)
+    for multiply in (c.multiply, c.multiply_python):
+        assert multiply(0, g) is None and multiply(5, None) is None
+        with pytest.raises(ValueError):
+            multiply(-1, g)
 
 
 def test_point_encoding_round_trip() -> None:
@@ -140,3 +150,176 @@ def test_validation_agrees_with_openssl(curve: Curve, data: st.DataObject) -> No
     except ValueError:
         theirs = False
     assert ours == theirs == (dy == 0)
+
+
+# --- the OpenSSL fast path against the pure-Python reference ---------------------------------------
+
+
+def _openssl_has(name: str) -> bool:
+    try:
+        cec.derive_private_key(1, OPENSSL[name])
+    except Exception:  # noqa: BLE001 - UnsupportedAlgorithm, whatever the version raises
+        return False
+    return True
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+def test_accelerated_exactly_where_openssl_has_the_curve(curve: Curve) -> None:
+    expected = curve.name in OPENSSL and _openssl_has(curve.name)
+    assert curve.accelerated is expected
+    if expected:
+        # The runtime probe only checks that G lies on OpenSSL's curve; here: it is OpenSSL's G.
+        numbers = cec.derive_private_key(1, OPENSSL[curve.name]).public_key().public_numbers()
+        assert Point(numbers.x, numbers.y) == curve.generator
+
+
+def test_installed_cryptography_accelerates_eight_curves() -> None:
+    # cryptography 42-49 with its bundled OpenSSL: every named PACE curve but three Brainpool ones.
+    slow = {c.name for c in CURVES if not c.accelerated}
+    assert slow == {"brainpoolP192r1", "brainpoolP224r1", "brainpoolP320r1"}
+
+
+def test_other_parameters_under_a_standard_name_are_not_accelerated() -> None:
+    fake = dataclasses.replace(SECP256R1, b=SECP256R1.b + 1)
+    assert not fake.accelerated
+    assert SECP256R1.accelerated
+
+
+def _point(curve: Curve, data: st.DataObject) -> Point:
+    j = data.draw(st.integers(min_value=1, max_value=curve.n - 1), label="j")
+    point = curve.multiply_python(j, curve.generator)
+    assert point is not None
+    return point
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+@settings(max_examples=6, deadline=None)
+@given(data=st.data())
+def test_fast_products_match_python(curve: Curve, data: st.DataObject) -> None:
+    k = data.draw(st.integers(min_value=1, max_value=curve.n - 1), label="k")
+    point = _point(curve, data)
+    expected = curve.multiply_python(k, point)
+    assert expected is not None
+    key = PrivateKey(curve, k)
+    assert key.public == curve.multiply_python(k, curve.generator) == curve.multiply(k, curve.generator)
+    assert key.multiply(point) == expected == curve.multiply(k, point)
+    assert key.exchange(point) == expected.x.to_bytes(curve.size, "big")
+    # The scalar is reduced modulo n on both paths.
+    assert curve.multiply(k + curve.n, point) == curve.multiply_python(k + 2 * curve.n, point) == expected
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+@pytest.mark.parametrize("k", [1, 2, 3, 15, 16, 17, -3, -2, -1], ids=lambda k: f"k={k}")
+def test_fast_products_on_special_points(curve: Curve, k: int) -> None:
+    """Small and large scalars (k < 0 stands for n + k) on G, -G and 2G: the branches of the fast
+    path that need no ECDH, and the exceptional cases of the window's additions."""
+    k %= curve.n
+    g = curve.generator
+    minus_g, two_g = curve.negate(g), curve.multiply_python(2, g)
+    assert minus_g is not None and two_g is not None
+    key = PrivateKey(curve, k)
+    for point in (g, minus_g, two_g):
+        expected = curve.multiply_python(k, point)
+        assert expected is not None
+        assert key.multiply(point) == expected
+        assert key.exchange(point) == expected.x.to_bytes(curve.size, "big")
+    # The reference itself, against the group law: k*G = (k-1)*G + G.
+    previous = curve.multiply_python(k - 1, g)
+    assert curve.multiply_python(k, g) == curve.add(previous, g)
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+@settings(max_examples=6, deadline=None)
+@given(data=st.data())
+def test_lift_x(curve: Curve, data: st.DataObject) -> None:
+    point = _point(curve, data)
+    lifted = curve.lift_x(point.x)
+    assert lifted.y % 2 == 0 and curve.contains(lifted)
+    assert lifted in (point, curve.negate(point))
+    if curve.openssl is not None:
+        assert curve.openssl.lift_x(point.x) == lifted
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+def test_lift_x_refuses_x_without_point(curve: Curve) -> None:
+    # About half of all x have no point; find the first from 0 up with the curve equation.
+    x = next(x for x in range(1000) if pow(x**3 + curve.a * x + curve.b, (curve.p - 1) // 2, curve.p) > 1)
+    with pytest.raises(InvalidPointError):
+        curve.lift_x(x)
+    with pytest.raises(InvalidPointError):
+        curve.lift_x(curve.p)
+    if curve.openssl is not None:
+        with pytest.raises(InvalidPointError):
+            curve.openssl.lift_x(x)
+
+
+def test_lift_x_tonelli_shanks() -> None:
+    # P-224 is the one curve with p = 1 mod 4 (p - 1 = q 2^96): the square root needs Tonelli-Shanks.
+    c = SECP224R1
+    assert c.p % 4 == 1
+    for k in (1, 2, 3, 12345, c.n - 1):
+        point = c.multiply_python(k, c.generator)
+        assert point is not None
+        assert c.lift_x(point.x) in (point, c.negate(point))
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+@settings(max_examples=6, deadline=None)
+@given(data=st.data())
+def test_resolve_sign(curve: Curve, data: st.DataObject) -> None:
+    """The disambiguation the fast path relies on, computed entirely in Python: x(k*(P + G))
+    picks k*P out of (x, +-y)."""
+    k = data.draw(st.integers(min_value=1, max_value=curve.n - 1), label="k")
+    point = _point(curve, data)
+    product, k_g = curve.multiply_python(k, point), curve.multiply_python(k, curve.generator)
+    shifted = curve.add(point, curve.generator)
+    assume(shifted is not None)  # P = -G: the fast path answers -(k*G) without this check
+    assert product is not None and k_g is not None and shifted is not None
+    check = curve.multiply_python(k, shifted)
+    assert check is not None
+    lifted = curve.lift_x(product.x)
+    negated = curve.negate(lifted)
+    assert negated is not None
+    assert curve.resolve_sign(lifted, k_g, check.x) == product
+    assert curve.resolve_sign(negated, k_g, check.x) == product
+    sums = {q.x for q in (curve.add(lifted, k_g), curve.add(negated, k_g)) if q is not None}
+    with pytest.raises(InvalidPointError):
+        curve.resolve_sign(lifted, k_g, min(set(range(3)) - sums))
+
+
+@pytest.mark.parametrize("curve", [SECP256R1, STANDARDIZED_CURVES[14]], ids=lambda c: c.name)
+def test_points_off_the_curve_refused(curve: Curve) -> None:
+    g = curve.generator
+    off = Point(g.x, (g.y + 1) % curve.p)
+    key = PrivateKey(curve, 7)
+    for product in (
+        lambda: curve.multiply(7, off),
+        lambda: curve.multiply_python(7, off),
+        lambda: key.multiply(off),
+        lambda: key.exchange(off),
+    ):
+        with pytest.raises(InvalidPointError):
+            product()
+
+
+def test_private_key_range_and_repr() -> None:
+    c = BRAINPOOLP256R1
+    for k in (0, c.n, -1):
+        with pytest.raises(ValueError, match=r"\[1, n-1\]"):
+            PrivateKey(c, k)
+    k = 0x7E2D2A41C70C8EF5F8D1F3D4B9A4A0F2E5A66E1C5E0F4D07A2B3C4D5E6F70811
+    key = PrivateKey(c, k)
+    assert key.scalar == k
+    assert repr(key) == "PrivateKey(brainpoolP256r1)"
+    assert f"{k:x}" not in repr(key).lower() and str(k) not in repr(key)
+
+
+@given(k=st.integers(min_value=0, max_value=(1 << 521) - 1).map(lambda k: k | 1))
+@settings(max_examples=50)
+def test_regular_recoding(k: int) -> None:
+    count = -(-521 // 4) + 1
+    digits = _regular_digits(k, count)
+    assert len(digits) == count
+    assert all(d % 2 == 1 and -15 <= d <= 15 for d in digits)
+    assert digits[-1] == 1
+    assert sum(d << (4 * i) for i, d in enumerate(digits)) == k

@@ -1,14 +1,22 @@
-"""Elliptic-curve arithmetic over prime fields, for what ``cryptography`` does not expose.
+"""Elliptic-curve arithmetic over prime fields, with OpenSSL where it has the curve.
 
-PACE Generic Mapping (ICAO Doc 9303-11 section 4.4.3.3.1) needs the
-full shared point H of an ECDH exchange, the mapped generator G~ = s*G + H, and key agreement on
-that non-standard generator. OpenSSL (through ``cryptography``) only offers ECDH on the standard
-generator and returns the x-coordinate alone, so the group law is implemented here: affine points
-at the interface, Jacobian coordinates inside, a Montgomery ladder for scalar multiplication.
+PACE Generic Mapping (ICAO Doc 9303-11 section 4.4.3.3.1) needs the full shared point H of an ECDH
+exchange, the mapped generator G~ = s*G + H, and key pairs on that non-standard generator. OpenSSL
+(through ``cryptography``) offers key generation on the standard generator and ECDH, which yields
+the x-coordinate of a product alone. :class:`PrivateKey` builds every product PACE needs from those
+two operations (see :meth:`PrivateKey.multiply`); for curves the installed OpenSSL lacks
+(brainpoolP192r1, brainpoolP224r1, brainpoolP320r1) it falls back to the pure-Python group law of
+:class:`Curve`, which is also the reference the fast path is tested against. Both give the same
+points, byte for byte.
 
-Python integers are not constant-time; the ladder at least runs the same sequence of group
-operations for every scalar of a given bit length. Use this module for protocol arithmetic, and
-``cryptography`` for long-term keys and signatures.
+Side channels: this is a terminal and card-simulator library, not a smart card. OpenSSL's ECDH and
+key generation are written to be constant-time. The Python parts are not, as Python integers are
+not: the scalar multiplication (:meth:`Curve.multiply_python`) at least runs the same sequence of
+group operations for every scalar of a curve (a fixed window over a recoding without zero digits,
+so not even the scalar's bit length shows), but its table lookups are indexed by secret digits, and
+the point additions and decompression around the OpenSSL calls work on secret-derived values with
+variable-time integer arithmetic. Long-term keys and signatures belong in ``cryptography``; a
+chip's secrets belong in a chip.
 
 Curve parameters: RFC 5639 section 3 (Brainpool r1 curves) and FIPS 186-4 appendix D.1.2 /
 SEC 2 v2 section 2 (NIST prime curves). The standardized domain parameter IDs are those of
@@ -20,7 +28,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec as _openssl_ec
 
 from ektp_card.errors import EktpError
 
@@ -41,6 +53,49 @@ class Point:
 # Jacobian (X, Y, Z) stands for the affine point (X/Z^2, Y/Z^3); Z = 0 is the point at infinity.
 _Jacobian = tuple[int, int, int]
 _INFINITY: _Jacobian = (1, 1, 0)
+#: Bits per digit of the windowed scalar multiplication: 2^(w-1) odd multiples in the table.
+_WINDOW = 4
+
+
+def _regular_digits(k: int, count: int) -> list[int]:
+    """Odd k as ``count`` odd digits d_i in [-(2^w - 1), 2^w - 1], k = sum d_i 2^(w i), least
+    significant first. No digit is zero, so every window adds a point: the sequence of group
+    operations does not depend on k. The top digit is 1 when 2^(w (count-1)) > k."""
+    digits = []
+    mask = (1 << (_WINDOW + 1)) - 1
+    for _ in range(count - 1):
+        digit = (k & mask) - (1 << _WINDOW)  # odd, as k is; (k - digit) / 2^w is odd again
+        digits.append(digit)
+        k = (k - digit) >> _WINDOW
+    digits.append(k)
+    return digits
+
+
+def _sqrt_mod(a: int, p: int) -> int | None:
+    """A square root of a modulo the odd prime p, ``None`` if a is not a square."""
+    a %= p
+    if a == 0:
+        return 0
+    if p % 4 == 3:
+        root = pow(a, (p + 1) // 4, p)
+        return root if root * root % p == a else None
+    if pow(a, (p - 1) // 2, p) != 1:  # Euler's criterion
+        return None
+    # Tonelli-Shanks (p - 1 = q 2^s, q odd); among the PACE curves only P-224 needs it.
+    q, s = p - 1, 0
+    while q % 2 == 0:
+        q, s = q // 2, s + 1
+    z = 2
+    while pow(z, (p - 1) // 2, p) != p - 1:
+        z += 1
+    m, c, t, root = s, pow(z, q, p), pow(a, q, p), pow(a, (q + 1) // 2, p)
+    while t != 1:
+        i, t2 = 0, t
+        while t2 != 1:
+            t2, i = t2 * t2 % p, i + 1
+        b = pow(c, 1 << (m - i - 1), p)
+        m, c, t, root = i, b * b % p, t * b * b % p, root * b % p
+    return root
 
 
 @dataclass(frozen=True)
@@ -72,6 +127,15 @@ class Curve:
             return False
         return (y * y - (x * x * x + self.a * x + self.b)) % p == 0
 
+    def lift_x(self, x: int) -> Point:
+        """The point with x-coordinate ``x`` and an even y (the SEC 1 section 2.3.4 decompression
+        of 02 || x); its negative is the other one. :class:`InvalidPointError` if there is none."""
+        p = self.p
+        y = _sqrt_mod(x * x * x + self.a * x + self.b, p) if 0 <= x < p else None
+        if y is None:
+            raise InvalidPointError(f"no point of {self.name} has this x-coordinate")
+        return Point(x, p - y if y & 1 else y)
+
     # --- encoding (ICAO Doc 9303-11 section 9.4.1: uncompressed, SEC 1 section 2.3.3) ------------
 
     def encode_point(self, point: Point) -> bytes:
@@ -96,6 +160,10 @@ class Curve:
 
     # --- the group law ---------------------------------------------------------------------------
 
+    @cached_property
+    def _a_is_minus_3(self) -> bool:
+        return self.a == self.p - 3
+
     def _double(self, q: _Jacobian) -> _Jacobian:
         x, y, z = q
         p = self.p
@@ -104,7 +172,10 @@ class Curve:
         yy = y * y % p
         s = 4 * x * yy % p
         zz = z * z % p
-        m = (3 * x * x + self.a * zz * zz) % p
+        if self._a_is_minus_3:
+            m = 3 * (x - zz) * (x + zz) % p  # 3x^2 - 3z^4, the NIST curves' shortcut
+        else:
+            m = (3 * x * x + self.a * zz * zz) % p
         x3 = (m * m - 2 * s) % p
         y3 = (m * (s - x3) - 8 * yy * yy) % p
         z3 = 2 * y * z % p
@@ -137,6 +208,24 @@ class Curve:
         z3 = hh * z1 * z2 % p
         return x3, y3, z3
 
+    def _add_affine(self, q1: _Jacobian, x2: int, y2: int) -> _Jacobian:
+        """q1 + (x2, y2): the mixed addition, cheaper than :meth:`_add` with Z2 = 1."""
+        x1, y1, z1 = q1
+        if z1 == 0:
+            return x2, y2, 1
+        p = self.p
+        z1z1 = z1 * z1 % p
+        hh = (x2 * z1z1 - x1) % p
+        r = (y2 * z1 * z1z1 - y1) % p
+        if hh == 0:
+            return self._double(q1) if r == 0 else _INFINITY
+        h2 = hh * hh % p
+        h3 = hh * h2 % p
+        v = x1 * h2 % p
+        x3 = (r * r - h3 - 2 * v) % p
+        y3 = (r * (v - x3) - y1 * h3) % p
+        return x3, y3, z1 * hh % p
+
     def _affine(self, q: _Jacobian) -> Point | None:
         x, y, z = q
         if z == 0:
@@ -157,21 +246,228 @@ class Curve:
     def negate(self, point: Point | None) -> Point | None:
         return None if point is None else Point(point.x, (-point.y) % self.p)
 
-    def multiply(self, k: int, point: Point | None) -> Point | None:
-        """k * point by a Montgomery ladder (k >= 0); ``None`` is the point at infinity."""
+    def _scalar(self, k: int, point: Point | None) -> int:
+        """k reduced modulo n, after the checks every multiplication makes; 0 for a product at
+        infinity. Reducing is sound because every point of these curves has an order dividing n."""
         if k < 0:
             raise ValueError("negative scalar")
-        r0, r1 = _INFINITY, self._jacobian(point)
-        for i in range(k.bit_length() - 1, -1, -1):
-            if (k >> i) & 1:
-                r0, r1 = self._add(r0, r1), self._double(r1)
-            else:
-                r0, r1 = self._double(r0), self._add(r0, r1)
-        return self._affine(r0)
+        if point is None:
+            return 0
+        if not self.contains(point):
+            raise InvalidPointError(f"the point is not on {self.name}")
+        return k % self.n
+
+    def multiply(self, k: int, point: Point | None) -> Point | None:
+        """k * point (k >= 0; ``None`` is the point at infinity), with OpenSSL when it has the
+        curve (see :meth:`PrivateKey.multiply`), else :meth:`multiply_python`: the same point."""
+        k = self._scalar(k, point)
+        if k == 0 or point is None:
+            return None
+        return PrivateKey(self, k).multiply(point)
+
+    def multiply_python(self, k: int, point: Point | None) -> Point | None:
+        """k * point in pure Python: Jacobian coordinates, a fixed window of :data:`_WINDOW` bits
+        over odd digits. :class:`InvalidPointError` for a point off the curve."""
+        k = self._scalar(k, point)
+        if k == 0 or point is None:
+            return None
+        # The recoding wants an odd scalar: n is an odd prime, so one of k and n - k is odd, and
+        # (n - k) * P = -(k * P).
+        odd = k if k & 1 else self.n - k
+        table = self._generator_table if point == self.generator else self._odd_multiples(point)
+        count = -(-self.n.bit_length() // _WINDOW) + 1
+        digits = _regular_digits(odd, count)
+        acc = self._jacobian(table[digits[-1] >> 1])  # the top digit is 1: see _regular_digits
+        p = self.p
+        for digit in reversed(digits[:-1]):
+            for _ in range(_WINDOW):
+                acc = self._double(acc)
+            entry = table[abs(digit) >> 1]
+            # Negate the table point by sign arithmetic rather than a branch.
+            acc = self._add_affine(acc, entry.x, entry.y * ((digit > 0) - (digit < 0)) % p)
+        result = self._affine(acc)
+        return result if k & 1 else self.negate(result)
+
+    def _odd_multiples(self, point: Point) -> list[Point]:
+        """P, 3P, 5P, ..., (2^w - 1)P in affine form, with one inversion for all (Montgomery's
+        trick). None of them is at infinity: P has order n, far above 2^w."""
+        double = self._double(self._jacobian(point))
+        row = [self._jacobian(point)]
+        for _ in range((1 << (_WINDOW - 1)) - 1):
+            row.append(self._add(row[-1], double))
+        p = self.p
+        prefix = [1]
+        for _x, _y, z in row:
+            prefix.append(prefix[-1] * z % p)
+        inverse = pow(prefix[-1], -1, p)
+        out: list[Point] = [point] * len(row)
+        for i in range(len(row) - 1, -1, -1):
+            x, y, z = row[i]
+            zi = inverse * prefix[i] % p
+            inverse = inverse * z % p
+            zi2 = zi * zi % p
+            out[i] = Point(x * zi2 % p, y * zi2 * zi % p)
+        return out
+
+    @cached_property
+    def _generator_table(self) -> list[Point]:
+        return self._odd_multiples(self.generator)
+
+    def resolve_sign(self, candidate: Point, offset: Point, x_of_sum: int) -> Point:
+        """Of ``candidate`` and its negative, the point R with x(R + offset) = ``x_of_sum``.
+
+        This recovers a full product R = k*P from its x-coordinate: with offset = k*G and
+        x_of_sum = x(k*(P + G)) = x(R + k*G), only one sign fits. If both did, R + kG = +-(-R + kG),
+        so R = -R (no point of odd order n has y = 0) or 2kG = O (impossible for k in [1, n-1]).
+        :class:`InvalidPointError` if neither fits (inputs that do not describe such a product).
+        """
+        for r in (candidate, Point(candidate.x, (-candidate.y) % self.p)):
+            total = self.add(r, offset)
+            if total is not None and total.x == x_of_sum:
+                return r
+        raise InvalidPointError(f"neither sign of the point fits the check value on {self.name}")
+
+    @cached_property
+    def openssl(self) -> OpenSslCurve | None:
+        """OpenSSL's arithmetic on this curve, ``None`` if the installed ``cryptography`` lacks it
+        or the curve is not one of the named curves here."""
+        curve_class = _OPENSSL_CLASSES.get(self.name)
+        if curve_class is None or _STANDARD_BY_NAME.get(self.name) != self:
+            return None  # a name alone proves nothing: the parameters must be the standard ones
+        try:
+            backend = OpenSslCurve(self, curve_class())
+        except (UnsupportedAlgorithm, ValueError):
+            return None
+        return backend
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether products on this curve go through OpenSSL."""
+        return self.openssl is not None
 
     def random_scalar(self) -> int:
         """A private key drawn uniformly from [1, n-1] with the ``secrets`` generator."""
         return 1 + secrets.randbelow(self.n - 1)
+
+
+class OpenSslCurve:
+    """The operations OpenSSL offers on one named curve, through ``cryptography``."""
+
+    def __init__(self, curve: Curve, named: _openssl_ec.EllipticCurve) -> None:
+        self.curve = curve
+        self.named = named
+        # UnsupportedAlgorithm if this OpenSSL lacks the curve, ValueError if our generator is not
+        # on OpenSSL's curve of that name. A cheap probe (no scalar multiplication): a command-line
+        # run does one PACE per process. That OpenSSL's generator is ours is a test's job.
+        self.public_key(curve.generator)
+
+    def __repr__(self) -> str:
+        return f"OpenSslCurve({self.curve.name})"
+
+    def private_key(self, k: int) -> _openssl_ec.EllipticCurvePrivateKey:
+        """The key pair of scalar k in [1, n-1]: OpenSSL computes k*G."""
+        return _openssl_ec.derive_private_key(k, self.named)
+
+    def public_key(self, point: Point) -> _openssl_ec.EllipticCurvePublicKey:
+        """``point`` as OpenSSL's public key (which checks that it lies on the curve)."""
+        return _openssl_ec.EllipticCurvePublicNumbers(point.x, point.y, self.named).public_key()
+
+    def lift_x(self, x: int) -> Point:
+        """:meth:`Curve.lift_x` by OpenSSL's point decompression (02 || x: the even y)."""
+        try:
+            key = _openssl_ec.EllipticCurvePublicKey.from_encoded_point(
+                self.named, b"\x02" + x.to_bytes(self.curve.size, "big")
+            )
+        except ValueError:
+            raise InvalidPointError(f"no point of {self.curve.name} has this x-coordinate") from None
+        numbers = key.public_numbers()
+        return Point(numbers.x, numbers.y)
+
+
+class PrivateKey:
+    """A private scalar k in [1, n-1] of a curve, with the products PACE needs: its public key
+    k*G, k*P for any point P of the curve, and the ECDH secret x(k*P).
+
+    With OpenSSL (:attr:`Curve.accelerated`), k*G comes from key generation and x(k*P) from ECDH.
+    The full k*P (PACE's shared mapping point H and its public keys on the mapped generator G~)
+    takes two ECDH: x = x(k*P) gives the two candidates (x, +-y) by decompression, and
+    x(k*(P + G)) = x(k*P + k*G), with k*G known, tells which one is k*P (:meth:`Curve.resolve_sign`).
+
+    Either sign would make a valid key pair on G~ (-(k*G~) is the public key of n - k, and both
+    give the same ECDH x-coordinate with any peer), so the second ECDH could be saved for an
+    ephemeral key. It is not: a private key yields exactly its own public key k*G~, so an injected
+    key gives the bytes of ICAO Doc 9303-11 Appendix G.1 and the scalar kept always matches the
+    point sent. The value of k stays out of ``repr``.
+    """
+
+    __slots__ = ("curve", "_k", "_openssl", "_public")
+
+    def __init__(self, curve: Curve, k: int) -> None:
+        if not 1 <= k < curve.n:
+            raise ValueError("a private key must lie in [1, n-1]")
+        self.curve = curve
+        self._k = k
+        self._public: Point | None = None
+        self._openssl: tuple[OpenSslCurve, _openssl_ec.EllipticCurvePrivateKey] | None = None
+        backend = curve.openssl
+        if backend is not None:
+            key = backend.private_key(k)
+            numbers = key.public_key().public_numbers()
+            self._openssl = backend, key
+            self._public = Point(numbers.x, numbers.y)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({self.curve.name})"
+
+    @property
+    def scalar(self) -> int:
+        """k."""
+        return self._k
+
+    @property
+    def public(self) -> Point:
+        """The public key k*G."""
+        if self._public is None:
+            self._public = self._python(self.curve.generator)
+        return self._public
+
+    def _python(self, point: Point) -> Point:
+        product = self.curve.multiply_python(self._k, point)
+        if product is None:  # only for a point outside the group of order n, which the curve lacks
+            raise InvalidPointError("the product is the point at infinity")
+        return product
+
+    def _check(self, point: Point) -> None:
+        if not self.curve.contains(point):
+            raise InvalidPointError(f"the point is not on {self.curve.name}")
+
+    def exchange(self, point: Point) -> bytes:
+        """x(k * point) on the field size: the ECDH shared secret (ICAO Doc 9303-11 section 9.7.1).
+        :class:`InvalidPointError` if ``point`` is not on the curve."""
+        self._check(point)
+        if self._openssl is None:
+            return self._python(point).x.to_bytes(self.curve.size, "big")
+        backend, key = self._openssl
+        return key.exchange(_openssl_ec.ECDH(), backend.public_key(point))
+
+    def multiply(self, point: Point) -> Point:
+        """k * point, never at infinity for a point of the curve (all have order n).
+        :class:`InvalidPointError` if ``point`` is not on the curve."""
+        self._check(point)
+        if self._openssl is None:
+            return self._python(point)
+        curve, public = self.curve, self.public
+        generator = curve.generator
+        if point == generator:
+            return public
+        shifted = curve.add(point, generator)
+        if shifted is None:  # point = -G: k*point = -(k*G)
+            return Point(public.x, curve.p - public.y)
+        backend, key = self._openssl
+        x = key.exchange(_openssl_ec.ECDH(), backend.public_key(point))
+        check = key.exchange(_openssl_ec.ECDH(), backend.public_key(shifted))
+        candidate = backend.lift_x(int.from_bytes(x, "big"))
+        return curve.resolve_sign(candidate, public, int.from_bytes(check, "big"))
 
 
 #: A source of private keys: given the curve, return a scalar in [1, n-1].
@@ -370,5 +666,21 @@ STANDARDIZED_CURVES: Mapping[int, Curve] = MappingProxyType(
         16: BRAINPOOLP384R1,
         17: BRAINPOOLP512R1,
         18: SECP521R1,
+    }
+)
+
+
+_STANDARD_BY_NAME: Mapping[str, Curve] = MappingProxyType({c.name: c for c in STANDARDIZED_CURVES.values()})
+#: The curves ``cryptography`` names; whether its OpenSSL has each is found out on first use.
+_OPENSSL_CLASSES: Mapping[str, type[_openssl_ec.EllipticCurve]] = MappingProxyType(
+    {
+        "secp192r1": _openssl_ec.SECP192R1,
+        "secp224r1": _openssl_ec.SECP224R1,
+        "secp256r1": _openssl_ec.SECP256R1,
+        "secp384r1": _openssl_ec.SECP384R1,
+        "secp521r1": _openssl_ec.SECP521R1,
+        "brainpoolP256r1": _openssl_ec.BrainpoolP256R1,
+        "brainpoolP384r1": _openssl_ec.BrainpoolP384R1,
+        "brainpoolP512r1": _openssl_ec.BrainpoolP512R1,
     }
 )

@@ -41,6 +41,7 @@ from ektp_card.crypto.ec import (
     InvalidPointError,
     KeySource,
     Point,
+    PrivateKey,
     default_key_source,
 )
 from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
@@ -287,6 +288,12 @@ def map_generator(curve: Curve, nonce: bytes, shared_point: Point | None) -> Poi
     return mapped
 
 
+def private_key(curve: Curve, key_source: KeySource) -> PrivateKey:
+    """A private key drawn from ``key_source``, with its public key on the standard generator
+    (ValueError for a scalar outside [1, n-1])."""
+    return PrivateKey(curve, key_source(curve))
+
+
 def peer_point(curve: Curve, data: bytes, own: bytes, what: str) -> Point:
     """Validate the other side's public key: an uncompressed point on the curve, and not equal to
     our own (ICAO Doc 9303-11 section 4.4.1 asks both sides to check PK_IC != PK_IFD, which stops
@@ -300,12 +307,16 @@ def peer_point(curve: Curve, data: bytes, own: bytes, what: str) -> Point:
     return point
 
 
-def shared_secret(curve: Curve, private: int, public: Point) -> bytes:
-    """The x-coordinate of private * public, on the field size (ICAO Doc 9303-11 section 9.7.1)."""
-    product = curve.multiply(private, public)
-    if product is None:
-        raise PaceError("the key agreement produced the point at infinity")
-    return product.x.to_bytes(curve.size, "big")
+def shared_secret(curve: Curve, private: int | PrivateKey, public: Point) -> bytes:
+    """The x-coordinate of private * public, on the field size (ICAO Doc 9303-11 section 9.7.1).
+    ``public`` is a point of ``curve``, as :func:`peer_point` returns."""
+    key = private if isinstance(private, PrivateKey) else PrivateKey(curve, private)
+    if key.curve != curve:
+        raise ValueError(f"a private key of {key.curve.name} used on {curve.name}")
+    try:
+        return key.exchange(public)
+    except InvalidPointError as exc:  # not from peer_point: a caller's mistake, not the peer's
+        raise PaceError(f"the key agreement failed: {exc}") from None
 
 
 # --- the result -----------------------------------------------------------------------------------
@@ -470,17 +481,18 @@ def _authenticate(run: _Terminal, key_source: KeySource) -> PaceResult:
     nonce = decrypt_nonce(cipher, password_key(password, cipher), encrypted)
 
     # Step 2: Generic Mapping.
-    map_private = key_source(curve)
-    map_public = curve.encode_point(_public(curve, map_private, curve.generator))
+    map_key = private_key(curve, key_source)
+    map_public = curve.encode_point(map_key.public)
     chip_map = peer_point(curve, run.step(Tlv(0x81, map_public), 0x82), map_public, "chip's mapping key")
-    mapped = map_generator(curve, nonce, curve.multiply(map_private, chip_map))
+    mapped = map_generator(curve, nonce, map_key.multiply(chip_map))
 
-    # Step 3: ephemeral key agreement on the mapped generator.
-    eph_private = key_source(curve)
-    eph_public = curve.encode_point(_public(curve, eph_private, mapped))
+    # Step 3: ephemeral key agreement on the mapped generator: SK * G~ is the public key, and the
+    # agreement is plain ECDH with SK, as the chip's key is a point of the same curve.
+    eph_key = private_key(curve, key_source)
+    eph_public = curve.encode_point(eph_key.multiply(mapped))
     chip_eph_bytes = run.step(Tlv(0x83, eph_public), 0x84)
     chip_eph = peer_point(curve, chip_eph_bytes, eph_public, "chip's ephemeral key")
-    k_enc, k_mac = session_keys(shared_secret(curve, eph_private, chip_eph), cipher)
+    k_enc, k_mac = session_keys(shared_secret(curve, eph_key, chip_eph), cipher)
 
     # Step 4: mutual authentication tokens.
     token = authentication_token(algorithm, k_mac, chip_eph_bytes)
@@ -491,11 +503,3 @@ def _authenticate(run: _Terminal, key_source: KeySource) -> PaceResult:
     references = tuple(run.extra[tag] for tag in (0x87, 0x88) if tag in run.extra)
     return PaceResult(parameters, password.type, k_enc, k_mac, chip_eph_bytes, eph_public, references)
 
-
-def _public(curve: Curve, private: int, generator: Point) -> Point:
-    if not 1 <= private < curve.n:
-        raise ValueError("a private key must lie in [1, n-1]")
-    point = curve.multiply(private, generator)
-    if point is None:  # only if the generator were not of order n
-        raise PaceError("the public key is the point at infinity")
-    return point

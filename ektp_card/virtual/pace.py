@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
@@ -42,6 +43,7 @@ from ektp_card.crypto.pace import (
     map_generator,
     nonce_length,
     peer_point,
+    private_key,
     shared_secret,
 )
 from ektp_card.crypto.sm import CardSecureMessaging
@@ -197,13 +199,10 @@ class ChipPace:
     def mapping(self, terminal_key: bytes) -> bytes:
         """Step 2: the chip's mapping public key; G~ = s*G + SK_map * PK_map_PCD."""
         curve = self.parameters.curve
-        private = self._key_source(curve)
-        public = curve.multiply(private, curve.generator)
-        if public is None:
-            raise PaceError("the mapping key is the point at infinity")
-        self._map_public = curve.encode_point(public)
+        key = private_key(curve, self._key_source)
+        self._map_public = curve.encode_point(key.public)
         terminal = peer_point(curve, terminal_key, self._map_public, "terminal's mapping key")
-        self._mapped = map_generator(curve, self._nonce, curve.multiply(private, terminal))
+        self._mapped = map_generator(curve, self._nonce, key.multiply(terminal))
         return self._map_public
 
     def key_agreement(self, terminal_key: bytes) -> bytes:
@@ -211,14 +210,11 @@ class ChipPace:
         curve, mapped = self.parameters.curve, self._mapped
         if mapped is None:
             raise PaceError("key agreement before the mapping")
-        private = self._key_source(curve)
-        public = curve.multiply(private, mapped)
-        if public is None:
-            raise PaceError("the ephemeral key is the point at infinity")
-        self._eph_public = curve.encode_point(public)
+        key = private_key(curve, self._key_source)
+        self._eph_public = curve.encode_point(key.multiply(mapped))
         terminal = peer_point(curve, terminal_key, self._eph_public, "terminal's ephemeral key")
         self._terminal_eph = terminal_key
-        self._k_enc, self._k_mac = session_keys(shared_secret(curve, private, terminal), self.cipher)
+        self._k_enc, self._k_mac = session_keys(shared_secret(curve, key, terminal), self.cipher)
         return self._eph_public
 
     def tokens(self, terminal_token: bytes) -> bytes | None:
@@ -298,12 +294,41 @@ def _set_at(card: VirtualCard, data: bytes) -> ResponseApdu:
     return ResponseApdu(b"", sw)
 
 
-def manage_security_environment(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
-    """MSE (22). Only Set AT for PACE (P1-P2 C1 A4) is supported; it aborts any run in progress."""
-    card.session.protocol_state = None
-    if (apdu.p1, apdu.p2) != (0xC1, 0xA4):
-        refuse(SW.INCORRECT_P1P2)
+def set_at_pace(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
+    """MSE:Set AT for mutual authentication (P1-P2 C1 A4): starts a PACE run."""
     return _set_at(card, apdu.data)
+
+
+#: One MSE variant: the handler of the P1-P2 (operation and control reference template, ISO/IEC
+#: 7816-4 section 7.5.11) that a protocol owns, e.g. C1 A4 Set AT for PACE, 41 A4 Set AT and 41 A6
+#: Set KAT for Chip Authentication (BSI TR-03110-3 B.11.1). It runs after the dispatcher aborted
+#: the authentication run in progress.
+MseVariant = Callable[["VirtualCard", CommandApdu], ResponseApdu]
+#: PACE's MSE variants, by (P1, P2).
+PACE_MSE_VARIANTS: Mapping[tuple[int, int], MseVariant] = MappingProxyType({(0xC1, 0xA4): set_at_pace})
+
+
+def mse_command(variants: Mapping[tuple[int, int], MseVariant]) -> Command:
+    """MANAGE SECURITY ENVIRONMENT (22) dispatched by P1-P2 to the protocol owning that variant;
+    any other P1-P2 answers 6A86. Every MSE aborts the authentication run in progress."""
+    table = MappingProxyType(dict(variants))
+
+    def manage_security_environment(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
+        card.session.protocol_state = None
+        variant = table.get((apdu.p1, apdu.p2))
+        if variant is None:
+            refuse(SW.INCORRECT_P1P2)
+        return variant(card, apdu)
+
+    return Command("MANAGE SECURITY ENVIRONMENT", manage_security_environment)
+
+
+@runtime_checkable
+class GeneralAuthenticateRun(Protocol):
+    """A run other than PACE that an MSE variant started and GENERAL AUTHENTICATE continues (e.g.
+    Chip Authentication): it answers the command itself."""
+
+    def general_authenticate(self, card: VirtualCard, apdu: CommandApdu) -> ResponseApdu: ...
 
 
 def _abort(card: VirtualCard, sw: int) -> ResponseApdu:
@@ -325,8 +350,11 @@ def _password_failed(card: VirtualCard, run: ChipPace) -> ResponseApdu:
 
 
 def general_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
-    """GENERAL AUTHENTICATE (86) continuing the PACE run MSE:Set AT started; steps 1-3 chained."""
+    """GENERAL AUTHENTICATE (86) continuing the PACE run MSE:Set AT started; steps 1-3 chained.
+    Another protocol's run (a :class:`GeneralAuthenticateRun`) answers the command itself."""
     run = card.session.protocol_state
+    if isinstance(run, GeneralAuthenticateRun):
+        return run.general_authenticate(card, apdu)
     if not isinstance(run, ChipPace):
         card.session.chain = None
         refuse(SW.CONDITIONS_NOT_SATISFIED)
@@ -373,5 +401,6 @@ def _complete(card: VirtualCard, run: ChipPace) -> None:
     security.open_channel(CardSecureMessaging(run.cipher, k_enc, k_mac, 0))
 
 
-MANAGE_SECURITY_ENVIRONMENT = Command("MANAGE SECURITY ENVIRONMENT", manage_security_environment)
+#: MSE with PACE's variants only; the card composes its own (see VirtualCard.COMMANDS).
+MANAGE_SECURITY_ENVIRONMENT = mse_command(PACE_MSE_VARIANTS)
 GENERAL_AUTHENTICATE = Command("GENERAL AUTHENTICATE", general_authenticate, Chaining.EACH)
