@@ -25,6 +25,7 @@ from ektp_card.apdu.command import EXTENDED_MAX_LC, CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.errors import ApduError, ApduFormatError, CardRemovedError
 from ektp_card.virtual import image
+from ektp_card.virtual.aa import INTERNAL_AUTHENTICATE
 from ektp_card.virtual.atr import (
     EF_ATR_INFO_FID,
     EF_ATR_INFO_SFI,
@@ -33,6 +34,7 @@ from ektp_card.virtual.atr import (
     historical_bytes,
 )
 from ektp_card.virtual.bac import MUTUAL_AUTHENTICATE
+from ektp_card.virtual.ca import CA_MSE_VARIANTS
 from ektp_card.virtual.commands import INTERINDUSTRY, Chaining, Command
 from ektp_card.virtual.config import CardConfig
 from ektp_card.virtual.fs import (
@@ -46,7 +48,8 @@ from ektp_card.virtual.fs import (
     LifeCycle,
     SecurityAttributes,
 )
-from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, MANAGE_SECURITY_ENVIRONMENT
+from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, PACE_MSE_VARIANTS, mse_command
+from ektp_card.virtual.perso import GENERATE_ASYMMETRIC_KEY_PAIR, PERSO_COMMANDS
 from ektp_card.virtual.security import SecurityState
 
 log = logging.getLogger("ektp_card.virtual")
@@ -125,12 +128,19 @@ class VirtualCard:
         {
             **INTERINDUSTRY,
             0x82: MUTUAL_AUTHENTICATE,
-            # PACE answers only on cards holding PACE passwords (see ektp_card.virtual.pace).
-            0x22: MANAGE_SECURITY_ENVIRONMENT,
+            # PACE answers only on cards holding PACE passwords (see ektp_card.virtual.pace), Chip
+            # Authentication (MSE 41 A4 / 41 A6, then GENERAL AUTHENTICATE) and Active
+            # Authentication (INTERNAL AUTHENTICATE) only on cards holding their keys
+            # (ektp_card.virtual.ca, ektp_card.virtual.aa).
+            0x22: mse_command({**PACE_MSE_VARIANTS, **CA_MSE_VARIANTS}),
             0x86: GENERAL_AUTHENTICATE,
+            0x88: INTERNAL_AUTHENTICATE,
+            # Personalisation (ektp_card.virtual.perso): only in a perso session, before the lock.
+            0x46: GENERATE_ASYMMETRIC_KEY_PAIR,
         }
     )
-    PROPRIETARY_COMMANDS: ClassVar[Mapping[int, Command]] = MappingProxyType({})
+    #: CLA 80: INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, PUT DATA, ERASE, LOCK of personalisation.
+    PROPRIETARY_COMMANDS: ClassVar[Mapping[int, Command]] = MappingProxyType(dict(PERSO_COMMANDS))
 
     def __init__(
         self, fs: FileSystem, config: CardConfig | None = None, *, keys: Mapping[str, bytes] | None = None

@@ -52,6 +52,7 @@ STATE_CHANGING_INS = frozenset(
         0x2A,  # PERFORM SECURITY OPERATION (VERIFY CERTIFICATE updates the trust point)
         0x2C, 0x2D,  # RESET RETRY COUNTER
         0x44,  # ACTIVATE FILE
+        0x50,  # INITIALIZE UPDATE (personalisation: uses up an authentication try)
         0x46, 0x47,  # GENERATE ASYMMETRIC KEY PAIR
         0x82,  # EXTERNAL / MUTUAL AUTHENTICATE
         0x86, 0x87,  # GENERAL AUTHENTICATE
@@ -64,6 +65,7 @@ STATE_CHANGING_INS = frozenset(
         0xE2,  # APPEND RECORD
         0xE4,  # DELETE FILE
         0xE6, 0xE8,  # TERMINATE DF / EF
+        0xF0,  # LOCK (personalisation: the card becomes operational for good)
         0xFE,  # TERMINATE CARD USAGE
     }
 )  # fmt: skip

@@ -1,0 +1,356 @@
+"""The card build plan: every file that goes on one card, checked before the card is touched.
+
+A plan comes from a validated :class:`~ektp_card.lds.record.CitizenRecord`
+(:func:`plan_from_record`) or from data groups built elsewhere (:func:`plan_from_data_groups`, which
+decodes and checks them the same way). It fixes the files of the e-KTP profile
+(:data:`ektp_card.lds.ektp.FILES`: identifiers, short EF identifiers, read conditions), their content
+where the desk knows it (EF.CardAccess, EF.DIR, EF.COM, EF.CVCA, DG1, DG2, DG3, DG7), the algorithms of
+the keys the card will generate (DG14, DG15) and of EF.SOD, and the CAN.
+
+The CAN is six random digits from the operating system's generator, drawn again in the rare case that
+they appear in the NIK or the date of birth: both are public, and nothing about the card's access key
+may be guessed from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from asn1crypto import core  # type: ignore[import-untyped]
+
+from ektp_card.apdu.tlv import Tlv, parse_one
+from ektp_card.crypto.aa import PLAIN_ECDSA_OIDS, SIGNATURE_HASHES
+from ektp_card.crypto.ca import CA_ALGORITHMS
+from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve
+from ektp_card.errors import LdsFormatError, PersonalisationError, RecordError, TlvError
+from ektp_card.lds.card_access import CardAccess, OtherSecurityInfo, PaceInfo
+from ektp_card.lds.dg14 import (
+    ActiveAuthenticationInfo,
+    ChipAuthenticationInfo,
+    ChipAuthenticationPublicKeyInfo,
+    Dg14,
+)
+from ektp_card.lds.dg15 import Dg15
+from ektp_card.lds.ektp import (
+    CAN_LENGTH,
+    DATA_GROUP_TAGS,
+    FILES,
+    OID_CA_ECDH_AES_128,
+    OID_ECDSA_PLAIN_SHA256,
+    OID_PACE_ECDH_GM_AES_128,
+    OID_TA,
+    PACE_PARAMETER_ID,
+    PERSO,
+    FileSpec,
+    com_for,
+    decode_dg1,
+    decode_dg2,
+    decode_dg3,
+    decode_dg7,
+    encode_ef_dir,
+    record_data_groups,
+)
+from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
+from ektp_card.lds.record import CitizenRecord, PersonalData
+from ektp_card.pki.signer import HASH_NAMES, HashName
+
+#: The data groups the desk writes from the record; DG14 and DG15 come from keys made on the card.
+RECORD_DATA_GROUPS = (1, 2, 3, 7)
+CARD_DATA_GROUPS = (14, 15)
+#: Every data group EF.SOD covers.
+SIGNED_DATA_GROUPS = (*RECORD_DATA_GROUPS, *CARD_DATA_GROUPS)
+#: Version of the TerminalAuthenticationInfo in DG14 (BSI TR-03110-3 section A.1.1.3).
+TA_VERSION = 1
+
+
+class _TerminalAuthenticationInfo(core.Sequence):  # type: ignore[misc]
+    _fields = [("protocol", core.ObjectIdentifier), ("version", core.Integer)]
+
+
+@dataclass(frozen=True)
+class Algorithms:
+    """What the card and EF.SOD use; the defaults are the e-KTP profile's (docs/card-profile.md).
+
+    Curves are given by standardized domain parameter ID (ICAO Doc 9303-11 section 9.5.1: 12
+    secp256r1, 13 brainpoolP256r1, ...).
+    """
+
+    pace_protocol: str = OID_PACE_ECDH_GM_AES_128
+    pace_parameter_id: int = PACE_PARAMETER_ID
+    ca_protocol: str = OID_CA_ECDH_AES_128
+    ca_parameter_id: int = PACE_PARAMETER_ID
+    aa_signature: str = OID_ECDSA_PLAIN_SHA256
+    aa_parameter_id: int = PACE_PARAMETER_ID
+    sod_hash: HashName = "sha256"
+
+    def __post_init__(self) -> None:
+        problems = []
+        try:
+            if not PaceInfo(self.pace_protocol, 2, self.pace_parameter_id).supported:
+                problems.append(f"PACE {self.pace_protocol} with parameters {self.pace_parameter_id}")
+        except KeyError:
+            problems.append(f"PACE protocol {self.pace_protocol}")
+        ca = CA_ALGORITHMS.get(self.ca_protocol)
+        if ca is None or not ca.supported or self.ca_parameter_id not in STANDARDIZED_CURVES:
+            problems.append(f"Chip Authentication {self.ca_protocol} with parameters {self.ca_parameter_id}")
+        curve = STANDARDIZED_CURVES.get(self.aa_parameter_id)
+        if (
+            self.aa_signature not in PLAIN_ECDSA_OIDS.values()
+            or curve is None
+            or cryptography_curve(curve) is None
+        ):
+            problems.append(
+                f"Active Authentication {self.aa_signature} with parameters {self.aa_parameter_id}"
+            )
+        if self.sod_hash not in HASH_NAMES:
+            problems.append(f"EF.SOD hash {self.sod_hash}")
+        if problems:
+            raise PersonalisationError(f"unsupported algorithms: {'; '.join(problems)}")
+
+    @property
+    def ca_curve(self) -> Curve:
+        return STANDARDIZED_CURVES[self.ca_parameter_id]
+
+    @property
+    def aa_curve(self) -> Curve:
+        return STANDARDIZED_CURVES[self.aa_parameter_id]
+
+    @property
+    def aa_hash(self) -> str:
+        return SIGNATURE_HASHES[self.aa_signature]
+
+    def card_access(self) -> bytes:
+        """EF.CardAccess: the one PACEInfo."""
+        return CardAccess((PaceInfo(self.pace_protocol, 2, self.pace_parameter_id),)).encode()
+
+    def dg14(self, ca_point: bytes) -> bytes:
+        """DG14 for the chip's Chip Authentication public key: ChipAuthenticationInfo (version 1),
+        ChipAuthenticationPublicKeyInfo (explicit domain parameters, BSI TR-03110-3 A.2.1.2),
+        TerminalAuthenticationInfo (version 1) and ActiveAuthenticationInfo."""
+        key = _point(self.ca_curve, ca_point, "Chip Authentication")
+        ta = _TerminalAuthenticationInfo({"protocol": OID_TA, "version": TA_VERSION}).dump()
+        infos = (
+            ChipAuthenticationInfo(self.ca_protocol, 1),
+            ChipAuthenticationPublicKeyInfo.of(key),
+            OtherSecurityInfo(OID_TA, bytes(ta)),
+            ActiveAuthenticationInfo(self.aa_signature),
+        )
+        return Dg14.of(infos).encode()
+
+    def dg15(self, aa_point: bytes) -> bytes:
+        """DG15: the Active Authentication public key as a SubjectPublicKeyInfo."""
+        return Dg15.of(_point(self.aa_curve, aa_point, "Active Authentication")).encode()
+
+
+def _point(curve: Curve, point: bytes, what: str) -> EcPublicKey:
+    try:
+        return EcPublicKey(curve, point)
+    except ValueError:
+        raise PersonalisationError(f"the card returned an invalid {what} public key") from None
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of the plan. ``content`` ``None``: made during personalisation (DG14, DG15, EF.SOD).
+    Every file is written under ``PERSO`` and never after the lock."""
+
+    name: str
+    fid: int
+    sfi: int | None
+    in_mf: bool
+    read: str
+    max_size: int
+    content: bytes | None = field(default=None, repr=False)
+    data_group: int | None = None
+
+    @classmethod
+    def of(cls, spec: FileSpec, content: bytes | None = None) -> PlannedFile:
+        if content is not None and len(content) > spec.max_size:
+            raise PersonalisationError(
+                f"{spec.name} has {len(content)} bytes; the card profile allows {spec.max_size}"
+            )
+        return cls(
+            spec.name, spec.fid, spec.sfi, spec.in_mf, spec.read, spec.max_size, content, spec.data_group
+        )
+
+    @property
+    def update(self) -> str:
+        return PERSO
+
+    @property
+    def admin(self) -> str:
+        return PERSO
+
+
+@dataclass(frozen=True, repr=False)
+class CardPlan:
+    """Everything one card gets, in the order it is written. ``can`` is the PACE password the desk
+    prints on the card; ``repr`` never shows it."""
+
+    files: tuple[PlannedFile, ...]
+    can: str
+    algorithms: Algorithms = Algorithms()
+    nik: str | None = None
+    synthetic: bool = False
+
+    def __repr__(self) -> str:
+        names = ", ".join(f.name for f in self.files)
+        return f"CardPlan(nik={self.nik!r}, files=[{names}])"
+
+    def file(self, name: str) -> PlannedFile:
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def mf_files(self) -> tuple[PlannedFile, ...]:
+        return tuple(f for f in self.files if f.in_mf)
+
+    @property
+    def application_files(self) -> tuple[PlannedFile, ...]:
+        return tuple(f for f in self.files if not f.in_mf)
+
+    @property
+    def data_groups(self) -> Mapping[int, bytes]:
+        """The data groups the desk writes as they are (DG1, DG2, DG3, DG7)."""
+        groups = {f.data_group: f.content for f in self.files if f.data_group is not None and f.content}
+        return MappingProxyType(groups)
+
+
+# --- the CAN ------------------------------------------------------------------------------------------
+
+
+def _public_digits(personal: PersonalData | None) -> tuple[str, ...]:
+    if personal is None:
+        return ()
+    born = personal.date_of_birth
+    return (
+        personal.nik,
+        born.strftime("%d%m%Y"),
+        born.strftime("%Y%m%d"),
+        born.strftime("%d%m%y"),
+        born.strftime("%y%m%d"),
+    )
+
+
+def new_can(avoid: Iterable[str] = ()) -> str:
+    """Six random digits (the operating system's generator) that do not appear in any of ``avoid``."""
+    public = tuple(avoid)
+    while True:
+        can = "".join(secrets.choice("0123456789") for _ in range(CAN_LENGTH))
+        if not any(can in text for text in public):
+            return can
+
+
+def _check_can(can: str, public: Sequence[str]) -> None:
+    if len(can) != CAN_LENGTH or not can.isascii() or not can.isdigit():
+        raise PersonalisationError(f"a CAN is {CAN_LENGTH} digits")
+    if any(can in text for text in public):
+        # The message does not repeat the CAN, nor say which public value holds it.
+        raise PersonalisationError("the CAN appears in the NIK or the date of birth; use a random one")
+
+
+# --- building plans -------------------------------------------------------------------------------------
+
+
+def _decoded(number: int, data: bytes) -> PersonalData | None:
+    """Check one data group's outer tag and content; DG1's printed fields for the record rules."""
+    try:
+        tlv, end = parse_one(bytes(data))
+        if tlv.tag != DATA_GROUP_TAGS[number] or end != len(data):
+            raise LdsFormatError(f"not one data object with tag {DATA_GROUP_TAGS[number]:X}")
+        if number == 1:
+            return decode_dg1(data)
+        if number == 2 and not decode_dg2(data):
+            raise LdsFormatError("no facial image")
+        if number == 3 and len(decode_dg3(data)) != 2:
+            raise LdsFormatError("not two minutiae records")
+        if number == 7:
+            decode_dg7(data)
+    except (LdsFormatError, TlvError) as exc:
+        raise PersonalisationError(f"DG{number} is not usable: {exc}") from None
+    return None
+
+
+def plan_from_data_groups(
+    data_groups: Mapping[int, bytes],
+    *,
+    can: str | None = None,
+    algorithms: Algorithms | None = None,
+    cvca: Sequence[str] = (),
+    today: dt.date | None = None,
+) -> CardPlan:
+    """A plan for data groups 1, 2, 3 and 7 built elsewhere; each is decoded and checked as the card
+    profile says (DG1's printed fields against the record rules), and fits its file.
+
+    ``cvca`` names the CVCA references (up to two, e.g. ``IDCVCA00001``) EF.CVCA lists for Terminal
+    Authentication; without them the card has no EF.CVCA. :class:`PersonalisationError` or
+    :class:`RecordError` (with every violation of DG1) on anything wrong.
+    """
+    if set(data_groups) != set(RECORD_DATA_GROUPS):
+        given = ", ".join(f"DG{n}" for n in sorted(data_groups)) or "none"
+        raise PersonalisationError(f"the desk writes DG1, DG2, DG3 and DG7; given: {given}")
+    personal = _decoded(1, data_groups[1])
+    for number in RECORD_DATA_GROUPS[1:]:
+        _decoded(number, data_groups[number])
+    violations = personal.violations(today=today) if personal is not None else []
+    if violations:
+        raise RecordError(violations)
+    if len(cvca) > 2 or not all(ref.isascii() and ref.isprintable() and 8 <= len(ref) <= 16 for ref in cvca):
+        raise PersonalisationError("EF.CVCA lists one or two CVCA references of 8 to 16 characters")
+    public = _public_digits(personal)
+    if can is None:
+        can = new_can(public)
+    else:
+        _check_can(can, public)
+    chosen = algorithms or Algorithms()
+    by_name = {spec.name: spec for spec in FILES}
+    contents: dict[str, bytes | None] = {
+        "EF.CardAccess": chosen.card_access(),
+        "EF.DIR": encode_ef_dir(),
+        "EF.COM": com_for(dict.fromkeys(SIGNED_DATA_GROUPS, b"")).encode(),
+    }
+    if cvca:
+        contents["EF.CVCA"] = b"".join(Tlv(0x42, ref.encode("ascii")).encode() for ref in cvca)
+    for number in RECORD_DATA_GROUPS:
+        contents[f"DG{number}"] = bytes(data_groups[number])
+    for name in ("DG14", "DG15", "EF.SOD"):
+        contents[name] = None
+    files = tuple(PlannedFile.of(by_name[name], content) for name, content in contents.items())
+    nik = personal.nik if personal is not None else None
+    synthetic = personal.synthetic if personal is not None else False
+    return CardPlan(files, can, chosen, nik, synthetic)
+
+
+def plan_from_record(
+    record: CitizenRecord,
+    *,
+    can: str | None = None,
+    algorithms: Algorithms | None = None,
+    cvca: Sequence[str] = (),
+    today: dt.date | None = None,
+) -> CardPlan:
+    """The plan for ``record``: every record rule checked first (:class:`RecordError` listing every
+    violation), then its data groups encoded and checked like :func:`plan_from_data_groups`."""
+    record.check(today=today)
+    return plan_from_data_groups(
+        record_data_groups(record), can=can, algorithms=algorithms, cvca=cvca, today=today
+    )
+
+
+__all__ = [
+    "CARD_DATA_GROUPS",
+    "RECORD_DATA_GROUPS",
+    "SIGNED_DATA_GROUPS",
+    "Algorithms",
+    "CardPlan",
+    "PlannedFile",
+    "new_can",
+    "plan_from_data_groups",
+    "plan_from_record",
+]

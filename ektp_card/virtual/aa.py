@@ -1,0 +1,127 @@
+"""The chip's side of Active Authentication for the virtual card.
+
+ICAO Doc 9303-11 section 6.1 (see :mod:`ektp_card.crypto.aa` for the signature formats). A card
+supports it when :func:`install_active_authentication` has put a key pair on it; the key objects,
+saved in the card image and never readable through any command:
+
+* ``aa.private``: the private key as unencrypted PKCS#8 DER (ECDSA or RSA);
+* ``aa.hash``: the hash name (ASCII, e.g. ``sha256``): for ECDSA the one DG14's
+  ActiveAuthenticationInfo names, for RSA the one the ISO/IEC 9796-2 trailer names.
+
+INTERNAL AUTHENTICATE (00 88 00 00, 8 bytes of challenge, Le) answers the signature, only inside
+the secure messaging of PACE or BAC (6982 otherwise); a card without the key answers 6D00, as a
+card without the command.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+)
+
+from ektp_card.apdu.command import CommandApdu, ResponseApdu
+from ektp_card.apdu.sw import SW
+from ektp_card.crypto.aa import CHALLENGE_LENGTH, PLAIN_ECDSA_OIDS, iso9796_2_sign, plain_ecdsa_signature
+from ektp_card.crypto.ec import BRAINPOOLP256R1, Curve
+from ektp_card.lds.dg14 import ActiveAuthenticationInfo
+from ektp_card.lds.dg15 import Dg15
+from ektp_card.lds.public_key import ParametersForm, cryptography_curve, public_key_from
+from ektp_card.virtual.commands import Command, ok, refuse
+from ektp_card.virtual.fs import AccessCondition
+from ektp_card.virtual.security import BAC, PACE
+
+if TYPE_CHECKING:
+    from ektp_card.virtual.card import VirtualCard
+
+AA_PRIVATE_KEY = "aa.private"
+AA_HASH = "aa.hash"
+#: Active Authentication runs inside the secure messaging of PACE or BAC.
+SESSION_CONDITION = AccessCondition.require(PACE) | AccessCondition.require(BAC)
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+def install_active_authentication(
+    card: VirtualCard,
+    *,
+    curve: Curve | None = BRAINPOOLP256R1,
+    rsa_bits: int | None = None,
+    hash_name: str = "sha256",
+    form: ParametersForm = ParametersForm.EXPLICIT,
+) -> tuple[Dg15, ActiveAuthenticationInfo | None]:
+    """Generate the card's Active Authentication key pair (the private key goes only into
+    ``card.keys``): RSA of ``rsa_bits`` when given, else ECDSA on ``curve``. Returns DG15 and,
+    for ECDSA, the ActiveAuthenticationInfo DG14 must carry."""
+    if hash_name not in _HASHES:
+        raise ValueError(f"unsupported hash {hash_name}")
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    info: ActiveAuthenticationInfo | None = None
+    if rsa_bits is not None:
+        if rsa_bits % 8 or rsa_bits < 1024:
+            raise ValueError(
+                "an RSA Active Authentication key needs a whole number of bytes, at least 1024 bits"
+            )
+        key = rsa.generate_private_key(65537, rsa_bits)
+    else:
+        named = None if curve is None else cryptography_curve(curve)
+        if named is None:
+            raise ValueError("ECDSA Active Authentication needs a curve OpenSSL signs on")
+        key = ec.generate_private_key(named)
+        info = ActiveAuthenticationInfo(PLAIN_ECDSA_OIDS[hash_name])
+    card.keys[AA_PRIVATE_KEY] = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    card.keys[AA_HASH] = hash_name.encode("ascii")
+    return Dg15.of(public_key_from(key.public_key()), form), info
+
+
+def sign_challenge(
+    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, hash_name: str, challenge: bytes
+) -> bytes:
+    """The chip's answer: plain ECDSA r || s over the challenge, or the ISO/IEC 9796-2 signature."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return iso9796_2_sign(private_key, challenge, hash_name)
+    der = private_key.sign(challenge, ec.ECDSA(_HASHES[hash_name]()))
+    return plain_ecdsa_signature(der, private_key.curve)
+
+
+def internal_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
+    """INTERNAL AUTHENTICATE (88): sign the terminal's 8-byte challenge."""
+    encoded = card.keys.get(AA_PRIVATE_KEY)
+    if encoded is None:
+        refuse(SW.INS_NOT_SUPPORTED)
+    if not card.security.satisfies(SESSION_CONDITION) or card.security.channel is None:
+        refuse(SW.SECURITY_STATUS_NOT_SATISFIED)
+    if apdu.p1 or apdu.p2:
+        refuse(SW.INCORRECT_P1P2)
+    if len(apdu.data) != CHALLENGE_LENGTH or apdu.le is None:
+        refuse(SW.WRONG_LENGTH)
+    key = load_der_private_key(encoded, None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        refuse(SW.REFERENCE_DATA_NOT_USABLE)
+    hash_name = card.keys.get(AA_HASH, b"sha256").decode("ascii")
+    return ok(sign_challenge(key, hash_name, apdu.data))
+
+
+INTERNAL_AUTHENTICATE = Command("INTERNAL AUTHENTICATE", internal_authenticate)
+
+__all__ = [
+    "AA_HASH",
+    "AA_PRIVATE_KEY",
+    "INTERNAL_AUTHENTICATE",
+    "SESSION_CONDITION",
+    "install_active_authentication",
+    "internal_authenticate",
+    "sign_challenge",
+]
