@@ -29,12 +29,14 @@ def cli(ctx: click.Context, as_json: bool, verbose: int) -> None:
 def _register() -> None:
     from ektp_card._cli.apdu import apdu
     from ektp_card._cli.demo import demo
+    from ektp_card._cli.personalize import personalize
     from ektp_card._cli.pki import pki
     from ektp_card._cli.read import read
     from ektp_card._cli.readers import readers
+    from ektp_card._cli.record import record
     from ektp_card._cli.virtual import virtual
 
-    for command in (demo, readers, apdu, read, virtual, pki):
+    for command in (demo, readers, apdu, read, virtual, pki, personalize, record):
         cli.add_command(command)
 
 

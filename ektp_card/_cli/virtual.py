@@ -87,6 +87,50 @@ def create(
 
 @virtual.command()
 @IMAGE
+@click.option("--serial", metavar="HEX", help="The card's 8-byte serial (default: random).")
+@click.option("--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="The issuer's AES master key (16 or 32 bytes, hex or binary). "
+                   "Default: hex in the environment variable EKTP_PERSO_MASTER_KEY.")
+@click.option("--extended/--no-extended", default=True, show_default=True,
+              help="Support extended-length APDUs (advertised in EF.ATR/INFO).")
+@click.option("--uid", metavar="HEX", help="A fixed 4- or 7-byte UID (default: random per session).")
+@click.option("--force", is_flag=True, help="Overwrite an existing image.")
+@click.pass_obj
+def blank(
+    obj: Ctx, image: Path, serial: str | None, master_key_file: Path | None, extended: bool, uid: str | None,
+    force: bool,
+) -> None:
+    """Create IMAGE holding a blank e-KTP chip, ready for `ektp personalize`.
+
+    The chip holds only its serial and its personalisation key, diversified from the issuer's
+    master key (never the master key itself).
+    """
+    from ektp_card._cli.personalize import master_key
+    from ektp_card.crypto.perso import SERIAL_LENGTH
+    from ektp_card.virtual.perso import blank_card
+
+    if image.exists() and not force:
+        fail(f"{image} exists; use --force to overwrite it", ExitCode.FILE)
+    serial_bytes = parse_hex(serial, "serial") if serial is not None else None
+    if serial_bytes is not None and len(serial_bytes) != SERIAL_LENGTH:
+        fail(f"a card serial is {SERIAL_LENGTH} bytes ({2 * SERIAL_LENGTH} hex digits)", ExitCode.USAGE)
+    uid_bytes = parse_hex(uid, "UID") if uid is not None else None
+    if uid_bytes is not None and len(uid_bytes) not in (4, 7):
+        fail("UID must be 4 or 7 bytes", ExitCode.USAGE)
+    key = master_key(master_key_file)
+    card = blank_card(key, serial_bytes, extended_length=extended, uid=uid_bytes)
+    card.save(image)
+    from ektp_card.virtual.perso import card_serial
+
+    number = (card_serial(card) or b"").hex().upper()
+    if obj.json:
+        obj.emit({"image": str(image), "serial": number, "extended_length": extended})
+        return
+    obj.out.print(f"Created blank card {image}, serial {number}", markup=False)
+
+
+@virtual.command()
+@IMAGE
 @click.pass_obj
 def show(obj: Ctx, image: Path) -> None:
     """Show IMAGE's settings and file tree (never key material)."""

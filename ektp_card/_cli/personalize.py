@@ -1,0 +1,331 @@
+"""ektp personalize: one citizen record becomes a locked, verified e-KTP card (docs/personalisation.md).
+
+Everything is checked before the card is opened: the master key, the record (every rule), the PKI
+folder and its CRL, the document signer (passphrase or token PIN, validity, key usage period, key
+matching the certificate). Then the library personalises the card, locks it and reads it back as a
+clerk would; success is reported only when every read-back check passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ektp_card import errors
+from ektp_card._cli.options import card_source_options, make_source
+from ektp_card._cli.pki import DS_PASS, passphrase
+from ektp_card._cli.util import Ctx, ExitCode, fail
+
+if TYPE_CHECKING:
+    from ektp_card.personalize import CardPlan, DocumentSigner, PersoResult
+    from ektp_card.verify.passive import Policy
+    from ektp_card.verify.trust import TrustStore
+
+#: The steps :func:`ektp_card.personalize.personalize` reports, in order ("erase" only on a restart).
+STEPS = ("validate", "authenticate", "erase", "write", "keys", "sign", "lock", "verify")
+STEP_TEXT = {
+    "validate": "Checking the document signer",
+    "authenticate": "Authenticating to the blank card",
+    "erase": "Erasing an interrupted personalisation",
+    "write": "Writing the data groups",
+    "keys": "Generating the chip's key pairs",
+    "sign": "Signing and writing EF.SOD",
+    "lock": "Storing the CAN and locking the card",
+    "verify": "Reading the card back like a clerk",
+}
+
+MASTER_KEY_FILE = click.option(
+    "--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+    help="The issuer's AES personalisation master key (16 or 32 bytes, hex or binary). "
+         "Default: hex in the environment variable EKTP_PERSO_MASTER_KEY.",
+)
+
+
+def master_key(path: Path | None) -> bytes:
+    """The master key from ``path`` or the environment; exit 7 when missing or malformed."""
+    from ektp_card.personalize.master_key import load_master_key
+
+    try:
+        return load_master_key(path)
+    except errors.PkiError as e:
+        fail(str(e), ExitCode.FILE)
+
+
+def load_plan(record_path: Path) -> CardPlan:
+    """Read and check the record and lay out its card; exit 7 for an unreadable file, 2 otherwise."""
+    from ektp_card.lds.record import load_record
+    from ektp_card.personalize import plan_from_record
+
+    try:
+        return plan_from_record(load_record(record_path))
+    except errors.RecordError as e:
+        unreadable = any(v.rule == "record.file" for v in e.violations)
+        fail(str(e), ExitCode.FILE if unreadable else ExitCode.USAGE)
+    except errors.PersonalisationError as e:
+        fail(f"{record_path}: {e}", ExitCode.USAGE)
+
+
+def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
+    """The CSCA of the folder and its CRL (which must be current unless ``require_crl`` is off)."""
+    from cryptography import x509
+
+    from ektp_card.pki.issuer import IssuerPki
+    from ektp_card.verify.trust import TrustStore
+
+    with _pki_errors():
+        pki = IssuerPki(pki_dir)
+        csca = pki.csca
+    crl_path = pki_dir / "csca.crl"
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    if crl_path.is_file():
+        try:
+            crls = (x509.load_pem_x509_crl(crl_path.read_bytes()),)
+        except ValueError:
+            fail(f"{crl_path} is not a PEM CRL", ExitCode.FILE)
+    if require_crl:
+        now = dt.datetime.now(dt.UTC)
+        if not crls:
+            fail(f"{pki_dir} has no CRL: publish one with `ektp pki crl publish {pki_dir}` "
+                 "(or give --no-crl)", ExitCode.FILE)
+        next_update = crls[0].next_update_utc
+        if next_update is not None and next_update < now:
+            fail(f"the CRL in {pki_dir} expired on {next_update:%Y-%m-%d}: publish a new one", ExitCode.FILE)
+    return TrustStore((csca,), crls)
+
+
+@contextmanager
+def _pki_errors() -> Iterator[None]:
+    try:
+        yield
+    except (errors.PkiError, errors.PersonalisationError) as e:
+        fail(str(e), ExitCode.FILE)
+
+
+@dataclass(frozen=True)
+class Pkcs11Choice:
+    module: str
+    token: str
+    key_label: str
+    pin_env: str
+    certificate: Path | None
+
+
+def document_signer(
+    pki_dir: Path, ds_env: str, hsm: Pkcs11Choice | None, trust: TrustStore
+) -> DocumentSigner:
+    """Open the document signer (key file of the folder's current signer, or a PKCS#11 key with the
+    current signer's certificate or ``--ds-cert``) and check it can sign now; exit 7 otherwise."""
+    from cryptography import x509
+
+    from ektp_card.personalize import DocumentSigner, check_document_signer
+    from ektp_card.pki.issuer import IssuerPki
+
+    with _pki_errors():
+        pki = IssuerPki(pki_dir)
+        if hsm is None:
+            signer, cert = pki.document_signer(None, passphrase(ds_env, "document signer key"))
+            ds = DocumentSigner(signer, cert)
+        else:
+            from ektp_card.pki.pkcs11 import Pkcs11Signer
+
+            if hsm.certificate is not None:
+                try:
+                    cert = x509.load_pem_x509_certificate(hsm.certificate.read_bytes())
+                except (OSError, ValueError) as e:
+                    reason = getattr(e, "strerror", None) or e
+                    fail(f"cannot read the certificate {hsm.certificate}: {reason}", ExitCode.FILE)
+            else:
+                cert = pki.current().certificate
+            pin = passphrase(hsm.pin_env, f"token {hsm.token} PIN")
+            ds = DocumentSigner(Pkcs11Signer(hsm.module, hsm.token, hsm.key_label, pin), cert)
+        check_document_signer(ds, at=dt.datetime.now(dt.UTC), trust=trust)
+    return ds
+
+
+class StepTracker:
+    """Hears the library's step names: drives the progress display and remembers where a failure hit."""
+
+    def __init__(self, show: Callable[[str], None] | None = None) -> None:
+        self.step = "validate"
+        self.done: list[str] = []
+        self.show = show
+
+    def __call__(self, step: str) -> None:
+        if self.step != step:
+            self.done.append(self.step)
+        self.step = step
+        if self.show is not None:
+            self.show(step)
+
+
+@contextmanager
+def progress_display(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """A rich progress bar on stderr over the steps (only on a terminal)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    total = len(STEPS) - 1  # "erase" counts only when it runs
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("Starting", total=total)
+        seen: list[str] = []
+
+        def show(step: str) -> None:
+            if step == "erase":
+                bar.update(task, total=total + 1)
+            if seen:
+                bar.advance(task)
+            seen.append(step)
+            bar.update(task, description=STEP_TEXT.get(step, step))
+
+        yield show
+
+
+def run_personalisation(
+    transport: Any, plan: CardPlan, key: bytes, ds: DocumentSigner, trust: TrustStore, policy: Policy,
+    tracker: StepTracker,
+) -> PersoResult:
+    """:func:`ektp_card.personalize.personalize` with its failures turned into one line and a code."""
+    from ektp_card.personalize import personalize as personalise_card
+
+    try:
+        return personalise_card(transport, plan, key, ds, trust=trust, policy=policy, progress=tracker)
+    except errors.CardLockedError as e:
+        fail(f"{e}; a locked card is never personalised again", ExitCode.CARD_STATUS)
+    except errors.PersonalisationError as e:
+        if tracker.step == "verify":
+            fail(str(e), ExitCode.VERIFY_FAILED)
+        if tracker.step == "authenticate":
+            fail(str(e), ExitCode.SECURITY)
+        if tracker.step == "validate":
+            fail(str(e), ExitCode.FILE)
+        fail(f"{tracker.step}: {e}; the card is not locked, run personalize again to redo it",
+             ExitCode.CARD_STATUS)
+    except errors.TransportError as e:
+        if tracker.step == "verify":
+            state = "the card is locked; read it back with `ektp read --can`"
+        elif tracker.step == "lock":
+            state = "the card may or may not be locked: run personalize again (a locked card says so)"
+        else:
+            state = "the card is not locked: run personalize again to erase and redo it"
+        doing = STEP_TEXT.get(tracker.step, tracker.step).lower()
+        fail(f"the card left the field while {doing} ({e}); {state}", ExitCode.NO_CARD)
+
+
+def result_json(result: PersoResult) -> dict[str, Any]:
+    checks = result.verification.checks if result.verification else ()
+    return {
+        "ok": result.verification is not None and result.verification.ok,
+        "card_serial": result.card_serial,
+        "can": result.can,
+        "nik": result.nik,
+        "synthetic": result.synthetic,
+        "restarted": result.restarted,
+        "hash_algorithm": result.hash_algorithm,
+        "data_groups": {f"DG{n}": h.hex().upper() for n, h in result.data_group_hashes},
+        "checks": [{"name": c.name, "status": c.status.value, "reason": c.reason} for c in checks],
+        "apdus": result.apdus,
+        "bytes_sent": result.bytes_sent,
+        "bytes_received": result.bytes_received,
+        "timings": {name: round(seconds, 4) for name, seconds in result.timings},
+        "seconds": round(result.seconds, 4),
+    }
+
+
+def print_result(obj: Ctx, result: PersoResult) -> None:
+    o = obj.out
+    o.print(f"Card {result.card_serial} personalised, locked and verified"
+            + (" (synthetic record)" if result.synthetic else ""), markup=False)
+    o.print(f"  CAN              {result.can}   (print it on the card)", markup=False)
+    if result.nik:
+        o.print(f"  NIK              {result.nik}", markup=False)
+    groups = ", ".join(f"DG{n}" for n, _ in result.data_group_hashes)
+    o.print(f"  data groups      {groups} ({result.hash_algorithm} in EF.SOD)", markup=False)
+    if result.restarted:
+        o.print("  restarted        an interrupted personalisation was erased first", markup=False)
+    if result.verification is not None:
+        checks = result.verification.checks
+        o.print(f"  read back        {sum(c.status.value == 'pass' for c in checks)}/{len(checks)} checks "
+                f"passed: {', '.join(c.name for c in checks)}", markup=False)
+    o.print(f"  APDUs            {result.apdus} ({result.bytes_sent} bytes sent, "
+            f"{result.bytes_received} received; read back not counted)", markup=False)
+    steps = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in result.timings)
+    o.print(f"  time             {result.seconds * 1000:.0f} ms ({steps} ms)", markup=False)
+
+
+@click.command()
+@click.argument("record_path", metavar="RECORD.json", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--pki", "pki_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              metavar="DIR", help="The issuer PKI folder (`ektp pki csca create`): CSCA, signer, CRL.")
+@card_source_options
+@click.option("--pkcs11", "pkcs11_module", metavar="MODULE",
+              help="Sign EF.SOD with a key in a PKCS#11 token (module path, e.g. libsofthsm2.so).")
+@click.option("--token", "token_label", metavar="LABEL", help="Token label (with --pkcs11).")
+@click.option("--key-label", metavar="LABEL", help="Key pair label on the token (with --pkcs11).")
+@click.option("--pin-env", default="EKTP_PKCS11_PIN", show_default=True, metavar="NAME",
+              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
+@click.option("--ds-cert", type=click.Path(path_type=Path, dir_okay=False), metavar="PEM",
+              help="Certificate of the token's key (default: the folder's current document signer).")
+@MASTER_KEY_FILE
+@DS_PASS
+@click.option("--no-crl", is_flag=True, help="Read back without requiring a current CRL.")
+@click.pass_obj
+def personalize(
+    obj: Ctx, record_path: Path, pki_dir: Path, reader: str | None, nfc: str | None, virtual: Path | None,
+    timeout: float, pkcs11_module: str | None, token_label: str | None, key_label: str | None, pin_env: str,
+    ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool,
+) -> None:
+    """Personalise a blank card from RECORD.json, lock it, and read it back like a clerk.
+
+    Prints the card serial and the CAN to print on the card. Nothing goes to the card before the
+    record, the master key and the document signer have been checked.
+    """
+    from ektp_card.device import open_card
+    from ektp_card.verify.passive import Policy
+
+    source = make_source(reader, nfc, virtual, timeout)
+    hsm_given = [name for name, v in (("--pkcs11", pkcs11_module), ("--token", token_label),
+                                      ("--key-label", key_label)) if v]
+    if hsm_given and len(hsm_given) != 3:
+        raise click.UsageError("--pkcs11, --token and --key-label go together")
+    if ds_cert is not None and not hsm_given:
+        raise click.UsageError("--ds-cert is for a document signer key in a token (--pkcs11)")
+    if virtual is not None and not virtual.is_file():
+        fail(f"no card image {virtual} (make a blank one with `ektp virtual blank {virtual}`)", ExitCode.FILE)
+
+    key = master_key(master_key_file)
+    plan = load_plan(record_path)
+    trust = issuer_trust(pki_dir, require_crl=not no_crl)
+    hsm = (Pkcs11Choice(pkcs11_module, token_label, key_label, pin_env, ds_cert)
+           if pkcs11_module and token_label and key_label else None)
+    ds = document_signer(pki_dir, ds_env, hsm, trust)
+    policy = Policy(require_crl=not no_crl)
+
+    try:
+        with progress_display(True) as show, open_card(source) as transport:
+            tracker = StepTracker(show)
+            result = run_personalisation(transport, plan, key, ds, trust, policy, tracker)
+    finally:
+        close = getattr(ds.signer, "close", None)
+        if callable(close):
+            close()
+    if obj.json:
+        obj.emit(result_json(result))
+    else:
+        print_result(obj, result)
+    sys.stdout.flush()
+
+
+__all__ = ["MASTER_KEY_FILE", "master_key", "personalize"]
