@@ -231,6 +231,11 @@ class ChipAuthenticationError(EktpError):
     to run it in) or, through ``CaResult.require``, the chip failed it."""
 
 
+class TerminalAuthenticationError(EktpError):
+    """Terminal Authentication cannot run (no certificate chain to the card's trust point, no secure
+    messaging, a key that is not ECDSA) or, through ``TaResult.require``, the chip refused it."""
+
+
 class ActiveAuthenticationError(EktpError):
     """Active Authentication cannot run (no usable DG15 key or signature algorithm) or, through
     ``AaResult.require``, the chip's signature failed."""

@@ -18,8 +18,9 @@ The commands answer only inside the secure messaging of PACE or BAC (6982 otherw
 
 On success the answer still travels under the old keys; then the card restarts secure messaging
 with the new ones (SSC 0) and grants ``CA`` besides the rights of the session. A refused step ends
-the run and leaves the running secure messaging as it was. Version 2 does not check the terminal's
-key against one sent in Terminal Authentication, which this card does not run yet.
+the run and leaves the running secure messaging as it was. After a successful Terminal
+Authentication in the session the terminal's key must be the one whose compressed form TA's
+MSE:Set AT carried (DO 91; BSI TR-03110-2 section 3.4): any other answers 6A80.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.commands import ok, refuse
 from ektp_card.virtual.fs import AccessCondition
 from ektp_card.virtual.security import BAC, CA, PACE
+from ektp_card.virtual.ta import terminal_ephemeral_key
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard
@@ -214,6 +216,7 @@ class ChipCa:
             refuse(SW.INCORRECT_DATA)
         if objects.keys() != {0x80}:
             refuse(SW.INCORRECT_DATA)
+        _check_terminal_binding(card, self.key.curve, objects[0x80])
         try:
             answer, keys = self.agree(objects[0x80])
         except ChipAuthenticationError:
@@ -258,6 +261,19 @@ def _check_key_id(key: ChipKey, value: bytes | None) -> None:
         refuse(SW.REFERENCED_DATA_NOT_FOUND)
 
 
+def _check_terminal_binding(card: VirtualCard, curve: Curve, terminal_key: bytes) -> None:
+    """After Terminal Authentication, only the ephemeral key it announced may be used (6A80)."""
+    expected = terminal_ephemeral_key(card)
+    if expected is None:
+        return
+    try:
+        point = curve.decode_point(terminal_key)
+    except InvalidPointError:
+        refuse(SW.INCORRECT_DATA)
+    if point.x.to_bytes(curve.size, "big") != expected:
+        refuse(SW.INCORRECT_DATA)
+
+
 def _complete(card: VirtualCard, cipher: Cipher, keys: tuple[bytes, bytes]) -> None:
     """Restart secure messaging with the new keys (SSC 0) and grant ``CA``."""
     security = card.security
@@ -284,6 +300,7 @@ def set_kat(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
         refuse(SW.FUNCTION_NOT_SUPPORTED)
     objects = _objects(apdu.data, 0x91, frozenset({0x91, 0x84}))
     _check_key_id(key, objects.get(0x84))
+    _check_terminal_binding(card, key.curve, objects[0x91])
     try:
         _, keys = ChipCa(key).agree(objects[0x91])
     except ChipAuthenticationError:

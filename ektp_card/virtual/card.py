@@ -33,7 +33,6 @@ from ektp_card.virtual.atr import (
     ef_atr_info,
     historical_bytes,
 )
-from ektp_card.virtual.bac import MUTUAL_AUTHENTICATE
 from ektp_card.virtual.ca import CA_MSE_VARIANTS
 from ektp_card.virtual.commands import INTERINDUSTRY, Chaining, Command
 from ektp_card.virtual.config import CardConfig
@@ -51,6 +50,7 @@ from ektp_card.virtual.fs import (
 from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, PACE_MSE_VARIANTS, mse_command
 from ektp_card.virtual.perso import GENERATE_ASYMMETRIC_KEY_PAIR, PERSO_COMMANDS
 from ektp_card.virtual.security import SecurityState
+from ektp_card.virtual.ta import EXTERNAL_AUTHENTICATE, PERFORM_SECURITY_OPERATION, TA_MSE_VARIANTS
 
 log = logging.getLogger("ektp_card.virtual")
 
@@ -123,16 +123,20 @@ class VirtualCard:
     subclass (or to ``card.commands`` on one instance), keyed by INS.
     """
 
-    #: MUTUAL AUTHENTICATE answers only on cards holding a BAC key (see ektp_card.virtual.bac).
+    #: INS 82 is EXTERNAL AUTHENTICATE of Terminal Authentication while a TA run awaits it, else
+    #: BAC's MUTUAL AUTHENTICATE on cards holding a BAC key (ektp_card.virtual.ta, .bac).
     COMMANDS: ClassVar[Mapping[int, Command]] = MappingProxyType(
         {
             **INTERINDUSTRY,
-            0x82: MUTUAL_AUTHENTICATE,
+            0x82: EXTERNAL_AUTHENTICATE,
             # PACE answers only on cards holding PACE passwords (see ektp_card.virtual.pace), Chip
             # Authentication (MSE 41 A4 / 41 A6, then GENERAL AUTHENTICATE) and Active
             # Authentication (INTERNAL AUTHENTICATE) only on cards holding their keys
             # (ektp_card.virtual.ca, ektp_card.virtual.aa).
-            0x22: mse_command({**PACE_MSE_VARIANTS, **CA_MSE_VARIANTS}),
+            # Terminal Authentication (MSE 81 B6 / 81 A4, PSO:VERIFY CERTIFICATE) only on cards
+            # holding a trust point (ektp_card.virtual.ta).
+            0x22: mse_command({**PACE_MSE_VARIANTS, **CA_MSE_VARIANTS, **TA_MSE_VARIANTS}),
+            0x2A: PERFORM_SECURITY_OPERATION,
             0x86: GENERAL_AUTHENTICATE,
             0x88: INTERNAL_AUTHENTICATE,
             # Personalisation (ektp_card.virtual.perso): only in a perso session, before the lock.

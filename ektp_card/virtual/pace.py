@@ -398,6 +398,10 @@ def _complete(card: VirtualCard, run: ChipPace) -> None:
     k_enc, k_mac = run.session_keys()
     security.granted.clear()
     security.grant(PACE, granted_condition(run.password))
+    # A new PACE session: Terminal Authentication starts over, bound to this chip key (ID_PICC).
+    size = run.parameters.curve.size
+    security.id_picc = run.chip_public_key[1 : 1 + size]
+    security.terminal = None
     security.open_channel(CardSecureMessaging(run.cipher, k_enc, k_mac, 0))
 
 

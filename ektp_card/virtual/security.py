@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.virtual.fs import AccessCondition
+
+if TYPE_CHECKING:
+    from ektp_card.virtual.ta import ChipTa
 
 #: Condition names the card's protocols grant (see AccessCondition). They are plain strings so
 #: later protocols and attack variants can add their own.
@@ -39,6 +42,13 @@ class SecurityState:
     #: The last GET CHALLENGE answer: authentication protocols verify against it, once.
     challenge: bytes | None = None
     channel: SecureChannel | None = None
+    #: ID_PICC for Terminal Authentication: Comp(PK~_PICC), the x-coordinate of the chip's ephemeral
+    #: key in the last PACE (BSI TR-03110-2 section 3.4); empty without PACE.
+    id_picc: bytes = b""
+    #: Terminal Authentication of this PACE session (ektp_card.virtual.ta): the certificates verified
+    #: so far, then the terminal's key and rights. It outlives MSE commands, unlike a GENERAL
+    #: AUTHENTICATE run, since TA spans several of them.
+    terminal: ChipTa | None = None
 
     def satisfies(self, condition: AccessCondition) -> bool:
         return condition.satisfied_by(self.granted)
@@ -62,3 +72,5 @@ class SecurityState:
         or a plain command while SM is active ends the session's access rights."""
         self.channel = None
         self.granted.clear()
+        self.id_picc = b""
+        self.terminal = None
