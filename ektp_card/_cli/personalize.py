@@ -58,13 +58,29 @@ def master_key(path: Path | None) -> bytes:
         fail(str(e), ExitCode.FILE)
 
 
-def load_plan(record_path: Path) -> CardPlan:
-    """Read and check the record and lay out its card; exit 7 for an unreadable file, 2 otherwise."""
+def load_trust_point(path: Path) -> bytes:
+    """The CVCA certificate file (a binary 7F21 CV certificate), checked as the chip will check it;
+    exit 7 when unreadable or not a usable CVCA certificate."""
+    from ektp_card.personalize.plan import check_trust_point
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        fail(f"{path}: cannot read the CVCA certificate: {e.strerror or e}", ExitCode.FILE)
+    try:
+        return check_trust_point(data).encode()
+    except errors.PersonalisationError as e:
+        fail(f"{path}: {e}", ExitCode.FILE)
+
+
+def load_plan(record_path: Path, cvca: bytes | None = None) -> CardPlan:
+    """Read and check the record and lay out its card (with ``cvca`` as the chip's Terminal
+    Authentication trust point); exit 7 for an unreadable file, 2 otherwise."""
     from ektp_card.lds.record import load_record
     from ektp_card.personalize import plan_from_record
 
     try:
-        return plan_from_record(load_record(record_path))
+        return plan_from_record(load_record(record_path), cvca_certificate=cvca)
     except errors.RecordError as e:
         unreadable = any(v.rule == "record.file" for v in e.violations)
         fail(str(e), ExitCode.FILE if unreadable else ExitCode.USAGE)
@@ -281,11 +297,14 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
 @MASTER_KEY_FILE
 @DS_PASS
 @click.option("--no-crl", is_flag=True, help="Read back without requiring a current CRL.")
+@click.option("--cvca", "cvca_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="CVCA certificate (binary CV certificate) the chip trusts for Terminal Authentication; "
+                   "without it no terminal ever reads DG3.")
 @click.pass_obj
 def personalize(
     obj: Ctx, record_path: Path, pki_dir: Path, reader: str | None, nfc: str | None, virtual: Path | None,
     timeout: float, pkcs11_module: str | None, token_label: str | None, key_label: str | None, pin_env: str,
-    ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool,
+    ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool, cvca_path: Path | None,
 ) -> None:
     """Personalise a blank card from RECORD.json, lock it, and read it back like a clerk.
 
@@ -306,7 +325,8 @@ def personalize(
         fail(f"no card image {virtual} (make a blank one with `ektp virtual blank {virtual}`)", ExitCode.FILE)
 
     key = master_key(master_key_file)
-    plan = load_plan(record_path)
+    cvca = load_trust_point(cvca_path) if cvca_path is not None else None
+    plan = load_plan(record_path, cvca)
     trust = issuer_trust(pki_dir, require_crl=not no_crl)
     hsm = (Pkcs11Choice(pkcs11_module, token_label, key_label, pin_env, ds_cert)
            if pkcs11_module and token_label and key_label else None)

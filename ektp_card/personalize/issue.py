@@ -10,7 +10,7 @@ matching the certificate and able to sign), then::
          [EF.CVCA], DG1, DG2, DG3, DG7
       -> GENERATE ASYMMETRIC KEY PAIR for Chip and Active Authentication -> DG14, DG15
       -> EF.SOD over DG1, DG2, DG3, DG7, DG14, DG15, signed by the document signer
-      -> PUT DATA (CAN) -> LOCK
+      -> PUT DATA (CAN) -> [PUT DATA (CVCA certificate)] -> LOCK
       -> read back like a clerk (:func:`~ektp_card.personalize.readback.read_back`)
 
 Interruption (docs/personalisation.md): the card stays in its initialisation state until LOCK, the
@@ -35,7 +35,7 @@ from ektp_card.crypto.perso import KEY_ACTIVE_AUTHENTICATION, KEY_CHIP_AUTHENTIC
 from ektp_card.errors import LdsFormatError, PersonalisationError
 from ektp_card.lds.ektp import ALWAYS, EKTP_AID, EKTP_DF_FID, LDS_VERSION, PERSO, UNICODE_VERSION
 from ektp_card.lds.sod import build_sod, hash_data_groups
-from ektp_card.personalize.plan import CardPlan, PlannedFile
+from ektp_card.personalize.plan import CardPlan, PlannedFile, check_trust_point
 from ektp_card.personalize.protocol import PersoSession
 from ektp_card.personalize.readback import ReadBack, read_back
 from ektp_card.pki.certs import parse_private_key_usage_period
@@ -201,6 +201,9 @@ def personalize(
         signer = document_signer() if callable(document_signer) else document_signer
         check_document_signer(signer, at=at, trust=trust)
         hash_name: HashName = plan.algorithms.sod_hash
+        if plan.trust_point is not None:
+            # A plan made by hand is checked too: the card must not refuse it after the writes.
+            check_trust_point(plan.trust_point)
 
     counter = CountingTransport(transport)
     session = PersoSession(counter)
@@ -253,6 +256,8 @@ def personalize(
             _write_file(session, sod_file, sod)
         with clock.step("lock"):
             session.set_can(plan.can)
+            if plan.trust_point is not None:
+                session.set_trust_point(plan.trust_point)
             session.lock()
     finally:
         session.close()

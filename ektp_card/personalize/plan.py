@@ -5,7 +5,8 @@ A plan comes from a validated :class:`~ektp_card.lds.record.CitizenRecord`
 decodes and checks them the same way). It fixes the files of the e-KTP profile
 (:data:`ektp_card.lds.ektp.FILES`: identifiers, short EF identifiers, read conditions), their content
 where the desk knows it (EF.CardAccess, EF.DIR, EF.COM, EF.CVCA, DG1, DG2, DG3, DG7), the algorithms of
-the keys the card will generate (DG14, DG15) and of EF.SOD, and the CAN.
+the keys the card will generate (DG14, DG15) and of EF.SOD, the CAN, and the CVCA certificate that
+becomes the chip's Terminal Authentication trust point (without one no terminal ever reads DG3).
 
 The CAN is six random digits from the operating system's generator, drawn again in the rare case that
 they appear in the NIK or the date of birth: both are public, and nothing about the card's access key
@@ -26,7 +27,7 @@ from ektp_card.apdu.tlv import Tlv, parse_one
 from ektp_card.crypto.aa import PLAIN_ECDSA_OIDS, SIGNATURE_HASHES
 from ektp_card.crypto.ca import CA_ALGORITHMS
 from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve
-from ektp_card.errors import LdsFormatError, PersonalisationError, RecordError, TlvError
+from ektp_card.errors import LdsFormatError, PersonalisationError, PkiError, RecordError, TlvError
 from ektp_card.lds.card_access import CardAccess, OtherSecurityInfo, PaceInfo
 from ektp_card.lds.dg14 import (
     ActiveAuthenticationInfo,
@@ -56,6 +57,7 @@ from ektp_card.lds.ektp import (
 )
 from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
 from ektp_card.lds.record import CitizenRecord, PersonalData
+from ektp_card.pki.cvc import CvCertificate, Role
 from ektp_card.pki.signer import HASH_NAMES, HashName
 
 #: The data groups the desk writes from the record; DG14 and DG15 come from keys made on the card.
@@ -196,6 +198,9 @@ class CardPlan:
     algorithms: Algorithms = Algorithms()
     nik: str | None = None
     synthetic: bool = False
+    #: The encoded CVCA certificate PUT DATA makes the chip's trust point (``None``: no Terminal
+    #: Authentication, DG3 unreadable to everyone).
+    trust_point: bytes | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         names = ", ".join(f.name for f in self.files)
@@ -255,6 +260,25 @@ def _check_can(can: str, public: Sequence[str]) -> None:
         raise PersonalisationError("the CAN appears in the NIK or the date of birth; use a random one")
 
 
+# --- the trust point ------------------------------------------------------------------------------------
+
+
+def check_trust_point(cvca: bytes | CvCertificate) -> CvCertificate:
+    """``cvca`` decoded and checked as the chip checks a trust point: a CVCA certificate with domain
+    parameters whose self-signature (when self-signed) verifies. :class:`PersonalisationError`."""
+    try:
+        cert = CvCertificate.decode(cvca if isinstance(cvca, bytes) else cvca.encode())
+        if cert.role is not Role.CVCA:
+            raise PersonalisationError(f"{cert.chr} is a {cert.role.label} certificate, not a CVCA's")
+        if cert.public_key.domain is None:
+            raise PersonalisationError(f"the CVCA certificate {cert.chr} has no domain parameters")
+        if cert.self_signed and not cert.verify_signature(cert.public_key):
+            raise PersonalisationError(f"the self-signature of CVCA certificate {cert.chr} does not verify")
+    except (LdsFormatError, PkiError, ValueError) as exc:
+        raise PersonalisationError(f"not a usable CVCA certificate: {exc}") from None
+    return cert
+
+
 # --- building plans -------------------------------------------------------------------------------------
 
 
@@ -284,13 +308,17 @@ def plan_from_data_groups(
     algorithms: Algorithms | None = None,
     cvca: Sequence[str] = (),
     today: dt.date | None = None,
+    cvca_certificate: bytes | CvCertificate | None = None,
 ) -> CardPlan:
     """A plan for data groups 1, 2, 3 and 7 built elsewhere; each is decoded and checked as the card
     profile says (DG1's printed fields against the record rules), and fits its file.
 
     ``cvca`` names the CVCA references (up to two, e.g. ``IDCVCA00001``) EF.CVCA lists for Terminal
-    Authentication; without them the card has no EF.CVCA. :class:`PersonalisationError` or
-    :class:`RecordError` (with every violation of DG1) on anything wrong.
+    Authentication; without them the card has no EF.CVCA. ``cvca_certificate`` is the CVCA
+    certificate the chip gets as its trust point (:func:`check_trust_point`); EF.CVCA then names its
+    holder reference, and references given in ``cvca`` too must be exactly that one.
+    :class:`PersonalisationError` or :class:`RecordError` (with every violation of DG1) on anything
+    wrong.
     """
     if set(data_groups) != set(RECORD_DATA_GROUPS):
         given = ", ".join(f"DG{n}" for n in sorted(data_groups)) or "none"
@@ -303,6 +331,16 @@ def plan_from_data_groups(
         raise RecordError(violations)
     if len(cvca) > 2 or not all(ref.isascii() and ref.isprintable() and 8 <= len(ref) <= 16 for ref in cvca):
         raise PersonalisationError("EF.CVCA lists one or two CVCA references of 8 to 16 characters")
+    trust_point = None
+    if cvca_certificate is not None:
+        cert = check_trust_point(cvca_certificate)
+        # The chip rewrites EF.CVCA from its trust point, so other references would not survive.
+        if cvca and tuple(cvca) != (cert.chr,):
+            raise PersonalisationError(
+                f"EF.CVCA references {', '.join(cvca)} disagree with the CVCA certificate {cert.chr}"
+            )
+        cvca = (cert.chr,)
+        trust_point = cert.encode()
     public = _public_digits(personal)
     if can is None:
         can = new_can(public)
@@ -324,7 +362,7 @@ def plan_from_data_groups(
     files = tuple(PlannedFile.of(by_name[name], content) for name, content in contents.items())
     nik = personal.nik if personal is not None else None
     synthetic = personal.synthetic if personal is not None else False
-    return CardPlan(files, can, chosen, nik, synthetic)
+    return CardPlan(files, can, chosen, nik, synthetic, trust_point)
 
 
 def plan_from_record(
@@ -334,12 +372,18 @@ def plan_from_record(
     algorithms: Algorithms | None = None,
     cvca: Sequence[str] = (),
     today: dt.date | None = None,
+    cvca_certificate: bytes | CvCertificate | None = None,
 ) -> CardPlan:
     """The plan for ``record``: every record rule checked first (:class:`RecordError` listing every
     violation), then its data groups encoded and checked like :func:`plan_from_data_groups`."""
     record.check(today=today)
     return plan_from_data_groups(
-        record_data_groups(record), can=can, algorithms=algorithms, cvca=cvca, today=today
+        record_data_groups(record),
+        can=can,
+        algorithms=algorithms,
+        cvca=cvca,
+        today=today,
+        cvca_certificate=cvca_certificate,
     )
 
 
@@ -350,6 +394,7 @@ __all__ = [
     "Algorithms",
     "CardPlan",
     "PlannedFile",
+    "check_trust_point",
     "new_can",
     "plan_from_data_groups",
     "plan_from_record",

@@ -3,9 +3,9 @@
 :class:`PersoSession` sends one command per method over an
 :class:`~ektp_card.apdu.protocol.ApduProtocol`: the plain opening (SELECT MF, EF.ATR/INFO), the
 mutual authentication with the card's personalisation key (:mod:`ektp_card.crypto.perso`), and then,
-under AES secure messaging, CREATE FILE, UPDATE BINARY, GENERATE ASYMMETRIC KEY PAIR, PUT DATA, ERASE
-and LOCK. A refusal becomes a :class:`PersonalisationError` naming the command; transport errors
-(a card that left the field) pass through unchanged.
+under AES secure messaging, CREATE FILE, UPDATE BINARY, GENERATE ASYMMETRIC KEY PAIR, PUT DATA (CAN and
+CVCA certificate), ERASE and LOCK. A refusal becomes a :class:`PersonalisationError` naming the
+command; transport errors (a card that left the field) pass through unchanged.
 
 Writes go in the largest pieces the card takes: with extended length (when EF.ATR/INFO says so) as
 much as fits the card's largest command APDU once protected, else what a short protected APDU holds
@@ -46,6 +46,7 @@ from ektp_card.crypto.perso import (
 )
 from ektp_card.crypto.sm import SecureMessagingSession
 from ektp_card.errors import ApduError, CardLockedError, PersonalisationError, TlvError
+from ektp_card.pki.cvc import T_CERTIFICATE
 
 #: Bytes an extended command APDU adds to its data field (header 4, Lc 3, Le 2), as EF.ATR/INFO's
 #: DO 7F66 counts whole APDUs (ISO/IEC 7816-4 section 12.7.1).
@@ -256,6 +257,12 @@ class PersoSession:
         data = can.encode("ascii")
         command = CommandApdu(CLA_PROPRIETARY, INS_PUT_DATA, 0x00, CAN_REFERENCE, data, sensitive=True)
         self._send("PUT DATA (CAN)", command)
+
+    def set_trust_point(self, cvca: bytes) -> None:
+        """PUT DATA (80 DA 7F 21) with an encoded CVCA certificate: the chip's Terminal Authentication
+        trust point (command chaining or extended length when long)."""
+        command = CommandApdu(CLA_PROPRIETARY, INS_PUT_DATA, T_CERTIFICATE >> 8, T_CERTIFICATE & 0xFF, cvca)
+        self._send("PUT DATA (CVCA certificate)", command)
 
     def lock(self) -> None:
         """LOCK: the card becomes operational for good, deletes its personalisation key and ends the

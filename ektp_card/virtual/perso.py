@@ -20,6 +20,10 @@ GENERATE ASYMMETRIC   00 46 00 rr DO 80 protocol OID, DO 84 domain parameter ID;
 KEY PAIR                          Authentication, 02 Active Authentication; answers 7F49 {06 OID,
                                   86 public point}; the private key stays in ``card.keys``
 PUT DATA (CAN)        80 DA 00 02 the CAN (ASCII digits), PACE password reference 02
+PUT DATA (CVCA)       80 DA 7F 21 a CVCA certificate (7F21, BSI TR-03110-3 C.1): the trust point of
+                                  Terminal Authentication; EF.CVCA of the e-KTP application names
+                                  it. 6A80 for a certificate that is malformed, not a CVCA's, or
+                                  whose self-signature fails. Long: command chaining
 ERASE                 80 E4 00 00 deletes every file but EF.ATR/INFO and every key but the three
                                   above: the card is blank again, still in initialisation
 LOCK                  80 F0 80 05 every file and the card to operational (05); deletes K_perso;
@@ -70,15 +74,18 @@ from ektp_card.crypto.perso import (
     session_keys,
 )
 from ektp_card.crypto.sm import CardSecureMessaging
-from ektp_card.errors import TlvError
+from ektp_card.errors import LdsFormatError, PkiError, TlvError
+from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
+from ektp_card.pki.cvc import T_CERTIFICATE
 from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.atr import EF_ATR_INFO_FID
 from ektp_card.virtual.ca import install_chip_authentication
-from ektp_card.virtual.commands import Command, ok, refuse
+from ektp_card.virtual.commands import Chaining, Command, ok, refuse
 from ektp_card.virtual.fs import AccessCondition, LifeCycle
 from ektp_card.virtual.pace import PASSWORD_KEYS
 from ektp_card.virtual.security import PERSO
+from ektp_card.virtual.ta import install_trust_point
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard
@@ -292,14 +299,29 @@ def generate_asymmetric_key_pair(card: VirtualCard, apdu: CommandApdu) -> Respon
 
 
 def put_data(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
-    """PUT DATA (80 DA 00 02): store the CAN, the PACE password printed on the card."""
+    """PUT DATA (80 DA): P1P2 00 02 stores the CAN, the PACE password printed on the card; P1P2 7F21
+    (the CV certificate tag) makes a CVCA certificate the Terminal Authentication trust point."""
     _require_perso(card)
-    if (apdu.p1, apdu.p2) != (0x00, CAN_REFERENCE):
+    p1p2 = apdu.p1 << 8 | apdu.p2
+    if p1p2 == T_CERTIFICATE:
+        return _put_trust_point(card, apdu.data)
+    if p1p2 != CAN_REFERENCE:
         refuse(SW.INCORRECT_P1P2)
     can = apdu.data
     if not 1 <= len(can) <= MAX_CAN_LENGTH or not can.isdigit():
         refuse(SW.INCORRECT_DATA)
     card.keys[PASSWORD_KEYS[PasswordType.CAN]] = Password.can(can.decode("ascii")).key
+    return ok()
+
+
+def _put_trust_point(card: VirtualCard, data: bytes) -> ResponseApdu:
+    # EF.CVCA belongs to the e-KTP application: created there if the desk did not write it, so it
+    # always names the trust point the chip really has.
+    application = next((df for df in card.fs.dfs() if df.name == EKTP_AID), None)
+    try:
+        install_trust_point(card, data, application=application)
+    except (PkiError, LdsFormatError, ValueError):
+        refuse(SW.INCORRECT_DATA)
     return ok()
 
 
@@ -347,7 +369,7 @@ PERSO_COMMANDS = MappingProxyType(
     {
         INS_INITIALIZE_UPDATE: Command("INITIALIZE UPDATE", initialize_update),
         INS_EXTERNAL_AUTHENTICATE: Command("EXTERNAL AUTHENTICATE", external_authenticate),
-        INS_PUT_DATA: Command("PUT DATA", put_data),
+        INS_PUT_DATA: Command("PUT DATA", put_data, Chaining.BUFFER),
         INS_ERASE: Command("ERASE", erase),
         INS_LOCK: Command("LOCK", lock),
     }
