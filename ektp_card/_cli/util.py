@@ -29,6 +29,10 @@ class ExitCode(IntEnum):
     FILE = 7
     SECURITY = 8
     VERIFY_FAILED = 10  # a verification ran and found the document not authentic
+    # `ektp verify` verdicts (docs/cli.md), most serious first when several apply:
+    FORGED = 11  # Passive Authentication or the printed data failed: not what the issuer signed
+    CLONED = 12  # the signed data is genuine but Chip or Active Authentication failed: not its chip
+    HOLDER_MISMATCH = 13  # a genuine card whose fingerprint does not match the person presenting it
 
 
 class CliError(Exception):

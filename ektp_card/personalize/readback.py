@@ -13,37 +13,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ektp_card.access import AccessSession, Application, Credentials, FileRef
+from ektp_card.access import AccessSession, Credentials
 from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.apdu.transport import Transport
-from ektp_card.crypto.aa import AaResult, active_authenticate
-from ektp_card.crypto.ca import CaResult, chip_authenticate
+from ektp_card.crypto.aa import AaResult
+from ektp_card.crypto.ca import CaResult
 from ektp_card.errors import (
     ApduError,
-    ChipAuthenticationError,
     LdsFormatError,
     PaceError,
     SecureMessagingError,
     SecurityStatusNotSatisfiedError,
     TlvError,
 )
-from ektp_card.lds.dg14 import Dg14
-from ektp_card.lds.dg15 import Dg15
-from ektp_card.lds.ektp import DATA_GROUP_TAGS, EKTP_AID, EKTP_LABEL, FILES, Com
+from ektp_card.lds.ektp import DATA_GROUP_TAGS, Com
 from ektp_card.lds.sod import parse_sod
+from ektp_card.verify.chip import (
+    CHIP_AUTHENTICATION,
+    EKTP_APPLICATION,
+    decode_dg14,
+    run_active_authentication,
+    run_chip_authentication,
+)
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
 from ektp_card.verify.trust import TrustStore
 
-#: The e-KTP application as :class:`ektp_card.access.AccessSession` reads it.
-EKTP_APPLICATION = Application(
-    EKTP_LABEL,
-    EKTP_AID,
-    tuple(FileRef(spec.name, spec.sfi, spec.fid) for spec in FILES if not spec.in_mf),
-    ("DG1",),
-)
 #: ISO/IEC 7816-4 section 7.4.10: operational, activated (05, or 07 with bit 2 set).
 _OPERATIONAL = (0x05, 0x07)
 #: Data groups a clerk reads with the CAN alone.
@@ -203,27 +200,18 @@ def _com_reason(com: bytes, sod: bytes) -> str | None:
 def _chip_and_active(
     protocol: ApduProtocol, groups: Mapping[int, bytes], report: _Report
 ) -> tuple[CaResult | None, AaResult | None]:
-    try:
-        dg14 = Dg14.decode(groups[14])
-        parameters = dg14.ca_parameters()
-    except (LdsFormatError, ChipAuthenticationError) as exc:
-        report.result("chip-authentication", str(exc), "")
+    dg14, unusable = decode_dg14(groups[14])
+    if dg14 is None:
+        report.checks.append(Check(CHIP_AUTHENTICATION, Status.FAIL, unusable or ""))
         report.skip_rest("DG14 is not usable")
         return None, None
-    chip = chip_authenticate(protocol, parameters)
-    report.result("chip-authentication", None if chip.passed else chip.reason, chip.reason)
+    check, chip = run_chip_authentication(protocol, dg14)
+    report.checks.append(check)
     if not chip.passed:
         report.skip_rest("Chip Authentication failed")
         return chip, None
-    try:
-        key = Dg15.decode(groups[15]).public_key.to_cryptography()
-    except (LdsFormatError, ValueError) as exc:
-        report.result("active-authentication", f"DG15 is not usable: {exc}", "")
-        return chip, None
-    info = dg14.active_authentication_info
-    algorithm = info.signature_algorithm if info else None
-    active = active_authenticate(protocol, key, signature_algorithm=algorithm)
-    report.result("active-authentication", None if active.passed else active.reason, active.reason)
+    check, active = run_active_authentication(protocol, groups[15], dg14)
+    report.checks.append(check)
     return chip, active
 
 

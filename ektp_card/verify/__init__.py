@@ -1,4 +1,5 @@
-"""Card -> verdict: Passive Authentication now; access, Chip/Active/Terminal Authentication later."""
+"""Card -> verdict: Passive Authentication and trust stores; Chip and Active Authentication checks
+(chip.py); the clerk's verification (card.py); the fingerprint matcher (matcher.py)."""
 
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
 from ektp_card.verify.trust import TrustStore, load_master_list

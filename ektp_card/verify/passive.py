@@ -33,7 +33,8 @@ from ektp_card.verify.trust import TrustStore
 class Status(Enum):
     PASS = "pass"  # noqa: S105 - a verdict, not a password
     FAIL = "fail"
-    SKIP = "skip"
+    SKIP = "skip"  # not run: an earlier step failed
+    NOT_SUPPORTED = "not supported"  # the card or the terminal cannot run it
 
 
 @dataclass(frozen=True)

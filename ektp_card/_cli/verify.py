@@ -1,0 +1,124 @@
+"""ektp verify: the clerk's check of an e-KTP - genuine, not cloned - as a table or JSON and an exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ektp_card._cli.options import card_source_options, make_source
+from ektp_card._cli.passwords import prompt_if_asked
+from ektp_card._cli.util import Ctx, ExitCode, fail
+
+if TYPE_CHECKING:
+    from ektp_card.verify.card import VerificationReport
+
+
+@click.command()
+@card_source_options
+@click.option("--can", envvar="EKTP_CAN", metavar="CAN|-",
+              help="Card access number printed on the card; '-' asks for it (hidden). Default: $EKTP_CAN.")
+@click.option("--trust", "trust_dir", required=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl).")
+@click.option("--face-out", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
+              help="Write the holder's face image from DG2 to PATH (JPEG as stored on the card).")
+@click.option("--fingerprint", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="The holder's freshly captured ISO/IEC 19794-2 template (needs Terminal Authentication; "
+                   "not supported yet).")
+@click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
+@click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
+@click.pass_obj
+def verify(
+    obj: Ctx, reader: str | None, nfc: str | None, virtual: Path | None, timeout: float, can: str | None,
+    trust_dir: Path, face_out: Path | None, fingerprint: Path | None, no_crl: bool, short: bool,
+) -> None:
+    """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication.
+
+    Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
+    data on another chip), 13 holder mismatch; 8 for a wrong CAN, 5 for a card that left the field.
+    """
+    from ektp_card.device import open_card
+    from ektp_card.errors import PkiError
+    from ektp_card.verify.card import Verdict, verify_card
+    from ektp_card.verify.passive import Policy
+    from ektp_card.verify.trust import TrustStore
+
+    if fingerprint is not None:
+        fail("--fingerprint is not supported yet: reading DG3 needs Terminal Authentication, which "
+             "ektp verify does not run yet", ExitCode.USAGE)
+    can = prompt_if_asked(can, "CAN")
+    if not can:
+        fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
+    try:
+        trust = TrustStore.from_folder(trust_dir)
+    except PkiError as e:
+        fail(str(e), ExitCode.FILE)
+    if not trust.cscas:
+        fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
+    source = make_source(reader, nfc, virtual, timeout)
+    with open_card(source) as transport:
+        report = verify_card(transport, can, trust, policy=Policy(require_crl=not no_crl),
+                             extended=False if short else None)
+    face_path: Path | None = None
+    if face_out is not None and report.face is not None:
+        face_out.write_bytes(report.face.image)
+        face_path = face_out
+    if obj.json:
+        data = report.to_json()
+        data["face_file"] = None if face_path is None else str(face_path)
+        obj.emit(data)
+    else:
+        _render(obj, report, face_path, face_out)
+    codes = {
+        Verdict.GENUINE: ExitCode.OK,
+        Verdict.FORGED: ExitCode.FORGED,
+        Verdict.CLONED: ExitCode.CLONED,
+        Verdict.HOLDER_MISMATCH: ExitCode.HOLDER_MISMATCH,
+    }
+    if report.verdict is not Verdict.GENUINE:
+        raise click.exceptions.Exit(int(codes[report.verdict]))
+
+
+def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_out: Path | None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ektp_card.verify.passive import Status
+
+    o = obj.out
+    marks = {Status.PASS: "[green]pass[/green]", Status.FAIL: "[red]FAIL[/red]",
+             Status.SKIP: "[dim]skipped[/dim]", Status.NOT_SUPPORTED: "[yellow]not supported[/yellow]"}
+    table = Table(title="Checks")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("reason")
+    for c in report.checks:
+        table.add_row(c.name, marks[c.status], escape(c.reason))
+    o.print(table)
+    personal = report.personal
+    if personal is not None:
+        synthetic = " - SYNTHETIC, no real person" if personal.synthetic else ""
+        fields = Table(title=f"Printed data (DG1){synthetic}")
+        fields.add_column("field")
+        fields.add_column("value")
+        for name in type(personal).__dataclass_fields__:
+            if name == "synthetic":
+                continue
+            value = getattr(personal, name)
+            shown = personal.validity_text if name == "valid_until" else str(value)
+            fields.add_row(name.replace("_", " "), escape(shown))
+        o.print(fields)
+    if report.nik is not None:
+        nik = "agrees with sex and date of birth" if report.nik.ok else "; ".join(report.nik.problems)
+        o.print(f"NIK {escape(report.nik.nik)}: {escape(nik)}")
+    if face_path is not None:
+        o.print(f"face image written to {escape(str(face_path))}")
+    elif face_out is not None:
+        o.print("no face image on the card (DG2 not read)")
+    verdict = report.verdict.value.upper()
+    if report.genuine:
+        o.print(f"[bold green]{verdict}[/bold green]")
+    else:
+        o.print(f"[bold red]{escape(verdict)}[/bold red]: {escape('; '.join(report.reasons))}")

@@ -1,0 +1,390 @@
+"""The clerk's verification: is the card genuine, and is it the original chip rather than a copy?
+
+The steps (ICAO Doc 9303-11 section 4.2 orders the access, section 5.1 Passive and 6.1 / 6.2 Active and
+Chip Authentication)::
+
+    SELECT MF -> EF.CardAccess, EF.ATR/INFO (plain) -> PACE with the CAN -> SELECT the e-KTP application
+      -> EF.SOD -> every data group EF.SOD lists (refused ones, DG3 without Terminal Authentication,
+         are noted) -> Passive Authentication against the trust store
+      -> Chip Authentication with DG14's key -> Active Authentication with DG15's key, fresh challenge
+
+Reads use :class:`~ektp_card.access.AccessSession`, which sizes each READ BINARY to the largest that fits
+secure messaging (extended length when EF.ATR/INFO offers it), so a data group costs as few commands as
+the card allows.
+
+The decision resists downgrade: which protections the card must prove comes from EF.SOD alone, the only
+signed list. When EF.SOD covers DG14, Chip Authentication must pass; when it covers DG15, Active
+Authentication must pass; a card that "does not support" them, or whose EF.COM leaves them out, fails.
+EF.COM is not read at all: nothing unsigned takes part in the verdict.
+
+The verdict, most serious first: :attr:`Verdict.FORGED` (Passive Authentication or the printed data
+failed: unknown or revoked signer, hash mismatch, NIK contradicting DG1), :attr:`Verdict.CLONED` (Chip
+or Active Authentication failed: the data is the issuer's, the chip is not the one it was written to),
+:attr:`Verdict.HOLDER_MISMATCH` (reserved for the fingerprint comparison), else
+:attr:`Verdict.GENUINE`.
+
+Terminal Authentication, DG3 and the fingerprint comparison are reported as not supported: they need
+the PACE session's ID_PICC and the terminal's CV certificate chain and key, which this verification
+does not take yet (see :data:`CHECK_NAMES`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ektp_card.access import AccessResult, AccessSession, Credentials
+from ektp_card.apdu.iso7816 import CardInfo
+from ektp_card.apdu.sw import SW
+from ektp_card.apdu.transport import Transport
+from ektp_card.crypto.aa import AaResult
+from ektp_card.crypto.ca import CaResult
+from ektp_card.errors import ApduError, CardFileNotFoundError, LdsFormatError, SecurityStatusNotSatisfiedError
+from ektp_card.lds.biometrics import FaceImage, ImageDataType
+from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.ektp import decode_dg1, decode_dg2
+from ektp_card.lds.nik import nik_violations
+from ektp_card.lds.record import PersonalData
+from ektp_card.lds.sod import Sod, parse_sod
+from ektp_card.verify.chip import (
+    ACTIVE_AUTHENTICATION,
+    CHIP_AUTHENTICATION,
+    EKTP_APPLICATION,
+    decode_dg14,
+    run_active_authentication,
+    run_chip_authentication,
+)
+from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
+from ektp_card.verify.trust import TrustStore
+
+#: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
+_PROFILE_DATA_GROUPS = (1, 2, 7, 14, 15)
+
+
+class Verdict(Enum):
+    GENUINE = "genuine"
+    FORGED = "forged"
+    CLONED = "cloned"
+    HOLDER_MISMATCH = "holder mismatch"
+
+
+#: Every check, in order, and the verdict its failure leads to.
+CHECK_NAMES: tuple[tuple[str, Verdict], ...] = (
+    ("pace", Verdict.FORGED),
+    ("card-access", Verdict.FORGED),
+    ("card-info", Verdict.FORGED),
+    ("read", Verdict.FORGED),
+    ("passive-authentication", Verdict.FORGED),
+    ("printed-data", Verdict.FORGED),
+    (CHIP_AUTHENTICATION, Verdict.CLONED),
+    (ACTIVE_AUTHENTICATION, Verdict.CLONED),
+    ("terminal-authentication", Verdict.HOLDER_MISMATCH),
+    ("fingerprint", Verdict.HOLDER_MISMATCH),
+)
+_CLASS_OF = dict(CHECK_NAMES)
+#: Checks whose failure is shown but does not change the verdict: what the card offers before PACE.
+_INFORMATIONAL = frozenset({"card-access", "card-info", "read"})
+_ORDER = (Verdict.FORGED, Verdict.CLONED, Verdict.HOLDER_MISMATCH)
+
+
+@dataclass(frozen=True)
+class NikCheck:
+    """The NIK of DG1 against DG1's sex and date of birth (the NIK encodes both, lds/nik.py)."""
+
+    nik: str
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """What the clerk sees: the verdict and its reasons, every check, the printed fields, the face."""
+
+    verdict: Verdict
+    checks: tuple[Check, ...]
+    access: AccessResult | None = None
+    card_access: CardAccess | None = None
+    card_info: CardInfo | None = None
+    personal: PersonalData | None = None
+    nik: NikCheck | None = None
+    face: FaceImage | None = field(default=None, repr=False)
+    data_groups: Mapping[int, bytes] = field(default_factory=dict, repr=False, compare=False)
+    #: Data groups EF.SOD lists that the card refused with this access (DG3 without TA).
+    refused: tuple[int, ...] = ()
+    passive: PassiveAuthResult | None = None
+    chip: CaResult | None = None
+    active: AaResult | None = None
+
+    @property
+    def genuine(self) -> bool:
+        return self.verdict is Verdict.GENUINE
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status is Status.FAIL and c.name not in _INFORMATIONAL)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """One line per failed check that decided the verdict."""
+        return tuple(f"{c.name}: {c.reason}" for c in self.failures)
+
+    def check(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        personal = self.personal
+        return {
+            "verdict": self.verdict.value,
+            "reasons": list(self.reasons),
+            "checks": [{"name": c.name, "status": c.status.value, "reason": c.reason} for c in self.checks],
+            "access": None if self.access is None else {
+                "protocol": self.access.protocol,
+                "passwords": list(self.access.passwords),
+                "cipher": None if self.access.cipher is None else self.access.cipher.name,
+            },
+            "extended_length": bool(self.card_info and self.card_info.extended_length),
+            "printed": None if personal is None else _personal_json(personal),
+            "nik": None if self.nik is None else {"ok": self.nik.ok, "problems": list(self.nik.problems)},
+            "face": None if self.face is None else {
+                "format": _face_format(self.face), "width": self.face.width, "height": self.face.height,
+                "bytes": len(self.face.image),
+            },
+            "data_groups": sorted(self.data_groups),
+            "refused_data_groups": list(self.refused),
+            "passive_authentication": None if self.passive is None else self.passive.to_json(),
+        }
+
+
+def _personal_json(personal: PersonalData) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in PersonalData.__dataclass_fields__:
+        value = getattr(personal, name)
+        out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    return out
+
+
+def _face_format(face: FaceImage) -> str:
+    return "jpeg2000" if face.image_data_type is ImageDataType.JPEG2000 else "jpeg"
+
+
+def nik_check(personal: PersonalData) -> NikCheck:
+    """Cross-check DG1's NIK with its sex and date of birth."""
+    violations = nik_violations(personal.nik, sex=personal.sex, date_of_birth=personal.date_of_birth)
+    return NikCheck(personal.nik, tuple(v.message for v in violations))
+
+
+def verdict_of(checks: tuple[Check, ...]) -> Verdict:
+    """The most serious verdict any failed check leads to (see the module docstring)."""
+    failed = {_CLASS_OF.get(c.name, Verdict.FORGED) for c in checks
+              if c.status is Status.FAIL and c.name not in _INFORMATIONAL}
+    return next((v for v in _ORDER if v in failed), Verdict.GENUINE)
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+
+    def add(self, name: str, status: Status, reason: str) -> None:
+        self.items.append(Check(name, status, reason))
+
+    def done(self) -> tuple[Check, ...]:
+        return tuple(self.items)
+
+
+def verify_card(
+    transport: Transport,
+    can: str,
+    trust: TrustStore,
+    *,
+    policy: Policy | None = None,
+    extended: bool | None = None,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+) -> VerificationReport:
+    """Verify the e-KTP in ``transport`` (see the module docstring).
+
+    PACE failures raise (:class:`~ektp_card.errors.PacePasswordError` for a wrong CAN,
+    :class:`~ektp_card.errors.PaceError` when the card offers no usable PACE), as do transport errors
+    (a card removed mid-way) and a card without the e-KTP application
+    (:class:`~ektp_card.errors.CardFileNotFoundError`): none of them says anything about the document.
+    Everything the card answers after that becomes a check. ``random_bytes`` draws the Active
+    Authentication challenge.
+    """
+    checks = _Checks()
+    session = AccessSession(transport, extended=extended)
+    session.discover()
+    if session.card_access is not None:
+        checks.add("card-access", Status.PASS, f"{len(session.card_access.pace_infos)} PACEInfo")
+    else:
+        checks.add("card-access", Status.FAIL, "EF.CardAccess is missing or malformed")
+    info = session.card_info
+    if info is None:
+        checks.add("card-info", Status.NOT_SUPPORTED, "no EF.ATR/INFO: short APDUs only")
+    else:
+        size = "extended length" if info.extended_length and session.protocol.extended else "short APDUs"
+        checks.add("card-info", Status.PASS, f"EF.ATR/INFO read: {size}")
+    access = session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
+    cipher = access.cipher.value[0] if access.cipher else "no cipher"
+    checks.add("pace", Status.PASS, f"PACE-{'/'.join(access.passwords)} with {cipher}")
+    if session.select_application((EKTP_APPLICATION,)) is None:
+        raise CardFileNotFoundError(SW.FILE_NOT_FOUND, message="the card has no e-KTP application")
+
+    sod_bytes, sod, sod_problem = _read_sod(session)
+    numbers = tuple(sorted(n for n, _ in sod.security_object.hashes)) if sod else _PROFILE_DATA_GROUPS
+    groups, refused, unreadable = _read_data_groups(session, numbers)
+    read_reason = f"EF.SOD and DG{', DG'.join(map(str, sorted(groups)))}"
+    if refused:
+        read_reason += f"; DG{', DG'.join(map(str, refused))} refused with this access"
+    if unreadable:
+        checks.add("read", Status.FAIL, "; ".join(unreadable))
+    else:
+        checks.add("read", Status.PASS, read_reason)
+
+    passive: PassiveAuthResult | None = None
+    if sod_bytes is None:
+        checks.add("passive-authentication", Status.FAIL, sod_problem or "EF.SOD could not be read")
+    else:
+        passive = passive_authentication(sod if sod is not None else sod_bytes, groups, trust, policy)
+        problems = [f"{c.name}: {c.reason}" for c in passive.failures]
+        if sod is not None:
+            # Refused is expected (DG3 needs Terminal Authentication); missing is not.
+            problems += [f"DG{n} is listed in EF.SOD but the card does not give it"
+                         for n in sorted(set(numbers) - set(groups) - set(refused))]
+        signer = passive.document_signer.subject.rfc4514_string() if passive.document_signer else "?"
+        ok = f"EF.SOD signed by {signer}, a trusted document signer; data group hashes match"
+        status = Status.FAIL if problems else Status.PASS
+        checks.add("passive-authentication", status, "; ".join(problems) or ok)
+
+    personal, nik, face = _printed_data(groups, checks)
+    covered = set(numbers) if sod is not None else set()
+    chip, active = _chip_checks(session, groups, covered, checks, random_bytes)
+    checks.add("terminal-authentication", Status.NOT_SUPPORTED,
+               "not run: this verification takes no terminal certificate chain and key yet")
+    checks.add("fingerprint", Status.NOT_SUPPORTED,
+               "not compared: DG3 needs Terminal Authentication" + (" (DG3 refused)" if 3 in refused else ""))
+    done = checks.done()
+    return VerificationReport(
+        verdict_of(done), done, access, session.card_access, info, personal, nik, face, groups,
+        tuple(refused), passive, chip, active,
+    )
+
+
+def _read_sod(session: AccessSession) -> tuple[bytes | None, Sod | None, str | None]:
+    ref = EKTP_APPLICATION.file("SOD")
+    assert ref is not None  # noqa: S101 - the profile names EF.SOD
+    try:
+        data = session.read(ref)
+    except ApduError as exc:
+        return None, None, f"EF.SOD could not be read: {exc}"
+    try:
+        return data, parse_sod(data), None
+    except LdsFormatError as exc:
+        return data, None, str(exc)
+
+
+def _read_data_groups(
+    session: AccessSession, numbers: tuple[int, ...]
+) -> tuple[dict[int, bytes], list[int], list[str]]:
+    groups: dict[int, bytes] = {}
+    refused: list[int] = []
+    unreadable: list[str] = []
+    for number in numbers:
+        ref = EKTP_APPLICATION.file(f"DG{number}")
+        if ref is None:
+            unreadable.append(f"DG{number} is not a file of the e-KTP profile")
+            continue
+        try:
+            groups[number] = session.read(ref)
+        except SecurityStatusNotSatisfiedError:
+            refused.append(number)
+        except ApduError as exc:
+            unreadable.append(str(exc))
+    return groups, refused, unreadable
+
+
+def _printed_data(
+    groups: Mapping[int, bytes], checks: _Checks
+) -> tuple[PersonalData | None, NikCheck | None, FaceImage | None]:
+    personal: PersonalData | None = None
+    nik: NikCheck | None = None
+    problems: list[str] = []
+    if 1 not in groups:
+        problems.append("DG1 was not read")
+    else:
+        try:
+            personal = decode_dg1(groups[1])
+        except LdsFormatError as exc:
+            problems.append(str(exc))
+    if personal is not None:
+        nik = nik_check(personal)
+        problems.extend(f"NIK: {p}" for p in nik.problems)
+    face: FaceImage | None = None
+    if 2 in groups:
+        try:
+            faces = decode_dg2(groups[2])
+            face = faces[0] if faces else None
+        except (LdsFormatError, ValueError) as exc:
+            problems.append(f"DG2: {exc}")
+    if problems:
+        checks.add("printed-data", Status.FAIL, "; ".join(problems))
+    else:
+        face_text = "" if face is None else f"; face {face.width}x{face.height} {_face_format(face)}"
+        agrees = "DG1 decoded, NIK agrees with sex and date of birth"
+        checks.add("printed-data", Status.PASS, agrees + face_text)
+    return personal, nik, face
+
+
+def _chip_checks(
+    session: AccessSession,
+    groups: Mapping[int, bytes],
+    covered: set[int],
+    checks: _Checks,
+    random_bytes: Callable[[int], bytes],
+) -> tuple[CaResult | None, AaResult | None]:
+    # Only EF.SOD decides whether the card must prove its chip: a DG14 / DG15 it does not list is
+    # unsigned and ignored, one it lists must be present and its protocol must pass.
+    protocol = session.protocol
+    chip: CaResult | None = None
+    dg14 = None
+    if 14 not in covered:
+        checks.add(CHIP_AUTHENTICATION, Status.NOT_SUPPORTED, "EF.SOD covers no DG14")
+    elif 14 not in groups:
+        checks.add(CHIP_AUTHENTICATION, Status.FAIL, "EF.SOD covers DG14 but the card did not give it")
+    else:
+        dg14, unusable = decode_dg14(groups[14])
+        if dg14 is None:
+            checks.add(CHIP_AUTHENTICATION, Status.FAIL, unusable or "DG14 is not usable")
+        else:
+            check, chip = run_chip_authentication(protocol, dg14)
+            checks.add(check.name, check.status, check.reason)
+    active: AaResult | None = None
+    if 15 not in covered:
+        checks.add(ACTIVE_AUTHENTICATION, Status.NOT_SUPPORTED, "EF.SOD covers no DG15")
+    elif 15 not in groups:
+        checks.add(ACTIVE_AUTHENTICATION, Status.FAIL, "EF.SOD covers DG15 but the card did not give it")
+    elif protocol.secure_messaging is None:
+        checks.add(ACTIVE_AUTHENTICATION, Status.FAIL,
+                   "not run: secure messaging ended when Chip Authentication failed")
+    else:
+        check, active = run_active_authentication(protocol, groups[15], dg14, random_bytes=random_bytes)
+        checks.add(check.name, check.status, check.reason)
+    return chip, active
+
+
+__all__ = [
+    "CHECK_NAMES",
+    "NikCheck",
+    "VerificationReport",
+    "Verdict",
+    "nik_check",
+    "verdict_of",
+    "verify_card",
+]

@@ -1,0 +1,86 @@
+"""Is this the chip the issuer personalised? Chip and Active Authentication as verification checks.
+
+Shared by the clerk's verification (:mod:`ektp_card.verify.card`) and the desk's read back
+(:mod:`ektp_card.personalize.readback`): each turns DG14 / DG15 as read into a :class:`Check` with its
+reason, next to the protocol's own result. Chip Authentication (BSI TR-03110-1 section 3.4, ICAO
+Doc 9303-11 section 6.2) proves the chip holds the private key of DG14's public key; Active
+Authentication (ICAO Doc 9303-11 section 6.1) that it holds DG15's, by signing a fresh challenge.
+Both keys are only as trustworthy as DG14 / DG15, so a caller relies on them only after Passive
+Authentication has matched their hashes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from ektp_card.access import Application, FileRef
+from ektp_card.apdu.protocol import ApduProtocol
+from ektp_card.crypto.aa import AaResult, active_authenticate
+from ektp_card.crypto.ca import CaResult, chip_authenticate
+from ektp_card.errors import ChipAuthenticationError, LdsFormatError
+from ektp_card.lds.dg14 import Dg14
+from ektp_card.lds.dg15 import Dg15
+from ektp_card.lds.ektp import EKTP_AID, EKTP_LABEL, FILES
+from ektp_card.verify.passive import Check, Status
+
+#: The e-KTP application as :class:`ektp_card.access.AccessSession` reads it.
+EKTP_APPLICATION = Application(
+    EKTP_LABEL,
+    EKTP_AID,
+    tuple(FileRef(spec.name, spec.sfi, spec.fid) for spec in FILES if not spec.in_mf),
+    ("DG1",),
+)
+
+CHIP_AUTHENTICATION = "chip-authentication"
+ACTIVE_AUTHENTICATION = "active-authentication"
+
+
+def decode_dg14(dg14: bytes) -> tuple[Dg14 | None, str | None]:
+    """DG14 decoded, or the reason it cannot be."""
+    try:
+        return Dg14.decode(dg14), None
+    except LdsFormatError as exc:
+        return None, f"DG14 is not usable: {exc}"
+
+
+def run_chip_authentication(protocol: ApduProtocol, dg14: Dg14) -> tuple[Check, CaResult]:
+    """Chip Authentication with DG14's key inside the running secure messaging (which it replaces
+    when it succeeds). Transport errors propagate; every card answer becomes the check."""
+    try:
+        parameters = dg14.ca_parameters()
+    except ChipAuthenticationError as exc:
+        result = CaResult.not_supported(str(exc))
+        return Check(CHIP_AUTHENTICATION, Status.FAIL, str(exc)), result
+    result = chip_authenticate(protocol, parameters)
+    return Check(CHIP_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason), result
+
+
+def run_active_authentication(
+    protocol: ApduProtocol,
+    dg15: bytes,
+    dg14: Dg14 | None,
+    *,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+) -> tuple[Check, AaResult | None]:
+    """Active Authentication with DG15's key and a fresh challenge from ``random_bytes``; DG14's
+    ActiveAuthenticationInfo names the ECDSA signature algorithm. ``None`` result when DG15 is not
+    usable."""
+    try:
+        key = Dg15.decode(dg15).public_key.to_cryptography()
+    except (LdsFormatError, ValueError) as exc:
+        return Check(ACTIVE_AUTHENTICATION, Status.FAIL, f"DG15 is not usable: {exc}"), None
+    info = dg14.active_authentication_info if dg14 is not None else None
+    algorithm = info.signature_algorithm if info else None
+    result = active_authenticate(protocol, key, signature_algorithm=algorithm, random_bytes=random_bytes)
+    return Check(ACTIVE_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason), result
+
+
+__all__ = [
+    "ACTIVE_AUTHENTICATION",
+    "CHIP_AUTHENTICATION",
+    "EKTP_APPLICATION",
+    "decode_dg14",
+    "run_active_authentication",
+    "run_chip_authentication",
+]
