@@ -29,24 +29,13 @@ from ektp_card.crypto.ec import STANDARDIZED_CURVES
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import PACE_ALGORITHMS, PaceAlgorithm, PaceParameters
 from ektp_card.errors import LdsFormatError, PaceError
+from ektp_card.lds.security_infos import der_set_of, split_security_infos
 
 #: EF.CardAccess under the MF (ICAO Doc 9303-10; ICAO Doc 9303-11 section 9.2.11).
 EF_CARD_ACCESS_FID = 0x011C
 EF_CARD_ACCESS_SFI = 0x1C
 #: The only PACEInfo version ICAO Doc 9303-11 section 9.2.1 supports.
 PACE_VERSION = 2
-
-
-class _SecurityInfo(core.Sequence):  # type: ignore[misc]
-    _fields = [
-        ("protocol", core.ObjectIdentifier),
-        ("required_data", core.Any),
-        ("optional_data", core.Any, {"optional": True}),
-    ]
-
-
-class _SecurityInfos(core.SetOf):  # type: ignore[misc]
-    _child_spec = _SecurityInfo
 
 
 class _PaceInfo(core.Sequence):  # type: ignore[misc]
@@ -135,18 +124,13 @@ class CardAccess:
     def encode(self) -> bytes:
         """DER SET OF the infos, in their order."""
         body = b"".join(info.encode() for info in self.infos)
-        return _set_of(body)
+        return der_set_of(body)
 
     @classmethod
     def decode(cls, data: bytes) -> CardAccess:
         """Parse the file content; :class:`LdsFormatError` if it is not SecurityInfos."""
-        try:
-            parsed = _SecurityInfos.load(data, strict=True)
-            elements = [(str(element["protocol"].dotted), bytes(element.dump())) for element in parsed]
-        except (ValueError, TypeError) as exc:
-            raise LdsFormatError(f"malformed SecurityInfos: {exc}") from None
         infos: list[SecurityInfo] = []
-        for protocol, der in elements:
+        for protocol, der in split_security_infos(data):
             if protocol in PACE_ALGORITHMS:
                 infos.append(PaceInfo.decode(der))
             else:
@@ -168,9 +152,6 @@ class CardAccess:
         return best.parameters, same_protocol > 1
 
 
-def _set_of(body: bytes) -> bytes:
-    """A DER SET (tag 31) around already encoded elements."""
-    return bytes(core.SetOf(contents=body).dump())
 
 
 def read_card_access(session: Iso7816Session) -> CardAccess:

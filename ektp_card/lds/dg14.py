@@ -43,23 +43,12 @@ from ektp_card.lds.public_key import (
     decode_public_key_info,
     encode_public_key_info,
 )
+from ektp_card.lds.security_infos import der_set_of, split_security_infos
 
 #: EF.DG14 in the eMRTD application: FID 010E, SFI 0E, tag 6E (ICAO Doc 9303-10).
 DG14_FID, DG14_SFI, DG14_TAG = 0x010E, 0x0E, 0x6E
 #: The only ActiveAuthenticationInfo version (ICAO Doc 9303-11 section 9.2.8).
 AA_VERSION = 1
-
-
-class _SecurityInfo(core.Sequence):  # type: ignore[misc]
-    _fields = [
-        ("protocol", core.ObjectIdentifier),
-        ("required_data", core.Any),
-        ("optional_data", core.Any, {"optional": True}),
-    ]
-
-
-class _SecurityInfos(core.SetOf):  # type: ignore[misc]
-    _child_spec = _SecurityInfo
 
 
 class _ChipAuthenticationInfo(core.Sequence):  # type: ignore[misc]
@@ -297,7 +286,7 @@ class Dg14:
     def encode_security_infos(self) -> bytes:
         """The DER SET OF the infos, in their order (DG14's content without the 6E tag)."""
         body = b"".join(info.encode() for info in self.infos)
-        return bytes(core.SetOf(contents=body).dump())
+        return der_set_of(body)
 
     def encode(self) -> bytes:
         """The whole data group: 6E { SecurityInfos }."""
@@ -306,15 +295,7 @@ class Dg14:
     @classmethod
     def decode_security_infos(cls, data: bytes) -> Dg14:
         """Parse SecurityInfos; :class:`LdsFormatError` if malformed."""
-        try:
-            parsed = _SecurityInfos.load(data, strict=True)
-            elements = [(str(element["protocol"].dotted), bytes(element.dump())) for element in parsed]
-        except (ValueError, TypeError) as exc:
-            raise LdsFormatError(f"malformed SecurityInfos: {exc}") from None
-        if not all(protocol for protocol, _ in elements):
-            # asn1crypto reads an OID cut off in the middle of an arc as empty.
-            raise LdsFormatError("malformed SecurityInfos: a protocol OID is cut off")
-        return cls(tuple(_decode_info(protocol, der) for protocol, der in elements))
+        return cls(tuple(_decode_info(protocol, der) for protocol, der in split_security_infos(data)))
 
     @classmethod
     def decode(cls, data: bytes) -> Dg14:
