@@ -31,7 +31,7 @@ from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.bac import bac
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.mrz import MrzInfo
-from ektp_card.crypto.pace import PaceParameters, Password, perform_pace
+from ektp_card.crypto.pace import PaceParameters, PaceResult, Password, perform_pace
 from ektp_card.crypto.sm import max_short_data
 from ektp_card.errors import (
     ApduError,
@@ -327,6 +327,8 @@ class AccessSession:
         self.application: Application | None = None
         self._location: str | None = None
         self._cache: dict[int, bytes] = {}
+        #: The last PACE run by :meth:`authenticate` (its ``id_picc`` is what Terminal Authentication signs).
+        self.pace: PaceResult | None = None
 
     def discover(self) -> None:
         """Select the MF and read what a card offers before authentication: EF.CardAccess (PACE)
@@ -402,7 +404,7 @@ class AccessSession:
             self.iso.select_mf()
             self._location = _MF
         for password in passwords:
-            perform_pace(self.protocol, password, parameters, send_parameter_id=send_id)
+            self.pace = perform_pace(self.protocol, password, parameters, send_parameter_id=send_id)
         self._fit_reads(parameters.cipher)
         return AccessResult("PACE", tuple(p.type.name for p in passwords), parameters, parameters.cipher)
 

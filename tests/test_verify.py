@@ -35,7 +35,7 @@ MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
 NOW = dt.datetime.now(dt.UTC)
 EVERY_CHECK = (
     "card-access", "card-info", "pace", "read", "passive-authentication", "printed-data",
-    "chip-authentication", "active-authentication", "terminal-authentication", "fingerprint",
+    "chip-authentication", "active-authentication", "terminal-authentication", "dg3", "fingerprint",
 )
 
 
@@ -115,6 +115,7 @@ def test_genuine_card_passes_every_check() -> None:
     for name in EVERY_CHECK[:8]:
         assert got[name] is Status.PASS, report.check(name)
     assert got["terminal-authentication"] is Status.NOT_SUPPORTED
+    assert got["dg3"] is Status.NOT_SUPPORTED
     assert got["fingerprint"] is Status.NOT_SUPPORTED
     assert sorted(report.data_groups) == [1, 2, 7, 14, 15]
     assert report.refused == (3,)  # DG3 needs Terminal Authentication

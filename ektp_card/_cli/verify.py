@@ -1,4 +1,5 @@
-"""ektp verify: the clerk's check of an e-KTP - genuine, not cloned - as a table or JSON and an exit code."""
+"""ektp verify: the clerk's check of an e-KTP - genuine, not cloned, the holder's finger - as a table or
+JSON and an exit code."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from ektp_card._cli.passwords import prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
-    from ektp_card.verify.card import VerificationReport
+    from ektp_card.lds.biometrics import MinutiaeRecord
+    from ektp_card.verify.card import Terminal, VerificationReport
 
 
 @click.command()
@@ -24,20 +26,30 @@ if TYPE_CHECKING:
               help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl).")
 @click.option("--face-out", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
               help="Write the holder's face image from DG2 to PATH (JPEG as stored on the card).")
-@click.option("--fingerprint", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="The holder's freshly captured ISO/IEC 19794-2 template (needs Terminal Authentication; "
-                   "not supported yet).")
+@click.option("--terminal-chain", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The terminal's CV certificates (binary), DV then terminal (repeat the option). "
+                   "Runs Terminal Authentication and reads DG3.")
+@click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
+              help="The terminal certificate's encrypted key file (passphrase from "
+                   "$EKTP_TERMINAL_PASSPHRASE, else prompted for).")
+@click.option("--fingerprint", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
+              help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
+                   "(needs --terminal-chain and --terminal-key).")
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
 @click.pass_obj
 def verify(
     obj: Ctx, reader: str | None, nfc: str | None, virtual: Path | None, timeout: float, can: str | None,
-    trust_dir: Path, face_out: Path | None, fingerprint: Path | None, no_crl: bool, short: bool,
+    trust_dir: Path, face_out: Path | None, terminal_chain: tuple[Path, ...], terminal_key: Path | None,
+    fingerprint: Path | None, no_crl: bool, short: bool,
 ) -> None:
-    """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication.
+    """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; with
+    a terminal, Terminal Authentication, DG3 and the holder's fingerprint.
 
     Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
-    data on another chip), 13 holder mismatch; 8 for a wrong CAN, 5 for a card that left the field.
+    data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template); 8 for a
+    wrong CAN, 5 for a card that left the field.
     """
     from ektp_card.device import open_card
     from ektp_card.errors import PkiError
@@ -45,9 +57,12 @@ def verify(
     from ektp_card.verify.passive import Policy
     from ektp_card.verify.trust import TrustStore
 
-    if fingerprint is not None:
-        fail("--fingerprint is not supported yet: reading DG3 needs Terminal Authentication, which "
-             "ektp verify does not run yet", ExitCode.USAGE)
+    if bool(terminal_chain) != (terminal_key is not None):
+        fail("give --terminal-chain and --terminal-key together", ExitCode.USAGE)
+    if fingerprint is not None and terminal_key is None:
+        fail("--fingerprint needs --terminal-chain and --terminal-key: DG3 is read only after Terminal "
+             "Authentication", ExitCode.USAGE)
+    capture = None if fingerprint is None else _load_fingerprint(fingerprint)
     can = prompt_if_asked(can, "CAN")
     if not can:
         fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
@@ -57,10 +72,11 @@ def verify(
         fail(str(e), ExitCode.FILE)
     if not trust.cscas:
         fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
+    terminal = None if terminal_key is None else _load_terminal(terminal_chain, terminal_key)
     source = make_source(reader, nfc, virtual, timeout)
     with open_card(source) as transport:
         report = verify_card(transport, can, trust, policy=Policy(require_crl=not no_crl),
-                             extended=False if short else None)
+                             extended=False if short else None, terminal=terminal, fingerprint=capture)
     face_path: Path | None = None
     if face_out is not None and report.face is not None:
         face_out.write_bytes(report.face.image)
@@ -79,6 +95,36 @@ def verify(
     }
     if report.verdict is not Verdict.GENUINE:
         raise click.exceptions.Exit(int(codes[report.verdict]))
+
+
+def _load_fingerprint(path: Path) -> MinutiaeRecord:
+    from ektp_card.errors import LdsFormatError
+    from ektp_card.lds.biometrics import MinutiaeRecord
+
+    try:
+        return MinutiaeRecord.decode(path.read_bytes())
+    except LdsFormatError as e:
+        fail(f"{path}: not an ISO/IEC 19794-2 minutiae record: {e}", ExitCode.FILE)
+
+
+def _load_terminal(chain: tuple[Path, ...], key: Path) -> Terminal:
+    from ektp_card._cli.pki import passphrase
+    from ektp_card.errors import LdsFormatError, PkiError, TerminalAuthenticationError
+    from ektp_card.pki.cvc import CvCertificate
+    from ektp_card.pki.signer import KeyFileSigner
+    from ektp_card.verify.card import Terminal
+
+    certificates = []
+    for path in chain:
+        try:
+            certificates.append(CvCertificate.decode(path.read_bytes()))
+        except LdsFormatError as e:
+            fail(f"{path}: not a CV certificate: {e}", ExitCode.FILE)
+    try:
+        signer = KeyFileSigner.load(key, passphrase("EKTP_TERMINAL_PASSPHRASE", "terminal key"))
+        return Terminal(tuple(certificates), signer)
+    except (PkiError, TerminalAuthenticationError) as e:
+        fail(str(e), ExitCode.FILE)
 
 
 def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_out: Path | None) -> None:

@@ -8,6 +8,13 @@ Chip Authentication)::
          are noted) -> Passive Authentication against the trust store
       -> Chip Authentication with DG14's key -> Active Authentication with DG15's key, fresh challenge
 
+With a :class:`Terminal` (its CV certificate chain and key), Terminal Authentication version 2 runs
+right after EF.SOD, before the data groups are read (BSI TR-03110-2 section 3.4: PACE -> TA -> CA),
+with an ephemeral key on DG14's curve that Chip Authentication then reuses; DG3 is read with the rest
+and, given the holder's freshly captured template, each of its templates is compared with it
+(:func:`ektp_card.verify.matcher.match`, default :class:`~ektp_card.verify.matcher.MatcherConfig`;
+the best score wins).
+
 Reads use :class:`~ektp_card.access.AccessSession`, which sizes each READ BINARY to the largest that fits
 secure messaging (extended length when EF.ATR/INFO offers it), so a data group costs as few commands as
 the card allows.
@@ -20,12 +27,10 @@ EF.COM is not read at all: nothing unsigned takes part in the verdict.
 The verdict, most serious first: :attr:`Verdict.FORGED` (Passive Authentication or the printed data
 failed: unknown or revoked signer, hash mismatch, NIK contradicting DG1), :attr:`Verdict.CLONED` (Chip
 or Active Authentication failed: the data is the issuer's, the chip is not the one it was written to),
-:attr:`Verdict.HOLDER_MISMATCH` (reserved for the fingerprint comparison), else
-:attr:`Verdict.GENUINE`.
-
-Terminal Authentication, DG3 and the fingerprint comparison are reported as not supported: they need
-the PACE session's ID_PICC and the terminal's CV certificate chain and key, which this verification
-does not take yet (see :data:`CHECK_NAMES`).
+:attr:`Verdict.HOLDER_MISMATCH` (the captured fingerprint matches neither DG3 template), else
+:attr:`Verdict.GENUINE`. A failed Terminal Authentication or an unusable DG3 is shown but decides
+nothing: a card refuses a terminal whose certificate expired or comes from another CVCA, which says
+nothing about the document; the fingerprint is then "not supported" (not compared).
 """
 
 from __future__ import annotations
@@ -36,19 +41,32 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ektp_card.access import AccessResult, AccessSession, Credentials
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult
 from ektp_card.crypto.ca import CaResult
-from ektp_card.errors import ApduError, CardFileNotFoundError, LdsFormatError, SecurityStatusNotSatisfiedError
-from ektp_card.lds.biometrics import FaceImage, ImageDataType
+from ektp_card.crypto.ec import default_key_source
+from ektp_card.crypto.ta import EphemeralKey, TaResult, terminal_authenticate
+from ektp_card.errors import (
+    ApduError,
+    CardFileNotFoundError,
+    ChipAuthenticationError,
+    LdsFormatError,
+    SecurityStatusNotSatisfiedError,
+    TerminalAuthenticationError,
+)
+from ektp_card.lds.biometrics import FaceImage, ImageDataType, MinutiaeRecord
 from ektp_card.lds.card_access import CardAccess
-from ektp_card.lds.ektp import decode_dg1, decode_dg2
+from ektp_card.lds.ektp import decode_dg1, decode_dg2, decode_dg3
 from ektp_card.lds.nik import nik_violations
 from ektp_card.lds.record import PersonalData
 from ektp_card.lds.sod import Sod, parse_sod
+from ektp_card.pki.cvc import CvCertificate, CvPublicKey, Role
+from ektp_card.pki.signer import Signer
 from ektp_card.verify.chip import (
     ACTIVE_AUTHENTICATION,
     CHIP_AUTHENTICATION,
@@ -57,6 +75,7 @@ from ektp_card.verify.chip import (
     run_active_authentication,
     run_chip_authentication,
 )
+from ektp_card.verify.matcher import MatchResult, match
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
 from ektp_card.verify.trust import TrustStore
 
@@ -71,6 +90,34 @@ class Verdict(Enum):
     HOLDER_MISMATCH = "holder mismatch"
 
 
+TERMINAL_AUTHENTICATION = "terminal-authentication"
+DG3 = "dg3"
+FINGERPRINT = "fingerprint"
+#: The CHAT right that opens DG3 in the e-KTP profile (docs/card-profile.md).
+READ_DG3 = "read-dg3"
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """An inspection terminal for Terminal Authentication: its CV certificates from the card's trust
+    point down (DV, then terminal; a self-signed CVCA at the head is skipped) and the
+    :class:`~ektp_card.pki.signer.Signer` holding the terminal certificate's key (a key file, a
+    PKCS#11 token, :class:`~ektp_card.pki.sam.VirtualSam`). :class:`TerminalAuthenticationError`
+    when the chain does not end with a terminal certificate for that key."""
+
+    chain: tuple[CvCertificate, ...]
+    signer: Signer
+
+    def __post_init__(self) -> None:
+        if not self.chain or self.chain[-1].role is not Role.TERMINAL:
+            raise TerminalAuthenticationError("the terminal chain must end with a terminal certificate")
+        leaf, key = self.chain[-1].public_key, self.signer.public_key
+        if not isinstance(key, ec.EllipticCurvePublicKey) or (
+            CvPublicKey.from_key(key, algorithm=leaf.algorithm).point != leaf.point
+        ):
+            raise TerminalAuthenticationError(f"the terminal key is not the key of {self.chain[-1].chr}")
+
+
 #: Every check, in order, and the verdict its failure leads to.
 CHECK_NAMES: tuple[tuple[str, Verdict], ...] = (
     ("pace", Verdict.FORGED),
@@ -81,12 +128,14 @@ CHECK_NAMES: tuple[tuple[str, Verdict], ...] = (
     ("printed-data", Verdict.FORGED),
     (CHIP_AUTHENTICATION, Verdict.CLONED),
     (ACTIVE_AUTHENTICATION, Verdict.CLONED),
-    ("terminal-authentication", Verdict.HOLDER_MISMATCH),
-    ("fingerprint", Verdict.HOLDER_MISMATCH),
+    (TERMINAL_AUTHENTICATION, Verdict.HOLDER_MISMATCH),
+    (DG3, Verdict.HOLDER_MISMATCH),
+    (FINGERPRINT, Verdict.HOLDER_MISMATCH),
 )
 _CLASS_OF = dict(CHECK_NAMES)
-#: Checks whose failure is shown but does not change the verdict: what the card offers before PACE.
-_INFORMATIONAL = frozenset({"card-access", "card-info", "read"})
+#: Checks whose failure is shown but does not change the verdict: what the card offers before PACE,
+#: and whether this terminal could read the fingerprints (only the comparison itself decides).
+_INFORMATIONAL = frozenset({"card-access", "card-info", "read", TERMINAL_AUTHENTICATION, DG3})
 _ORDER = (Verdict.FORGED, Verdict.CLONED, Verdict.HOLDER_MISMATCH)
 
 
@@ -120,6 +169,9 @@ class VerificationReport:
     passive: PassiveAuthResult | None = None
     chip: CaResult | None = None
     active: AaResult | None = None
+    terminal: TaResult | None = None
+    #: The best comparison of the captured fingerprint with DG3's templates.
+    fingerprint: MatchResult | None = None
 
     @property
     def genuine(self) -> bool:
@@ -161,6 +213,10 @@ class VerificationReport:
             "data_groups": sorted(self.data_groups),
             "refused_data_groups": list(self.refused),
             "passive_authentication": None if self.passive is None else self.passive.to_json(),
+            "fingerprint": None if self.fingerprint is None else {
+                "matched": self.fingerprint.matched, "score": round(self.fingerprint.score, 2),
+                "threshold": self.fingerprint.threshold, "paired": self.fingerprint.paired,
+            },
         }
 
 
@@ -208,6 +264,8 @@ def verify_card(
     policy: Policy | None = None,
     extended: bool | None = None,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    terminal: Terminal | None = None,
+    fingerprint: MinutiaeRecord | bytes | None = None,
 ) -> VerificationReport:
     """Verify the e-KTP in ``transport`` (see the module docstring).
 
@@ -216,8 +274,11 @@ def verify_card(
     (a card removed mid-way) and a card without the e-KTP application
     (:class:`~ektp_card.errors.CardFileNotFoundError`): none of them says anything about the document.
     Everything the card answers after that becomes a check. ``random_bytes`` draws the Active
-    Authentication challenge.
+    Authentication challenge. ``terminal`` runs Terminal Authentication and reads DG3; ``fingerprint``
+    (the holder's capture, ISO/IEC 19794-2; decoded first, :class:`~ektp_card.errors.BiometricFormatError`
+    if malformed) is then compared with DG3's templates.
     """
+    probe = MinutiaeRecord.decode(fingerprint) if isinstance(fingerprint, bytes | bytearray) else fingerprint
     checks = _Checks()
     session = AccessSession(transport, extended=extended)
     session.discover()
@@ -239,7 +300,8 @@ def verify_card(
 
     sod_bytes, sod, sod_problem = _read_sod(session)
     numbers = tuple(sorted(n for n, _ in sod.security_object.hashes)) if sod else _PROFILE_DATA_GROUPS
-    groups, refused, unreadable = _read_data_groups(session, numbers)
+    ta_check, ta, ephemeral, early = _terminal_authentication(session, terminal)
+    groups, refused, unreadable = _read_data_groups(session, numbers, early)
     read_reason = f"EF.SOD and DG{', DG'.join(map(str, sorted(groups)))}"
     if refused:
         read_reason += f"; DG{', DG'.join(map(str, refused))} refused with this access"
@@ -265,16 +327,107 @@ def verify_card(
 
     personal, nik, face = _printed_data(groups, checks)
     covered = set(numbers) if sod is not None else set()
-    chip, active = _chip_checks(session, groups, covered, checks, random_bytes)
-    checks.add("terminal-authentication", Status.NOT_SUPPORTED,
-               "not run: this verification takes no terminal certificate chain and key yet")
-    checks.add("fingerprint", Status.NOT_SUPPORTED,
-               "not compared: DG3 needs Terminal Authentication" + (" (DG3 refused)" if 3 in refused else ""))
+    chip, active = _chip_checks(session, groups, covered, checks, random_bytes, ephemeral)
+    checks.add(ta_check.name, ta_check.status, ta_check.reason)
+    templates = _dg3_check(groups, numbers, refused, terminal, ta, checks)
+    best = _fingerprint_check(probe, templates, checks)
     done = checks.done()
     return VerificationReport(
         verdict_of(done), done, access, session.card_access, info, personal, nik, face, groups,
-        tuple(refused), passive, chip, active,
+        tuple(refused), passive, chip, active, ta, best,
     )
+
+
+def _terminal_authentication(
+    session: AccessSession, terminal: Terminal | None
+) -> tuple[Check, TaResult | None, EphemeralKey | None, dict[int, bytes]]:
+    """TA before any data group (TR-03110-2 3.4), with an ephemeral key on DG14's curve for CA.
+    Returns the check, the result, the key and DG14 if it was read for its curve."""
+    if terminal is None:
+        return Check(TERMINAL_AUTHENTICATION, Status.NOT_SUPPORTED,
+                     "not run: no terminal certificate chain and key given"), None, None, {}
+    pace = session.pace
+    if pace is None:
+        return Check(TERMINAL_AUTHENTICATION, Status.NOT_SUPPORTED, "not run: it needs PACE"), None, None, {}
+    ref = EKTP_APPLICATION.file("DG14")
+    assert ref is not None  # noqa: S101 - the profile names DG14
+    try:
+        dg14_bytes = session.read(ref)
+    except ApduError as exc:
+        reason = f"not run: DG14 (the curve of the ephemeral key) could not be read: {exc}"
+        return Check(TERMINAL_AUTHENTICATION, Status.NOT_SUPPORTED, reason), None, None, {}
+    dg14, unusable = decode_dg14(dg14_bytes)
+    try:
+        if dg14 is None:
+            raise ChipAuthenticationError(unusable or "DG14 is not usable")
+        ephemeral = EphemeralKey.generate(dg14.ca_parameters().curve)
+    except ChipAuthenticationError as exc:
+        reason = f"not run: no curve for the ephemeral key: {exc}"
+        return Check(TERMINAL_AUTHENTICATION, Status.NOT_SUPPORTED, reason), None, None, {14: dg14_bytes}
+    try:
+        result = terminal_authenticate(session.protocol, terminal.chain, terminal.signer,
+                                       id_picc=pace.id_picc, ephemeral=ephemeral.compressed)
+    except TerminalAuthenticationError as exc:
+        return Check(TERMINAL_AUTHENTICATION, Status.FAIL, str(exc)), None, None, {14: dg14_bytes}
+    status = Status.PASS if result.passed else Status.FAIL
+    return Check(TERMINAL_AUTHENTICATION, status, result.reason), result, ephemeral, {14: dg14_bytes}
+
+
+def _dg3_check(
+    groups: Mapping[int, bytes],
+    numbers: tuple[int, ...],
+    refused: list[int],
+    terminal: Terminal | None,
+    ta: TaResult | None,
+    checks: _Checks,
+) -> tuple[MinutiaeRecord, ...] | None:
+    """DG3's minutiae records, or ``None`` with the reason recorded."""
+    reason: str | None = None
+    if 3 not in numbers:
+        reason = "EF.SOD covers no DG3"
+    elif terminal is None or ta is None or not ta.passed:
+        reason = "not read: DG3 needs Terminal Authentication" + (" (refused)" if 3 in refused else "")
+    elif 3 in refused:
+        lacks = not terminal.chain[-1].chat.grants(READ_DG3)
+        reason = "the card refused DG3 to this terminal" + (
+            f": {terminal.chain[-1].chr} lacks the {READ_DG3} right" if lacks else "")
+    if reason is not None:
+        checks.add(DG3, Status.NOT_SUPPORTED, reason)
+        return None
+    if 3 not in groups:
+        checks.add(DG3, Status.FAIL, "DG3 could not be read")
+        return None
+    try:
+        templates = decode_dg3(groups[3])
+    except LdsFormatError as exc:
+        checks.add(DG3, Status.FAIL, str(exc))
+        return None
+    if not templates:
+        checks.add(DG3, Status.FAIL, "DG3 holds no minutiae template")
+        return None
+    checks.add(DG3, Status.PASS, f"{len(templates)} minutiae templates")
+    return templates
+
+
+def _fingerprint_check(
+    probe: MinutiaeRecord | None, templates: tuple[MinutiaeRecord, ...] | None, checks: _Checks
+) -> MatchResult | None:
+    if templates is None:
+        checks.add(FINGERPRINT, Status.NOT_SUPPORTED, "not compared: DG3 was not read")
+        return None
+    if probe is None:
+        checks.add(FINGERPRINT, Status.NOT_SUPPORTED, "not compared: no fingerprint captured")
+        return None
+    results = [match(probe, template) for template in templates]
+    index = max(range(len(results)), key=lambda i: results[i].score)
+    best = results[index]
+    figures = f"score {best.score:.1f}, threshold {best.threshold:g}, {best.paired} minutiae paired"
+    if best.matched:
+        checks.add(FINGERPRINT, Status.PASS, f"matches DG3 template {index + 1} ({figures})")
+    else:
+        reason = f"matches no DG3 template (best: template {index + 1}, {figures})"
+        checks.add(FINGERPRINT, Status.FAIL, reason)
+    return best
 
 
 def _read_sod(session: AccessSession) -> tuple[bytes | None, Sod | None, str | None]:
@@ -291,12 +444,14 @@ def _read_sod(session: AccessSession) -> tuple[bytes | None, Sod | None, str | N
 
 
 def _read_data_groups(
-    session: AccessSession, numbers: tuple[int, ...]
+    session: AccessSession, numbers: tuple[int, ...], already: Mapping[int, bytes]
 ) -> tuple[dict[int, bytes], list[int], list[str]]:
-    groups: dict[int, bytes] = {}
+    groups: dict[int, bytes] = {n: data for n, data in already.items() if n in numbers}
     refused: list[int] = []
     unreadable: list[str] = []
     for number in numbers:
+        if number in groups:
+            continue
         ref = EKTP_APPLICATION.file(f"DG{number}")
         if ref is None:
             unreadable.append(f"DG{number} is not a file of the e-KTP profile")
@@ -348,6 +503,7 @@ def _chip_checks(
     covered: set[int],
     checks: _Checks,
     random_bytes: Callable[[int], bytes],
+    ephemeral: EphemeralKey | None,
 ) -> tuple[CaResult | None, AaResult | None]:
     # Only EF.SOD decides whether the card must prove its chip: a DG14 / DG15 it does not list is
     # unsigned and ignored, one it lists must be present and its protocol must pass.
@@ -363,7 +519,9 @@ def _chip_checks(
         if dg14 is None:
             checks.add(CHIP_AUTHENTICATION, Status.FAIL, unusable or "DG14 is not usable")
         else:
-            check, chip = run_chip_authentication(protocol, dg14)
+            # After TA the chip accepts only the key TA announced (TR-03110-2 3.4).
+            key_source = ephemeral.key_source if ephemeral is not None else default_key_source
+            check, chip = run_chip_authentication(protocol, dg14, key_source=key_source)
             checks.add(check.name, check.status, check.reason)
     active: AaResult | None = None
     if 15 not in covered:
@@ -382,6 +540,7 @@ def _chip_checks(
 __all__ = [
     "CHECK_NAMES",
     "NikCheck",
+    "Terminal",
     "VerificationReport",
     "Verdict",
     "nik_check",

@@ -18,6 +18,7 @@ from ektp_card.access import Application, FileRef
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.aa import AaResult, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
+from ektp_card.crypto.ec import KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
@@ -44,15 +45,19 @@ def decode_dg14(dg14: bytes) -> tuple[Dg14 | None, str | None]:
         return None, f"DG14 is not usable: {exc}"
 
 
-def run_chip_authentication(protocol: ApduProtocol, dg14: Dg14) -> tuple[Check, CaResult]:
+def run_chip_authentication(
+    protocol: ApduProtocol, dg14: Dg14, *, key_source: KeySource = default_key_source
+) -> tuple[Check, CaResult]:
     """Chip Authentication with DG14's key inside the running secure messaging (which it replaces
-    when it succeeds). Transport errors propagate; every card answer becomes the check."""
+    when it succeeds). ``key_source`` draws the ephemeral key: after Terminal Authentication, the
+    :meth:`~ektp_card.crypto.ta.EphemeralKey.key_source` of the key TA announced. Transport errors
+    propagate; every card answer becomes the check."""
     try:
         parameters = dg14.ca_parameters()
     except ChipAuthenticationError as exc:
         result = CaResult.not_supported(str(exc))
         return Check(CHIP_AUTHENTICATION, Status.FAIL, str(exc)), result
-    result = chip_authenticate(protocol, parameters)
+    result = chip_authenticate(protocol, parameters, key_source=key_source)
     return Check(CHIP_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason), result
 
 
