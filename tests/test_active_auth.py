@@ -196,7 +196,10 @@ def test_wrong_rsa_key() -> None:
     card, _, info = aa_card(None, rsa_bits=1024)
     _, other_dg15, _ = aa_card(None, rsa_bits=1024)
     result = run_aa(card, other_dg15, info)
-    assert not result.passed and "representative" in result.reason
+    # Under the other key the signature is either too large for its modulus or recovers garbage:
+    # which one depends on the two random moduli.
+    assert not result.passed
+    assert "representative" in result.reason or "below the modulus" in result.reason
 
 
 @pytest.mark.parametrize("rsa_bits", [None, 1024], ids=["ecdsa", "rsa"])
