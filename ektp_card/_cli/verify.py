@@ -13,6 +13,7 @@ from ektp_card._cli.passwords import prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
+    from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.lds.biometrics import MinutiaeRecord
     from ektp_card.verify.card import Terminal, VerificationReport
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 @card_source_options
 @click.option("--can", envvar="EKTP_CAN", metavar="CAN|-",
               help="Card access number printed on the card; '-' asks for it (hidden). Default: $EKTP_CAN.")
+@click.option("--mrz", metavar="MRZ|-",
+              help="Verify an ICAO passport (eMRTD) instead: its whole MRZ, or DOCUMENT,BIRTH,EXPIRY "
+                   "(dates YYMMDD), for PACE-MRZ or BAC; '-' asks for it (hidden).")
 @click.option("--trust", "trust_dir", required=True, metavar="DIR",
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl).")
@@ -41,20 +45,24 @@ if TYPE_CHECKING:
 @click.pass_obj
 def verify(
     obj: Ctx, reader: str | None, nfc: str | None, virtual: Path | None, timeout: float, can: str | None,
-    trust_dir: Path, face_out: Path | None, terminal_chain: tuple[Path, ...], terminal_key: Path | None,
-    fingerprint: Path | None, no_crl: bool, short: bool,
+    mrz: str | None, trust_dir: Path, face_out: Path | None, terminal_chain: tuple[Path, ...],
+    terminal_key: Path | None, fingerprint: Path | None, no_crl: bool, short: bool,
 ) -> None:
     """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; with
     a terminal, Terminal Authentication, DG3 and the holder's fingerprint.
 
+    With --mrz, verify an ICAO passport: PACE-MRZ or BAC, Passive, Chip and Active Authentication,
+    DG1's MRZ decoded and DG2's face.
+
     Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
     data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template); 8 for a
-    wrong CAN, 5 for a card that left the field.
+    wrong CAN or MRZ, 5 for a card that left the field.
     """
     from ektp_card.device import open_card
     from ektp_card.errors import PkiError
     from ektp_card.verify.card import Verdict, verify_card
     from ektp_card.verify.passive import Policy
+    from ektp_card.verify.passport import verify_passport
     from ektp_card.verify.trust import TrustStore
 
     if bool(terminal_chain) != (terminal_key is not None):
@@ -62,9 +70,13 @@ def verify(
     if fingerprint is not None and terminal_key is None:
         fail("--fingerprint needs --terminal-chain and --terminal-key: DG3 is read only after Terminal "
              "Authentication", ExitCode.USAGE)
+    if mrz is not None and (can is not None or terminal_key is not None):
+        fail("--mrz verifies a passport: give it without --can, --terminal-chain and --terminal-key",
+             ExitCode.USAGE)
     capture = None if fingerprint is None else _load_fingerprint(fingerprint)
-    can = prompt_if_asked(can, "CAN")
-    if not can:
+    mrz_info = None if mrz is None else _parse_mrz(prompt_if_asked(mrz, "MRZ"))
+    can = None if mrz_info is not None else prompt_if_asked(can, "CAN")
+    if not can and mrz_info is None:
         fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
     try:
         trust = TrustStore.from_folder(trust_dir)
@@ -74,9 +86,16 @@ def verify(
         fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
     terminal = None if terminal_key is None else _load_terminal(terminal_chain, terminal_key)
     source = make_source(reader, nfc, virtual, timeout)
+    policy = Policy(require_crl=not no_crl)
+    report: VerificationReport
+    extended = False if short else None
     with open_card(source) as transport:
-        report = verify_card(transport, can, trust, policy=Policy(require_crl=not no_crl),
-                             extended=False if short else None, terminal=terminal, fingerprint=capture)
+        if mrz_info is not None:
+            report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended)
+        else:
+            assert can is not None  # noqa: S101 - checked above
+            report = verify_card(transport, can, trust, policy=policy, extended=extended,
+                                 terminal=terminal, fingerprint=capture)
     face_path: Path | None = None
     if face_out is not None and report.face is not None:
         face_out.write_bytes(report.face.image)
@@ -95,6 +114,16 @@ def verify(
     }
     if report.verdict is not Verdict.GENUINE:
         raise click.exceptions.Exit(int(codes[report.verdict]))
+
+
+def _parse_mrz(text: str | None) -> MrzInfo:
+    from ektp_card.access import parse_mrz
+    from ektp_card.errors import MrzError
+
+    try:
+        return parse_mrz(text or "")
+    except MrzError as e:
+        fail(f"--mrz: {e}", ExitCode.USAGE)
 
 
 def _load_fingerprint(path: Path) -> MinutiaeRecord:
@@ -155,6 +184,15 @@ def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_o
             value = getattr(personal, name)
             shown = personal.validity_text if name == "valid_until" else str(value)
             fields.add_row(name.replace("_", " "), escape(shown))
+        o.print(fields)
+    document = getattr(report, "document", None)
+    if document is not None:
+        fields = Table(title=f"Machine readable zone (DG1, {document.format})")
+        fields.add_column("field")
+        fields.add_column("value")
+        for name, value in document.to_json().items():
+            if name != "format":
+                fields.add_row(name.replace("_", " "), escape(str(value)))
         o.print(fields)
     if report.nik is not None:
         nik = "agrees with sex and date of birth" if report.nik.ok else "; ".join(report.nik.problems)
