@@ -302,6 +302,12 @@ class PcscTransport:
         hresult, response = scard.SCardTransmit(self._handle, self._pci, list(command))
         if hresult != 0:
             raise self._transmit_error(hresult)
+        if len(response) < 2:
+            # Every response ends with SW1 SW2 (ISO/IEC 7816-4 section 5.1). vpcd answers "success"
+            # with no bytes when the card side drops the connection mid-command (measured).
+            if self._card_left():
+                raise CardRemovedError(f"the card in reader {self.reader!r} was removed during a command")
+            raise TransportError(f"reader {self.reader!r} answered {len(response)} bytes, no status word")
         return bytes(response)
 
     def _transmit_error(self, hresult: int) -> TransportError:
