@@ -15,6 +15,10 @@ Each is timed in process and through a real pcscd with the vpcd reader (pcscd st
 none answers; one VpcdBridge serves the card, a new PC/SC session per verification). The APDU trace of
 one verification is modelled with ektp_card.airtime (docs/airtime.md) against the raw-bits floor;
 "with host" adds the in-process software time. APDU counts are also given with short APDUs only.
+
+A second card, identical but with a face image of about 20 KB in DG2, gives the APDU count of one
+verification and the READ BINARY commands for DG2 alone, with extended length (as EF.ATR/INFO offers)
+and with short APDUs only (the largest short Le under AES secure messaging: 223 bytes).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ektp_card.access import AccessSession, Credentials
 from ektp_card.airtime import BIT_RATES, ChipTimes, Link, raw_bits_floor, trace_time
 from ektp_card.apdu.transport import Transport
 from ektp_card.errors import EktpError
@@ -42,6 +47,7 @@ from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
 from ektp_card.verify.card import Terminal, VerificationReport, verify_card
+from ektp_card.verify.chip import EKTP_APPLICATION
 from ektp_card.verify.passive import Status
 from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual.card import VirtualCard
@@ -79,6 +85,27 @@ def make_terminal(today: dt.date) -> tuple[bytes, Terminal]:
     return cvca.encode(), Terminal((dv, term), terminal_key)
 
 
+#: Photo size and grain that make the synthetic JPEG about 20 KB (issue 6's benchmark).
+LARGE_PHOTO = (240, 320)
+LARGE_GRAIN = 16
+
+
+def dg2_read_apdus(card: VirtualCard, can: str, extended: bool | None) -> tuple[int, int]:
+    """READ BINARY commands for DG2 alone after PACE-CAN (``extended=False``: short APDUs only),
+    and DG2's length."""
+    recorder = Recorder(card)
+    session = AccessSession(recorder, extended=extended)
+    session.discover()
+    session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
+    session.select_application((EKTP_APPLICATION,))
+    ref = EKTP_APPLICATION.file("DG2")
+    if ref is None:
+        raise SystemExit("the e-KTP profile names no DG2")
+    before = len(recorder.trace)
+    data = session.read(ref)
+    return len(recorder.trace) - before, len(data)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="verifications per scenario and path")
@@ -106,10 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         issued.save(image)
         image_bytes = image.read_bytes()
 
-    def fresh() -> VirtualCard:
+        # The same citizen with a face image of about 20 KB.
+        large = synthetic_citizen(random.Random(args.seed), photo_size=LARGE_PHOTO,  # noqa: S311
+                                  photo_grain=LARGE_GRAIN)
+        large_card = blank_card(master)
+        large_can = personalize(large_card, plan_from_record(large.record), master, ds).can
+        large_card.save(image)
+        large_bytes = image.read_bytes()
+
+    def fresh(data: bytes | None = None) -> VirtualCard:
         with tempfile.TemporaryDirectory(prefix="bench-verify-") as folder:
             path = Path(folder) / "card.img"
-            path.write_bytes(image_bytes)
+            path.write_bytes(image_bytes if data is None else data)
             card = VirtualCard.load(path)
         card.power_on()
         return card
@@ -140,6 +175,17 @@ def main(argv: list[str] | None = None) -> int:
         short = Recorder(fresh())
         verify(short, name, extended=False)
         short_apdus[name] = len(short.trace)
+
+    # The 20 KB face: whole verification and DG2 alone, extended length vs short APDUs only.
+    large_counts: dict[str, tuple[int, int, int]] = {}
+    large_dg2 = 0
+    for label, ext in (("extended length", None), ("short APDUs only", False)):
+        recorder = Recorder(fresh(large_bytes))
+        report = verify_card(recorder, large_can, trust, extended=ext)
+        if not report.genuine:
+            raise SystemExit(f"20 KB face card: unexpected report: {report.verdict.value} {report.reasons}")
+        reads, large_dg2 = dg2_read_apdus(fresh(large_bytes), large_can, ext)
+        large_counts[label] = (len(recorder.trace), reads, sum(len(c) + len(r) for c, r in recorder.trace))
 
     times: dict[tuple[str, str], list[float]] = {}
     for name in scenarios:
@@ -191,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, trace in traces.items():
         sent, received = sum(len(c) for c, _ in trace), sum(len(r) for _, r in trace)
         print(f"{name:20} {len(trace):6} {sent:14} {received:16} {short_apdus[name]:17}")
+
+    print(f"\ncard with a {large_dg2}-byte DG2 (face {LARGE_PHOTO[0]}x{LARGE_PHOTO[1]}, grain {LARGE_GRAIN}),"
+          " scenario (a)")
+    print(f"{'reads':18} {'APDUs/verify':>13} {'READ BINARY for DG2':>20} {'bytes both ways':>16}")
+    for label, (apdus, reads, total) in large_counts.items():
+        print(f"{label:18} {apdus:13} {reads:20} {total:16}")
 
     chip = ChipTimes()
     print(f"\nmodelled ISO 14443 Type A air time, one field session (FSC = FSD = 256, FWI 4, reader delay"

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.lds.biometrics import MinutiaeRecord
     from ektp_card.verify.card import Terminal, VerificationReport
+    from ektp_card.verify.timing import TimingReport
+    from ektp_card.verify.trust import TrustStore
 
 
 @click.command()
@@ -25,9 +27,17 @@ if TYPE_CHECKING:
 @click.option("--mrz", metavar="MRZ|-",
               help="Verify an ICAO passport (eMRTD) instead: its whole MRZ, or DOCUMENT,BIRTH,EXPIRY "
                    "(dates YYMMDD), for PACE-MRZ or BAC; '-' asks for it (hidden).")
-@click.option("--trust", "trust_dir", required=True, metavar="DIR",
+@click.option("--trust", "trust_dir", metavar="DIR",
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl).")
+@click.option("--master-list", "master_lists", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="An ICAO CSCA master list (DER CMS, ICAO 9303-12 section 9) whose CSCAs are trusted too "
+                   "(repeat the option); its signer must chain to a CSCA of --master-list-anchor or --trust.")
+@click.option("--master-list-anchor", "anchors", multiple=True, metavar="CERT",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="A CSCA certificate (PEM or DER) trusted to issue master list signers "
+                   "(repeat the option).")
 @click.option("--face-out", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
               help="Write the holder's face image from DG2 to PATH (JPEG as stored on the card).")
 @click.option("--terminal-chain", multiple=True, metavar="FILE",
@@ -42,11 +52,15 @@ if TYPE_CHECKING:
                    "(needs --terminal-chain and --terminal-key).")
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
+@click.option("--timing", is_flag=True,
+              help="Also report the APDUs and bytes each way, and the modelled ISO 14443 air time at "
+                   "106/212/424/848 kbit/s against the raw-bits floor.")
 @click.pass_obj
 def verify(
     obj: Ctx, reader: str | None, nfc: str | None, virtual: Path | None, timeout: float, can: str | None,
-    mrz: str | None, trust_dir: Path, face_out: Path | None, terminal_chain: tuple[Path, ...],
-    terminal_key: Path | None, fingerprint: Path | None, no_crl: bool, short: bool,
+    mrz: str | None, trust_dir: Path | None, master_lists: tuple[Path, ...], anchors: tuple[Path, ...],
+    face_out: Path | None, terminal_chain: tuple[Path, ...],
+    terminal_key: Path | None, fingerprint: Path | None, no_crl: bool, short: bool, timing: bool,
 ) -> None:
     """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; with
     a terminal, Terminal Authentication, DG3 and the holder's fingerprint.
@@ -56,14 +70,14 @@ def verify(
 
     Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
     data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template); 8 for a
-    wrong CAN or MRZ, 5 for a card that left the field.
+    wrong CAN or MRZ, 5 for a card that left the field, 7 for a trust folder or master list that cannot
+    be used (a master list's signer must chain to --master-list-anchor or --trust).
     """
     from ektp_card.device import open_card
-    from ektp_card.errors import PkiError
     from ektp_card.verify.card import Verdict, verify_card
     from ektp_card.verify.passive import Policy
     from ektp_card.verify.passport import verify_passport
-    from ektp_card.verify.trust import TrustStore
+    from ektp_card.verify.timing import CountingTransport, timing_report
 
     if bool(terminal_chain) != (terminal_key is not None):
         fail("give --terminal-chain and --terminal-key together", ExitCode.USAGE)
@@ -78,24 +92,26 @@ def verify(
     can = None if mrz_info is not None else prompt_if_asked(can, "CAN")
     if not can and mrz_info is None:
         fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
-    try:
-        trust = TrustStore.from_folder(trust_dir)
-    except PkiError as e:
-        fail(str(e), ExitCode.FILE)
-    if not trust.cscas:
-        fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
+    if trust_dir is None and not master_lists:
+        fail("give the trusted CSCAs with --trust DIR or --master-list FILE", ExitCode.USAGE)
+    if master_lists and trust_dir is None and not anchors:
+        fail("--master-list needs --master-list-anchor CERT (or --trust DIR): a master list is only as "
+             "trustworthy as the CSCA that issued its signer", ExitCode.USAGE)
+    trust = _load_trust(trust_dir, master_lists, anchors)
     terminal = None if terminal_key is None else _load_terminal(terminal_chain, terminal_key)
     source = make_source(reader, nfc, virtual, timeout)
     policy = Policy(require_crl=not no_crl)
     report: VerificationReport
     extended = False if short else None
-    with open_card(source) as transport:
+    with open_card(source) as card:
+        transport = CountingTransport(card)
         if mrz_info is not None:
             report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended)
         else:
             assert can is not None  # noqa: S101 - checked above
             report = verify_card(transport, can, trust, policy=policy, extended=extended,
                                  terminal=terminal, fingerprint=capture)
+    air = timing_report(transport.trace) if timing else None
     face_path: Path | None = None
     if face_out is not None and report.face is not None:
         face_out.write_bytes(report.face.image)
@@ -103,8 +119,12 @@ def verify(
     if obj.json:
         data = report.to_json()
         data["face_file"] = None if face_path is None else str(face_path)
+        if air is not None:
+            data["timing"] = air.to_json()
         obj.emit(data)
     else:
+        if air is not None:
+            _render_timing(obj, air)
         _render(obj, report, face_path, face_out)
     codes = {
         Verdict.GENUINE: ExitCode.OK,
@@ -114,6 +134,35 @@ def verify(
     }
     if report.verdict is not Verdict.GENUINE:
         raise click.exceptions.Exit(int(codes[report.verdict]))
+
+
+def _load_trust(
+    trust_dir: Path | None, master_lists: tuple[Path, ...], anchors: tuple[Path, ...]
+) -> TrustStore:
+    """--trust, extended by each master list whose signer chains to a CSCA of --trust or the anchors."""
+    from ektp_card.errors import PkiError
+    from ektp_card.verify.trust import TrustStore, load_master_list
+
+    try:
+        trust = TrustStore(()) if trust_dir is None else TrustStore.from_folder(trust_dir)
+        if trust_dir is not None and not trust.cscas and not master_lists:
+            fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
+        if master_lists:
+            anchor_store = TrustStore.from_files(anchors)
+            base = TrustStore(trust.cscas + anchor_store.cscas, trust.crls + anchor_store.crls)
+            for path in master_lists:
+                try:
+                    data = path.read_bytes()
+                except OSError as e:
+                    fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
+                try:
+                    base = load_master_list(data, base)
+                except PkiError as e:
+                    fail(f"{path}: {e}", ExitCode.FILE)
+            trust = base
+    except PkiError as e:
+        fail(str(e), ExitCode.FILE)
+    return trust
 
 
 def _parse_mrz(text: str | None) -> MrzInfo:
@@ -206,3 +255,16 @@ def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_o
         o.print(f"[bold green]{verdict}[/bold green]")
     else:
         o.print(f"[bold red]{escape(verdict)}[/bold red]: {escape('; '.join(report.reasons))}")
+
+
+def _render_timing(obj: Ctx, air: TimingReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Air time (ISO 14443 Type A model, docs/airtime.md): {air.apdus} APDUs, "
+                        f"{air.bytes_to_card} bytes to the card, {air.bytes_from_card} from it")
+    for column in ("kbit/s", "air ms", "raw-bits floor ms", "x floor", "blocks"):
+        table.add_column(column, justify="right")
+    for r in air.rates:
+        table.add_row(str(r.bit_rate), f"{r.air * 1e3:.1f}", f"{r.floor * 1e3:.1f}",
+                      f"{r.air / r.floor:.1f}" if r.floor else "-", str(r.blocks))
+    obj.out.print(table)

@@ -46,13 +46,22 @@ class TrustStore:
         """Every certificate and CRL file in ``folder`` (not recursive)."""
         if not folder.is_dir():
             raise PkiError(f"trust store {folder} is not a folder")
+        return cls.from_files(
+            path for path in sorted(folder.iterdir())
+            if path.is_file() and path.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES
+        )
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path]) -> TrustStore:
+        """Certificates (PEM, possibly several, or DER) and CRLs (``*.crl``) from ``paths``."""
         certs: list[x509.Certificate] = []
         crls: list[x509.CertificateRevocationList] = []
-        for path in sorted(folder.iterdir()):
+        for path in paths:
             suffix = path.suffix.lower()
-            if not path.is_file() or suffix not in CERT_SUFFIXES + CRL_SUFFIXES:
-                continue
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise PkiError(f"{path}: {e.strerror or e}") from None
             try:
                 if suffix in CRL_SUFFIXES:
                     crls.append(_load_crl(data))
