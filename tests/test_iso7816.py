@@ -76,3 +76,32 @@ def test_read_binary_any_offset(offset: int, length: int) -> None:
     s.select_aid(DEMO_AID)
     s.select_ef(0x0110)
     assert s.read_binary(offset, length) == BIG[offset : offset + length]
+
+
+class RefusesLongReads:
+    """A card (or a reader in between) that answers 6700 to any READ BINARY asking for more than 256
+    bytes, though EF.ATR/INFO advertises extended length."""
+
+    def __init__(self, card: VirtualCard) -> None:
+        self.card = card
+        self.refused = 0
+
+    def transceive(self, command: bytes) -> bytes:
+        extended_le = len(command) >= 7 and command[4] == 0
+        if command[1] in (0xB0, 0xB1) and extended_le:
+            self.refused += 1
+            return b"\x67\x00"
+        return self.card.transceive(command)
+
+
+@pytest.mark.parametrize("by", ["fid", "sfi"])
+def test_falls_back_to_short_reads_on_6700(by: str) -> None:
+    wire = RefusesLongReads(big_card(True))
+    protocol = ApduProtocol(wire)
+    s = Iso7816Session(protocol)
+    s.select_mf()
+    assert s.read_card_info().extended_length and protocol.extended
+    s.select_aid(DEMO_AID)
+    data = s.read_file(fid=0x0110) if by == "fid" else s.read_file(sfi=0x10)
+    assert data == BIG
+    assert wire.refused == 1 and not protocol.extended and s.read_size == 256

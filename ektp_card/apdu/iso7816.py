@@ -5,13 +5,17 @@ Card applications (the e-KTP profile, ICAO eMRTD) build their sessions on this o
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
+from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, encode_length, parse_dict, parse_list
-from ektp_card.errors import IncorrectParametersError, TlvError
+from ektp_card.errors import IncorrectParametersError, TlvError, WrongLengthError
+
+log = logging.getLogger("ektp_card.iso7816")
 
 #: EF.ATR/INFO under the MF (ISO/IEC 7816-4 section 8.2.1.1; ICAO Doc 9303-10 section 3.12).
 EF_ATR_INFO_FID = 0x2F01
@@ -104,24 +108,48 @@ class Iso7816Session:
             self.protocol.extended = True
         return info
 
-    def _read_chunk(self, offset: int, length: int) -> tuple[bytes, bool]:
-        """One READ BINARY; returns the data and whether the card said end of file (6282)."""
+    def _send_read(self, make: Callable[[int], CommandApdu], le: int) -> tuple[ResponseApdu, int]:
+        """Send a READ BINARY built for Ne ``le``; return the response and the Ne actually used.
+
+        A card that answers 6700 to a long read cannot give what EF.ATR/INFO promised (or a reader
+        in between cannot carry it): fall back to short reads for the rest of the session. 6Cxx is
+        corrected lower in the stack, 6B00 is the caller's end of file.
+        """
+        try:
+            return self.protocol.send(make(le), allow=_READ_OK), le
+        except WrongLengthError as e:
+            if e.exact_le is not None or le <= SHORT_MAX_LE:
+                raise
+        log.info("the card refused a %d-byte read (6700); reading in short APDUs from now on", le)
+        self.max_read = SHORT_MAX_LE
+        self.protocol.extended = False
+        le = min(le, self.read_size)
+        return self.protocol.send(make(le), allow=_READ_OK), le
+
+    def _read_chunk(self, offset: int, length: int) -> tuple[bytes, bool, int]:
+        """One READ BINARY: the data, whether the card said end of file (6282), and how many data
+        bytes were asked for (fewer than ``length`` after a fallback to short reads)."""
         if offset <= _MAX_B0_OFFSET:
-            cmd = CommandApdu(self.cla, 0xB0, offset >> 8, offset & 0xFF, le=length)
-            resp = self.protocol.send(cmd, allow=_READ_OK)
-            return resp.data, resp.sw == SW.END_OF_FILE
+            resp, le = self._send_read(
+                lambda ne: CommandApdu(self.cla, 0xB0, offset >> 8, offset & 0xFF, le=ne), length
+            )
+            return resp.data, resp.sw == SW.END_OF_FILE, le
         # Offset DO 54 in, discretionary data DO 53 out (ISO/IEC 7816-4 section 11.2.3). Ne counts
         # the DO 53 header too, so ask for that much more.
         offset_do = Tlv(0x54, offset.to_bytes(3 if offset > 0xFFFF else 2, "big")).encode()
-        le = min(length + 1 + len(encode_length(length)), self.read_size)
-        resp = self.protocol.send(CommandApdu(self.cla, 0xB1, 0, 0, offset_do, le=le), allow=_READ_OK)
-        return (Tlv.decode(resp.data).value if resp.data else b""), resp.sw == SW.END_OF_FILE
+        header = 1 + len(encode_length(length))
+        resp, le = self._send_read(
+            lambda ne: CommandApdu(self.cla, 0xB1, 0, 0, offset_do, le=ne),
+            min(length + header, self.read_size),
+        )
+        data = Tlv.decode(resp.data).value if resp.data else b""
+        return data, resp.sw == SW.END_OF_FILE, le - header
 
     def read_binary(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset`` of the current EF (fewer at end of file)."""
         out = bytearray()
         while len(out) < length:
-            chunk, eof = self._read_chunk(offset + len(out), min(length - len(out), self.read_size))
+            chunk, eof, _ = self._read_chunk(offset + len(out), min(length - len(out), self.read_size))
             out += chunk
             if eof or not chunk:
                 break
@@ -139,26 +167,28 @@ class Iso7816Session:
         size: int | None = None
         step = self.read_size
         if sfi is not None:
-            resp = self.protocol.send(
-                CommandApdu(self.cla, 0xB0, 0x80 | sfi, 0x00, le=step), allow=_READ_OK
+            resp, asked = self._send_read(
+                lambda ne: CommandApdu(self.cla, 0xB0, 0x80 | sfi, 0x00, le=ne), step
             )
             out += resp.data
-            if resp.sw == SW.END_OF_FILE or len(resp.data) < step:
+            if resp.sw == SW.END_OF_FILE or len(resp.data) < asked:
                 return bytes(out)
+            step = self.read_size
         elif fid is not None:
             size = self.select_ef(fid)
         while size is None or len(out) < size:
             offset = len(out)
             want = step if size is None else min(step, size - offset)
             try:
-                chunk, eof = self._read_chunk(offset, want)
+                chunk, eof, asked = self._read_chunk(offset, want)
             except IncorrectParametersError as e:
                 # Offset past the end of a file of unknown size: that is the end.
                 if e.sw == SW.WRONG_P1P2 and size is None:
                     break
                 raise
             out += chunk
-            if eof or not chunk or (size is None and offset <= _MAX_B0_OFFSET and len(chunk) < want):
+            step = self.read_size
+            if eof or not chunk or (size is None and offset <= _MAX_B0_OFFSET and len(chunk) < asked):
                 break
         return bytes(out)
 
