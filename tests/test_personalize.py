@@ -630,11 +630,12 @@ def test_interruption_at_every_apdu(extended: bool) -> None:
             continue
         break
     # Blank: cut anywhere up to EXTERNAL AUTHENTICATE (both ways) and before the first CREATE FILE.
-    # Locked: at most the one cut after LOCK (a run one command longer than the next may miss it;
-    # test_interruption_at_lock hits it every time).
+    # Locked: only cuts right after LOCK (checked above). Runs differ in length by a command now and
+    # then, so that cut may land zero, one or two times in a sweep; test_interruption_at_lock hits it
+    # every time.
     assert outcomes[PersoState.BLANK] == 9
-    assert outcomes.get(PersoState.LOCKED, 0) <= 1
-    assert sum(outcomes.values()) == cuts and outcomes[PersoState.INCOMPLETE] >= cuts - 10
+    assert outcomes.get(PersoState.LOCKED, 0) <= 2
+    assert sum(outcomes.values()) == cuts and outcomes[PersoState.INCOMPLETE] >= cuts - 11
 
 
 class CutAtLock:
