@@ -12,7 +12,6 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ import click
 
 from ektp_card import errors
 from ektp_card._cli.options import card_source_options, make_source
+from ektp_card._cli.pkcs11 import Pkcs11Choice, open_signer
 from ektp_card._cli.pki import DS_PASS, passphrase
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
@@ -124,15 +124,6 @@ def _pki_errors() -> Iterator[None]:
         fail(str(e), ExitCode.FILE)
 
 
-@dataclass(frozen=True)
-class Pkcs11Choice:
-    module: str
-    token: str
-    key_label: str
-    pin_env: str
-    certificate: Path | None
-
-
 def document_signer(
     pki_dir: Path, ds_env: str, hsm: Pkcs11Choice | None, trust: TrustStore
 ) -> DocumentSigner:
@@ -149,8 +140,6 @@ def document_signer(
             signer, cert = pki.document_signer(None, passphrase(ds_env, "document signer key"))
             ds = DocumentSigner(signer, cert)
         else:
-            from ektp_card.pki.pkcs11 import Pkcs11Signer
-
             if hsm.certificate is not None:
                 try:
                     cert = x509.load_pem_x509_certificate(hsm.certificate.read_bytes())
@@ -159,8 +148,7 @@ def document_signer(
                     fail(f"cannot read the certificate {hsm.certificate}: {reason}", ExitCode.FILE)
             else:
                 cert = pki.current().certificate
-            pin = passphrase(hsm.pin_env, f"token {hsm.token} PIN")
-            ds = DocumentSigner(Pkcs11Signer(hsm.module, hsm.token, hsm.key_label, pin), cert)
+            ds = DocumentSigner(open_signer(hsm), cert)
         check_document_signer(ds, at=dt.datetime.now(dt.UTC), trust=trust)
     return ds
 

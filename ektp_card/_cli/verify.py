@@ -13,8 +13,10 @@ from ektp_card._cli.passwords import prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
+    from ektp_card._cli.pkcs11 import Pkcs11Choice
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.lds.biometrics import MinutiaeRecord
+    from ektp_card.pki.signer import Signer
     from ektp_card.verify.card import Terminal, VerificationReport
     from ektp_card.verify.timing import TimingReport
     from ektp_card.verify.trust import TrustStore
@@ -47,9 +49,17 @@ if TYPE_CHECKING:
 @click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
               help="The terminal certificate's encrypted key file (passphrase from "
                    "$EKTP_TERMINAL_PASSPHRASE, else prompted for).")
+@click.option("--terminal-pkcs11", metavar="MODULE",
+              help="Instead of --terminal-key: the terminal key is in a PKCS#11 token (module path, "
+                   "e.g. libsofthsm2.so).")
+@click.option("--terminal-token", metavar="LABEL", help="Token label (with --terminal-pkcs11).")
+@click.option("--terminal-key-label", metavar="LABEL",
+              help="Key pair label on the token (with --terminal-pkcs11).")
+@click.option("--terminal-pin-env", default="EKTP_TERMINAL_PIN", show_default=True, metavar="NAME",
+              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
 @click.option("--fingerprint", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
               help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
-                   "(needs --terminal-chain and --terminal-key).")
+                   "(needs --terminal-chain and a terminal key).")
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
 @click.option("--timing", is_flag=True,
@@ -60,7 +70,9 @@ def verify(
     obj: Ctx, reader: str | None, nfc: str | None, virtual: Path | None, timeout: float, can: str | None,
     mrz: str | None, trust_dir: Path | None, master_lists: tuple[Path, ...], anchors: tuple[Path, ...],
     face_out: Path | None, terminal_chain: tuple[Path, ...],
-    terminal_key: Path | None, fingerprint: Path | None, no_crl: bool, short: bool, timing: bool,
+    terminal_key: Path | None, terminal_pkcs11: str | None, terminal_token: str | None,
+    terminal_key_label: str | None, terminal_pin_env: str, fingerprint: Path | None, no_crl: bool,
+    short: bool, timing: bool,
 ) -> None:
     """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; with
     a terminal, Terminal Authentication, DG3 and the holder's fingerprint.
@@ -79,13 +91,15 @@ def verify(
     from ektp_card.verify.passport import verify_passport
     from ektp_card.verify.timing import CountingTransport, timing_report
 
-    if bool(terminal_chain) != (terminal_key is not None):
-        fail("give --terminal-chain and --terminal-key together", ExitCode.USAGE)
-    if fingerprint is not None and terminal_key is None:
-        fail("--fingerprint needs --terminal-chain and --terminal-key: DG3 is read only after Terminal "
-             "Authentication", ExitCode.USAGE)
-    if mrz is not None and (can is not None or terminal_key is not None):
-        fail("--mrz verifies a passport: give it without --can, --terminal-chain and --terminal-key",
+    hsm = _terminal_token(terminal_key, terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env)
+    has_key = terminal_key is not None or hsm is not None
+    if bool(terminal_chain) != has_key:
+        fail("give --terminal-chain and --terminal-key (or --terminal-pkcs11) together", ExitCode.USAGE)
+    if fingerprint is not None and not has_key:
+        fail("--fingerprint needs --terminal-chain and --terminal-key (or --terminal-pkcs11): DG3 is read "
+             "only after Terminal Authentication", ExitCode.USAGE)
+    if mrz is not None and (can is not None or has_key):
+        fail("--mrz verifies a passport: give it without --can, --terminal-chain and the terminal key",
              ExitCode.USAGE)
     capture = None if fingerprint is None else _load_fingerprint(fingerprint)
     mrz_info = None if mrz is None else _parse_mrz(prompt_if_asked(mrz, "MRZ"))
@@ -98,19 +112,25 @@ def verify(
         fail("--master-list needs --master-list-anchor CERT (or --trust DIR): a master list is only as "
              "trustworthy as the CSCA that issued its signer", ExitCode.USAGE)
     trust = _load_trust(trust_dir, master_lists, anchors)
-    terminal = None if terminal_key is None else _load_terminal(terminal_chain, terminal_key)
     source = make_source(reader, nfc, virtual, timeout)
+    terminal = None if not has_key else _load_terminal(terminal_chain, terminal_key, hsm)
     policy = Policy(require_crl=not no_crl)
     report: VerificationReport
     extended = False if short else None
-    with open_card(source) as card:
-        transport = CountingTransport(card)
-        if mrz_info is not None:
-            report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended)
-        else:
-            assert can is not None  # noqa: S101 - checked above
-            report = verify_card(transport, can, trust, policy=policy, extended=extended,
-                                 terminal=terminal, fingerprint=capture)
+    try:
+        with open_card(source) as card:
+            transport = CountingTransport(card)
+            if mrz_info is not None:
+                report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended)
+            else:
+                assert can is not None  # noqa: S101 - checked above
+                report = verify_card(transport, can, trust, policy=policy, extended=extended,
+                                     terminal=terminal, fingerprint=capture)
+    finally:
+        # A token session stays logged in until closed.
+        close = getattr(terminal.signer if terminal is not None else None, "close", None)
+        if callable(close):
+            close()
     air = timing_report(transport.trace) if timing else None
     face_path: Path | None = None
     if face_out is not None and report.face is not None:
@@ -185,7 +205,26 @@ def _load_fingerprint(path: Path) -> MinutiaeRecord:
         fail(f"{path}: not an ISO/IEC 19794-2 minutiae record: {e}", ExitCode.FILE)
 
 
-def _load_terminal(chain: tuple[Path, ...], key: Path) -> Terminal:
+def _terminal_token(
+    key_file: Path | None, module: str | None, token: str | None, key_label: str | None, pin_env: str
+) -> Pkcs11Choice | None:
+    """The --terminal-pkcs11 choice, checked for completeness and against --terminal-key; exit 2."""
+    from ektp_card._cli.pkcs11 import Pkcs11Choice
+
+    given = [v for v in (module, token, key_label) if v]
+    if not given:
+        return None
+    if len(given) != 3:
+        fail("--terminal-pkcs11, --terminal-token and --terminal-key-label go together", ExitCode.USAGE)
+    if key_file is not None:
+        fail("give the terminal key either as --terminal-key or in a token (--terminal-pkcs11), not both",
+             ExitCode.USAGE)
+    assert module and token and key_label  # noqa: S101 - checked above
+    return Pkcs11Choice(module, token, key_label, pin_env)
+
+
+def _load_terminal(chain: tuple[Path, ...], key: Path | None, hsm: Pkcs11Choice | None) -> Terminal:
+    from ektp_card._cli.pkcs11 import open_signer
     from ektp_card._cli.pki import passphrase
     from ektp_card.errors import LdsFormatError, PkiError, TerminalAuthenticationError
     from ektp_card.pki.cvc import CvCertificate
@@ -198,10 +237,18 @@ def _load_terminal(chain: tuple[Path, ...], key: Path) -> Terminal:
             certificates.append(CvCertificate.decode(path.read_bytes()))
         except LdsFormatError as e:
             fail(f"{path}: not a CV certificate: {e}", ExitCode.FILE)
+    signer: Signer | None = None
     try:
-        signer = KeyFileSigner.load(key, passphrase("EKTP_TERMINAL_PASSPHRASE", "terminal key"))
+        if hsm is not None:
+            signer = open_signer(hsm)
+        else:
+            assert key is not None  # noqa: S101 - the caller gives one of the two
+            signer = KeyFileSigner.load(key, passphrase("EKTP_TERMINAL_PASSPHRASE", "terminal key"))
         return Terminal(tuple(certificates), signer)
     except (PkiError, TerminalAuthenticationError) as e:
+        close = getattr(signer, "close", None)
+        if callable(close):
+            close()
         fail(str(e), ExitCode.FILE)
 
 
