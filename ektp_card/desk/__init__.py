@@ -1,0 +1,1 @@
+"""Distribution desk: the card registry, its life cycle and the hash-chained audit trail."""
