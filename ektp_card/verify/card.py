@@ -256,6 +256,26 @@ class _Checks:
         return tuple(self.items)
 
 
+def _discover(
+    transport: Transport, extended: bool | None, checks: _Checks, no_card_access: tuple[Status, str]
+) -> AccessSession:
+    """Open an access session, read EF.CardAccess and EF.ATR/INFO in the clear, and record both as
+    checks; ``no_card_access`` is what a missing EF.CardAccess means for this kind of document."""
+    session = AccessSession(transport, extended=extended)
+    session.discover()
+    if session.card_access is not None:
+        checks.add("card-access", Status.PASS, f"{len(session.card_access.pace_infos)} PACEInfo")
+    else:
+        checks.add("card-access", *no_card_access)
+    info = session.card_info
+    if info is None:
+        checks.add("card-info", Status.NOT_SUPPORTED, "no EF.ATR/INFO: short APDUs only")
+    else:
+        size = "extended length" if info.extended_length and session.protocol.extended else "short APDUs"
+        checks.add("card-info", Status.PASS, f"EF.ATR/INFO read: {size}")
+    return session
+
+
 def verify_card(
     transport: Transport,
     can: str,
@@ -280,18 +300,9 @@ def verify_card(
     """
     probe = MinutiaeRecord.decode(fingerprint) if isinstance(fingerprint, bytes | bytearray) else fingerprint
     checks = _Checks()
-    session = AccessSession(transport, extended=extended)
-    session.discover()
-    if session.card_access is not None:
-        checks.add("card-access", Status.PASS, f"{len(session.card_access.pace_infos)} PACEInfo")
-    else:
-        checks.add("card-access", Status.FAIL, "EF.CardAccess is missing or malformed")
-    info = session.card_info
-    if info is None:
-        checks.add("card-info", Status.NOT_SUPPORTED, "no EF.ATR/INFO: short APDUs only")
-    else:
-        size = "extended length" if info.extended_length and session.protocol.extended else "short APDUs"
-        checks.add("card-info", Status.PASS, f"EF.ATR/INFO read: {size}")
+    session = _discover(
+        transport, extended, checks, (Status.FAIL, "EF.CardAccess is missing or malformed")
+    )
     access = session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
     cipher = access.cipher.value[0] if access.cipher else "no cipher"
     checks.add("pace", Status.PASS, f"PACE-{'/'.join(access.passwords)} with {cipher}")
@@ -333,7 +344,7 @@ def verify_card(
     best = _fingerprint_check(probe, templates, checks)
     done = checks.done()
     return VerificationReport(
-        verdict_of(done), done, access, session.card_access, info, personal, nik, face, groups,
+        verdict_of(done), done, access, session.card_access, session.card_info, personal, nik, face, groups,
         tuple(refused), passive, chip, active, ta, best,
     )
 

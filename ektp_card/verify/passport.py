@@ -31,7 +31,14 @@ from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.emrtd import MrzFields, decode_emrtd_dg1
 from ektp_card.lds.sod import Sod, parse_sod
-from ektp_card.verify.card import VerificationReport, _Checks, _chip_checks, _face_format, verdict_of
+from ektp_card.verify.card import (
+    VerificationReport,
+    _Checks,
+    _chip_checks,
+    _discover,
+    _face_format,
+    verdict_of,
+)
 from ektp_card.verify.passive import Policy, Status, passive_authentication
 from ektp_card.verify.trust import TrustStore
 
@@ -68,18 +75,7 @@ def verify_passport(
     everything the card answers after that becomes a check.
     """
     checks = _Checks()
-    session = AccessSession(transport, extended=extended)
-    session.discover()
-    if session.card_access is not None:
-        checks.add("card-access", Status.PASS, f"{len(session.card_access.pace_infos)} PACEInfo")
-    else:
-        checks.add("card-access", Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only")
-    info = session.card_info
-    if info is None:
-        checks.add("card-info", Status.NOT_SUPPORTED, "no EF.ATR/INFO: short APDUs only")
-    else:
-        size = "extended length" if info.extended_length and session.protocol.extended else "short APDUs"
-        checks.add("card-info", Status.PASS, f"EF.ATR/INFO read: {size}")
+    session = _discover(transport, extended, checks, (Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only"))
     access = session.authenticate(Credentials(mrz=mrz), (EMRTD,))
     cipher = access.cipher.value[0] if access.cipher else "no cipher"
     checks.add("pace" if access.protocol == "PACE" else "bac", Status.PASS,
@@ -114,7 +110,7 @@ def verify_passport(
     chip, active = _chip_checks(session, groups, covered, checks, random_bytes, None)
     done = checks.done()
     return PassportReport(
-        verdict_of(done), done, access, session.card_access, info, None, None, face, groups,
+        verdict_of(done), done, access, session.card_access, session.card_info, None, None, face, groups,
         tuple(refused), passive, chip, active, None, None, document,
     )
 
