@@ -249,3 +249,15 @@ class PersonalisationError(EktpError):
 
 class CardLockedError(PersonalisationError):
     """The card is already personalised and locked: it never accepts a personalisation command again."""
+
+
+class RegistryError(EktpError):
+    """A desk registry operation was refused or the registry database could not be used."""
+
+
+class DuplicateActiveCardError(RegistryError):
+    """The NIK already has a live card (personalised, handed over or active)."""
+
+
+class AuditError(EktpError):
+    """A security audit could not run (unknown test ID, a destructive test refused without consent)."""

@@ -28,11 +28,15 @@ class ExitCode(IntEnum):
     CARD_STATUS = 6
     FILE = 7
     SECURITY = 8
+    PARTIAL = 9  # a batch ran to its end but rejected some records (listed in its summary)
     VERIFY_FAILED = 10  # a verification ran and found the document not authentic
     # `ektp verify` verdicts (docs/cli.md), most serious first when several apply:
     FORGED = 11  # Passive Authentication or the printed data failed: not what the issuer signed
     CLONED = 12  # the signed data is genuine but Chip or Active Authentication failed: not its chip
     HOLDER_MISMATCH = 13  # a genuine card whose fingerprint does not match the person presenting it
+    REVOKED = 14  # a genuine card whose serial is on the issuer's signed revocation list
+    REGISTRY = 15  # the desk registry refused the operation or could not be reached
+    AUDIT_FINDINGS = 20  # `ektp audit` ran and at least one test failed
 
 
 class CliError(Exception):
@@ -45,6 +49,7 @@ class CliError(Exception):
 
 _ERROR_CODES: list[tuple[type[errors.EktpError], ExitCode]] = [
     (errors.PcscUnavailableError, ExitCode.PCSC_UNAVAILABLE),
+    (errors.RegistryError, ExitCode.REGISTRY),
     (errors.ReaderNotFoundError, ExitCode.READER_NOT_FOUND),
     (errors.NoCardError, ExitCode.NO_CARD),
     (errors.CardRemovedError, ExitCode.NO_CARD),

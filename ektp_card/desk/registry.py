@@ -20,15 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ektp_card.desk import audit
-from ektp_card.errors import EktpError
-
-
-class RegistryError(EktpError):
-    """A registry operation was refused or the registry database could not be used."""
-
-
-class DuplicateActiveCardError(RegistryError):
-    """The NIK already has a live card (personalised, handed over or active)."""
+from ektp_card.errors import DuplicateActiveCardError, RegistryError
 
 
 class CardState(StrEnum):
