@@ -1,0 +1,3 @@
+"""Audit tests: access."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Audit tests: authenticity."""
+
+from __future__ import annotations
