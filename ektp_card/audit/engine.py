@@ -337,6 +337,8 @@ class AuditOptions:
     challenges: int = 256
     #: Printed fields as read off the card surface by the reviewer (PRINT-CHIP), field name -> text.
     printed: Mapping[str, str] | None = None
+    #: What TEAR-PERSO needs to personalise blank cards of the issuer (defined with that test), if given.
+    perso: Any = None
 
 
 class AuditContext:
