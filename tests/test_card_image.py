@@ -72,7 +72,7 @@ def test_image_document_shape(tmp_path: Path) -> None:
     VirtualCard.create(extended_length=True).save(path)
     doc = json.loads(path.read_text())
     assert doc["format"] == FORMAT == "ektp-card/virtual-card-image"
-    assert doc["version"] == VERSION == 1
+    assert doc["version"] == VERSION == 2
     assert doc["keys"] == {}
     mf = doc["mf"]
     assert (mf["kind"], mf["fid"], mf["lcs"], mf["admin"]) == ("DF", "3F00", 3, "ALWAYS")
@@ -120,7 +120,7 @@ def test_missing_image(tmp_path: Path) -> None:
         ("{\"format\": ", "is corrupt: not a JSON document"),
         ("[]", "is not an ektp-card virtual card image"),
         ('{"format": "something-else", "version": 1}', "is not an ektp-card virtual card image"),
-        (f'{{"format": "{FORMAT}", "version": 2}}', "has image version 2; this version of ektp-card reads"),
+        (f'{{"format": "{FORMAT}", "version": 3}}', "has image version 3; this version of ektp-card reads"),
         (f'{{"format": "{FORMAT}", "version": 1}}', "is corrupt: missing field 'config'"),
     ],
 )

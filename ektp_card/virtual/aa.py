@@ -11,6 +11,12 @@ saved in the card image and never readable through any command:
 INTERNAL AUTHENTICATE (00 88 00 00, 8 bytes of challenge, Le) answers the signature, only inside
 the secure messaging of PACE or BAC (6982 otherwise); a card without the key answers 6D00, as a
 card without the command.
+
+The ECDSA nonce comes from the card's random source (:attr:`VirtualCard.random`): OpenSSL signs on a
+card using the system's generator; a card told to use a weak generator signs with a nonce drawn from
+it, which gives its private key away to anyone who predicts or sees a nonce repeat. A programmable
+card given a stored signature (``CardBehaviour.aa_signature``) answers that signature to every
+challenge: a replay of one recorded from another card.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import (
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.crypto.aa import CHALLENGE_LENGTH, PLAIN_ECDSA_OIDS, iso9796_2_sign, plain_ecdsa_signature
-from ektp_card.crypto.ec import BRAINPOOLP256R1, Curve
+from ektp_card.crypto.ec import BRAINPOOLP256R1, STANDARDIZED_CURVES, Curve, KeySource
 from ektp_card.lds.dg14 import ActiveAuthenticationInfo
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.public_key import ParametersForm, cryptography_curve, public_key_from
@@ -87,19 +93,50 @@ def install_active_authentication(
 
 
 def sign_challenge(
-    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, hash_name: str, challenge: bytes
+    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    hash_name: str,
+    challenge: bytes,
+    *,
+    nonce_source: KeySource | None = None,
 ) -> bytes:
-    """The chip's answer: plain ECDSA r || s over the challenge, or the ISO/IEC 9796-2 signature."""
+    """The chip's answer: plain ECDSA r || s over the challenge, or the ISO/IEC 9796-2 signature
+    (deterministic). ``nonce_source`` draws the ECDSA nonce k; ``None`` lets OpenSSL draw it."""
     if isinstance(private_key, rsa.RSAPrivateKey):
         return iso9796_2_sign(private_key, challenge, hash_name)
-    der = private_key.sign(challenge, ec.ECDSA(_HASHES[hash_name]()))
-    return plain_ecdsa_signature(der, private_key.curve)
+    if nonce_source is None:
+        der = private_key.sign(challenge, ec.ECDSA(_HASHES[hash_name]()))
+        return plain_ecdsa_signature(der, private_key.curve)
+    return _ecdsa_with_nonce(private_key, hash_name, challenge, nonce_source)
+
+
+def _ecdsa_with_nonce(
+    private_key: ec.EllipticCurvePrivateKey, hash_name: str, message: bytes, nonce_source: KeySource
+) -> bytes:
+    """ECDSA (SEC 1 v2 section 4.1.3) with the nonce from ``nonce_source``, as plain r || s."""
+    curve = next((c for c in STANDARDIZED_CURVES.values() if c.name == private_key.curve.name), None)
+    if curve is None:
+        refuse(SW.REFERENCE_DATA_NOT_USABLE)
+    n, d = curve.n, private_key.private_numbers().private_value
+    digest = hashes.Hash(_HASHES[hash_name]())
+    digest.update(message)
+    raw = digest.finalize()
+    # The leftmost bits of the hash, as many as the order has (SEC 1 v2 section 4.1.3 step 5).
+    e = int.from_bytes(raw, "big") >> max(0, 8 * len(raw) - n.bit_length())
+    while True:
+        k = nonce_source(curve)
+        point = curve.multiply(k, curve.generator)
+        r = 0 if point is None else point.x % n
+        s = pow(k, -1, n) * (e + r * d) % n
+        if r and s:
+            size = (n.bit_length() + 7) // 8
+            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
 def internal_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     """INTERNAL AUTHENTICATE (88): sign the terminal's 8-byte challenge."""
     encoded = card.keys.get(AA_PRIVATE_KEY)
-    if encoded is None:
+    replayed = card.behaviour.aa_signature
+    if encoded is None and replayed is None:
         refuse(SW.INS_NOT_SUPPORTED)
     if not card.security.satisfies(SESSION_CONDITION) or card.security.channel is None:
         refuse(SW.SECURITY_STATUS_NOT_SATISFIED)
@@ -107,11 +144,16 @@ def internal_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
         refuse(SW.INCORRECT_P1P2)
     if len(apdu.data) != CHALLENGE_LENGTH or apdu.le is None:
         refuse(SW.WRONG_LENGTH)
+    if replayed is not None:
+        return ok(replayed)
+    if encoded is None:
+        refuse(SW.INS_NOT_SUPPORTED)
     key = load_der_private_key(encoded, None)
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         refuse(SW.REFERENCE_DATA_NOT_USABLE)
     hash_name = card.keys.get(AA_HASH, b"sha256").decode("ascii")
-    return ok(sign_challenge(key, hash_name, apdu.data))
+    nonce_source = None if card.random.system else card.random.scalar
+    return ok(sign_challenge(key, hash_name, apdu.data, nonce_source=nonce_source))
 
 
 INTERNAL_AUTHENTICATE = Command("INTERNAL AUTHENTICATE", internal_authenticate)

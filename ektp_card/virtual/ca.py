@@ -46,7 +46,6 @@ from ektp_card.crypto.ca import (
 )
 from ektp_card.crypto.ec import BRAINPOOLP256R1, Curve, InvalidPointError, KeySource, default_key_source
 from ektp_card.crypto.kdf import Cipher
-from ektp_card.crypto.sm import CardSecureMessaging
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError, TlvError
 from ektp_card.lds.dg14 import ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo, Dg14, Dg14Info
 from ektp_card.lds.public_key import EcPublicKey, ParametersForm
@@ -277,7 +276,7 @@ def _check_terminal_binding(card: VirtualCard, curve: Curve, terminal_key: bytes
 def _complete(card: VirtualCard, cipher: Cipher, keys: tuple[bytes, bytes]) -> None:
     """Restart secure messaging with the new keys (SSC 0) and grant ``CA``."""
     security = card.security
-    security.open_channel(CardSecureMessaging(cipher, keys[0], keys[1], 0))
+    security.open_channel(card.secure_channel(cipher, keys[0], keys[1], 0))
     security.grant(CA)
 
 
@@ -288,7 +287,7 @@ def set_at(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     if objects[0x80] != key.algorithm.oid_bytes:
         refuse(SW.INCORRECT_DATA)
     _check_key_id(key, objects.get(0x84))
-    card.session.protocol_state = ChipCa(key)
+    card.session.protocol_state = ChipCa(key, random_bytes=card.random.bytes)
     return ok()
 
 
@@ -302,7 +301,7 @@ def set_kat(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     _check_key_id(key, objects.get(0x84))
     _check_terminal_binding(card, key.curve, objects[0x91])
     try:
-        _, keys = ChipCa(key).agree(objects[0x91])
+        _, keys = ChipCa(key, random_bytes=card.random.bytes).agree(objects[0x91])
     except ChipAuthenticationError:
         refuse(SW.INCORRECT_DATA)
     _complete(card, key.algorithm.cipher, keys)

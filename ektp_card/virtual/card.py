@@ -8,6 +8,12 @@ Processing of one command APDU, in order::
 
 Everything the card keeps across power cycles (files, configuration, keys) is in the card object
 and its image file; everything that a cold reset clears is in :class:`Session`.
+
+Every random number the card draws (UIDs, challenges, PACE nonces and keys, Chip Authentication
+nonces, Active Authentication ECDSA nonces) comes from one source, :attr:`VirtualCard.random`, which the
+card's :class:`~ektp_card.virtual.config.CardBehaviour` chooses: the system's generator on a genuine
+card, a seeded LCG on a programmable card told to use one. The behaviour also sets a response delay
+and the status words of some failures (:class:`~ektp_card.virtual.config.FailureKind`).
 """
 
 from __future__ import annotations
@@ -16,14 +22,19 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Self
 
-from ektp_card.apdu.command import EXTENDED_MAX_LC, CommandApdu, ResponseApdu
+from ektp_card.apdu.command import EXTENDED_MAX_LC, EXTENDED_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
-from ektp_card.errors import ApduError, ApduFormatError, CardRemovedError
+from ektp_card.apdu.tlv import parse_list
+from ektp_card.crypto.ec import Curve
+from ektp_card.crypto.kdf import Cipher
+from ektp_card.crypto.sm import CardSecureMessaging, SmCrypto
+from ektp_card.errors import ApduError, ApduFormatError, CardRemovedError, TlvError
 from ektp_card.virtual import image
 from ektp_card.virtual.aa import INTERNAL_AUTHENTICATE
 from ektp_card.virtual.atr import (
@@ -35,7 +46,7 @@ from ektp_card.virtual.atr import (
 )
 from ektp_card.virtual.ca import CA_MSE_VARIANTS
 from ektp_card.virtual.commands import INTERINDUSTRY, Chaining, Command
-from ektp_card.virtual.config import CardConfig
+from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, RngKind
 from ektp_card.virtual.fs import (
     DEFAULT_CAPACITY,
     MF_FID,
@@ -49,7 +60,7 @@ from ektp_card.virtual.fs import (
 )
 from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, PACE_MSE_VARIANTS, mse_command
 from ektp_card.virtual.perso import GENERATE_ASYMMETRIC_KEY_PAIR, PERSO_COMMANDS
-from ektp_card.virtual.security import SecurityState
+from ektp_card.virtual.security import SecureChannel, SecurityState
 from ektp_card.virtual.ta import EXTERNAL_AUTHENTICATE, PERFORM_SECURITY_OPERATION, TA_MSE_VARIANTS
 
 log = logging.getLogger("ektp_card.virtual")
@@ -65,10 +76,94 @@ def _status(sw: int) -> ResponseApdu:
     return ResponseApdu(b"", sw)
 
 
+#: ISO/IEC 14443-3: a single-size UID starting with 08 is a random ID drawn anew on every activation
+#: (what eMRTDs use against tracking).
+RANDOM_UID_PREFIX = b"\x08"
+
+
 def random_uid() -> bytes:
-    """A random single-size UID: 08 followed by three random bytes, the ISO/IEC 14443-3 form
-    for a UID drawn anew on every activation (what eMRTDs use against tracking)."""
-    return b"\x08" + secrets.token_bytes(3)
+    """A random single-size UID: 08 followed by three random bytes from the system's generator."""
+    return RANDOM_UID_PREFIX + secrets.token_bytes(3)
+
+
+# Numerical Recipes' 32-bit LCG constants (Press et al., "Numerical Recipes", section 7.1): a full
+# period, and no cryptographic strength at all, which is the point.
+_LCG_A, _LCG_C, _LCG_MASK = 1664525, 1013904223, 0xFFFFFFFF
+
+
+class CardRandom:
+    """The card's one source of random numbers, as its behaviour chooses it.
+
+    :attr:`RngKind.SYSTEM` draws from ``secrets``. :attr:`RngKind.LCG` steps a 32-bit linear
+    congruential generator, one step per byte (its top byte), and :meth:`restart` puts it back to
+    its seed: a chip that seeds at power-on from a constant.
+    """
+
+    def __init__(self, kind: RngKind = RngKind.SYSTEM, seed: int = 0) -> None:
+        self.kind = kind
+        self._seed = seed & _LCG_MASK
+        self._state = self._seed
+
+    def __repr__(self) -> str:
+        return f"CardRandom({self.kind.value})"
+
+    @property
+    def system(self) -> bool:
+        """Whether the numbers come from the system's cryptographic generator."""
+        return self.kind is RngKind.SYSTEM
+
+    def restart(self) -> None:
+        """Power-on: a generator without entropy starts over from its seed."""
+        self._state = self._seed
+
+    def bytes(self, count: int) -> bytes:
+        """``count`` random bytes."""
+        if self.system:
+            return secrets.token_bytes(count)
+        out = bytearray()
+        for _ in range(count):
+            self._state = (_LCG_A * self._state + _LCG_C) & _LCG_MASK
+            out.append(self._state >> 24)
+        return bytes(out)
+
+    def scalar(self, curve: Curve) -> int:
+        """A private key (or nonce) in [1, n-1] for ``curve``: a
+        :data:`~ektp_card.crypto.ec.KeySource`."""
+        if self.system:
+            return curve.random_scalar()
+        # 64 extra bits make the reduction's bias negligible; the weakness is the generator.
+        wide = int.from_bytes(self.bytes((curve.n.bit_length() + 7) // 8 + 8), "big")
+        return 1 + wide % (curve.n - 1)
+
+
+class PaddingFirstSecureMessaging(CardSecureMessaging):
+    """Secure messaging as a poorly made chip does it: the cryptogram is decrypted and its padding
+    checked *before* the MAC, so a command protected with the wrong session key (whose cryptogram
+    decrypts to garbage) is told apart from one with a wrong MAC: a padding oracle (S. Vaudenay,
+    "Security flaws induced by CBC padding", EUROCRYPT 2002). The genuine card checks the MAC first
+    (:class:`CardSecureMessaging`)."""
+
+    def __init__(self, cipher: Cipher, k_enc: bytes, k_mac: bytes, ssc: int) -> None:
+        super().__init__(cipher, k_enc, k_mac, ssc)
+        self._peek = SmCrypto(cipher, k_enc, k_mac)
+
+    def padding_fails(self, apdu: CommandApdu) -> bool:
+        """Whether the command's cryptogram (DO 87 or 85) fails to decrypt to padded data under the
+        counter it should carry; ``False`` when there is none to check (the MAC check decides)."""
+        if self.closed:
+            return False
+        try:
+            objects = {tlv.tag: tlv.value for tlv in parse_list(apdu.data)}
+        except TlvError:
+            return False
+        cryptogram = objects.get(0x85)
+        if cryptogram is None:
+            value = objects.get(0x87, b"")
+            cryptogram = value[1:] if value[:1] == b"\x01" else None
+        if not cryptogram:
+            return False
+        ssc = (self.ssc + 1).to_bytes(self.cipher.block_size, "big")
+        return self._peek.decrypt(ssc, cryptogram) is None
 
 
 def class_status(cla: int) -> int | None:
@@ -160,6 +255,9 @@ class VirtualCard:
         self.proprietary_commands: dict[int, Command] = dict(self.PROPRIETARY_COMMANDS)
         self._session: Session | None = None
         self._uid = b""
+        behaviour = self._config.behaviour
+        #: The card's one random source (see the module docstring).
+        self.random = CardRandom(behaviour.rng, behaviour.rng_seed)
         self.power_on()
 
     @classmethod
@@ -174,19 +272,21 @@ class VirtualCard:
         max_command_data: int | None = None,
         max_response_data: int | None = None,
         historical_bytes: bytes | None = None,
+        behaviour: CardBehaviour | None = None,
     ) -> Self:
         """A blank card: the MF (in ``life_cycle``, managed under ``admin``) and EF.ATR/INFO.
 
         ``uid`` ``None`` draws a random UID per power-on session; the buffer sizes default to the
-        extended-length maxima and only apply with ``extended_length``.
+        extended-length maxima and only apply with ``extended_length``. ``behaviour`` makes it a
+        programmable card that departs from the genuine behaviour (default: genuine).
         """
-        limits: dict[str, int] = {}
-        if max_command_data is not None:
-            limits["max_command_data"] = max_command_data
-        if max_response_data is not None:
-            limits["max_response_data"] = max_response_data
         config = CardConfig(
-            extended_length=extended_length, uid=uid, historical_bytes=historical_bytes, **limits
+            extended_length=extended_length,
+            uid=uid,
+            historical_bytes=historical_bytes,
+            max_command_data=EXTENDED_MAX_LC if max_command_data is None else max_command_data,
+            max_response_data=EXTENDED_MAX_LE if max_response_data is None else max_response_data,
+            behaviour=behaviour or CardBehaviour(),
         )
         # Files created without their own security attributes inherit these: readable, and
         # writable by whoever may manage the card.
@@ -206,6 +306,22 @@ class VirtualCard:
     @property
     def config(self) -> CardConfig:
         return self._config
+
+    @property
+    def behaviour(self) -> CardBehaviour:
+        """The programmable-card settings (the genuine behaviour unless the image says otherwise)."""
+        return self._config.behaviour
+
+    def failure_word(self, kind: FailureKind, genuine: int) -> int:
+        """The status word this card answers for a failure of ``kind`` (``genuine`` on a genuine card)."""
+        return self._config.behaviour.error_word(kind, genuine)
+
+    def secure_channel(self, cipher: Cipher, k_enc: bytes, k_mac: bytes, ssc: int = 0) -> SecureChannel:
+        """The card's secure messaging with these keys: MAC checked first, unless the card is told to
+        answer padding failures with their own word (:class:`PaddingFirstSecureMessaging`)."""
+        if FailureKind.SM_PADDING in self._config.behaviour.error_words:
+            return PaddingFirstSecureMessaging(cipher, k_enc, k_mac, ssc)
+        return CardSecureMessaging(cipher, k_enc, k_mac, ssc)
 
     @property
     def life_cycle(self) -> LifeCycle:
@@ -232,7 +348,8 @@ class VirtualCard:
     def power_on(self) -> bytes:
         """Cold reset: a new session (UID, selection at the MF, empty security state); the ATR."""
         with self._lock:
-            self._uid = self._config.uid or random_uid()
+            self.random.restart()
+            self._uid = self._config.uid or RANDOM_UID_PREFIX + self.random.bytes(3)
             self._session = Session(uid=self._uid, current_df=self.fs.mf)
             return self.atr
 
@@ -300,12 +417,18 @@ class VirtualCard:
             if self._session is None:
                 raise CardRemovedError("the virtual card is not powered")
             try:
-                return self._process(bytes(command)).encode()
+                response = self._process(bytes(command)).encode()
             except Exception:
                 # Last line of defence: a card answers, it never takes the reader down with it.
                 # The command bytes stay out of the log: they may carry secrets.
                 log.exception("internal error in the virtual card, answering 6F00")
-                return _status(SW.NO_PRECISE_DIAGNOSIS).encode()
+                response = _status(SW.NO_PRECISE_DIAGNOSIS).encode()
+        delay = self._config.behaviour.response_delay_ms
+        if delay:
+            # A relay: the answer crosses a slower link. Outside the lock, so that the card's owner
+            # can still save or power it meanwhile.
+            time.sleep(delay / 1000)
+        return response
 
     def _process(self, raw: bytes) -> ResponseApdu:
         session = self.session
@@ -338,11 +461,17 @@ class VirtualCard:
                 # nothing to check the protection against. 6987 ("SM data objects missing") would
                 # suggest that a differently formed SM command could succeed.
                 return _status(SW.SM_NOT_SUPPORTED)
+            if isinstance(channel, PaddingFirstSecureMessaging) and channel.padding_fails(apdu):
+                security.end_channel()
+                return _status(self.failure_word(FailureKind.SM_PADDING, SW.SM_DATA_OBJECTS_INCORRECT))
             try:
                 inner = channel.unwrap(apdu)
             except ApduError as exc:
                 security.end_channel()
-                return _status(exc.sw)
+                sw = exc.sw
+                if sw == SW.SM_DATA_OBJECTS_INCORRECT:
+                    sw = self.failure_word(FailureKind.SM_MAC, sw)
+                return _status(sw)
             # The plain response is protected whole; only the protected bytes are fitted into the
             # outer Ne, with 61xx for the rest, so the terminal verifies one complete response.
             # A protected command without Le (terminals always send one, since DO 8E comes back)
@@ -354,7 +483,7 @@ class VirtualCard:
             # termination"). It is refused too, unprotected: nothing runs outside the protection
             # the terminal set up, and the terminal learns at once that its session is gone.
             security.end_channel()
-            return _status(SW.SM_DATA_OBJECTS_INCORRECT)
+            return _status(self.failure_word(FailureKind.SM_PLAIN, SW.SM_DATA_OBJECTS_INCORRECT))
         return self._execute(apdu)
 
     def _execute(self, apdu: CommandApdu, *, fit: bool = True) -> ResponseApdu:

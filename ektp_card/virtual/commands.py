@@ -8,7 +8,6 @@ for GET RESPONSE and applies secure messaging.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -443,12 +442,13 @@ def terminate_card_usage(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
 
 
 def get_challenge(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
-    """GET CHALLENGE (84): Ne random bytes (at most 256), remembered for the next authentication."""
+    """GET CHALLENGE (84): Ne random bytes (at most 256) from the card's random source, remembered
+    for the next authentication."""
     if apdu.p1 or apdu.p2:
         refuse(SW.INCORRECT_P1P2)
     if apdu.data or apdu.le is None:
         refuse(SW.WRONG_LENGTH)
-    challenge = secrets.token_bytes(min(apdu.le, MAX_CHALLENGE))
+    challenge = card.random.bytes(min(apdu.le, MAX_CHALLENGE))
     card.security.challenge = challenge
     return ok(challenge)
 

@@ -1,16 +1,23 @@
 """Card image files: a virtual card's non-volatile state in a versioned JSON document.
 
-Layout (version 1)::
+Layout (version 2)::
 
-    {"format": "ektp-card/virtual-card-image", "version": 1,
+    {"format": "ektp-card/virtual-card-image", "version": 2,
      "config": {"extended_length": true, "uid": null | "hex", "max_command_data": 65535,
-                "max_response_data": 65536, "historical_bytes": null | "hex"},
+                "max_response_data": 65536, "historical_bytes": null | "hex",
+                "behaviour": {"rng": "system" | "lcg", "rng_seed": 0, "response_delay_ms": 0,
+                              "error_words": {"sm-plain": "6982", ...},
+                              "aa_signature": null | "base64"}},
      "capacity": 1048576,
      "mf": {"kind": "DF", "fid": "3F00", "name": null | "hex", "lcs": 5,
             "read": "ALWAYS", "update": "NEVER", "admin": "PERSO",
             "children": [{"kind": "EF", "fid": "0101", "sfi": 1 | null, "lcs": 5,
                           "read": ..., "update": ..., "admin": ..., "data": "base64"}, ...]},
      "keys": {"name": "base64", ...}}
+
+"behaviour" holds the programmable-card settings (:class:`~ektp_card.virtual.config.CardBehaviour`).
+Version 1 images, written before it existed, have none and load with the genuine behaviour; images
+are always written in the current version.
 
 "keys" holds the key objects later protocols keep on the card. The file is written to a temporary
 file in the same directory (mode 0600: keys live here) and renamed over the old one, so a crash
@@ -30,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ektp_card.errors import ApduError, CardImageError
-from ektp_card.virtual.config import CardConfig
+from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, RngKind
 from ektp_card.virtual.fs import (
     MF_FID,
     AccessCondition,
@@ -43,7 +50,9 @@ from ektp_card.virtual.fs import (
 )
 
 FORMAT = "ektp-card/virtual-card-image"
-VERSION = 1
+VERSION = 2
+#: Versions this code reads: version 1 lacks the behaviour section.
+READABLE_VERSIONS = (1, 2)
 #: Nesting deeper than this is not a card but a broken (or hostile) file.
 _MAX_DEPTH = 16
 
@@ -87,6 +96,16 @@ def _node(f: CardFile) -> dict[str, object]:
     return node
 
 
+def _behaviour(b: CardBehaviour) -> dict[str, object]:
+    return {
+        "rng": b.rng.value,
+        "rng_seed": b.rng_seed,
+        "response_delay_ms": b.response_delay_ms,
+        "error_words": {kind.value: f"{sw:04X}" for kind, sw in b.error_words.items()},
+        "aa_signature": None if b.aa_signature is None else _b64(b.aa_signature),
+    }
+
+
 def encode(image: CardImage) -> bytes:
     """The image document as UTF-8 JSON."""
     c = image.config
@@ -99,6 +118,7 @@ def encode(image: CardImage) -> bytes:
             "max_command_data": c.max_command_data,
             "max_response_data": c.max_response_data,
             "historical_bytes": _hex(c.historical_bytes),
+            "behaviour": _behaviour(c.behaviour),
         },
         "capacity": image.fs.capacity,
         "mf": _node(image.fs.mf),
@@ -210,15 +230,44 @@ def _children(fs: FileSystem, df: DedicatedFile, node: Mapping[str, object], dep
             raise CardImageError(f"unknown file kind {kind!r}")
 
 
-def _config(doc: Mapping[str, object]) -> CardConfig:
+def _decode_behaviour(raw: Mapping[str, object]) -> CardBehaviour:
+    try:
+        rng = RngKind(_str(raw, "rng"))
+    except ValueError:
+        raise CardImageError("unknown random generator kind") from None
+    words: dict[FailureKind, int] = {}
+    for name, value in _dict(raw, "error_words").items():
+        try:
+            kind = FailureKind(name)
+        except ValueError:
+            raise CardImageError(f"unknown failure kind {name!r}") from None
+        if not isinstance(value, str) or len(value) != 4:
+            raise CardImageError(f"status word for {name!r} is not four hex digits")
+        try:
+            words[kind] = int(value, 16)
+        except ValueError:
+            raise CardImageError(f"status word for {name!r} is not four hex digits") from None
+    signature = _field(raw, "aa_signature")
+    return CardBehaviour(
+        rng=rng,
+        rng_seed=_int(raw, "rng_seed"),
+        response_delay_ms=_int(raw, "response_delay_ms"),
+        error_words=words,
+        aa_signature=None if signature is None else _base64(signature, "the stored AA signature"),
+    )
+
+
+def _config(doc: Mapping[str, object], version: int) -> CardConfig:
     raw = _dict(doc, "config")
     try:
+        behaviour = CardBehaviour() if version < 2 else _decode_behaviour(_dict(raw, "behaviour"))
         return CardConfig(
             extended_length=_bool(raw, "extended_length"),
             uid=_opt_hex(raw, "uid"),
             max_command_data=_int(raw, "max_command_data"),
             max_response_data=_int(raw, "max_response_data"),
             historical_bytes=_opt_hex(raw, "historical_bytes"),
+            behaviour=behaviour,
         )
     except ValueError as exc:
         raise CardImageError(f"invalid configuration: {exc}") from None
@@ -237,12 +286,13 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CardImageError(f"{source} is not an ektp-card virtual card image")
     version = doc.get("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS or not isinstance(version, int) or isinstance(version, bool):
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise CardImageError(
-            f"{source} has image version {version!r}; this version of ektp-card reads version {VERSION}"
+            f"{source} has image version {version!r}; this version of ektp-card reads versions {readable}"
         )
     try:
-        config = _config(doc)
+        config = _config(doc, version)
         mf_node = _dict(doc, "mf")
         if _str(mf_node, "kind") != "DF" or _fid(mf_node) != MF_FID:
             raise CardImageError("the root file is not the MF (DF 3F00)")

@@ -46,10 +46,10 @@ from ektp_card.crypto.pace import (
     private_key,
     shared_secret,
 )
-from ektp_card.crypto.sm import CardSecureMessaging
 from ektp_card.errors import LdsFormatError, PaceError, TlvError
 from ektp_card.lds.card_access import EF_CARD_ACCESS_FID, EF_CARD_ACCESS_SFI, CardAccess, PaceInfo
 from ektp_card.virtual.commands import Chaining, Command, ok, refuse
+from ektp_card.virtual.config import FailureKind
 from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
 from ektp_card.virtual.security import PACE
 
@@ -290,7 +290,10 @@ def _set_at(card: VirtualCard, data: bytes) -> ResponseApdu:
         if retries < PIN_RETRIES:
             # 63Cx as a warning: PACE goes on, the terminal learns the counter.
             sw = SW.counter(retries)
-    session.protocol_state = ChipPace(parameters, password, key)
+    # The nonce and both ephemeral keys come from the card's one random source.
+    session.protocol_state = ChipPace(
+        parameters, password, key, random_bytes=card.random.bytes, key_source=card.random.scalar
+    )
     return ResponseApdu(b"", sw)
 
 
@@ -342,7 +345,7 @@ def _abort(card: VirtualCard, sw: int) -> ResponseApdu:
 
 def _password_failed(card: VirtualCard, run: ChipPace) -> ResponseApdu:
     if run.password is not PasswordType.PIN:
-        return _abort(card, SW.VERIFICATION_FAILED)
+        return _abort(card, card.failure_word(FailureKind.PACE_MISMATCH, SW.VERIFICATION_FAILED))
     # MSE:Set AT let the run start only with at least one try left.
     retries = max(0, (pin_retries(card) or 0) - 1)
     _set_pin_retries(card, retries)
@@ -402,7 +405,7 @@ def _complete(card: VirtualCard, run: ChipPace) -> None:
     size = run.parameters.curve.size
     security.id_picc = run.chip_public_key[1 : 1 + size]
     security.terminal = None
-    security.open_channel(CardSecureMessaging(run.cipher, k_enc, k_mac, 0))
+    security.open_channel(card.secure_channel(run.cipher, k_enc, k_mac, 0))
 
 
 #: MSE with PACE's variants only; the card composes its own (see VirtualCard.COMMANDS).
