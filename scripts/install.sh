@@ -10,10 +10,11 @@ extras="${1:-test}"
 # build pyscard; pcsc-tools: pcsc_scan for people debugging a reader; libeac-dev, openpace, libssl-dev,
 # pkg-config: OpenPACE, the independent PACE implementation the interop tests compile against; openssl:
 # the command line that cross-checks our certificates, CRLs and EF.SOD; softhsm2: a real PKCS#11 token;
-# libjpeg-turbo-progs: djpeg, an independent decoder for the JPEGs we generate.
+# libjpeg-turbo-progs: djpeg, an independent decoder for the JPEGs we generate; postgresql: the server
+# the registry tests start on loopback (tests/pg_server.py) for the shared-registry (PostgreSQL) backend.
 apt_packages=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-dev python3-venv pcsc-tools
               libeac-dev libeac3 openpace libssl-dev pkg-config openssl softhsm2
-              libjpeg-turbo-progs)
+              libjpeg-turbo-progs postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -118,3 +118,30 @@ def vpcd_bridge(pcscd: str) -> Iterator[Callable[..., Any]]:
     yield serve
     for bridge in bridges:
         bridge.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL (``postgresql://ektp@127.0.0.1:PORT/ektp``) of a throwaway PostgreSQL server for the session.
+
+    Started from the Debian ``postgresql`` binaries in its own temp data directory on loopback, stopped at
+    the end (tests/pg_server.py). Skips only when the binaries are missing and CI is not set; under CI=true
+    that fails, and so does a server that will not start.
+    """
+    import subprocess
+
+    from pg_server import INSTALL_HINT as PG_HINT
+    from pg_server import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc}; CI must run the PostgreSQL registry tests: {PG_HINT}", pytrace=False)
+        pytest.skip(f"{exc}; {PG_HINT}")
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"the test PostgreSQL server did not start: {exc.stderr}", pytrace=False)
+    try:
+        yield server.url
+    finally:
+        server.stop()

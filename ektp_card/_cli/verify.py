@@ -15,6 +15,7 @@ from ektp_card._cli.util import Ctx, ExitCode, fail
 if TYPE_CHECKING:
     from ektp_card._cli.pkcs11 import Pkcs11Choice
     from ektp_card.crypto.mrz import MrzInfo
+    from ektp_card.desk.revocation import RevocationList
     from ektp_card.lds.biometrics import MinutiaeRecord
     from ektp_card.pki.signer import Signer
     from ektp_card.verify.card import Terminal, VerificationReport
@@ -61,6 +62,12 @@ if TYPE_CHECKING:
               help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
                    "(needs --terminal-chain and a terminal key).")
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
+@click.option("--revocations", "revocations_file", metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="A signed card revocation list (`ektp desk revocations`); its signer must chain to a "
+                   "trusted CSCA. A card on it is refused (exit 14) although its signatures are valid.")
+@click.option("--allow-stale-revocations", is_flag=True,
+              help="Use a --revocations list past its next update (a bad signature is never accepted).")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
 @click.option("--timing", is_flag=True,
               help="Also report the APDUs and bytes each way, and the modelled ISO 14443 air time at "
@@ -72,7 +79,7 @@ def verify(
     face_out: Path | None, terminal_chain: tuple[Path, ...],
     terminal_key: Path | None, terminal_pkcs11: str | None, terminal_token: str | None,
     terminal_key_label: str | None, terminal_pin_env: str, fingerprint: Path | None, no_crl: bool,
-    short: bool, timing: bool,
+    revocations_file: Path | None, allow_stale_revocations: bool, short: bool, timing: bool,
 ) -> None:
     """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; with
     a terminal, Terminal Authentication, DG3 and the holder's fingerprint.
@@ -81,9 +88,11 @@ def verify(
     DG1's MRZ decoded and DG2's face.
 
     Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
-    data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template); 8 for a
-    wrong CAN or MRZ, 5 for a card that left the field, 7 for a trust folder or master list that cannot
-    be used (a master list's signer must chain to --master-list-anchor or --trust).
+    data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template), 14 revoked
+    (on the --revocations list); 8 for a wrong CAN or MRZ, 5 for a card that left the field, 7 for a
+    trust folder or master list that cannot be used (a master list's signer must chain to
+    --master-list-anchor or --trust). A --revocations file that cannot be read or parsed exits 7; one
+    whose signature or signer does not verify, or that is past its next update, exits 8.
     """
     from ektp_card.device import open_card
     from ektp_card.verify.card import Verdict, verify_card
@@ -101,6 +110,8 @@ def verify(
     if mrz is not None and (can is not None or has_key):
         fail("--mrz verifies a passport: give it without --can, --terminal-chain and the terminal key",
              ExitCode.USAGE)
+    if revocations_file is not None and mrz is not None:
+        fail("--revocations lists e-KTP cards: give it without --mrz", ExitCode.USAGE)
     capture = None if fingerprint is None else _load_fingerprint(fingerprint)
     mrz_info = None if mrz is None else _parse_mrz(prompt_if_asked(mrz, "MRZ"))
     can = None if mrz_info is not None else prompt_if_asked(can, "CAN")
@@ -112,6 +123,8 @@ def verify(
         fail("--master-list needs --master-list-anchor CERT (or --trust DIR): a master list is only as "
              "trustworthy as the CSCA that issued its signer", ExitCode.USAGE)
     trust = _load_trust(trust_dir, master_lists, anchors)
+    revocations = (None if revocations_file is None
+                   else _load_revocations(revocations_file, trust, allow_stale_revocations))
     source = make_source(reader, nfc, virtual, timeout)
     terminal = None if not has_key else _load_terminal(terminal_chain, terminal_key, hsm)
     policy = Policy(require_crl=not no_crl)
@@ -125,7 +138,7 @@ def verify(
             else:
                 assert can is not None  # noqa: S101 - checked above
                 report = verify_card(transport, can, trust, policy=policy, extended=extended,
-                                     terminal=terminal, fingerprint=capture)
+                                     terminal=terminal, fingerprint=capture, revocations=revocations)
     finally:
         # A token session stays logged in until closed.
         close = getattr(terminal.signer if terminal is not None else None, "close", None)
@@ -139,6 +152,10 @@ def verify(
     if obj.json:
         data = report.to_json()
         data["face_file"] = None if face_path is None else str(face_path)
+        if revocations is not None:
+            data["revocation_list"] = {"sequence": revocations.sequence, "issuer": revocations.issuer,
+                                       "this_update": revocations.this_update.isoformat(),
+                                       "next_update": revocations.next_update.isoformat()}
         if air is not None:
             data["timing"] = air.to_json()
         obj.emit(data)
@@ -151,6 +168,7 @@ def verify(
         Verdict.FORGED: ExitCode.FORGED,
         Verdict.CLONED: ExitCode.CLONED,
         Verdict.HOLDER_MISMATCH: ExitCode.HOLDER_MISMATCH,
+        Verdict.REVOKED: ExitCode.REVOKED,
     }
     if report.verdict is not Verdict.GENUINE:
         raise click.exceptions.Exit(int(codes[report.verdict]))
@@ -183,6 +201,32 @@ def _load_trust(
     except PkiError as e:
         fail(str(e), ExitCode.FILE)
     return trust
+
+
+def _load_revocations(path: Path, trust: TrustStore, allow_stale: bool) -> RevocationList:
+    """The --revocations list: exit 7 when unreadable or malformed, 8 when its signature, signer or
+    (unless allowed) its dates do not hold."""
+    from ektp_card.desk.revocation import parse_revocation_list
+    from ektp_card.errors import PkiError
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
+    try:
+        revocations = parse_revocation_list(data)
+    except PkiError as e:
+        fail(f"{path}: {e}", ExitCode.FILE)
+    problem = revocations.trust_problem(trust)
+    if problem is not None:
+        fail(f"{path}: revocation list refused: {problem}", ExitCode.SECURITY)
+    stale = revocations.stale_problem()
+    if stale is not None:
+        if not allow_stale:
+            fail(f"{path}: revocation list refused: {stale} (or give --allow-stale-revocations)",
+                 ExitCode.SECURITY)
+        click.echo(f"Warning: {path}: {stale}; used anyway (--allow-stale-revocations)", err=True)
+    return revocations
 
 
 def _parse_mrz(text: str | None) -> MrzInfo:

@@ -1,4 +1,4 @@
-"""Append-only, hash-chained audit log kept in the registry's SQLite file.
+"""Append-only, hash-chained audit log kept in the registry's database (SQLite or PostgreSQL).
 
 Each entry's hash is SHA-256 over the canonical JSON encoding of the entry (seq, at, actor, desk,
 action, details) together with the previous entry's hash, so editing, removing or reordering any entry
@@ -15,30 +15,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
+from ektp_card.desk.backend import Backend, SqliteBackend
+
 #: The prev_hash of the first entry.
 GENESIS_HASH = "0" * 64
 
 #: Values allowed in ``details``: no floats, so the encoding is canonical across platforms.
 DetailValue = str | int | bool | None
 
-#: DDL run by the registry's migration 1. The triggers stop accidental edits through SQL; a deliberate
-#: attacker can drop them, which is what the hash chain is for.
-AUDIT_SCHEMA = """
-CREATE TABLE audit (
-    seq       INTEGER PRIMARY KEY,
-    at        TEXT NOT NULL,
-    actor     TEXT NOT NULL,
-    desk      TEXT NOT NULL,
-    action    TEXT NOT NULL,
-    details   TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL UNIQUE
-);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-"""
+#: The table and its append-only triggers are created by the registry's migration 1 (see
+#: :mod:`ektp_card.desk.backend` and :mod:`ektp_card.desk.postgres`). The triggers stop accidental edits
+#: through SQL; a deliberate attacker can drop them, which is what the hash chain is for.
+
+#: A registry database: a backend, or a plain sqlite3 connection to a registry file.
+Database = Backend | sqlite3.Connection
+
+_SELECT = "SELECT seq, at, actor, desk, action, details, prev_hash, hash FROM audit"
+
+
+def _db(conn: Database) -> Backend:
+    return SqliteBackend(conn, owned=False) if isinstance(conn, sqlite3.Connection) else conn
 
 
 @dataclass(frozen=True)
@@ -102,17 +98,22 @@ def _encode_details(details: Mapping[str, DetailValue]) -> str:
 
 
 def append(
-    conn: sqlite3.Connection, *, at: str, actor: str, desk: str, action: str,
-    details: Mapping[str, DetailValue],
+    conn: Database, *, at: str, actor: str, desk: str, action: str, details: Mapping[str, DetailValue],
 ) -> AuditEntry:
-    """Append one entry; the caller must hold a write transaction so the entry commits with its change."""
-    if not conn.in_transaction:
+    """Append one entry; the caller must hold a write transaction so the entry commits with its change.
+
+    The backend's audit lock is taken before the head is read, so concurrent writers on a shared
+    database append one after the other and never fork the chain.
+    """
+    db = _db(conn)
+    if not db.in_transaction:
         raise RuntimeError("audit.append needs an open write transaction")
     details_json = _encode_details(details)
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    db.lock_audit()
+    row = db.one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
     seq, prev_hash = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
     digest = entry_hash(seq, at, actor, desk, action, details, prev_hash)
-    conn.execute(
+    db.execute(
         "INSERT INTO audit (seq, at, actor, desk, action, details, prev_hash, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (seq, at, actor, desk, action, details_json, prev_hash, digest),
@@ -128,21 +129,19 @@ def _row_to_entry(row: tuple[object, ...]) -> AuditEntry:
     )
 
 
-def entries(conn: sqlite3.Connection) -> list[AuditEntry]:
-    """All entries in seq order."""
-    rows = conn.execute(
-        "SELECT seq, at, actor, desk, action, details, prev_hash, hash FROM audit ORDER BY seq"
-    ).fetchall()
-    return [_row_to_entry(tuple(r)) for r in rows]
+def entries(conn: Database, *, after: int = 0) -> list[AuditEntry]:
+    """All entries in seq order (only those with seq greater than ``after`` when given)."""
+    rows = _db(conn).all(_SELECT + " WHERE seq > ? ORDER BY seq", (after,))  # noqa: S608
+    return [_row_to_entry(r) for r in rows]
 
 
-def head(conn: sqlite3.Connection) -> AuditAnchor:
+def head(conn: Database) -> AuditAnchor:
     """The current head (seq 0 and the genesis hash for an empty log), for the caller to keep."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    row = _db(conn).one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
     return AuditAnchor(0, GENESIS_HASH) if row is None else AuditAnchor(int(row[0]), str(row[1]))
 
 
-def verify_chain(conn: sqlite3.Connection, anchor: AuditAnchor | None = None) -> ChainProblem | None:
+def verify_chain(conn: Database, anchor: AuditAnchor | None = None) -> ChainProblem | None:
     """Recompute the chain; return the first bad seq and why, or None when it verifies.
 
     With ``anchor``, also require that the entry at ``anchor.seq`` still carries ``anchor.hash``: this
@@ -151,12 +150,9 @@ def verify_chain(conn: sqlite3.Connection, anchor: AuditAnchor | None = None) ->
     expected_seq = 1
     prev_hash = GENESIS_HASH
     anchor_seen = anchor is None or anchor.seq == 0
-    cursor = conn.execute(
-        "SELECT seq, at, actor, desk, action, details, prev_hash, hash FROM audit ORDER BY seq"
-    )
-    for raw in cursor:
+    for raw in _db(conn).all(_SELECT + " ORDER BY seq"):  # noqa: S608
         try:
-            entry = _row_to_entry(tuple(raw))
+            entry = _row_to_entry(raw)
         except (ValueError, TypeError):
             return ChainProblem(expected_seq, "entry is not decodable")
         if entry.seq != expected_seq:

@@ -48,6 +48,14 @@ OID_PRIVATE_KEY_USAGE_PERIOD = x509.ObjectIdentifier("2.5.29.16")
 #: ICAO 9303-12 section 7.1.1.3: id-icao-mrtd-security-extensions-documentTypeList.
 OID_DOCUMENT_TYPE_LIST = x509.ObjectIdentifier("2.23.136.1.1.6.2")
 
+#: The project's private OID arc: a UUID-derived OID (ITU-T X.667 | ISO/IEC 9834-8 section 6.3 gives every
+#: UUID the arc 2.25.<UUID as an integer> without registration), UUID 62d4e4f2-5551-4a3b-86d7-fa4246d200dd.
+#: Allocations under it are listed in docs/desk-revocation.md.
+EKTP_ARC = "2.25.131369754109940599414045173131202658525"
+#: Extended key usage of a card revocation list signer (arc .1 key purposes, .1.1).
+OID_KP_REVOCATION_LIST_SIGNING = x509.ObjectIdentifier(f"{EKTP_ARC}.1.1")
+REVOCATION_SIGNER_MAX_DAYS = 3 * 366
+
 CSCA_KEY_USAGE_YEARS = (3, 5)
 DS_MAX_KEY_USAGE_DAYS = 92  # "3 months" at its longest (ICAO 9303-12 section 5, Table 1)
 
@@ -332,3 +340,84 @@ def issue_document_signer(
         builder = builder.add_extension(ext, critical=False)
     return sign_certificate(builder, csca_signer, hash_name or csca_signer.default_hash)
 
+
+
+def issue_revocation_signer(
+    csca_signer: Signer,
+    csca_cert: x509.Certificate,
+    public_key: PublicKey,
+    *,
+    common_name: str,
+    organization: str | None = None,
+    validity_days: int = 365,
+    not_before: dt.datetime | None = None,
+    hash_name: HashName | None = None,
+    serial_number: int | None = None,
+) -> x509.Certificate:
+    """A card revocation list signer certificate for ``public_key`` under the CSCA.
+
+    Modelled on the ICAO 9303-12 signers of master lists and deviation lists: a leaf issued by the
+    CSCA whose critical extended key usage names its one purpose (our
+    :data:`OID_KP_REVOCATION_LIST_SIGNING`). Its key usage is contentCommitment alone (RFC 5280
+    section 4.2.1.3: signatures other than on certificates and CRLs), not digitalSignature, so the
+    key can never pass as a document signer: Passive Authentication accepts digitalSignature alone.
+    The certificate's validity is the key's usage period: lists are short-lived and re-signed.
+    """
+    if not 1 <= validity_days <= REVOCATION_SIGNER_MAX_DAYS:
+        raise PkiError(f"a revocation list signer is valid for 1 to {REVOCATION_SIGNER_MAX_DAYS} days")
+    if not same_key(csca_signer.public_key, csca_cert.public_key()):
+        raise PkiError("the CSCA key does not match the CSCA certificate")
+    _check_key(public_key)
+    country = country_of(csca_cert.subject)
+    if country is None:
+        raise PkiError("the CSCA certificate has no single country name")
+    start = (not_before or now()).astimezone(dt.UTC).replace(microsecond=0)
+    not_after = start + dt.timedelta(days=validity_days)
+    if not_after > csca_cert.not_valid_after_utc or start < csca_cert.not_valid_before_utc:
+        raise PkiError("the revocation list signer would be valid outside the CSCA certificate's validity")
+    csca_ski = csca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(build_name(country, common_name, organization))
+        .issuer_name(csca_cert.subject)
+        .public_key(public_key)
+        .serial_number(serial_number or new_serial())
+        .not_valid_before(start)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=True, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([OID_KP_REVOCATION_LIST_SIGNING]), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(csca_ski), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    return sign_certificate(builder, csca_signer, hash_name or csca_signer.default_hash)
+
+
+def revocation_signer_problem(cert: x509.Certificate) -> str | None:
+    """``None`` when ``cert`` has the revocation list signer profile, else what is wrong with it."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = x509.ExtendedKeyUsage([])
+    if OID_KP_REVOCATION_LIST_SIGNING not in eku:
+        return "the signer certificate is not a revocation list signer (extended key usage)"
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    except x509.ExtensionNotFound:
+        return "the signer certificate has no key usage"
+    if not ku.critical or not ku.value.content_commitment or ku.value.key_cert_sign or ku.value.crl_sign:
+        return "the signer certificate's key usage is not contentCommitment"
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "the signer certificate is a CA"
+    except x509.ExtensionNotFound:
+        pass
+    return None

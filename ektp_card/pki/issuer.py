@@ -5,7 +5,9 @@ Layout (private keys 0600, encrypted PKCS#8; everything else public)::
     csca.key  csca.pem          the country signing CA
     ds/<serial>.key  .pem       document signers, serial in hex
     csca.crl                    the latest CRL (PEM)
-    state.json                  current document signer, revocations, next CRL number
+    rs/<serial>.key  .pem       card revocation list signers (docs/desk-revocation.md)
+    state.json                  current document signer, revocations, next CRL number, current
+                                revocation list signer and next revocation list number
 
 Rotation (ICAO 9303-12 section 5): a new document signer takes over; the old certificate stays valid
 so the documents it signed still verify, and its private key may be destroyed at once, since its
@@ -24,7 +26,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card.errors import PkiError
-from ektp_card.pki.certs import create_csca, issue_document_signer, now, parse_private_key_usage_period
+from ektp_card.pki.certs import (
+    create_csca,
+    issue_document_signer,
+    issue_revocation_signer,
+    now,
+    parse_private_key_usage_period,
+)
 from ektp_card.pki.crl import REASONS, Revocation, build_crl
 from ektp_card.pki.signer import KeyFileSigner, KeySpec, Passphrase, write_file
 
@@ -216,3 +224,64 @@ class IssuerPki:
         self._state["crl_number"] = number + 1
         self._save_state()
         return crl
+
+    # --- card revocation list signer (docs/desk-revocation.md) ----------------------------------
+
+    def issue_revocation_signer(
+        self,
+        csca_passphrase: Passphrase,
+        rs_passphrase: Passphrase,
+        *,
+        common_name: str,
+        organization: str | None = None,
+        spec: KeySpec | None = None,
+        validity_days: int = 365,
+        not_before: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """A new card revocation list signer key and certificate; it becomes the current one."""
+        csca_signer = self.csca_signer(csca_passphrase)
+        key_spec = spec or KeySpec.parse(self._state["spec"])
+        tmp_key = self.root / "rs" / ".new.key"
+        signer = KeyFileSigner.generate(tmp_key, key_spec, rs_passphrase, overwrite=True)
+        try:
+            cert = issue_revocation_signer(
+                csca_signer, self.csca, signer.public_key, common_name=common_name, organization=organization,
+                validity_days=validity_days, not_before=not_before,
+            )
+        except BaseException:
+            tmp_key.unlink(missing_ok=True)
+            raise
+        name = f"{cert.serial_number:x}"
+        tmp_key.replace(self.root / "rs" / f"{name}.key")
+        write_file(self.root / "rs" / f"{name}.pem", cert.public_bytes(Encoding.PEM))
+        self._state["revocation_signer"] = name
+        self._save_state()
+        return cert
+
+    def revocation_signer_certificate(self) -> x509.Certificate:
+        """The current revocation list signer's certificate."""
+        name = self._state.get("revocation_signer")
+        if name is None:
+            raise PkiError(f"{self.root} has no revocation list signer; issue one with "
+                           "`ektp desk revocation-signer`")
+        path = self.root / "rs" / f"{name}.pem"
+        try:
+            return x509.load_pem_x509_certificate(path.read_bytes())
+        except (OSError, ValueError) as e:
+            raise PkiError(f"cannot read the revocation list signer certificate {path}: {e}") from None
+
+    def revocation_signer(self, passphrase: Passphrase) -> tuple[KeyFileSigner, x509.Certificate]:
+        """The current revocation list signer's key and certificate; refused outside its validity."""
+        cert = self.revocation_signer_certificate()
+        if not cert.not_valid_before_utc <= now() <= cert.not_valid_after_utc:
+            raise PkiError(f"revocation list signer {cert.serial_number:X} is not valid now "
+                           f"(until {cert.not_valid_after_utc:%Y-%m-%d}); issue a new one")
+        key_path = self.root / "rs" / f"{cert.serial_number:x}.key"
+        return KeyFileSigner.load(key_path, passphrase), cert
+
+    def next_revocation_list_number(self) -> int:
+        """Take the next revocation list sequence number (saved at once, so no number is used twice)."""
+        number = int(self._state.get("revocation_list_number", 1))
+        self._state["revocation_list_number"] = number + 1
+        self._save_state()
+        return number

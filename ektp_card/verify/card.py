@@ -27,6 +27,8 @@ EF.COM is not read at all: nothing unsigned takes part in the verdict.
 The verdict, most serious first: :attr:`Verdict.FORGED` (Passive Authentication or the printed data
 failed: unknown or revoked signer, hash mismatch, NIK contradicting DG1), :attr:`Verdict.CLONED` (Chip
 or Active Authentication failed: the data is the issuer's, the chip is not the one it was written to),
+:attr:`Verdict.REVOKED` (given a card revocation list, ektp_card.desk.revocation: the card's EF.SOD is
+on it, e.g. reported lost, although its signatures are valid),
 :attr:`Verdict.HOLDER_MISMATCH` (the captured fingerprint matches neither DG3 template), else
 :attr:`Verdict.GENUINE`. A failed Terminal Authentication or an unusable DG3 is shown but decides
 nothing: a card refuses a terminal whose certificate expired or comes from another CVCA, which says
@@ -39,7 +41,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -79,6 +81,9 @@ from ektp_card.verify.matcher import MatchResult, match
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
 from ektp_card.verify.trust import TrustStore
 
+if TYPE_CHECKING:
+    from ektp_card.desk.revocation import RevocationList
+
 #: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
 _PROFILE_DATA_GROUPS = (1, 2, 7, 14, 15)
 
@@ -88,6 +93,7 @@ class Verdict(Enum):
     FORGED = "forged"
     CLONED = "cloned"
     HOLDER_MISMATCH = "holder mismatch"
+    REVOKED = "revoked"
 
 
 TERMINAL_AUTHENTICATION = "terminal-authentication"
@@ -95,6 +101,8 @@ DG3 = "dg3"
 FINGERPRINT = "fingerprint"
 #: The CHAT right that opens DG3 in the e-KTP profile (docs/card-profile.md).
 READ_DG3 = "read-dg3"
+#: The check against a card revocation list (present only when a list is given).
+REVOCATION = "revocation"
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ CHECK_NAMES: tuple[tuple[str, Verdict], ...] = (
     ("card-info", Verdict.FORGED),
     ("read", Verdict.FORGED),
     ("passive-authentication", Verdict.FORGED),
+    (REVOCATION, Verdict.REVOKED),
     ("printed-data", Verdict.FORGED),
     (CHIP_AUTHENTICATION, Verdict.CLONED),
     (ACTIVE_AUTHENTICATION, Verdict.CLONED),
@@ -136,7 +145,7 @@ _CLASS_OF = dict(CHECK_NAMES)
 #: Checks whose failure is shown but does not change the verdict: what the card offers before PACE,
 #: and whether this terminal could read the fingerprints (only the comparison itself decides).
 _INFORMATIONAL = frozenset({"card-access", "card-info", "read", TERMINAL_AUTHENTICATION, DG3})
-_ORDER = (Verdict.FORGED, Verdict.CLONED, Verdict.HOLDER_MISMATCH)
+_ORDER = (Verdict.FORGED, Verdict.CLONED, Verdict.REVOKED, Verdict.HOLDER_MISMATCH)
 
 
 @dataclass(frozen=True)
@@ -286,6 +295,7 @@ def verify_card(
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     terminal: Terminal | None = None,
     fingerprint: MinutiaeRecord | bytes | None = None,
+    revocations: RevocationList | None = None,
 ) -> VerificationReport:
     """Verify the e-KTP in ``transport`` (see the module docstring).
 
@@ -296,7 +306,9 @@ def verify_card(
     Everything the card answers after that becomes a check. ``random_bytes`` draws the Active
     Authentication challenge. ``terminal`` runs Terminal Authentication and reads DG3; ``fingerprint``
     (the holder's capture, ISO/IEC 19794-2; decoded first, :class:`~ektp_card.errors.BiometricFormatError`
-    if malformed) is then compared with DG3's templates.
+    if malformed) is then compared with DG3's templates. ``revocations``, a list the caller has
+    checked (:func:`ektp_card.desk.revocation.load_revocation_list`), adds the check
+    ``revocation`` right after Passive Authentication: the card's EF.SOD must not be on it.
     """
     probe = MinutiaeRecord.decode(fingerprint) if isinstance(fingerprint, bytes | bytearray) else fingerprint
     checks = _Checks()
@@ -335,6 +347,8 @@ def verify_card(
         ok = f"EF.SOD signed by {signer}, a trusted document signer; data group hashes match"
         status = Status.FAIL if problems else Status.PASS
         checks.add("passive-authentication", status, "; ".join(problems) or ok)
+    if revocations is not None:
+        _revocation_check(revocations, sod_bytes, checks)
 
     personal, nik, face = _printed_data(groups, checks)
     covered = set(numbers) if sod is not None else set()
@@ -347,6 +361,18 @@ def verify_card(
         verdict_of(done), done, access, session.card_access, session.card_info, personal, nik, face, groups,
         tuple(refused), passive, chip, active, ta, best,
     )
+
+
+def _revocation_check(revocations: RevocationList, sod_bytes: bytes | None, checks: _Checks) -> None:
+    """The card is named by the SHA-256 of its EF.SOD, what the registry stored when it was issued."""
+    if sod_bytes is None:
+        checks.add(REVOCATION, Status.SKIP, "EF.SOD could not be read")
+        return
+    entry = revocations.lookup(sod_bytes)
+    if entry is None:
+        checks.add(REVOCATION, Status.PASS, f"not on {revocations.describe()}")
+    else:
+        checks.add(REVOCATION, Status.FAIL, f"{entry.describe()}, on {revocations.describe()}")
 
 
 def _terminal_authentication(
