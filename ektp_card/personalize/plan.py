@@ -243,13 +243,45 @@ def _public_digits(personal: PersonalData | None) -> tuple[str, ...]:
     )
 
 
-def new_can(avoid: Iterable[str] = ()) -> str:
-    """Six random digits (the operating system's generator) that do not appear in any of ``avoid``."""
+#: The shortest CAN the audit accepts: six digits, as this profile prints them.
+MIN_CAN_LENGTH = 6
+#: Date of birth formats a CAN could be made from (day, month, year in each common order).
+BIRTH_FORMATS = ("%d%m%y", "%y%m%d", "%m%d%y", "%d%m%Y", "%Y%m%d", "%m%d%Y")
+
+
+def can_weaknesses(can: str, personal: PersonalData) -> list[str]:
+    """Why ``can`` is guessable from public data, in words that never repeat it or its source."""
+    out = []
+    if len(can) < MIN_CAN_LENGTH:
+        out.append(f"the CAN has {len(can)} characters, fewer than {MIN_CAN_LENGTH}")
+    nik = personal.nik
+    if can in nik:
+        out.append("the CAN is part of the NIK")
+    elif can in nik[::-1]:
+        out.append("the CAN is part of the NIK reversed")
+    born = [personal.date_of_birth.strftime(f) for f in BIRTH_FORMATS]
+    if any(can in text or text in can for text in born):
+        out.append("the CAN is made from the date of birth")
+    if len(set(can)) == 1:
+        out.append("the CAN repeats one character")
+    elif can.isdigit() and len(can) > 2:
+        steps = {(int(b) - int(a)) % 10 for a, b in zip(can, can[1:], strict=False)}
+        if steps in ({1}, {9}):
+            out.append("the CAN is a run of consecutive digits")
+    return out
+
+
+def new_can(avoid: Iterable[str] = (), personal: PersonalData | None = None) -> str:
+    """Six random digits (the operating system's generator) that do not appear in any of ``avoid`` and,
+    given the holder's ``personal`` data, have none of the :func:`can_weaknesses` an audit looks for."""
     public = tuple(avoid)
     while True:
         can = "".join(secrets.choice("0123456789") for _ in range(CAN_LENGTH))
-        if not any(can in text for text in public):
-            return can
+        if any(can in text for text in public):
+            continue
+        if personal is not None and can_weaknesses(can, personal):
+            continue
+        return can
 
 
 def _check_can(can: str, public: Sequence[str]) -> None:
@@ -343,7 +375,7 @@ def plan_from_data_groups(
         trust_point = cert.encode()
     public = _public_digits(personal)
     if can is None:
-        can = new_can(public)
+        can = new_can(public, personal)
     else:
         _check_can(can, public)
     chosen = algorithms or Algorithms()

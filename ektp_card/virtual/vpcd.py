@@ -8,6 +8,10 @@ a 2-byte big-endian length and a payload. From the reader, a 1-byte payload is a
 answers the ATR request with the ATR and a command APDU with the response APDU; the other control
 codes get no answer. pcscd asks for the ATR about every 400 ms to check that the card is still there.
 Closing the connection takes the card out of the reader.
+
+The bridge also plays the reader's own part: like a real contactless reader it answers the PC/SC
+GET DATA pseudo-APDU (CLA FF, INS CA) itself with the card's UID or ATS historical bytes (PC/SC part 3
+section 3.2.2.1.3); the card never sees it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ektp_card.errors import PcscUnavailableError, TransportError
 from ektp_card.log import TRAFFIC, redacted_command, redacted_response
@@ -87,6 +91,64 @@ class VpcdCard(Protocol):
     def power_off(self) -> None: ...
 
     def transceive(self, command: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class ContactlessCard(Protocol):
+    """A card that tells its ISO/IEC 14443-3 UID, as anticollision gives it to the reader."""
+
+    @property
+    def uid(self) -> bytes: ...
+
+
+#: PC/SC part 3 section 3.2.2.1.3: GET DATA, answered by the reader (CLA FF is reserved for it).
+GET_DATA_CLA, GET_DATA_INS = 0xFF, 0xCA
+_GET_DATA_UID, _GET_DATA_HISTORICAL = 0x00, 0x01
+
+
+def _sw(sw: int) -> bytes:
+    return sw.to_bytes(2, "big")
+
+
+def atr_historical_bytes(atr: bytes) -> bytes:
+    """The historical bytes of an ATR (ISO/IEC 7816-3 section 8.2): T0's low nibble counts them,
+    after the interface bytes its and each TDi's high nibble announce. For a contactless card they
+    are the ATS historical bytes the reader put there (PC/SC part 3 section 3.1.3.2.3)."""
+    if len(atr) < 2:
+        return b""
+    count = atr[1] & 0x0F
+    indicator = atr[1] >> 4
+    at = 2
+    while True:
+        at += bin(indicator & 0x07).count("1")
+        if not indicator & 0x08 or at >= len(atr):
+            break
+        indicator = atr[at] >> 4  # TDi: the next interface bytes
+        at += 1
+    return atr[at : at + count]
+
+
+def reader_get_data(command: bytes, uid: bytes | None, atr: bytes) -> bytes:
+    """The reader's answer to GET DATA ``FF CA P1 P2 Le`` (PC/SC part 3 section 3.2.2.1.3): P1 00
+    the UID, P1 01 the ATS historical bytes; 6A81 for another P1 (or no UID to give), 6B00 for
+    P2 other than 00, 6700 without Le or with a data field; Le 00 returns everything, a shorter Le
+    6Cxx with the length available, a longer one the data and 6282 (end of data before Le bytes)."""
+    if len(command) != 5:
+        return _sw(0x6700)
+    p1, p2, le = command[2], command[3], command[4] or 256
+    if p1 == _GET_DATA_UID and uid:
+        data = uid
+    elif p1 == _GET_DATA_HISTORICAL:
+        data = atr_historical_bytes(atr)
+    else:
+        return _sw(0x6A81)
+    if p2 != 0x00:
+        return _sw(0x6B00)
+    if command[4] == 0 or le == len(data):
+        return data + _sw(0x9000)
+    if le < len(data):
+        return _sw(0x6C00 | len(data))
+    return data + _sw(0x6282)
 
 
 class _Closed(Exception):
@@ -214,6 +276,8 @@ class VpcdBridge:
 
     def _command(self, command: bytes) -> bytes:
         self.commands += 1
+        if len(command) >= 2 and command[0] == GET_DATA_CLA and command[1] == GET_DATA_INS:
+            return self._reader_get_data(command)
         if log.isEnabledFor(TRAFFIC):
             log.log(TRAFFIC, "card << %s", redacted_command(command))
         try:
@@ -224,6 +288,16 @@ class VpcdBridge:
             response = _SW_NO_DIAGNOSIS
         if log.isEnabledFor(TRAFFIC):
             log.log(TRAFFIC, "card >> %s", redacted_response(response))
+        return response
+
+    def _reader_get_data(self, command: bytes) -> bytes:
+        # A contactless reader answers this itself, from what anticollision and the ATS told it;
+        # the card's own answer to CLA FF would be 6E00.
+        card = self.card
+        uid = card.uid if isinstance(card, ContactlessCard) else None
+        response = reader_get_data(command, uid, card.atr)
+        if log.isEnabledFor(TRAFFIC):
+            log.log(TRAFFIC, "reader << %s >> %s", command.hex().upper(), response.hex().upper())
         return response
 
     def _receive(self, sock: socket.socket) -> bytes:
