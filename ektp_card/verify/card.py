@@ -340,9 +340,11 @@ def verify_card(
         passive = passive_authentication(sod if sod is not None else sod_bytes, groups, trust, policy)
         problems = [f"{c.name}: {c.reason}" for c in passive.failures]
         if sod is not None:
-            # Refused is expected (DG3 needs Terminal Authentication); missing is not.
+            # Refused is expected (DG3 needs Terminal Authentication); missing is not. A missing DG14 or
+            # DG15 is a chip that will not prove itself (a downgraded copy): the chip checks fail it,
+            # while the data the card gives may still be exactly what the issuer signed.
             problems += [f"DG{n} is listed in EF.SOD but the card does not give it"
-                         for n in sorted(set(numbers) - set(groups) - set(refused))]
+                         for n in sorted(set(numbers) - set(groups) - set(refused) - _CHIP_GROUPS)]
         signer = passive.document_signer.subject.rfc4514_string() if passive.document_signer else "?"
         ok = f"EF.SOD signed by {signer}, a trusted document signer; data group hashes match"
         status = Status.FAIL if problems else Status.PASS
@@ -532,6 +534,10 @@ def _printed_data(
         agrees = "DG1 decoded, NIK agrees with sex and date of birth"
         checks.add("printed-data", Status.PASS, agrees + face_text)
     return personal, nik, face
+
+
+#: The data groups that let the chip prove itself (DG14: Chip Authentication, DG15: Active Authentication).
+_CHIP_GROUPS = frozenset({14, 15})
 
 
 def _chip_checks(
