@@ -337,8 +337,8 @@ class AuditOptions:
     challenges: int = 256
     #: Printed fields as read off the card surface by the reviewer (PRINT-CHIP), field name -> text.
     printed: Mapping[str, str] | None = None
-    #: What TEAR-PERSO needs to personalise blank cards of the issuer (defined with that test), if given.
-    perso: Any = None
+    #: What TEAR-PERSO needs to personalise blank cards of the issuer (a ``TearKit``), if given.
+    tear: Any = None
 
 
 class AuditContext:

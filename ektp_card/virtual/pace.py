@@ -298,7 +298,15 @@ def _set_at(card: VirtualCard, data: bytes) -> ResponseApdu:
 
 
 def set_at_pace(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
-    """MSE:Set AT for mutual authentication (P1-P2 C1 A4): starts a PACE run."""
+    """MSE:Set AT for mutual authentication (P1-P2 C1 A4): starts a PACE run.
+
+    A card still open to personalisation refuses (6985): torn between writing the CAN and LOCK, it
+    must not pass for an issued card while the issuer's key can still rewrite it.
+    """
+    from ektp_card.virtual.perso import PERSO_KEY  # the personalisation side imports this module
+
+    if PERSO_KEY in card.keys and card.life_cycle.before_operational:
+        refuse(SW.CONDITIONS_NOT_SATISFIED)
     return _set_at(card, apdu.data)
 
 
