@@ -22,6 +22,7 @@ INITIALIZE UPDATE that it holds data, and :func:`personalize` erases it and star
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,8 @@ log = logging.getLogger("ektp_card.personalize")
 _PROBE = b"ektp-card: document signer probe before personalisation"
 
 Progress = Callable[[str], None]
+#: Hears the card serial (hex) once the card has authenticated, before anything is written to it.
+Authenticated = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ SignerSource = DocumentSigner | Callable[[], DocumentSigner]
 class PersoResult:
     """One personalised card. ``can`` is what the desk prints on it (never in ``repr``); ``apdus``
     and the byte counts cover personalisation, not the read back; ``timings`` are seconds per
-    step."""
+    step. ``sod`` is EF.SOD as written (its SHA-256, :attr:`sod_sha256`, identifies the card to a
+    registry: the chip serial cannot be read once the card is locked)."""
 
     card_serial: str
     can: str = field(repr=False)
@@ -84,10 +88,16 @@ class PersoResult:
     bytes_received: int
     timings: tuple[tuple[str, float], ...]
     verification: ReadBack | None = None
+    sod: bytes = field(default=b"", repr=False)
 
     @property
     def seconds(self) -> float:
         return sum(t for _, t in self.timings)
+
+    @property
+    def sod_sha256(self) -> str:
+        """SHA-256 of EF.SOD, lower-case hex."""
+        return hashlib.sha256(self.sod).hexdigest()
 
 
 class CountingTransport:
@@ -178,6 +188,7 @@ def personalize(
     policy: Policy | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    authenticated: Authenticated | None = None,
 ) -> PersoResult:
     """Personalise the blank (or interrupted) card in ``transport`` with ``plan`` and lock it.
 
@@ -186,6 +197,9 @@ def personalize(
     Passive, Chip and Active Authentication) and anything short of every check passing raises
     :class:`PersonalisationError`; ``policy`` is the Passive Authentication policy of that check.
     ``progress`` hears each step's name as it starts. ``now`` is the signing time (default: now).
+    ``authenticated`` hears the card serial (hex) after mutual authentication and before the first
+    write (a desk reserves the serial in its registry there); whatever it raises stops
+    personalisation with nothing written to the card.
 
     Raises :class:`PersonalisationError` (:class:`~ektp_card.errors.CardLockedError` for a card
     already locked), :class:`~ektp_card.errors.PkiError` from the signer source, and transport
@@ -213,6 +227,8 @@ def personalize(
         identity = session.authenticate(master_key)
     log.info("card %s: personalisation session open", identity.serial.hex().upper())
     try:
+        if authenticated is not None:
+            authenticated(identity.serial.hex().upper())
         if identity.incomplete:
             log.info("the card holds data of an interrupted personalisation: erasing it first")
             with clock.step("erase"):
@@ -283,6 +299,7 @@ def personalize(
         bytes_received=counter.received,
         timings=tuple(clock.timings),
         verification=verification,
+        sod=sod,
     )
 
 
@@ -294,6 +311,7 @@ def _content(f: PlannedFile) -> bytes:
 
 __all__ = [
     "CountingTransport",
+    "Authenticated",
     "DocumentSigner",
     "PersoResult",
     "SignerSource",
