@@ -1,0 +1,558 @@
+"""Batch issuance (ektp_card.desk.batch): issue, skip, reject; resume after a crash anywhere; two desks.
+
+The crash tests run this file as a script (:func:`runner`): it issues a batch with a hook that counts
+every event of the run (each APDU, each registry change before and after, each file written) and kills
+its own process with SIGKILL at event N. The next run must resume to the same end state as a run that
+was never interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from ektp_card.desk.batch import (
+    BatchProgress,
+    BatchSummary,
+    Issuance,
+    PrintedCard,
+    Status,
+    VirtualCardDir,
+    batch_id,
+    count_records,
+    issue_batch,
+)
+from ektp_card.desk.registry import CardState, Registry, open_registry
+from ektp_card.errors import PersonalisationError, RecordError
+from ektp_card.lds.ektp import EKTP_AID
+from ektp_card.lds.record import CitizenRecord
+from ektp_card.lds.synthetic import SyntheticCitizen, synthetic_citizen
+from ektp_card.personalize import DocumentSigner
+from ektp_card.pki.issuer import IssuerPki
+from ektp_card.pki.signer import KeySpec
+from ektp_card.verify.passive import Policy
+from ektp_card.verify.trust import TrustStore
+from ektp_card.virtual import VirtualCard
+
+MASTER = bytes.fromhex("303132333435363738393A3B3C3D3E3F")
+CSCA_PASS, DS_PASS = b"csca-pass", b"ds-pass"
+DESK, ACTOR = "desk-test-01", "officer-1"
+HERE = Path(__file__).resolve()
+
+
+# --- fixtures and helpers ---------------------------------------------------------------------------------
+
+
+@cache
+def citizens(count: int = 8, seed: int = 41) -> tuple[SyntheticCitizen, ...]:
+    rng = random.Random(seed)  # noqa: S311 - synthetic test data
+    people: list[SyntheticCitizen] = []
+    while len(people) < count:
+        person = synthetic_citizen(rng, photo_size=(24, 32))
+        if person.record.nik not in {p.record.nik for p in people}:
+            people.append(person)
+    return tuple(people)
+
+
+def records(*indexes: int) -> list[CitizenRecord]:
+    return [citizens()[i].record for i in indexes]
+
+
+def write_batch(path: Path, items: list[CitizenRecord | dict[str, Any]]) -> Path:
+    lines = [json.dumps(r.to_mapping() if isinstance(r, CitizenRecord) else r) for r in items]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def invalid(record: CitizenRecord) -> dict[str, Any]:
+    bad = record.to_mapping()
+    bad["nik"] = "12345"
+    return bad
+
+
+def make_pki(folder: Path) -> Path:
+    pki = IssuerPki.create(folder, CSCA_PASS, spec=KeySpec.parse("secp256r1"), country="ID",
+                           common_name="CSCA Desk Batch Test")
+    pki.issue_document_signer(CSCA_PASS, DS_PASS, common_name="DS Desk Batch Test")
+    pki.publish_crl(CSCA_PASS)
+    return folder
+
+
+def load_issuance(folder: Path, cvca: bytes | None = None) -> Issuance:
+    pki = IssuerPki(folder)
+    signer, cert = pki.document_signer(None, DS_PASS)
+    crl = x509.load_pem_x509_crl((folder / "csca.crl").read_bytes())
+    return Issuance(MASTER, DocumentSigner(signer, cert), TrustStore((pki.csca,), (crl,)), Policy(), cvca)
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("desk-batch") / "pki")
+
+
+@pytest.fixture
+def issuance(pki_dir: Path) -> Issuance:
+    return load_issuance(pki_dir)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    reg = open_registry(str(tmp_path / "registry.sqlite"))
+    yield reg
+    reg.close()
+
+
+def sod_of(card: VirtualCard) -> bytes:
+    app = card.fs.application(EKTP_AID)
+    return bytes(app.child_ef(0x011D).data)  # type: ignore[union-attr]
+
+
+def check_end_state(target: str, niks: set[str], dirs: list[Path]) -> None:
+    """One live card per NIK, personalised, its image and print job stored and matching the registry;
+    nothing pending; every image in the folders loads; the audit chain verifies."""
+    with open_registry(target) as reg:
+        assert reg.cards(states=[CardState.PENDING]) == []
+        for nik in niks:
+            live = [c for c in reg.cards(nik=nik) if c.live]
+            assert len(live) == 1, (nik, reg.cards(nik=nik))
+            card = live[0]
+            assert card.state is CardState.PERSONALISED
+            images = [d / f"{card.serial}.card" for d in dirs if (d / f"{card.serial}.card").exists()]
+            assert len(images) == 1, f"no image of live card {card.serial}"
+            image = images[0]
+            loaded = VirtualCard.load(image)
+            assert hashlib.sha256(sod_of(loaded)).hexdigest() == card.sod_sha256
+            printed = PrintedCard.decode(image.with_suffix(".print.json").read_bytes())
+            assert printed.nik == nik and printed.serial == card.serial
+        for row in reg.cards():
+            assert row.nik in niks
+        assert reg.verify_chain() is None
+    for d in dirs:
+        for image in d.glob("*.card"):
+            VirtualCard.load(image)  # complete: atomic writes leave no half image
+
+
+# --- the library, in process ------------------------------------------------------------------------------
+
+
+def test_batch_issues_skips_and_rejects(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+    first, second, third, fourth = records(0, 1, 2, 3)
+    # The fourth NIK already has a card from another desk.
+    registry.reserve("00000000000000AA", fourth.nik, desk="desk-other", actor=ACTOR)
+    registry.confirm("00000000000000AA", sod_sha256="ab" * 32, desk="desk-other", actor=ACTOR)
+    path = write_batch(tmp_path / "batch.jsonl", [first, invalid(second), third, first, fourth])
+    station = VirtualCardDir(tmp_path / "cards", MASTER)
+    seen: list[BatchProgress] = []
+    summary = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR, progress=seen.append)
+
+    assert summary.batch == batch_id(path) == hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert summary.total == 5 and summary.complete and not summary.cancelled
+    got = [(o.line, o.status, o.nik) for o in summary.outcomes]
+    assert got == [(1, Status.ISSUED, first.nik), (2, Status.REJECTED, None), (3, Status.ISSUED, third.nik),
+                   (4, Status.SKIPPED, first.nik), (5, Status.SKIPPED, fourth.nik)]
+    assert summary.outcomes[1].reason == "nik.digits"
+    assert summary.outcomes[3].reason.startswith("already issued: card ")
+    assert summary.outcomes[4].reason == (
+        "already issued: card 00000000000000AA (personalised at desk desk-other)")
+    assert summary.spoiled == () and summary.recovered == ()
+    for outcome in summary.issued:
+        assert outcome.serial is not None
+        row = registry.get(outcome.serial)
+        assert row is not None and row.state is CardState.PERSONALISED and row.batch == summary.batch
+        image = tmp_path / "cards" / f"{outcome.serial}.card"
+        job = tmp_path / "cards" / f"{outcome.serial}.print.json"
+        assert stat.S_IMODE(job.stat().st_mode) == 0o600 and stat.S_IMODE(image.stat().st_mode) == 0o600
+        assert hashlib.sha256(sod_of(VirtualCard.load(image))).hexdigest() == row.sod_sha256
+        printed = PrintedCard.decode(job.read_bytes())
+        assert printed.nik == outcome.nik and len(printed.can) == 6 and printed.line == outcome.line
+        assert ("NIK", outcome.nik) in printed.lines
+    last = seen[-1]
+    assert (last.done, last.total, last.issued, last.skipped, last.rejected) == (5, 5, 2, 2, 1)
+    assert last.eta == 0 and last.rate > 0 and last.cards_per_hour > 0
+    assert seen[0].done == 0 and seen[0].eta is None
+    assert [e.action for e in registry.audit_entries()][-4:] == ["reserve", "confirm", "reserve", "confirm"]
+
+
+def test_rerun_issues_nothing_twice(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+    path = write_batch(tmp_path / "batch.jsonl", records(0, 1, 2))
+    station = VirtualCardDir(tmp_path / "cards", MASTER)
+    first = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
+    assert [o.status for o in first.outcomes] == [Status.ISSUED] * 3
+    before = registry.audit_head()
+    again = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
+    assert [o.status for o in again.outcomes] == [Status.SKIPPED] * 3
+    assert [o.serial for o in again.outcomes] == [o.serial for o in first.outcomes]
+    assert registry.audit_head() == before
+    assert len(list((tmp_path / "cards").glob("*.card"))) == 3
+
+
+def test_csv_batch(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+    import csv
+
+    from ektp_card.lds.record import FIELDS
+
+    path = tmp_path / "batch.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for record in records(4, 5):
+            row = record.to_mapping()
+            row["synthetic"] = "true"
+            writer.writerow(row)
+    assert count_records(path) == 2
+    summary = issue_batch(path, registry, VirtualCardDir(tmp_path / "cards", MASTER), issuance, desk=DESK,
+                          actor=ACTOR)
+    assert [(o.line, o.status) for o in summary.outcomes] == [(2, Status.ISSUED), (3, Status.ISSUED)]
+
+
+def test_unreadable_batch_and_bad_master_key(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+    station = VirtualCardDir(tmp_path / "cards", MASTER)
+    with pytest.raises(RecordError, match=r"batch files are \.jsonl or \.csv"):
+        issue_batch(tmp_path / "batch.txt", registry, station, issuance, desk=DESK, actor=ACTOR)
+    with pytest.raises(RecordError, match="cannot read"):
+        issue_batch(tmp_path / "missing.jsonl", registry, station, issuance, desk=DESK, actor=ACTOR)
+    path = write_batch(tmp_path / "batch.jsonl", records(0))
+    short = Issuance(b"\x01" * 5, issuance.signer, issuance.trust)
+    with pytest.raises(PersonalisationError, match="16 or 32"):
+        issue_batch(path, registry, station, short, desk=DESK, actor=ACTOR)
+    assert registry.cards() == []
+
+
+def test_failed_read_back_spoils_the_card(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+    # A trust store without the CRL: the read back's Passive Authentication (CRL required) fails after
+    # the card was written and locked, so the card is spoiled and the record rejected.
+    no_crl = Issuance(MASTER, issuance.signer, TrustStore(issuance.trust.cscas), Policy(require_crl=True))
+    path = write_batch(tmp_path / "batch.jsonl", records(0))
+    station = VirtualCardDir(tmp_path / "cards", MASTER)
+    summary = issue_batch(path, registry, station, no_crl, desk=DESK, actor=ACTOR)
+    (outcome,) = summary.outcomes
+    assert outcome.status is Status.REJECTED and outcome.serial is not None
+    assert outcome.reason.startswith(f"card {outcome.serial} spoiled: ")
+    assert "does not verify" in outcome.reason
+    assert [s.serial for s in summary.spoiled] == [outcome.serial]
+    row = registry.get(outcome.serial)
+    assert row is not None and row.state is CardState.SPOILED and row.reason is not None
+    assert list((tmp_path / "cards").glob("*.card")) == []
+    # The same file with the right trust store issues the record: the spoiled card does not count.
+    again = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
+    assert [o.status for o in again.outcomes] == [Status.ISSUED]
+
+
+class _CrashAt(Exception):
+    pass
+
+
+def _crashing_keep(station: VirtualCardDir, when: str) -> None:
+    """Make ``station.keep`` die before it stores anything ("before") or after it stored everything
+    ("after"), as a power cut there would."""
+    original = station.keep
+
+    def keep(card: Any, printed: PrintedCard) -> None:
+        if when == "after":
+            original(card, printed)
+        raise _CrashAt(when)
+
+    station.keep = keep  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_resume_resolves_pending_cards(
+    tmp_path: Path, registry: Registry, issuance: Issuance, when: str
+) -> None:
+    path = write_batch(tmp_path / "batch.jsonl", records(0, 1))
+    crashing = VirtualCardDir(tmp_path / "cards", MASTER)
+    _crashing_keep(crashing, when)
+    with pytest.raises(_CrashAt):
+        issue_batch(path, registry, crashing, issuance, desk=DESK, actor=ACTOR)
+    (pending,) = registry.cards(states=[CardState.PENDING])
+    # Another desk resuming its own work leaves this desk's pending card alone.
+    other = issue_batch(write_batch(tmp_path / "other.jsonl", records(2)), registry,
+                        VirtualCardDir(tmp_path / "other", MASTER), issuance, desk="desk-2", actor=ACTOR)
+    assert other.recovered == () and other.spoiled == ()
+    assert registry.get(pending.serial) == pending
+
+    summary = issue_batch(path, registry, VirtualCardDir(tmp_path / "cards", MASTER), issuance, desk=DESK,
+                          actor=ACTOR)
+    row = registry.get(pending.serial)
+    assert row is not None
+    if when == "after":
+        assert summary.recovered == (pending.serial,) and summary.spoiled == ()
+        assert row.state is CardState.PERSONALISED
+        assert [o.status for o in summary.outcomes] == [Status.SKIPPED, Status.ISSUED]
+    else:
+        assert summary.recovered == ()
+        assert [s.serial for s in summary.spoiled] == [pending.serial]
+        assert "no card image" in summary.spoiled[0].reason
+        assert row.state is CardState.SPOILED
+        assert [o.status for o in summary.outcomes] == [Status.ISSUED, Status.ISSUED]
+    check_end_state(str(tmp_path / "registry.sqlite"), {r.nik for r in records(0, 1, 2)},
+                    [tmp_path / "cards", tmp_path / "other"])
+
+
+def test_resume_spoils_an_image_of_another_nik(
+    tmp_path: Path, registry: Registry, issuance: Issuance
+) -> None:
+    path = write_batch(tmp_path / "batch.jsonl", records(0))
+    crashing = VirtualCardDir(tmp_path / "cards", MASTER)
+    _crashing_keep(crashing, "after")
+    with pytest.raises(_CrashAt):
+        issue_batch(path, registry, crashing, issuance, desk=DESK, actor=ACTOR)
+    (pending,) = registry.cards(states=[CardState.PENDING])
+    # Swap in the image of a card for someone else under the pending serial's name.
+    stray = tmp_path / "stray"
+    other = issue_batch(write_batch(tmp_path / "o.jsonl", records(3)), registry,
+                        VirtualCardDir(stray, MASTER), issuance, desk="desk-2", actor=ACTOR)
+    stray_serial = other.outcomes[0].serial
+    card = VirtualCard.load(stray / f"{stray_serial}.card")
+    card.keys["card.serial"] = bytes.fromhex(pending.serial)
+    card.save(tmp_path / "cards" / f"{pending.serial}.card")
+    job = PrintedCard.decode((stray / f"{stray_serial}.print.json").read_bytes())
+    job_path = tmp_path / "cards" / f"{pending.serial}.print.json"
+    forged_job = PrintedCard(pending.serial, job.can, job.nik, True, job.lines, job.batch, 1)
+    job_path.write_bytes(forged_job.encode())
+
+    summary = issue_batch(path, registry, VirtualCardDir(tmp_path / "cards", MASTER), issuance, desk=DESK,
+                          actor=ACTOR)
+    assert [s.serial for s in summary.spoiled] == [pending.serial]
+    assert "another NIK" in summary.spoiled[0].reason
+    assert (tmp_path / "cards" / "spoiled" / f"{pending.serial}.card").exists()
+    assert [o.status for o in summary.outcomes] == [Status.ISSUED]
+
+
+def test_cancel_stops_between_records(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+    path = write_batch(tmp_path / "batch.jsonl", records(0, 1, 2))
+    cancel = threading.Event()
+
+    def progress(p: BatchProgress) -> None:
+        if p.issued == 1:
+            cancel.set()
+
+    station = VirtualCardDir(tmp_path / "cards", MASTER)
+    summary = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR, progress=progress,
+                          cancel=cancel)
+    assert summary.cancelled and not summary.complete
+    assert [o.status for o in summary.outcomes] == [Status.ISSUED]
+    rest = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
+    assert [o.status for o in rest.outcomes] == [Status.SKIPPED, Status.ISSUED, Status.ISSUED]
+
+
+# --- crashes: the runner ----------------------------------------------------------------------------------
+
+
+def runner(
+    batch: Path, target: str, cards: Path, pki: Path, desk: str, kill_at: int | None
+) -> dict[str, Any]:
+    """Issue ``batch``, counting events; SIGKILL this process at event ``kill_at``. Returns the summary
+    and the names of the events seen."""
+    from ektp_card.desk import batch as batch_module
+
+    events: list[str] = []
+
+    def tick(name: str) -> None:
+        events.append(name)
+        if kill_at is not None and len(events) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def around(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            tick(f"before {name}")
+            result = call(*args, **kwargs)
+            tick(f"after {name}")
+            return result
+        return wrapped
+
+    batch_module.write_private_atomic = around("print job", batch_module.write_private_atomic)  # type: ignore[assignment]
+    VirtualCard.save = around("card image", VirtualCard.save)  # type: ignore[method-assign]
+
+    class Station(VirtualCardDir):
+        def blank_card(self, cancel: Any, notice: Any) -> Any:
+            context = super().blank_card(cancel, notice)
+            blank = context.__enter__()
+            transceive = blank.transport.transceive
+
+            def counted(command: bytes) -> bytes:
+                tick("apdu")
+                return transceive(command)
+
+            blank.transport.transceive = counted
+            return _Entered(context, blank)
+
+    registry = open_registry(target)
+    for name in ("reserve", "confirm", "spoil"):
+        setattr(registry, name, around(name, getattr(registry, name)))
+    summary = issue_batch(batch, registry, Station(cards, MASTER), load_issuance(pki), desk=desk, actor=ACTOR)
+    registry.close()
+    return {"summary": summary.to_json(), "events": events}
+
+
+class _Entered:
+    def __init__(self, context: Any, value: Any) -> None:
+        self.context, self.value = context, value
+
+    def __enter__(self) -> Any:
+        return self.value
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.context.__exit__(*exc)
+
+
+def run_runner(batch: Path, target: str, cards: Path, pki: Path, desk: str = DESK,
+               kill_at: int | None = None) -> subprocess.Popen[str]:
+    args = [sys.executable, str(HERE), str(batch), target, str(cards), str(pki), desk, str(kill_at or 0)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any] | None, str]:
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, (json.loads(out) if proc.returncode == 0 else None), err
+
+
+def summary_lines(data: dict[str, Any]) -> dict[int, str]:
+    return {r["line"]: r["status"] for r in data["summary"]["records"]}
+
+
+def test_kill_anywhere_then_resume(tmp_path: Path, pki_dir: Path) -> None:
+    items: list[CitizenRecord | dict[str, Any]] = [*records(0, 1), invalid(records(2)[0]), *records(3)]
+    niks = {r.nik for r in records(0, 1, 3)}
+    batch = write_batch(tmp_path / "batch.jsonl", items)
+    clean = runner(batch, str(tmp_path / "dry.sqlite"), tmp_path / "dry", pki_dir, DESK, None)
+    events = clean["events"]
+    # A spread of kill points, and every registry change and file write of the second card exactly.
+    named = [i + 1 for i, e in enumerate(events) if not e.startswith("apdu")]
+    second = named[len(named) // 3: len(named) // 3 + 8]
+    apdus = [i + 1 for i, e in enumerate(events) if e == "apdu"]
+    points = sorted({1, apdus[len(apdus) // 2], len(events), *second})
+    procs = []
+    for k in points:
+        case = tmp_path / f"kill-{k}"
+        case.mkdir()
+        procs.append((k, case, run_runner(batch, str(case / "registry.sqlite"), case / "cards", pki_dir,
+                                          kill_at=k)))
+    for k, _case, proc in procs:
+        code, _, err = finish(proc)
+        assert code == -signal.SIGKILL, (k, events[k - 1], err)
+    for k, case, _ in procs:
+        target = str(case / "registry.sqlite")
+        result = runner(batch, target, case / "cards", pki_dir, DESK, None)
+        assert summary_lines(result) == {1: _done(result, 1), 2: _done(result, 2), 3: "rejected",
+                                         4: _done(result, 4)}, (k, events[k - 1])
+        check_end_state(target, niks, [case / "cards"])
+        # Each NIK has one card, and no more than one spoiled attempt (the interrupted one).
+        with open_registry(target) as reg:
+            assert len(reg.cards(states=[CardState.SPOILED])) <= 1, (k, events[k - 1])
+
+
+def _done(result: dict[str, Any], line: int) -> str:
+    status = summary_lines(result)[line]
+    assert status in ("issued", "skipped"), (line, status)
+    return status
+
+
+# --- two desks at once ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    from pg_server import registry_target
+
+    return registry_target(request, tmp_path)
+
+
+def test_two_desks_with_overlapping_batches(tmp_path: Path, pki_dir: Path, target: str) -> None:
+    # Desk A takes records 0..5, desk B the same people from the other end: they meet in the middle.
+    batch_a = write_batch(tmp_path / "a.jsonl", records(0, 1, 2, 3, 4, 5))
+    batch_b = write_batch(tmp_path / "b.jsonl", records(5, 4, 3, 2, 1, 0))
+    open_registry(target).close()  # migrate once, before the race
+    a = run_runner(batch_a, target, tmp_path / "a", pki_dir, desk="desk-a")
+    b = run_runner(batch_b, target, tmp_path / "b", pki_dir, desk="desk-b")
+    (code_a, out_a, err_a), (code_b, out_b, err_b) = finish(a), finish(b)
+    assert code_a == 0 and out_a is not None, err_a
+    assert code_b == 0 and out_b is not None, err_b
+    lines_a, lines_b = summary_lines(out_a), summary_lines(out_b)
+    assert sorted(lines_a) == sorted(lines_b) == [1, 2, 3, 4, 5, 6]
+    assert set(lines_a.values()) | set(lines_b.values()) <= {"issued", "skipped"}
+    issued = out_a["summary"]["issued"] + out_b["summary"]["issued"]
+    assert issued == 6, (lines_a, lines_b)
+    check_end_state(target, {r.nik for r in records(0, 1, 2, 3, 4, 5)}, [tmp_path / "a", tmp_path / "b"])
+
+
+def test_summary_json_round_trip() -> None:
+    summary = BatchSummary("b" * 16, DESK, 1, (), (), (), 0.0)
+    assert summary.to_json()["complete"] is False and summary.cards_per_hour == 0.0
+
+
+if __name__ == "__main__":
+    batch_arg, target_arg, cards_arg, pki_arg, desk_arg, kill_arg = sys.argv[1:7]
+    kill = int(kill_arg) or None
+    data = runner(Path(batch_arg), target_arg, Path(cards_arg), Path(pki_arg), desk_arg, kill)
+    print(json.dumps(data))
+
+
+# --- a PC/SC reader: one card at a time through pcscd and vpcd --------------------------------------------
+
+
+@pytest.mark.pcscd
+def test_reader_station_through_pcscd(
+    pcscd: str, tmp_path: Path, registry: Registry, issuance: Issuance
+) -> None:
+    import queue
+
+    from test_verify import fresh
+
+    from ektp_card.desk.batch import ReaderStation
+    from ektp_card.virtual.perso import PersoState, blank_card, personalisation_state
+    from ektp_card.virtual.vpcd import VpcdBridge
+
+    first, second, third = records(0, 1, 2)
+    registry.reserve("00000000000000BB", first.nik, desk="desk-other", actor=ACTOR)
+    path = write_batch(tmp_path / "batch.jsonl", [first, second, third])
+    locked, _ = fresh()  # another issuer's card, personalised and locked: refused, put aside
+    cards = [locked, blank_card(MASTER), blank_card(MASTER)]
+    notices: queue.Queue[str] = queue.Queue()
+    failures: list[BaseException] = []
+
+    def operator() -> None:
+        # Put each card in the reader and take it out when the desk asks for it.
+        try:
+            for card in cards:
+                bridge = VpcdBridge(card)
+                bridge.start()
+                while "out of" not in notices.get(timeout=30):
+                    pass
+                bridge.stop()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            failures.append(exc)
+
+    hand = threading.Thread(target=operator, daemon=True)
+    hand.start()
+    station = ReaderStation(pcscd, tmp_path / "jobs", timeout=60)
+    summary = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR, notice=notices.put)
+    hand.join(timeout=30)
+    assert not failures and not hand.is_alive()
+    assert [o.status for o in summary.outcomes] == [Status.SKIPPED, Status.ISSUED, Status.ISSUED]
+    assert summary.outcomes[0].reason.startswith("being issued: card 00000000000000BB (pending")
+    for outcome, card in zip(summary.outcomes[1:], cards[1:], strict=True):
+        assert personalisation_state(card) is PersoState.LOCKED
+        assert outcome.serial is not None
+        row = registry.get(outcome.serial)
+        assert row is not None and row.state is CardState.PERSONALISED
+        assert row.sod_sha256 == hashlib.sha256(sod_of(card)).hexdigest()
+        job = tmp_path / "jobs" / f"{outcome.serial}.print.json"
+        assert stat.S_IMODE(job.stat().st_mode) == 0o600
+        assert PrintedCard.decode(job.read_bytes()).nik == outcome.nik
+    assert registry.cards(states=[CardState.SPOILED]) == []
