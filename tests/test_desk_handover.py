@@ -132,7 +132,11 @@ def test_wrong_finger_leaves_the_card_personalised(desk: Desk, caplog: pytest.Lo
     assert result.row is None
     row = desk.registry.get(serial)
     assert row is not None and row.state is CardState.PERSONALISED
-    assert desk.registry.audit_head() == head
+    # Only one audit entry more: the refusal, naming the card and why.
+    entries = desk.registry.audit_entries(after=head.seq)
+    assert [(e.action, dict(e.details)) for e in entries] == [
+        ("event:handover-refused", {"refusal": Refusal.HOLDER_MISMATCH.value, "serial": serial})]
+    assert desk.registry.verify_chain() is None
     assert f"handover of card {serial} refused" in caplog.text and "holder mismatch" in caplog.text
     # The other citizen's finger is a mismatch too.
     assert run(desk, serial, capture(1)).refusal is Refusal.HOLDER_MISMATCH

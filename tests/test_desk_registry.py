@@ -627,3 +627,19 @@ def test_audit_append_needs_transaction(target: str) -> None:
             assert isinstance(registry.connection, sqlite3.Connection)
             with pytest.raises(RuntimeError, match="transaction"):
                 audit.append(registry.connection, at="t", actor="a", desk="d", action="x", details={})
+
+
+def test_spoil_keeps_the_sod_hash_and_events_change_nothing(reg: Registry) -> None:
+    reg.reserve("S-1", NIK, desk="d1", actor="a", batch="b")
+    with pytest.raises(RegistryError, match="64 lower-case hex"):
+        reg.spoil("S-1", "read back failed", desk="d1", actor="a", sod_sha256="ABC")
+    row = reg.spoil("S-1", "read back failed", desk="d1", actor="a", sod_sha256="ab" * 32)
+    assert row.state is CardState.SPOILED and row.sod_sha256 == "ab" * 32
+    assert reg.audit_entries()[-1].details["sod_sha256"] == "ab" * 32
+    entry = reg.record_event("S-1", "handover-refused", {"refusal": "x"}, desk="d1", actor="a")
+    assert entry.action == "event:handover-refused" and reg.get("S-1") == row
+    with pytest.raises(RegistryError, match="not in the registry"):
+        reg.record_event("S-404", "handover-refused", {}, desk="d1", actor="a")
+    with pytest.raises(RegistryError, match="letters, digits"):
+        reg.record_event("S-1", "drop table", {}, desk="d1", actor="a")
+    assert reg.verify_chain() is None

@@ -622,10 +622,10 @@ class _Run:
         if outcome.status is not Status.ISSUED:
             log.info("line %d %s: %s", outcome.line, outcome.status.value, outcome.reason)
 
-    def spoil(self, serial: str, reason: str) -> None:
+    def spoil(self, serial: str, reason: str, sod_sha256: str | None = None) -> None:
         # Registry first: once the row is spoiled nothing will confirm it; moving the files after
         # is tidying up (a crash in between leaves files of a spoiled card, never a live card).
-        self.registry.spoil(serial, reason, desk=self.desk, actor=self.actor)
+        self.registry.spoil(serial, reason, desk=self.desk, actor=self.actor, sod_sha256=sod_sha256)
         self.station.discard(serial)
         self.spoiled.append(SpoiledCard(serial, reason))
         log.warning("card %s spoiled: %s", serial, reason)
@@ -710,7 +710,7 @@ class _Run:
                         self.station.keep(blank, PrintedCard.of(serial, result.can, record, self.batch, line))
                     except (OSError, CardImageError) as exc:
                         # Nowhere to keep cards: spoil this one and stop rather than spoil every card.
-                        self.spoil(serial, f"the card could not be stored: {exc}")
+                        self.spoil(serial, f"the card could not be stored: {exc}", result.sod_sha256)
                         raise
                     # Only now, with the card and its print job stored, does the card count as issued.
                     self.registry.confirm(serial, sod_sha256=result.sod_sha256, desk=self.desk,

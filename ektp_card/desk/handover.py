@@ -148,6 +148,10 @@ def hand_over(
     if result.refusal is not None:
         log.warning("handover of card %s refused at desk %s by %s: %s (%s)", serial, desk, actor,
                     result.refusal.value, "; ".join(result.reasons))
+        # The refusal goes into the audit trail too: repeated attempts on one card are what a
+        # reviewer looks for after a theft.
+        registry.record_event(serial, "handover-refused", {"refusal": result.refusal.value},
+                              desk=desk, actor=actor)
         return result
     new_row = registry.hand_over(serial, desk=desk, actor=actor)
     return HandoverResult(result.serial, result.report, result.sod_sha256, result.registered_sod_sha256,

@@ -356,9 +356,38 @@ class Registry:
             })
             return self._get_in(serial)
 
-    def spoil(self, serial: str, reason: str, *, desk: str, actor: str) -> CardRow:
-        """Personalisation of the reserved card was abandoned or failed its read back: pending -> spoiled."""
-        return self.transition(serial, CardState.SPOILED, desk=desk, actor=actor, reason=reason)
+    def spoil(
+        self, serial: str, reason: str, *, desk: str, actor: str, sod_sha256: str | None = None
+    ) -> CardRow:
+        """Personalisation of the reserved card was abandoned or failed its read back: pending -> spoiled.
+
+        ``sod_sha256`` is given when the card was written and locked before it was spoiled: a revocation
+        list can then name it, should it ever leave the desk.
+        """
+        if sod_sha256 is not None and not _SOD_RE.fullmatch(sod_sha256):
+            raise RegistryError(f"card {serial}: the EF.SOD hash must be 64 lower-case hex digits")
+        now = self._now()
+        with self._db.write():
+            old = self._change(serial, CardState.SPOILED, at=now, reason=reason, sod_sha256=sod_sha256)
+            details = _transition_details(serial, old.state, CardState.SPOILED, reason, None)
+            if sod_sha256 is not None:
+                details["sod_sha256"] = sod_sha256
+            self._audit(now, actor, desk, f"state:{CardState.SPOILED}", details)
+            return self._get_in(serial)
+
+    def record_event(
+        self, serial: str, action: str, details: Mapping[str, audit.DetailValue], *, desk: str, actor: str
+    ) -> audit.AuditEntry:
+        """An audit entry about a card that changes nothing about it (a refused handover, say).
+
+        ``action`` is recorded as ``event:<action>``; the card must be in the registry.
+        """
+        if not action or not action.replace("-", "").isalnum():
+            raise RegistryError("an event action is letters, digits and hyphens")
+        now = self._now()
+        with self._db.write():
+            self._get_in(serial)
+            return self._audit(now, actor, desk, f"event:{action}", {**details, "serial": serial})
 
     def register(self, serial: str, nik: str, *, desk: str, actor: str) -> CardRow:
         """Record a freshly personalised card; refused if the NIK already has a live card."""
@@ -566,6 +595,7 @@ class Registry:
             self._change(
                 serial, CardState(name), at=at, reason=text("reason"),
                 police_report=text("police_report"), surrendered=bool(d.get("surrendered", False)),
+                sod_sha256=text("sod_sha256"),
             )
             return "applied", False
         return "recorded", False
