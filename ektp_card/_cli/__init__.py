@@ -28,6 +28,7 @@ def cli(ctx: click.Context, as_json: bool, verbose: int) -> None:
 
 def _register() -> None:
     from ektp_card._cli.apdu import apdu
+    from ektp_card._cli.audit import audit
     from ektp_card._cli.demo import demo
     from ektp_card._cli.desk import desk
     from ektp_card._cli.personalize import personalize
@@ -38,7 +39,7 @@ def _register() -> None:
     from ektp_card._cli.verify import verify
     from ektp_card._cli.virtual import virtual
 
-    for command in (demo, readers, apdu, read, verify, virtual, pki, personalize, record, desk):
+    for command in (demo, readers, apdu, read, verify, virtual, pki, personalize, record, desk, audit):
         cli.add_command(command)
 
 

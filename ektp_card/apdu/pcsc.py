@@ -223,6 +223,10 @@ def _wait_for_card(ctx: _Context, reader: str | int | None, timeout: float) -> s
         wait_ms = max(1, min(_WAIT_SLICE_MS, int(remaining * 1000)))
 
 
+#: CLA INS P1 P2: the shortest command APDU (ISO/IEC 7816-3 section 12.1.1, case 1).
+MIN_COMMAND_LENGTH = 4
+
+
 class PcscTransport:
     """A connected card in a PC/SC reader; one session, held exclusively until :meth:`close`.
 
@@ -299,6 +303,12 @@ class PcscTransport:
         """Send one command APDU and return the response, SW1 SW2 included."""
         if self._handle is None:
             raise TransportError(f"the session with reader {self.reader!r} is closed")
+        if len(command) < MIN_COMMAND_LENGTH:
+            # pcscd with vpcd never returns from a 1-byte transmit (measured), and no reader stack
+            # has a use for one: refuse here rather than hang the caller.
+            raise TransportError(
+                f"not sent to reader {self.reader!r}: a command APDU has at least {MIN_COMMAND_LENGTH} bytes"
+            )
         hresult, response = scard.SCardTransmit(self._handle, self._pci, list(command))
         if hresult != 0:
             raise self._transmit_error(hresult)
