@@ -339,3 +339,39 @@ def test_make_builds_an_attack_card_the_audit_catches(capsys: Capture, genuine: 
     assert code == ExitCode.AUDIT_FINDINGS, err
     (result,) = json.loads(report)["results"]
     assert (result["id"], result["outcome"]) == (caught_by, "fail"), result["reason"]
+
+
+# --- tearing during personalisation, wired from the command line ---------------------------------------
+
+
+def test_tear_perso_runs_on_copies_of_a_blank_image(tmp_path: Path, capsys: Capture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from ektp_card.pki.issuer import IssuerPki
+    from ektp_card.pki.signer import KeySpec
+    from ektp_card.virtual.perso import blank_card
+
+    master = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    pki = IssuerPki.create(tmp_path / "pki", b"csca-pass", spec=KeySpec.parse("P-256"), country="ID",
+                           common_name="CSCA Tear Test")
+    pki.issue_document_signer(b"csca-pass", b"ds-pass", common_name="DS Tear Test")
+    pki.publish_crl(b"csca-pass")
+    (tmp_path / "master.hex").write_text(master.hex())
+    blank = tmp_path / "blank.img"
+    blank_card(master, bytes.fromhex("0011223344556677")).save(blank)
+    before = blank.read_bytes()
+    monkeypatch.setenv("EKTP_DS_PASSPHRASE", "ds-pass")
+    monkeypatch.delenv("EKTP_CAN", raising=False)
+    args = ["--json", "audit", "--only", "TEAR-PERSO", "--tear-blank", str(blank),
+            "--pki", str(tmp_path / "pki"), "--master-key-file", str(tmp_path / "master.hex")]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    result = json.loads(out)["results"][0]
+    assert (result["id"], result["outcome"]) == ("TEAR-PERSO", "skipped")  # destructive: needs consent
+    code, out, err = run_cli(capsys, *args, "--destructive")
+    result = json.loads(out)["results"][0]
+    assert code == 0, (result["reason"], result["figures"])
+    assert result["outcome"] == "pass", result["reason"]
+    assert result["figures"]["tears"] > 20 and result["figures"]["complete_and_locked"] >= 1
+    assert blank.read_bytes() == before
+    code, _, err = run_cli(capsys, "audit", "--only", "TEAR-PERSO")
+    assert code == 2 and "--tear-blank" in err

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 import click
 
 from ektp_card._cli.passwords import prompt_if_asked
+from ektp_card._cli.personalize import MASTER_KEY_FILE, document_signer, issuer_trust, master_key
+from ektp_card._cli.pki import DS_PASS
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
+    from ektp_card.audit.catalogue.authenticity import TearKit
     from ektp_card.audit.engine import AuditReport, AuditTest, CardTarget
     from ektp_card.verify.card import Terminal
 
@@ -71,6 +74,14 @@ if TYPE_CHECKING:
 @click.option("--delay-ms", type=click.IntRange(min=0), metavar="N",
               help="With --make relay: milliseconds the relay adds to every answer.")
 @click.option("--force", is_flag=True, help="With --make: overwrite an existing OUT_IMAGE.")
+@click.option("--tear-blank", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="IMAGE",
+              help="TEAR-PERSO: a blank card image of the issuer; every cut personalises a fresh copy of it "
+                   "(the image itself is never written). Needs --pki and the master key.")
+@click.option("--pki", "pki_dir", metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="TEAR-PERSO: the issuer PKI folder whose document signer signs the torn cards.")
+@DS_PASS
+@MASTER_KEY_FILE
 @click.pass_obj
 def audit(
     obj: Ctx, reader: str | None, virtual: Path | None, timeout: float, can: str | None,
@@ -79,7 +90,8 @@ def audit(
     terminal_pin_env: str, only: tuple[str, ...], list_only: bool, destructive: bool, assume_yes: bool,
     junit: Path | None, relay_bound: float | None, challenges: int | None, printed: Path | None,
     make: tuple[str, Path, Path] | None, make_clone: tuple[Path, Path] | None, delay_ms: int | None,
-    force: bool,
+    force: bool, tear_blank: Path | None, pki_dir: Path | None, ds_env: str,
+    master_key_file: Path | None,
 ) -> None:
     """Run the security audit catalogue against a card: what a cloner, forger or skimmer would try,
     with a verdict and the deciding APDUs per test.
@@ -102,23 +114,26 @@ def audit(
         make = ("clone", *make_clone)
     if make is None and delay_ms is not None:
         fail("--delay-ms goes with --make relay", ExitCode.USAGE)
+    tear_only = bool(only) and make is None and {t.id for t in _select(only)} == {"TEAR-PERSO"}
     can = prompt_if_asked(can, "CAN")
-    if not can:
+    if not can and not (tear_only and reader is None and virtual is None):
         fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
     if make is not None:
         if reader is not None or virtual is not None:
             fail("--make reads GENUINE_IMAGE: give it without --reader or --virtual", ExitCode.USAGE)
-        _make(obj, make, can, delay_ms, force)
+        _make(obj, make, can or "", delay_ms, force)
         return
     if reader is not None and virtual is not None:
         raise click.UsageError("use only one of --reader, --virtual")
     tests = _select(only)
     # Nothing to confirm when none of the chosen tests is destructive.
-    _consent(destructive and any(t.destructive for t in tests), virtual, assume_yes)
+    # A tearing-only run without a card works on in-memory copies of the blank image: nothing to confirm.
+    copies_only = tear_only and virtual is None and reader is None
+    _consent(destructive and not copies_only and any(t.destructive for t in tests), virtual, assume_yes)
 
     from ektp_card.audit.engine import AuditOptions, run_audit
 
-    options = AuditOptions(can=can, destructive=destructive)
+    options = AuditOptions(can=can or "", destructive=destructive)
     if relay_bound is not None:
         options.relay_bound_ms = relay_bound
     if challenges is not None:
@@ -131,9 +146,17 @@ def audit(
         options.trust = _load_trust(trust_dir, (), ())
     options.terminal = _terminal(terminal_chain, terminal_key, terminal_pkcs11, terminal_token,
                                  terminal_key_label, terminal_pin_env)
+    if tear_blank is not None or pki_dir is not None:
+        options.tear = _tear_kit(tear_blank, pki_dir, ds_env, master_key_file)
     try:
-        target = _target(reader, virtual, timeout)
-        _check_can(target, can)
+        if tear_only and reader is None and virtual is None:
+            # Tearing alone: the card under audit is the blank one; each cut works on its own copy.
+            if options.tear is None:
+                fail("TEAR-PERSO alone needs --tear-blank IMAGE and --pki DIR", ExitCode.USAGE)
+            target: CardTarget = options.tear.blank()
+        else:
+            target = _target(reader, virtual, timeout)
+            _check_can(target, options.can)
         report = run_audit(target, options, tests, progress=_progress(len(tests)))
     finally:
         close = getattr(getattr(options.terminal, "signer", None), "close", None)
@@ -147,6 +170,36 @@ def audit(
         _render(obj, report, junit)
     if report.failures:
         raise click.exceptions.Exit(int(ExitCode.AUDIT_FINDINGS))
+
+
+def _tear_kit(blank: Path | None, pki_dir: Path | None, ds_env: str, key_file: Path | None) -> TearKit:
+    """What TEAR-PERSO needs: fresh copies of a blank card image, a synthetic citizen's plan (tearing is
+    about the chip, not the data), the master key and the issuer's document signer."""
+    if blank is None or pki_dir is None:
+        fail("TEAR-PERSO needs --tear-blank IMAGE and --pki DIR together", ExitCode.USAGE)
+    from ektp_card.audit.catalogue.authenticity import TearKit
+    from ektp_card.audit.targets import VirtualTarget
+    from ektp_card.lds.synthetic import synthetic_record
+    from ektp_card.personalize import plan_from_record
+    from ektp_card.virtual.card import VirtualCard
+    from ektp_card.virtual.perso import PersoState, personalisation_state
+
+    try:
+        image = blank.read_bytes()
+    except OSError as e:
+        fail(f"{blank}: {e.strerror or e}", ExitCode.FILE)
+    card = VirtualCard.loads(image, str(blank))
+    if personalisation_state(card) is not PersoState.BLANK:
+        fail(f"{blank} is not a blank card: TEAR-PERSO personalises copies of a blank one", ExitCode.USAGE)
+    key = master_key(key_file)
+    trust = issuer_trust(pki_dir, require_crl=True)
+    signer = document_signer(pki_dir, ds_env, None, trust)
+
+    def fresh_blank() -> VirtualTarget:
+        # Each cut gets its own in-memory copy: the image on disk stays as it was.
+        return VirtualTarget(VirtualCard.loads(image, str(blank)))
+
+    return TearKit(fresh_blank, plan_from_record(synthetic_record(1)), key, signer, trust)
 
 
 # --- the catalogue --------------------------------------------------------------------------------

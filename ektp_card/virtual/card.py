@@ -405,6 +405,12 @@ class VirtualCard:
         loaded = image.load(path)
         return cls(loaded.fs, loaded.config, keys=loaded.keys)
 
+    @classmethod
+    def loads(cls, raw: bytes, source: str = "card image") -> Self:
+        """A card from image bytes (a copy of a card, say); :class:`CardImageError` if unusable."""
+        loaded = image.decode(raw, source)
+        return cls(loaded.fs, loaded.config, keys=loaded.keys)
+
     # --- the APDU interface --------------------------------------------------------------------
 
     def transceive(self, command: bytes) -> bytes:
