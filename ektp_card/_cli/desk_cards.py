@@ -323,7 +323,8 @@ def _handover_exit() -> dict[str, ExitCode]:
 @click.option("--virtual-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="DIR",
               help="The virtual card directory of `ektp desk issue`: the card is DIR/SERIAL.card.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for a card.")
-@click.option("--issuer", "issuer_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--issuer", "--pki", "issuer_dir", metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
               help="The issuer PKI folder: its CSCA and CRL are trusted.")
 @click.option("--trust", "trust_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="Instead of --issuer: a folder of trusted CSCA certificates and CRLs (as `ektp verify`).")

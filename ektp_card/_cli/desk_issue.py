@@ -145,7 +145,8 @@ def _render(obj: Ctx, summary: BatchSummary) -> None:
 @click.command()
 @click.argument("batch_path", metavar="BATCH.csv|BATCH.jsonl",
                 type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--issuer", "issuer_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.option("--issuer", "--pki", "issuer_dir", required=True,
+              type=click.Path(path_type=Path, file_okay=False),
               metavar="DIR",
               help="The issuer PKI folder (`ektp pki csca create`): CSCA, document signer, CRL.")
 @click.option("--reader", "-r", metavar="NAME|INDEX",

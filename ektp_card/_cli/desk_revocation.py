@@ -24,7 +24,8 @@ REGISTRY = click.option(
     help="The registry: a SQLite file (or sqlite:///path) or a postgresql:// URL. Default: $EKTP_REGISTRY.",
 )
 ISSUER = click.option(
-    "--issuer", "issuer_dir", required=True, type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+    "--issuer", "--pki", "issuer_dir", required=True, metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False),
     help="The issuer PKI folder (`ektp pki csca create`) holding the revocation list signer.",
 )
 RS_PASS = click.option(
