@@ -277,6 +277,53 @@ def create_csca(
     return sign_certificate(builder, signer, hash_name or signer.default_hash)
 
 
+def _leaf_builder(
+    csca_signer: Signer,
+    csca_cert: x509.Certificate,
+    public_key: PublicKey,
+    start: dt.datetime,
+    not_after: dt.datetime,
+    what: str,
+    common_name: str,
+    organization: str | None,
+    serial_number: int | None,
+    *,
+    digital_signature: bool,
+) -> x509.CertificateBuilder:
+    """A signer certificate under the CSCA, checked against it: subject in the CSCA's country, critical
+    key usage digitalSignature (documents) or else contentCommitment (lists), key identifiers."""
+    if not same_key(csca_signer.public_key, csca_cert.public_key()):
+        raise PkiError("the CSCA key does not match the CSCA certificate")
+    _check_key(public_key)
+    country = country_of(csca_cert.subject)
+    if country is None:
+        raise PkiError("the CSCA certificate has no single country name")
+    if not_after > csca_cert.not_valid_after_utc or start < csca_cert.not_valid_before_utc:
+        raise PkiError(f"the {what} would be valid outside the CSCA certificate's validity")
+    csca_ski = csca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(build_name(country, common_name, organization))
+        .issuer_name(csca_cert.subject)
+        .public_key(public_key)
+        .serial_number(serial_number or new_serial())
+        .not_valid_before(start)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=digital_signature, content_commitment=not digital_signature,
+                key_encipherment=False, data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(csca_ski), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
 def issue_document_signer(
     csca_signer: Signer,
     csca_cert: x509.Certificate,
@@ -301,45 +348,18 @@ def issue_document_signer(
         raise PkiError(
             f"a document signer key is used for 1 to {DS_MAX_KEY_USAGE_DAYS} days (ICAO 9303-12 section 5)"
         )
-    if not same_key(csca_signer.public_key, csca_cert.public_key()):
-        raise PkiError("the CSCA key does not match the CSCA certificate")
-    _check_key(public_key)
-    country = country_of(csca_cert.subject)
-    if country is None:
-        raise PkiError("the CSCA certificate has no single country name")
     start = (not_before or now()).astimezone(dt.UTC).replace(microsecond=0)
     usage_end = start + dt.timedelta(days=key_usage_days)
     not_after = _add_years(usage_end, document_validity_years)
-    if not_after > csca_cert.not_valid_after_utc or start < csca_cert.not_valid_before_utc:
-        raise PkiError("the document signer would be valid outside the CSCA certificate's validity")
-    csca_ski = csca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(build_name(country, common_name, organization))
-        .issuer_name(csca_cert.subject)
-        .public_key(public_key)
-        .serial_number(serial_number or new_serial())
-        .not_valid_before(start)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(csca_ski), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        _leaf_builder(csca_signer, csca_cert, public_key, start, not_after, "document signer",
+                      common_name, organization, serial_number, digital_signature=True)
         .add_extension(private_key_usage_period(start, usage_end), critical=False)
         .add_extension(document_type_list(document_types), critical=False)
     )
     for ext in _crl_dp(crl_url):
         builder = builder.add_extension(ext, critical=False)
     return sign_certificate(builder, csca_signer, hash_name or csca_signer.default_hash)
-
 
 
 def issue_revocation_signer(
@@ -365,39 +385,12 @@ def issue_revocation_signer(
     """
     if not 1 <= validity_days <= REVOCATION_SIGNER_MAX_DAYS:
         raise PkiError(f"a revocation list signer is valid for 1 to {REVOCATION_SIGNER_MAX_DAYS} days")
-    if not same_key(csca_signer.public_key, csca_cert.public_key()):
-        raise PkiError("the CSCA key does not match the CSCA certificate")
-    _check_key(public_key)
-    country = country_of(csca_cert.subject)
-    if country is None:
-        raise PkiError("the CSCA certificate has no single country name")
     start = (not_before or now()).astimezone(dt.UTC).replace(microsecond=0)
     not_after = start + dt.timedelta(days=validity_days)
-    if not_after > csca_cert.not_valid_after_utc or start < csca_cert.not_valid_before_utc:
-        raise PkiError("the revocation list signer would be valid outside the CSCA certificate's validity")
-    csca_ski = csca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(build_name(country, common_name, organization))
-        .issuer_name(csca_cert.subject)
-        .public_key(public_key)
-        .serial_number(serial_number or new_serial())
-        .not_valid_before(start)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([OID_KP_REVOCATION_LIST_SIGNING]), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(csca_ski), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    )
+    builder = _leaf_builder(
+        csca_signer, csca_cert, public_key, start, not_after, "revocation list signer", common_name,
+        organization, serial_number, digital_signature=False,
+    ).add_extension(x509.ExtendedKeyUsage([OID_KP_REVOCATION_LIST_SIGNING]), critical=True)
     return sign_certificate(builder, csca_signer, hash_name or csca_signer.default_hash)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from ektp_card.pki.certs import (
     parse_private_key_usage_period,
 )
 from ektp_card.pki.crl import REASONS, Revocation, build_crl
-from ektp_card.pki.signer import KeyFileSigner, KeySpec, Passphrase, write_file
+from ektp_card.pki.signer import KeyFileSigner, KeySpec, Passphrase, PublicKey, write_file
 
 STATE_VERSION = 1
 
@@ -170,24 +171,33 @@ class IssuerPki:
     ) -> DocumentSignerEntry:
         """A new document signer key and certificate; it becomes the current signer."""
         csca_signer = self.csca_signer(csca_passphrase)
+        cert = self._new_signer("ds", ds_passphrase, spec, lambda key: issue_document_signer(
+            csca_signer, self.csca, key, common_name=common_name, organization=organization,
+            key_usage_days=key_usage_days, document_validity_years=document_validity_years,
+            not_before=not_before,
+        ))
+        self._state["current"] = f"{cert.serial_number:x}"
+        self._save_state()
+        return self.find(cert.serial_number)
+
+    def _new_signer(
+        self, folder: str, passphrase: Passphrase, spec: KeySpec | None,
+        certify: Callable[[PublicKey], x509.Certificate],
+    ) -> x509.Certificate:
+        """A new key file and its certificate in ``folder``, named by the certificate serial; the key is
+        generated under a temporary name first, so a refused certificate leaves no key behind."""
         key_spec = spec or KeySpec.parse(self._state["spec"])
-        tmp_key = self.root / "ds" / ".new.key"
-        signer = KeyFileSigner.generate(tmp_key, key_spec, ds_passphrase, overwrite=True)
+        tmp_key = self.root / folder / ".new.key"
+        signer = KeyFileSigner.generate(tmp_key, key_spec, passphrase, overwrite=True)
         try:
-            cert = issue_document_signer(
-                csca_signer, self.csca, signer.public_key, common_name=common_name, organization=organization,
-                key_usage_days=key_usage_days, document_validity_years=document_validity_years,
-                not_before=not_before,
-            )
+            cert = certify(signer.public_key)
         except BaseException:
             tmp_key.unlink(missing_ok=True)
             raise
         name = f"{cert.serial_number:x}"
-        tmp_key.replace(self.root / "ds" / f"{name}.key")
-        write_file(self.root / "ds" / f"{name}.pem", cert.public_bytes(Encoding.PEM))
-        self._state["current"] = name
-        self._save_state()
-        return self.find(cert.serial_number)
+        tmp_key.replace(self.root / folder / f"{name}.key")
+        write_file(self.root / folder / f"{name}.pem", cert.public_bytes(Encoding.PEM))
+        return cert
 
     def rotate(self, csca_passphrase: Passphrase, ds_passphrase: Passphrase, *, destroy_old_key: bool = False,
                **issue: Any) -> tuple[DocumentSignerEntry | None, DocumentSignerEntry]:
@@ -240,21 +250,11 @@ class IssuerPki:
     ) -> x509.Certificate:
         """A new card revocation list signer key and certificate; it becomes the current one."""
         csca_signer = self.csca_signer(csca_passphrase)
-        key_spec = spec or KeySpec.parse(self._state["spec"])
-        tmp_key = self.root / "rs" / ".new.key"
-        signer = KeyFileSigner.generate(tmp_key, key_spec, rs_passphrase, overwrite=True)
-        try:
-            cert = issue_revocation_signer(
-                csca_signer, self.csca, signer.public_key, common_name=common_name, organization=organization,
-                validity_days=validity_days, not_before=not_before,
-            )
-        except BaseException:
-            tmp_key.unlink(missing_ok=True)
-            raise
-        name = f"{cert.serial_number:x}"
-        tmp_key.replace(self.root / "rs" / f"{name}.key")
-        write_file(self.root / "rs" / f"{name}.pem", cert.public_bytes(Encoding.PEM))
-        self._state["revocation_signer"] = name
+        cert = self._new_signer("rs", rs_passphrase, spec, lambda key: issue_revocation_signer(
+            csca_signer, self.csca, key, common_name=common_name, organization=organization,
+            validity_days=validity_days, not_before=not_before,
+        ))
+        self._state["revocation_signer"] = f"{cert.serial_number:x}"
         self._save_state()
         return cert
 
