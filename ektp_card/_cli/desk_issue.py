@@ -21,13 +21,14 @@ import click
 
 from ektp_card._cli.desk_cards import open_desk_registry, registry_options
 from ektp_card._cli.personalize import (
+    DS_TOKEN,
     MASTER_KEY_FILE,
     document_signer,
     issuer_trust,
     load_trust_point,
     master_key,
 )
-from ektp_card._cli.pkcs11 import Pkcs11Choice
+from ektp_card._cli.pkcs11 import token_choice
 from ektp_card._cli.pki import DS_PASS
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
@@ -158,14 +159,7 @@ def _render(obj: Ctx, summary: BatchSummary) -> None:
 @click.option("--cvca", "cvca_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="CVCA certificate (binary CV certificate) the chips trust for Terminal Authentication; "
                    "without it no terminal reads DG3 and `ektp desk handover` cannot match a finger.")
-@click.option("--pkcs11", "pkcs11_module", metavar="MODULE",
-              help="Sign EF.SOD with a key in a PKCS#11 token (module path, e.g. libsofthsm2.so).")
-@click.option("--token", "token_label", metavar="LABEL", help="Token label (with --pkcs11).")
-@click.option("--key-label", metavar="LABEL", help="Key pair label on the token (with --pkcs11).")
-@click.option("--pin-env", default="EKTP_PKCS11_PIN", show_default=True, metavar="NAME",
-              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
-@click.option("--ds-cert", type=click.Path(path_type=Path, dir_okay=False), metavar="PEM",
-              help="Certificate of the token's key (default: the folder's current document signer).")
+@DS_TOKEN
 @MASTER_KEY_FILE
 @DS_PASS
 @click.option("--no-crl", is_flag=True, help="Read cards back without requiring a current CRL.")
@@ -188,12 +182,7 @@ def issue(
     from ektp_card.desk.batch import Issuance, count_records, issue_batch
     from ektp_card.verify.passive import Policy
 
-    hsm_given = [name for name, v in (("--pkcs11", pkcs11_module), ("--token", token_label),
-                                      ("--key-label", key_label)) if v]
-    if hsm_given and len(hsm_given) != 3:
-        raise click.UsageError("--pkcs11, --token and --key-label go together")
-    if ds_cert is not None and not hsm_given:
-        raise click.UsageError("--ds-cert is for a document signer key in a token (--pkcs11)")
+    hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, ds_cert, "--ds-cert")
     try:
         count_records(batch_path)
     except errors.RecordError as e:
@@ -202,8 +191,6 @@ def issue(
     station = _station(reader, virtual_dir, print_dir, key)
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
     trust = issuer_trust(issuer_dir, require_crl=not no_crl)
-    hsm = (Pkcs11Choice(pkcs11_module, token_label, key_label, pin_env, ds_cert)
-           if pkcs11_module and token_label and key_label else None)
     ds = document_signer(issuer_dir, ds_env, hsm, trust)
     issuance = Issuance(key, ds, trust, Policy(require_crl=not no_crl), cvca)
     resume = f"run `ektp desk issue {batch_path}` again with the same options to resume"

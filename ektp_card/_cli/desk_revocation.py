@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ektp_card._cli.pkcs11 import Pkcs11Choice, token_choice, token_options
 from ektp_card._cli.pki import CSCA_PASS, KEY_TYPES, passphrase, pki_errors
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from ektp_card._cli.pkcs11 import Pkcs11Choice
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import Signer
 
@@ -74,14 +74,8 @@ def revocation_signer(obj: Ctx, issuer_dir: Path, common_name: str, organization
 @click.option("--validity", type=click.IntRange(1, 90), default=7, show_default=True, metavar="DAYS",
               help="Days until the list's next update; verifiers refuse it afterwards.")
 @RS_PASS
-@click.option("--pkcs11", "pkcs11_module", metavar="MODULE",
-              help="Sign with a key in a PKCS#11 token (module path, e.g. libsofthsm2.so).")
-@click.option("--token", "token_label", metavar="LABEL", help="Token label (with --pkcs11).")
-@click.option("--key-label", metavar="LABEL", help="Key pair label on the token (with --pkcs11).")
-@click.option("--pin-env", default="EKTP_PKCS11_PIN", show_default=True, metavar="NAME",
-              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
-@click.option("--rs-cert", type=click.Path(path_type=Path, dir_okay=False), metavar="PEM",
-              help="Certificate of the token's key (default: the folder's current revocation list signer).")
+@token_options("--rs-cert",
+               "Certificate of the token's key (default: the folder's current revocation list signer).")
 @click.pass_obj
 def revocations(
     obj: Ctx, registry_target: str, issuer_dir: Path, out: Path, validity: int, rs_env: str,
@@ -93,19 +87,12 @@ def revocations(
     Cards are named by the SHA-256 of their EF.SOD; a listed card the registry has no EF.SOD hash
     for cannot be listed and is reported. Exit 7 for a key or PKI folder problem, 15 for the registry.
     """
-    from ektp_card._cli.pkcs11 import Pkcs11Choice
     from ektp_card.desk.registry import open_registry
     from ektp_card.desk.revocation import build_revocation_list, parse_revocation_list, registry_entries
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import write_file
 
-    given = [v for v in (pkcs11_module, token_label, key_label) if v]
-    if given and len(given) != 3:
-        fail("--pkcs11, --token and --key-label go together", ExitCode.USAGE)
-    if rs_cert is not None and not given:
-        fail("--rs-cert is for a signer key in a token (--pkcs11)", ExitCode.USAGE)
-    hsm = (Pkcs11Choice(pkcs11_module, token_label, key_label, pin_env, rs_cert)
-           if pkcs11_module and token_label and key_label else None)
+    hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, rs_cert, "--rs-cert")
     with pki_errors():
         issuer = IssuerPki(issuer_dir)
     with open_registry(registry_target) as registry:

@@ -19,7 +19,7 @@ import click
 
 from ektp_card import errors
 from ektp_card._cli.options import card_source_options, make_source
-from ektp_card._cli.pkcs11 import Pkcs11Choice, open_signer
+from ektp_card._cli.pkcs11 import Pkcs11Choice, open_signer, token_choice, token_options
 from ektp_card._cli.pki import DS_PASS, passphrase
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
@@ -40,6 +40,11 @@ STEP_TEXT = {
     "lock": "Storing the CAN and locking the card",
     "verify": "Reading the card back like a clerk",
 }
+
+#: The document signer's key in a token instead of the folder's key file.
+DS_TOKEN = token_options(
+    "--ds-cert", "Certificate of the token's key (default: the folder's current document signer)."
+)
 
 MASTER_KEY_FILE = click.option(
     "--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
@@ -274,14 +279,7 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
 @click.option("--pki", "pki_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               metavar="DIR", help="The issuer PKI folder (`ektp pki csca create`): CSCA, signer, CRL.")
 @card_source_options
-@click.option("--pkcs11", "pkcs11_module", metavar="MODULE",
-              help="Sign EF.SOD with a key in a PKCS#11 token (module path, e.g. libsofthsm2.so).")
-@click.option("--token", "token_label", metavar="LABEL", help="Token label (with --pkcs11).")
-@click.option("--key-label", metavar="LABEL", help="Key pair label on the token (with --pkcs11).")
-@click.option("--pin-env", default="EKTP_PKCS11_PIN", show_default=True, metavar="NAME",
-              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
-@click.option("--ds-cert", type=click.Path(path_type=Path, dir_okay=False), metavar="PEM",
-              help="Certificate of the token's key (default: the folder's current document signer).")
+@DS_TOKEN
 @MASTER_KEY_FILE
 @DS_PASS
 @click.option("--no-crl", is_flag=True, help="Read back without requiring a current CRL.")
@@ -303,12 +301,7 @@ def personalize(
     from ektp_card.verify.passive import Policy
 
     source = make_source(reader, nfc, virtual, timeout)
-    hsm_given = [name for name, v in (("--pkcs11", pkcs11_module), ("--token", token_label),
-                                      ("--key-label", key_label)) if v]
-    if hsm_given and len(hsm_given) != 3:
-        raise click.UsageError("--pkcs11, --token and --key-label go together")
-    if ds_cert is not None and not hsm_given:
-        raise click.UsageError("--ds-cert is for a document signer key in a token (--pkcs11)")
+    hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, ds_cert, "--ds-cert")
     if virtual is not None and not virtual.is_file():
         fail(f"no card image {virtual} (make a blank one with `ektp virtual blank {virtual}`)", ExitCode.FILE)
 
@@ -316,8 +309,6 @@ def personalize(
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
     plan = load_plan(record_path, cvca)
     trust = issuer_trust(pki_dir, require_crl=not no_crl)
-    hsm = (Pkcs11Choice(pkcs11_module, token_label, key_label, pin_env, ds_cert)
-           if pkcs11_module and token_label and key_label else None)
     ds = document_signer(pki_dir, ds_env, hsm, trust)
     policy = Policy(require_crl=not no_crl)
 
