@@ -473,22 +473,26 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return registry_target(request, tmp_path)
 
 
-def test_two_desks_with_overlapping_batches(tmp_path: Path, pki_dir: Path, target: str) -> None:
-    # Desk A takes records 0..5, desk B the same people from the other end: they meet in the middle.
-    batch_a = write_batch(tmp_path / "a.jsonl", records(0, 1, 2, 3, 4, 5))
-    batch_b = write_batch(tmp_path / "b.jsonl", records(5, 4, 3, 2, 1, 0))
+def test_three_desks_with_overlapping_batches(tmp_path: Path, pki_dir: Path, target: str) -> None:
+    # Desk A takes records 0..5, desk B the same people from the other end, desk C in a third order:
+    # every NIK is raced for by all three.
+    orders = {"desk-a": (0, 1, 2, 3, 4, 5), "desk-b": (5, 4, 3, 2, 1, 0), "desk-c": (2, 5, 0, 3, 1, 4)}
     open_registry(target).close()  # migrate once, before the race
-    a = run_runner(batch_a, target, tmp_path / "a", pki_dir, desk="desk-a")
-    b = run_runner(batch_b, target, tmp_path / "b", pki_dir, desk="desk-b")
-    (code_a, out_a, err_a), (code_b, out_b, err_b) = finish(a), finish(b)
-    assert code_a == 0 and out_a is not None, err_a
-    assert code_b == 0 and out_b is not None, err_b
-    lines_a, lines_b = summary_lines(out_a), summary_lines(out_b)
-    assert sorted(lines_a) == sorted(lines_b) == [1, 2, 3, 4, 5, 6]
-    assert set(lines_a.values()) | set(lines_b.values()) <= {"issued", "skipped"}
-    issued = out_a["summary"]["issued"] + out_b["summary"]["issued"]
-    assert issued == 6, (lines_a, lines_b)
-    check_end_state(target, {r.nik for r in records(0, 1, 2, 3, 4, 5)}, [tmp_path / "a", tmp_path / "b"])
+    procs = {
+        desk: run_runner(write_batch(tmp_path / f"{desk}.jsonl", records(*order)), target, tmp_path / desk,
+                         pki_dir, desk=desk)
+        for desk, order in orders.items()
+    }
+    results = {desk: finish(proc) for desk, proc in procs.items()}
+    issued = 0
+    for desk, (code, out, err) in results.items():
+        assert code == 0 and out is not None, (desk, err)
+        lines = summary_lines(out)
+        assert sorted(lines) == [1, 2, 3, 4, 5, 6], desk
+        assert set(lines.values()) <= {"issued", "skipped"}, (desk, lines)
+        issued += out["summary"]["issued"]
+    assert issued == 6, {desk: summary_lines(out) for desk, (_, out, _) in results.items() if out}
+    check_end_state(target, {r.nik for r in records(0, 1, 2, 3, 4, 5)}, [tmp_path / d for d in orders])
 
 
 def test_summary_json_round_trip() -> None:
