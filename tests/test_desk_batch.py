@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from cryptography import x509
 from ektp_card.desk.batch import (
     BatchProgress,
     BatchSummary,
+    BlankCard,
     Issuance,
     PrintedCard,
     Status,
@@ -37,7 +39,7 @@ from ektp_card.desk.batch import (
     issue_batch,
 )
 from ektp_card.desk.registry import CardState, Registry, open_registry
-from ektp_card.errors import PersonalisationError, RecordError
+from ektp_card.errors import CardRemovedError, PersonalisationError, RecordError
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.synthetic import SyntheticCitizen, synthetic_citizen
@@ -198,6 +200,55 @@ def test_rerun_issues_nothing_twice(tmp_path: Path, registry: Registry, issuance
     assert [o.serial for o in again.outcomes] == [o.serial for o in first.outcomes]
     assert registry.audit_head() == before
     assert len(list((tmp_path / "cards").glob("*.card"))) == 3
+
+
+class _PulledOnce(VirtualCardDir):
+    """The first card leaves the field at its ``cut``-th command, as a card pulled out mid-write."""
+
+    def __init__(self, directory: Path, cut: int) -> None:
+        super().__init__(directory, MASTER)
+        self.cut = cut
+        self.pulled: list[str] = []
+
+    @contextmanager
+    def blank_card(self, cancel: threading.Event | None, notice: Any) -> Iterator[BlankCard]:
+        with super().blank_card(cancel, notice) as blank:
+            if self.pulled:
+                yield blank
+                return
+            card = blank.transport
+            count = 0
+            station = self
+
+            class Pulled:
+                def transceive(self, command: bytes) -> bytes:
+                    nonlocal count
+                    count += 1
+                    if count >= station.cut:
+                        station.pulled.append(blank.serial or "?")
+                        raise CardRemovedError("the card was removed during a command")
+                    return card.transceive(command)
+
+            yield BlankCard(Pulled(), blank.serial)
+
+
+def test_card_pulled_mid_write_is_spoiled_and_the_rerun_issues_it(
+    tmp_path: Path, registry: Registry, issuance: Issuance
+) -> None:
+    path = write_batch(tmp_path / "batch.jsonl", records(0, 1))
+    station = _PulledOnce(tmp_path / "cards", cut=20)
+    summary = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
+    assert [o.status for o in summary.outcomes] == [Status.REJECTED, Status.ISSUED]
+    pulled = station.pulled[0]
+    assert summary.outcomes[0].reason.startswith(f"card {pulled} spoiled: ")
+    assert "removed" in summary.outcomes[0].reason
+    row = registry.get(pulled)
+    assert row is not None and row.state is CardState.SPOILED
+    assert registry.live_card(records(0)[0].nik) is None
+    # Run the same file again: the citizen whose card was pulled gets one, nobody gets two.
+    again = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
+    assert [o.status for o in again.outcomes] == [Status.ISSUED, Status.SKIPPED]
+    check_end_state(str(tmp_path / "registry.sqlite"), {r.nik for r in records(0, 1)}, [tmp_path / "cards"])
 
 
 def test_csv_batch(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
