@@ -185,6 +185,8 @@ def test_with_a_terminal_dg3_is_readable_after_terminal_authentication() -> None
     bio = report.result("BIO-CONF")
     assert bio.outcome is Outcome.PASS, bio.reason
     assert str(bio.figures["after Terminal Authentication"]).startswith("readable after TA as IDGATE00001: ")
+    notes = [e.note for e in bio.evidence if e.note]
+    assert "READ BINARY DG3 after Terminal Authentication, before Chip Authentication" in notes
     assert bio.figures["READ BINARY DG3 by SFI"] == "6982"
     tamper = report.result("PA-TAMPER")
     assert tamper.outcome is Outcome.PASS, tamper.reason
@@ -313,6 +315,28 @@ def test_a_card_with_another_cards_keys_fails_clone_copy() -> None:
 
 
 # --- access to DG3, writes, garbage --------------------------------------------------------------------
+
+
+def test_rights_granted_before_chip_authentication_fail_bio_conf() -> None:
+    """A chip that opens DG3 on Terminal Authentication alone, before Chip Authentication (EAC1's
+    order applied to EAC2), gives the fingerprints before it has proven itself."""
+    from ektp_card.virtual.ta import grant_after_ca
+
+    card, can = card_with_trust_point()
+    external = card.commands[0x82]
+
+    def early_rights(chip: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
+        response = external.handler(chip, apdu)
+        if response.sw == SW.OK:
+            grant_after_ca(chip)
+        return response
+
+    card.commands[0x82] = Command(external.name, early_rights, external.chaining)
+    result = audit(card, can, "BIO-CONF", terminal=terminal()).result("BIO-CONF")
+    assert result.outcome is Outcome.FAIL
+    assert "DG3 is given after Terminal Authentication but before Chip Authentication" in result.reason
+    notes = [e.note for e in result.evidence if e.note]
+    assert "READ BINARY DG3 after Terminal Authentication, before Chip Authentication" in notes
 
 
 def test_dg3_readable_after_pace_fails_bio_conf() -> None:

@@ -164,11 +164,16 @@ def test_pace_ta_ca_then_dg3(pki: Pki) -> None:
     o = open_card(card)
     result = run_ta(o, pki)
     assert result.passed, result.reason
-    assert "TA" in card.security.granted
     rights = terminal_rights(card)
     assert rights is not None and rights.names == ("read-dg3", "read-dg4")
+    # EAC2: the terminal's rights wait for Chip Authentication (BSI TR-03110-2).
+    assert "TA" not in card.security.granted
+    with pytest.raises(ApduError) as info:
+        read_dg3(o)
+    assert info.value.sw == SW.SECURITY_STATUS_NOT_SATISFIED
     ca = chip_authenticate(o.protocol, o.dg14.ca_parameters(), key_source=o.ephemeral.key_source)
     assert ca.passed, ca.reason
+    assert "TA" in card.security.granted
     assert read_dg3(o) == DG3_CONTENT
     # The chip's date moved on to the terminal certificate's effective date (a domestic DV's).
     assert current_date(card) == D0 + dt.timedelta(days=10)

@@ -325,6 +325,12 @@ def verify_card(
     numbers = tuple(sorted(n for n, _ in sod.security_object.hashes)) if sod else _PROFILE_DATA_GROUPS
     ta_check, ta, ephemeral, early = _terminal_authentication(session, terminal)
     groups, refused, unreadable = _read_data_groups(session, numbers, early)
+    early_ca: tuple[Check, CaResult] | None = None
+    if ta is not None and ta.passed and ephemeral is not None and 3 in refused:
+        early_ca, dg3 = _complete_terminal_authentication(session, groups, ephemeral)
+        if dg3 is not None:
+            groups[3] = dg3
+            refused.remove(3)
     read_reason = f"EF.SOD and DG{', DG'.join(map(str, sorted(groups)))}"
     if refused:
         read_reason += f"; DG{', DG'.join(map(str, refused))} refused with this access"
@@ -354,7 +360,7 @@ def verify_card(
 
     personal, nik, face = _printed_data(groups, checks)
     covered = set(numbers) if sod is not None else set()
-    chip, active = _chip_checks(session, groups, covered, checks, random_bytes, ephemeral)
+    chip, active = _chip_checks(session, groups, covered, checks, random_bytes, ephemeral, early_ca)
     checks.add(ta_check.name, ta_check.status, ta_check.reason)
     templates = _dg3_check(groups, numbers, refused, terminal, ta, checks)
     best = _fingerprint_check(probe, templates, checks)
@@ -482,6 +488,29 @@ def _read_sod(session: AccessSession) -> tuple[bytes | None, Sod | None, str | N
         return data, None, str(exc)
 
 
+def _complete_terminal_authentication(
+    session: AccessSession, groups: Mapping[int, bytes], ephemeral: EphemeralKey
+) -> tuple[tuple[Check, CaResult] | None, bytes | None]:
+    """Chip Authentication with the key Terminal Authentication announced, then DG3.
+
+    EAC2 (BSI TR-03110-2: PACE, TA, CA) gives the terminal its rights only once Chip Authentication
+    has succeeded, so the fingerprints are read after it, under its keys. Returns the CA check (kept
+    for the chip checks, which do not run it again) and DG3 when the chip gave it.
+    """
+    dg14, _ = decode_dg14(groups[14]) if 14 in groups else (None, None)
+    if dg14 is None:
+        return None, None
+    check, result = run_chip_authentication(session.protocol, dg14, key_source=ephemeral.key_source)
+    if not result.passed:
+        return (check, result), None
+    ref = EKTP_APPLICATION.file("DG3")
+    assert ref is not None  # noqa: S101 - the profile names DG3
+    try:
+        return (check, result), session.read(ref)
+    except SecurityStatusNotSatisfiedError:
+        return (check, result), None
+
+
 def _read_data_groups(
     session: AccessSession, numbers: tuple[int, ...], already: Mapping[int, bytes]
 ) -> tuple[dict[int, bytes], list[int], list[str]]:
@@ -547,6 +576,7 @@ def _chip_checks(
     checks: _Checks,
     random_bytes: Callable[[int], bytes],
     ephemeral: EphemeralKey | None,
+    early_ca: tuple[Check, CaResult] | None = None,
 ) -> tuple[CaResult | None, AaResult | None]:
     # Only EF.SOD decides whether the card must prove its chip: a DG14 / DG15 it does not list is
     # unsigned and ignored, one it lists must be present and its protocol must pass.
@@ -561,6 +591,9 @@ def _chip_checks(
         dg14, unusable = decode_dg14(groups[14])
         if dg14 is None:
             checks.add(CHIP_AUTHENTICATION, Status.FAIL, unusable or "DG14 is not usable")
+        elif early_ca is not None:
+            check, chip = early_ca  # already run to complete Terminal Authentication
+            checks.add(check.name, check.status, check.reason)
         else:
             # After TA the chip accepts only the key TA announced (TR-03110-2 3.4).
             key_source = ephemeral.key_source if ephemeral is not None else default_key_source

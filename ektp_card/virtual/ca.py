@@ -53,7 +53,7 @@ from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.commands import ok, refuse
 from ektp_card.virtual.fs import AccessCondition
 from ektp_card.virtual.security import BAC, CA, PACE
-from ektp_card.virtual.ta import terminal_ephemeral_key
+from ektp_card.virtual.ta import grant_after_ca, terminal_ephemeral_key
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard
@@ -274,10 +274,12 @@ def _check_terminal_binding(card: VirtualCard, curve: Curve, terminal_key: bytes
 
 
 def _complete(card: VirtualCard, cipher: Cipher, keys: tuple[bytes, bytes]) -> None:
-    """Restart secure messaging with the new keys (SSC 0) and grant ``CA``."""
+    """Restart secure messaging with the new keys (SSC 0) and grant ``CA`` (and Terminal
+    Authentication's rights, which wait for it)."""
     security = card.security
     security.open_channel(card.secure_channel(cipher, keys[0], keys[1], 0))
     security.grant(CA)
+    grant_after_ca(card)
 
 
 def set_at(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:

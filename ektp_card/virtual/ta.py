@@ -394,8 +394,9 @@ def _signature_valid(key: _Key, signature: bytes, data: bytes) -> bool:
 def external_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     """EXTERNAL AUTHENTICATE (82 00 00) of TA: the terminal's plain ECDSA signature over
     ID_PICC || r_PICC || Comp(PK_PCD) [|| DO 67]. The challenge is used once. A wrong signature
-    answers 6300 and ends the run (its imported keys too); success grants ``TA`` when the effective
-    authorization holds ``read-dg3``."""
+    answers 6300 and ends the run (its imported keys too). Success fixes the terminal's key and
+    effective authorization; the rights themselves (``TA`` when it holds ``read-dg3``) take effect
+    only once Chip Authentication with that key has succeeded (:func:`grant_after_ca`)."""
     security = card.security
     challenge = security.take_challenge()
     state = security.terminal
@@ -412,9 +413,20 @@ def external_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
         security.terminal = None
         refuse(SW.VERIFICATION_FAILED)
     state.ephemeral, state.chat = pending.ephemeral, pending.chat
-    if pending.chat.grants(READ_DG3):
-        security.grant(TA)
     return ok()
+
+
+def grant_after_ca(card: VirtualCard) -> None:
+    """Give the terminal its rights once Chip Authentication has completed Terminal Authentication.
+
+    BSI TR-03110-2 (EAC2: PACE, TA, CA) lets the terminal's effective authorization take effect
+    only after Chip Authentication: until then a terminal has proven its key but the chip has not,
+    and the fingerprints must not flow under PACE's keys alone.
+    """
+    state = card.security.terminal
+    if state is not None and state.ephemeral and state.chat is not None:
+        if state.chat.grants(READ_DG3):
+            card.security.grant(TA)
 
 
 def authenticate_82(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:

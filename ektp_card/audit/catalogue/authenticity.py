@@ -655,7 +655,9 @@ def bio_conf(ctx: AuditContext) -> Finding:
     """Tries to read DG3 (the fingerprints) without Terminal Authentication: in the clear, then after
     PACE with the CAN by short EF identifier, by file identifier and by path after SELECT, with the
     odd-INS READ BINARY (B1), and at several offsets. Pass: every attempt is refused without data.
-    With a terminal (its CV certificates and key), DG3 is then read after Terminal Authentication,
+    With a terminal (its CV certificates and key), DG3 is then tried after Terminal Authentication
+    but before Chip Authentication, where it must still be refused (EAC2, BSI TR-03110-2: the
+    terminal's rights take effect once Chip Authentication has succeeded), and read after both,
     showing the refusals come from the access rule (figures); without one that part is n/a. Not
     applicable when EF.SOD lists no DG3."""
     leaks: list[str] = []
@@ -683,7 +685,7 @@ def bio_conf(ctx: AuditContext) -> Finding:
             figures[what] = _word(response.sw)
             if reads and (response.data or not _is_error(response.sw)):
                 leaks.append(f"{what}: {response.sw:04X} with {len(response.data)} bytes")
-    figures["after Terminal Authentication"] = _dg3_after_ta(ctx, sod)
+    figures["after Terminal Authentication"] = _dg3_after_ta(ctx, sod, leaks)
     if leaks:
         reason = "DG3 is readable without Terminal Authentication: " + "; ".join(leaks)
         return Finding.failed(reason, **figures)
@@ -692,9 +694,10 @@ def bio_conf(ctx: AuditContext) -> Finding:
     )
 
 
-def _dg3_after_ta(ctx: AuditContext, sod: Sod) -> str:
-    """PACE -> DG14 -> Terminal Authentication -> Chip Authentication with TA's ephemeral key -> DG3
-    (BSI TR-03110-2 section 3.4); what came of it, for the figures."""
+def _dg3_after_ta(ctx: AuditContext, sod: Sod, leaks: list[str]) -> str:
+    """PACE -> DG14 -> Terminal Authentication -> (DG3 must be refused) -> Chip Authentication with
+    TA's ephemeral key -> DG3 (BSI TR-03110-2 section 3.4); what came of it, for the figures. A DG3
+    given before Chip Authentication goes into ``leaks``."""
     terminal = ctx.options.terminal
     if terminal is None:
         return "n/a: no terminal given"
@@ -714,10 +717,14 @@ def _dg3_after_ta(ctx: AuditContext, sod: Sod) -> str:
             return f"not shown: {exc}"
         if not ta.passed:
             return f"not shown: Terminal Authentication failed: {ta.reason}"
+        ctx.recorder.note("READ BINARY DG3 after Terminal Authentication, before Chip Authentication")
+        early, _ = _read(session, "DG3")
+        if early is not None:
+            leaks.append("DG3 is given after Terminal Authentication but before Chip Authentication")
         _, ca = run_chip_authentication(session.protocol, dg14, key_source=ephemeral.key_source)
         if not ca.passed:
             return f"not shown: Chip Authentication after TA failed: {ca.reason}"
-        ctx.recorder.note("READ BINARY DG3 after Terminal Authentication")
+        ctx.recorder.note("READ BINARY DG3 after Terminal and Chip Authentication")
         data, why = _signed_group(session, sod, 3)
         if data is None:
             return f"still refused after TA as {ta.terminal}: {why}"
