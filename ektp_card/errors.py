@@ -261,3 +261,12 @@ class DuplicateActiveCardError(RegistryError):
 
 class AuditError(EktpError):
     """A security audit could not run (unknown test ID, a destructive test refused without consent)."""
+
+
+class ReadBackError(PersonalisationError):
+    """The card was personalised and locked but does not verify when read back. ``sod_sha256`` (the
+    SHA-256 of the EF.SOD written, lower-case hex; not a secret) lets a registry name the spoiled card."""
+
+    def __init__(self, message: str, sod_sha256: str) -> None:
+        super().__init__(message)
+        self.sod_sha256 = sod_sha256

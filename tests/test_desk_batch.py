@@ -297,10 +297,18 @@ def test_failed_read_back_spoils_the_card(tmp_path: Path, registry: Registry, is
     assert [s.serial for s in summary.spoiled] == [outcome.serial]
     row = registry.get(outcome.serial)
     assert row is not None and row.state is CardState.SPOILED and row.reason is not None
+    # It was locked before the read back failed: its EF.SOD hash is kept, so a revocation list names it.
+    assert row.sod_sha256 is not None and len(row.sod_sha256) == 64
+    from ektp_card.desk.revocation import registry_entries
+
+    entries, _ = registry_entries(registry)
+    assert [e.sod_sha256 for e in entries] == [row.sod_sha256]
     assert list((tmp_path / "cards").glob("*.card")) == []
     # The same file with the right trust store issues the record: the spoiled card does not count.
     again = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
     assert [o.status for o in again.outcomes] == [Status.ISSUED]
+    reissued = registry.get(again.outcomes[0].serial or "")
+    assert reissued is not None and reissued.sod_sha256 != row.sod_sha256
 
 
 class _CrashAt(Exception):

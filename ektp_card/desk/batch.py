@@ -59,6 +59,7 @@ from ektp_card.errors import (
     PaceError,
     PersonalisationError,
     PkiError,
+    ReadBackError,
     RecordError,
     SecureMessagingError,
     TransportError,
@@ -697,7 +698,10 @@ class _Run:
                         LdsFormatError) as exc:
                     if reserved:
                         serial = reserved[0]
-                        self.spoil(serial, f"personalisation failed: {exc}")
+                        # A card locked before its read back failed keeps its EF.SOD hash: a
+                        # revocation list can then name it.
+                        written = exc.sod_sha256 if isinstance(exc, ReadBackError) else None
+                        self.spoil(serial, f"personalisation failed: {exc}", written)
                         outcome = RecordOutcome(line, Status.REJECTED, nik, serial,
                                                 f"card {serial} spoiled: {exc}")
                         break

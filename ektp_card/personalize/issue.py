@@ -33,7 +33,7 @@ from cryptography import x509
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.perso import KEY_ACTIVE_AUTHENTICATION, KEY_CHIP_AUTHENTICATION, key_cipher
-from ektp_card.errors import LdsFormatError, PersonalisationError
+from ektp_card.errors import LdsFormatError, PersonalisationError, ReadBackError
 from ektp_card.lds.ektp import ALWAYS, EKTP_AID, EKTP_DF_FID, LDS_VERSION, PERSO, UNICODE_VERSION
 from ektp_card.lds.sod import build_sod, hash_data_groups
 from ektp_card.personalize.plan import CardPlan, PlannedFile, check_trust_point
@@ -283,8 +283,9 @@ def personalize(
         with clock.step("verify"):
             verification = read_back(transport, plan.can, trust, policy=policy, expected=groups)
         if not verification.ok:
-            raise PersonalisationError(
-                f"the card is personalised and locked but does not verify: {verification.summary()}"
+            raise ReadBackError(
+                f"the card is personalised and locked but does not verify: {verification.summary()}",
+                hashlib.sha256(sod).hexdigest(),
             )
     return PersoResult(
         card_serial=identity.serial.hex().upper(),
