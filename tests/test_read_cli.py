@@ -109,6 +109,18 @@ def test_pace_can_reads_protected_files(image: Path) -> None:
     }]
 
 
+def test_pace_can_read_over_nfc(image: Path) -> None:
+    """The same PACE-CAN read over ISO/IEC 14443-4 through nfcpy's udp driver: the card side is our
+    ISO-DEP implementation, so framing, chaining and secure messaging all go over the air model."""
+    from ektp_card.virtual import VirtualCard
+    from ektp_card.virtual.isodep import IsoDepCardServer
+
+    with IsoDepCardServer(VirtualCard.load(image)) as server:
+        result = read_json("--nfc", f"udp:127.0.0.1:{server.port}", "--can", CAN, "PUBLIC", "LARGE")
+    assert result["access"]["protocol"] == "PACE" and result["access"]["passwords"] == ["CAN"]
+    assert files_of(result) == {"PUBLIC": PUBLIC_CONTENT, "LARGE": LARGE_CONTENT}
+
+
 def test_plain_read_of_a_protected_file(image: Path) -> None:
     line = error_line(ektp("read", "--virtual", str(image), "PUBLIC"), 6)
     assert line == (
