@@ -437,29 +437,30 @@ class BatchRow:
 
 def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[BatchRow]:
     """The rows of a JSON Lines (``.jsonl``) or CSV (``.csv``) file, each validated on its own so a
-    bad row does not stop the others. Blank JSON Lines lines are skipped."""
+    bad row does not stop the others. Blank JSON Lines lines are skipped. The file is read as the rows
+    are taken, so a long batch never sits in memory whole."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".csv"):
         raise RecordError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as fh:
+            if suffix == ".jsonl":
+                for number, line in enumerate(fh, start=1):
+                    if line.strip():
+                        yield _row(number, partial(_json_object, line, f"line {number}"), path.parent, today)
+            else:
+                reader = csv.DictReader(fh, strict=True)
+                try:
+                    for row in reader:
+                        yield _row(reader.line_num, partial(_csv_values, row), path.parent, today)
+                except csv.Error as e:
+                    raise RecordError([Violation(
+                        "record", "record.csv", f"{path} line {reader.line_num}: malformed CSV ({e})"
+                    )]) from None
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
-    if suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield _row(number, partial(_json_object, line, f"line {number}"), path.parent, today)
-    else:
-        reader = csv.DictReader(text.splitlines(keepends=True), strict=True)
-        try:
-            for row in reader:
-                yield _row(reader.line_num, partial(_csv_values, row), path.parent, today)
-        except csv.Error as e:
-            raise RecordError(
-                [Violation("record", "record.csv", f"{path} line {reader.line_num}: malformed CSV ({e})")]
-            ) from None
 
 
 def _csv_values(row: Mapping[str | None, object]) -> Mapping[str, object]:
