@@ -15,6 +15,7 @@ from ektp_card._cli.passwords import prompt_if_asked
 from ektp_card._cli.personalize import MASTER_KEY_FILE, document_signer, issuer_trust, master_key
 from ektp_card._cli.pki import DS_PASS
 from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
     from ektp_card.audit.catalogue.authenticity import TearKit
@@ -33,20 +34,7 @@ if TYPE_CHECKING:
 @click.option("--trust", "trust_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False),
               help="Trusted country signing CA certificates and CRLs, for the Passive Authentication tests "
                    "(without it they are not applicable).")
-@click.option("--terminal-chain", multiple=True, metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="The terminal's CV certificates (binary), DV then terminal (repeat the option), for the "
-                   "tests that need Terminal Authentication.")
-@click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
-              help="The terminal certificate's encrypted key file (passphrase from "
-                   "$EKTP_TERMINAL_PASSPHRASE, else prompted for).")
-@click.option("--terminal-pkcs11", metavar="MODULE",
-              help="Instead of --terminal-key: the terminal key is in a PKCS#11 token (module path).")
-@click.option("--terminal-token", metavar="LABEL", help="Token label (with --terminal-pkcs11).")
-@click.option("--terminal-key-label", metavar="LABEL",
-              help="Key pair label on the token (with --terminal-pkcs11).")
-@click.option("--terminal-pin-env", default="EKTP_TERMINAL_PIN", show_default=True, metavar="NAME",
-              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
+@terminal_options("For the tests that need Terminal Authentication.")
 @click.option("--only", "only", multiple=True, metavar="ID,...",
               help="Run only these tests (comma-separated IDs, or repeat the option).")
 @click.option("--list", "list_only", is_flag=True, help="List the catalogue and exit; no card is needed.")
@@ -306,13 +294,13 @@ def _terminal(
     chain: tuple[Path, ...], key: Path | None, module: str | None, token: str | None,
     key_label: str | None, pin_env: str,
 ) -> Terminal | None:
-    from ektp_card._cli.verify import _load_terminal, _terminal_token
+    from ektp_card._cli.verify import load_terminal, terminal_token_choice
 
-    hsm = _terminal_token(key, module, token, key_label, pin_env)
+    hsm = terminal_token_choice(key, module, token, key_label, pin_env)
     has_key = key is not None or hsm is not None
     if bool(chain) != has_key:
         fail("give --terminal-chain and --terminal-key (or --terminal-pkcs11) together", ExitCode.USAGE)
-    return _load_terminal(chain, key, hsm) if has_key else None
+    return load_terminal(chain, key, hsm) if has_key else None
 
 
 def _target(reader: str | None, virtual: Path | None, timeout: float) -> CardTarget:

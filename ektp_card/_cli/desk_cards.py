@@ -19,6 +19,7 @@ import click
 
 from ektp_card._cli.passwords import prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
     from ektp_card.desk.handover import HandoverResult
@@ -328,17 +329,7 @@ def _handover_exit() -> dict[str, ExitCode]:
               help="The issuer PKI folder: its CSCA and CRL are trusted.")
 @click.option("--trust", "trust_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="Instead of --issuer: a folder of trusted CSCA certificates and CRLs (as `ektp verify`).")
-@click.option("--terminal-chain", multiple=True, required=True, metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="The desk terminal's CV certificates (binary), DV then terminal (repeat the option).")
-@click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
-              help="The terminal certificate's encrypted key file (passphrase from "
-                   "$EKTP_TERMINAL_PASSPHRASE, else prompted for).")
-@click.option("--terminal-pkcs11", metavar="MODULE", help="Instead of --terminal-key: a PKCS#11 module.")
-@click.option("--terminal-token", metavar="LABEL", help="Token label (with --terminal-pkcs11).")
-@click.option("--terminal-key-label", metavar="LABEL", help="Key pair label (with --terminal-pkcs11).")
-@click.option("--terminal-pin-env", default="EKTP_TERMINAL_PIN", show_default=True, metavar="NAME",
-              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
+@terminal_options("The desk's terminal: DG3 is read after Terminal Authentication.", required=True)
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is at hand.")
 @registry_options
 @click.pass_obj
@@ -357,14 +348,16 @@ def handover(
     Authentication refused, DG3 unreadable). A refused card stays personalised. 15: the registry does not
     allow the handover (not personalised, unknown).
     """
-    from ektp_card._cli.verify import _load_fingerprint, _load_terminal, _terminal_token
+    from ektp_card._cli.verify import _load_fingerprint, load_terminal, terminal_token_choice
     from ektp_card.desk.handover import hand_over, handover_candidate
     from ektp_card.verify.passive import Policy
 
     if reader is not None and virtual_dir is not None:
         raise click.UsageError("use only one of --reader, --virtual-dir")
     serial = serial.upper()
-    hsm = _terminal_token(terminal_key, terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env)
+    hsm = terminal_token_choice(
+        terminal_key, terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env
+    )
     if terminal_key is None and hsm is None:
         fail("give the terminal key with --terminal-key (or --terminal-pkcs11): DG3 is read only after "
              "Terminal Authentication", ExitCode.USAGE)
@@ -377,7 +370,7 @@ def handover(
         secret = _printed_can(virtual_dir, serial)
     with open_desk_registry(registry_target) as registry:
         handover_candidate(registry, serial)  # before the card and the terminal key are touched
-        terminal = _load_terminal(terminal_chain, terminal_key, hsm)
+        terminal = load_terminal(terminal_chain, terminal_key, hsm)
         try:
             with _handover_card(reader, virtual_dir, serial, timeout) as transport:
                 result = hand_over(transport, registry, serial, secret, trust, terminal, capture,

@@ -3,8 +3,9 @@ JSON and an exit code."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +22,39 @@ if TYPE_CHECKING:
     from ektp_card.verify.card import Terminal, VerificationReport
     from ektp_card.verify.timing import TimingReport
     from ektp_card.verify.trust import TrustStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F]:
+    """The options naming the terminal of Terminal Authentication: its CV certificate chain and its key
+    in a file or a PKCS#11 token (parameters ``terminal_chain``, ``terminal_key``, ``terminal_pkcs11``,
+    ``terminal_token``, ``terminal_key_label``, ``terminal_pin_env``)."""
+    options = [
+        click.option("--terminal-chain", multiple=True, required=required, metavar="FILE",
+                     type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help=f"The terminal's CV certificates (binary), DV then terminal (repeat the option). "
+                          f"{purpose}"),
+        click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     metavar="FILE", help="The terminal certificate's encrypted key file (passphrase from "
+                                          "$EKTP_TERMINAL_PASSPHRASE, else prompted for)."),
+        click.option("--terminal-pkcs11", metavar="MODULE",
+                     help="Instead of --terminal-key: the terminal key is in a PKCS#11 token (module path, "
+                          "e.g. libsofthsm2.so)."),
+        click.option("--terminal-token", metavar="LABEL", help="Token label (with --terminal-pkcs11)."),
+        click.option("--terminal-key-label", metavar="LABEL",
+                     help="Key pair label on the token (with --terminal-pkcs11)."),
+        click.option("--terminal-pin-env", default="EKTP_TERMINAL_PIN", show_default=True, metavar="NAME",
+                     help="Environment variable holding the token PIN (prompted for when unset on a "
+                          "terminal)."),
+    ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
 
 
 @click.command()
@@ -43,21 +77,7 @@ if TYPE_CHECKING:
                    "(repeat the option).")
 @click.option("--face-out", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
               help="Write the holder's face image from DG2 to PATH (JPEG as stored on the card).")
-@click.option("--terminal-chain", multiple=True, metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="The terminal's CV certificates (binary), DV then terminal (repeat the option). "
-                   "Runs Terminal Authentication and reads DG3.")
-@click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
-              help="The terminal certificate's encrypted key file (passphrase from "
-                   "$EKTP_TERMINAL_PASSPHRASE, else prompted for).")
-@click.option("--terminal-pkcs11", metavar="MODULE",
-              help="Instead of --terminal-key: the terminal key is in a PKCS#11 token (module path, "
-                   "e.g. libsofthsm2.so).")
-@click.option("--terminal-token", metavar="LABEL", help="Token label (with --terminal-pkcs11).")
-@click.option("--terminal-key-label", metavar="LABEL",
-              help="Key pair label on the token (with --terminal-pkcs11).")
-@click.option("--terminal-pin-env", default="EKTP_TERMINAL_PIN", show_default=True, metavar="NAME",
-              help="Environment variable holding the token PIN (prompted for when unset on a terminal).")
+@terminal_options("Runs Terminal Authentication and reads DG3.")
 @click.option("--fingerprint", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
               help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
                    "(needs --terminal-chain and a terminal key).")
@@ -100,7 +120,9 @@ def verify(
     from ektp_card.verify.passport import verify_passport
     from ektp_card.verify.timing import CountingTransport, timing_report
 
-    hsm = _terminal_token(terminal_key, terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env)
+    hsm = terminal_token_choice(
+        terminal_key, terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env
+    )
     has_key = terminal_key is not None or hsm is not None
     if bool(terminal_chain) != has_key:
         fail("give --terminal-chain and --terminal-key (or --terminal-pkcs11) together", ExitCode.USAGE)
@@ -126,7 +148,7 @@ def verify(
     revocations = (None if revocations_file is None
                    else _load_revocations(revocations_file, trust, allow_stale_revocations))
     source = make_source(reader, nfc, virtual, timeout)
-    terminal = None if not has_key else _load_terminal(terminal_chain, terminal_key, hsm)
+    terminal = None if not has_key else load_terminal(terminal_chain, terminal_key, hsm)
     policy = Policy(require_crl=not no_crl)
     report: VerificationReport
     extended = False if short else None
@@ -249,7 +271,7 @@ def _load_fingerprint(path: Path) -> MinutiaeRecord:
         fail(f"{path}: not an ISO/IEC 19794-2 minutiae record: {e}", ExitCode.FILE)
 
 
-def _terminal_token(
+def terminal_token_choice(
     key_file: Path | None, module: str | None, token: str | None, key_label: str | None, pin_env: str
 ) -> Pkcs11Choice | None:
     """The --terminal-pkcs11 choice, checked for completeness and against --terminal-key; exit 2."""
@@ -267,7 +289,7 @@ def _terminal_token(
     return Pkcs11Choice(module, token, key_label, pin_env)
 
 
-def _load_terminal(chain: tuple[Path, ...], key: Path | None, hsm: Pkcs11Choice | None) -> Terminal:
+def load_terminal(chain: tuple[Path, ...], key: Path | None, hsm: Pkcs11Choice | None) -> Terminal:
     from ektp_card._cli.pkcs11 import open_signer
     from ektp_card._cli.pki import passphrase
     from ektp_card.errors import LdsFormatError, PkiError, TerminalAuthenticationError
