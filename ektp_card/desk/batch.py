@@ -30,7 +30,6 @@ the first one's pending rows for interrupted ones.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -63,9 +62,8 @@ from ektp_card.errors import (
     RecordError,
     SecureMessagingError,
     TransportError,
-    Violation,
 )
-from ektp_card.lds.record import CitizenRecord, read_batch
+from ektp_card.lds.record import CitizenRecord, count_records, read_batch
 from ektp_card.personalize import DocumentSigner, check_document_signer, personalize, plan_from_record
 
 if TYPE_CHECKING:
@@ -104,23 +102,6 @@ def batch_id(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()[:BATCH_ID_LENGTH]
-
-
-def count_records(path: str | Path) -> int:
-    """How many records :func:`~ektp_card.lds.record.read_batch` will yield (rows, without decoding
-    them); for the progress display. :class:`RecordError` when the file cannot be read."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
-        raise RecordError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
-    try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            if suffix == ".csv":
-                return max(0, sum(1 for _ in csv.reader(fh)) - 1)
-            return sum(1 for line in fh if line.strip())
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
 
 
 # --- outcomes -------------------------------------------------------------------------------------------

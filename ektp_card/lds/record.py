@@ -435,14 +435,24 @@ class BatchRow:
     error: RecordError | None
 
 
-def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[BatchRow]:
-    """The rows of a JSON Lines (``.jsonl``) or CSV (``.csv``) file, each validated on its own so a
-    bad row does not stop the others. Blank JSON Lines lines are skipped. The file is read as the rows
-    are taken, so a long batch never sits in memory whole."""
+def _batch_file(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".csv"):
         raise RecordError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
+    return path, suffix
+
+
+def _unreadable(path: Path, e: OSError | UnicodeDecodeError | csv.Error) -> RecordError:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    return RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")])
+
+
+def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[BatchRow]:
+    """The rows of a JSON Lines (``.jsonl``) or CSV (``.csv``) file, each validated on its own so a
+    bad row does not stop the others. Blank JSON Lines lines are skipped. The file is read as the rows
+    are taken, so a long batch never sits in memory whole."""
+    path, suffix = _batch_file(path)
     try:
         with path.open(encoding="utf-8", newline="") as fh:
             if suffix == ".jsonl":
@@ -459,8 +469,20 @@ def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[Ba
                         "record", "record.csv", f"{path} line {reader.line_num}: malformed CSV ({e})"
                     )]) from None
     except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
+        raise _unreadable(path, e) from None
+
+
+def count_records(path: str | Path) -> int:
+    """How many records :func:`read_batch` will yield (rows, without decoding them), for a progress
+    display. :class:`RecordError` when the file cannot be read."""
+    path, suffix = _batch_file(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            if suffix == ".csv":
+                return max(0, sum(1 for _ in csv.reader(fh)) - 1)
+            return sum(1 for line in fh if line.strip())
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise _unreadable(path, e) from None
 
 
 def _csv_values(row: Mapping[str | None, object]) -> Mapping[str, object]:
