@@ -31,17 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_verify import make_terminal
+from bench_verify import make_issuer, make_terminal
 
 from ektp_card.audit.engine import AuditOptions, AuditReport, CardTarget, Outcome, run_audit, select_tests
 from ektp_card.audit.matrix import detection_matrix
 from ektp_card.audit.targets import PcscTarget, VirtualTarget
 from ektp_card.errors import EktpError
 from ektp_card.lds.synthetic import synthetic_citizen
-from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
-from ektp_card.pki.issuer import IssuerPki
-from ektp_card.pki.signer import KeySpec
-from ektp_card.verify.trust import TrustStore
+from ektp_card.personalize import personalize, plan_from_record
 from ektp_card.virtual.card import VirtualCard
 from ektp_card.virtual.perso import blank_card
 
@@ -65,12 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     today = dt.datetime.now(dt.UTC).date()
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
-        passphrase = secrets.token_urlsafe(16).encode()
-        pki = IssuerPki.create(Path(tmp) / "pki", passphrase, spec=KeySpec.parse("brainpoolP256r1"),
-                               country="ID", common_name="Bench CSCA")
-        pki.issue_document_signer(passphrase, passphrase, common_name="Bench DS")
-        trust = TrustStore((pki.csca,), (pki.publish_crl(passphrase),))
-        ds = DocumentSigner(*pki.document_signer(None, passphrase))
+        trust, ds = make_issuer(Path(tmp) / "pki")
         cvca, terminal = make_terminal(today)
         citizen = synthetic_citizen(random.Random(args.seed))  # noqa: S311 - synthetic data, reproducible
         master = secrets.token_bytes(16)

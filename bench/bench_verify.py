@@ -69,6 +69,16 @@ class Recorder:
         return response
 
 
+def make_issuer(folder: Path) -> tuple[TrustStore, DocumentSigner]:
+    """A CSCA with a current CRL and a document signer in ``folder`` (throwaway passphrase)."""
+    passphrase = secrets.token_urlsafe(16).encode()
+    pki = IssuerPki.create(folder, passphrase, spec=KeySpec.parse("brainpoolP256r1"), country="ID",
+                           common_name="Bench CSCA")
+    pki.issue_document_signer(passphrase, passphrase, common_name="Bench DS")
+    trust = TrustStore((pki.csca,), (pki.publish_crl(passphrase),))
+    return trust, DocumentSigner(*pki.document_signer(None, passphrase))
+
+
 def make_terminal(today: dt.date) -> tuple[bytes, Terminal]:
     """A CVCA (its certificate for the card's trust point), a DV and a terminal allowed to read DG3."""
     cvca_priv, dv_priv, terminal_priv = (ec.generate_private_key(ec.BrainpoolP256R1()) for _ in range(3))
@@ -115,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     today = dt.datetime.now(dt.UTC).date()
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        passphrase = secrets.token_urlsafe(16).encode()
-        pki = IssuerPki.create(Path(tmp) / "pki", passphrase, spec=KeySpec.parse("brainpoolP256r1"),
-                               country="ID", common_name="Bench CSCA")
-        pki.issue_document_signer(passphrase, passphrase, common_name="Bench DS")
-        trust = TrustStore((pki.csca,), (pki.publish_crl(passphrase),))
-        ds = DocumentSigner(*pki.document_signer(None, passphrase))
+        trust, ds = make_issuer(Path(tmp) / "pki")
 
         cvca, terminal = make_terminal(today)
         citizen = synthetic_citizen(random.Random(args.seed))  # noqa: S311 - synthetic data, reproducible
