@@ -324,13 +324,21 @@ def verify_card(
     sod_bytes, sod, sod_problem = _read_sod(session)
     numbers = tuple(sorted(n for n, _ in sod.security_object.hashes)) if sod else _PROFILE_DATA_GROUPS
     ta_check, ta, ephemeral, early = _terminal_authentication(session, terminal)
-    groups, refused, unreadable = _read_data_groups(session, numbers, early)
+    # After a passed TA, DG3 waits for Chip Authentication (EAC2): asking before would only be refused.
+    after_ca = ta is not None and ta.passed and ephemeral is not None and 3 in numbers
+    groups, refused, unreadable = _read_data_groups(
+        session, tuple(n for n in numbers if not (after_ca and n == 3)), early
+    )
     early_ca: tuple[Check, CaResult] | None = None
-    if ta is not None and ta.passed and ephemeral is not None and 3 in refused:
-        early_ca, dg3 = _complete_terminal_authentication(session, groups, ephemeral)
-        if dg3 is not None:
-            groups[3] = dg3
-            refused.remove(3)
+    if after_ca and ephemeral is not None:
+        early_ca = _complete_terminal_authentication(session, groups, ephemeral)
+        if early_ca is not None and early_ca[1].passed:
+            dg3, dg3_refused, dg3_unreadable = _read_data_groups(session, (3,), {})
+            groups.update(dg3)
+            refused = sorted(refused + dg3_refused)
+            unreadable += dg3_unreadable
+        else:
+            refused = sorted([*refused, 3])
     read_reason = f"EF.SOD and DG{', DG'.join(map(str, sorted(groups)))}"
     if refused:
         read_reason += f"; DG{', DG'.join(map(str, refused))} refused with this access"
@@ -490,25 +498,17 @@ def _read_sod(session: AccessSession) -> tuple[bytes | None, Sod | None, str | N
 
 def _complete_terminal_authentication(
     session: AccessSession, groups: Mapping[int, bytes], ephemeral: EphemeralKey
-) -> tuple[tuple[Check, CaResult] | None, bytes | None]:
-    """Chip Authentication with the key Terminal Authentication announced, then DG3.
+) -> tuple[Check, CaResult] | None:
+    """Chip Authentication with the key Terminal Authentication announced.
 
     EAC2 (BSI TR-03110-2: PACE, TA, CA) gives the terminal its rights only once Chip Authentication
     has succeeded, so the fingerprints are read after it, under its keys. Returns the CA check (kept
-    for the chip checks, which do not run it again) and DG3 when the chip gave it.
+    for the chip checks, which do not run it again); ``None`` without a usable DG14.
     """
     dg14, _ = decode_dg14(groups[14]) if 14 in groups else (None, None)
     if dg14 is None:
-        return None, None
-    check, result = run_chip_authentication(session.protocol, dg14, key_source=ephemeral.key_source)
-    if not result.passed:
-        return (check, result), None
-    ref = EKTP_APPLICATION.file("DG3")
-    assert ref is not None  # noqa: S101 - the profile names DG3
-    try:
-        return (check, result), session.read(ref)
-    except SecurityStatusNotSatisfiedError:
-        return (check, result), None
+        return None
+    return run_chip_authentication(session.protocol, dg14, key_source=ephemeral.key_source)
 
 
 def _read_data_groups(
