@@ -92,7 +92,7 @@ def worker(batch: Path, target: str, cards: Path, pki_dir: Path, desk: str) -> d
     from ektp_card.desk.registry import open_registry
     from ektp_card.personalize import DocumentSigner
     from ektp_card.pki.issuer import IssuerPki
-    from ektp_card.verify.trust import TrustStore
+    from ektp_card.pki.trust import TrustStore
 
     passphrase = os.environ[ENV_PASS].encode()
     pki = IssuerPki(pki_dir)

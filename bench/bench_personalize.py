@@ -26,7 +26,7 @@ from ektp_card.lds.synthetic import synthetic_record
 from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
-from ektp_card.verify.trust import TrustStore
+from ektp_card.pki.trust import TrustStore
 from ektp_card.virtual.card import VirtualCard
 from ektp_card.virtual.perso import blank_card
 

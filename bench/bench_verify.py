@@ -46,10 +46,10 @@ from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import Terminal, VerificationReport, verify_card
 from ektp_card.verify.chip import EKTP_APPLICATION
 from ektp_card.verify.passive import Status
-from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual.card import VirtualCard
 from ektp_card.virtual.perso import blank_card
 

@@ -59,7 +59,7 @@ def run_demo(workdir: Path, image: Path | None = None, *, seed: int | None = Non
     from ektp_card.personalize import DocumentSigner, personalize, plan_from_record, read_back
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
-    from ektp_card.verify.trust import TrustStore
+    from ektp_card.pki.trust import TrustStore
     from ektp_card.virtual import VirtualCard
     from ektp_card.virtual.perso import blank_card
 

@@ -67,11 +67,11 @@ class ApduError(EktpError):
     """
 
     def __init__(self, sw: int, data: bytes = b"", message: str | None = None) -> None:
-        from ektp_card.apdu.sw import describe  # late import: sw imports this module
-
+        # The meaning of the word comes from apdu/sw.py, which builds the message when it maps a word;
+        # this module depends on nothing, so a bare instance names the word alone.
         self.sw = sw
         self.data = data
-        super().__init__(message or f"card returned {sw:04X}: {describe(sw)}")
+        super().__init__(message or f"card returned {sw:04X}")
 
 
 class WrongLengthError(ApduError):

@@ -28,9 +28,9 @@ from ektp_card.crypto.aa import (
     verify_signature,
 )
 from ektp_card.crypto.bac import bac
-from ektp_card.crypto.ec import BRAINPOOLP256R1, BRAINPOOLP384R1, SECP256R1, SECP384R1, SECP521R1, Curve
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import Password, perform_pace
+from ektp_card.ec import BRAINPOOLP256R1, BRAINPOOLP384R1, SECP256R1, SECP384R1, SECP521R1, Curve
 from ektp_card.errors import ActiveAuthenticationError
 from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import ActiveAuthenticationInfo

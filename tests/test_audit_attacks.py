@@ -30,8 +30,8 @@ from ektp_card.audit.attacks import (
     make_weak_rng_card,
 )
 from ektp_card.crypto.aa import active_authenticate
-from ektp_card.crypto.ec import BRAINPOOLP256R1
 from ektp_card.crypto.sm import SecureMessagingSession
+from ektp_card.ec import BRAINPOOLP256R1
 from ektp_card.errors import CardImageError, PacePasswordError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15

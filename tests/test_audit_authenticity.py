@@ -36,7 +36,7 @@ from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.certs import create_csca, issue_document_signer
 from ektp_card.pki.crl import Revocation, build_crl
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
-from ektp_card.verify.trust import TrustStore
+from ektp_card.pki.trust import TrustStore
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual import pace as virtual_pace
 from ektp_card.virtual.commands import Command

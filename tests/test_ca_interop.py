@@ -38,9 +38,9 @@ from ektp_card.crypto.ca import (
     chip_authenticate,
     shared_secret,
 )
-from ektp_card.crypto.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, Curve
 from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.crypto.sm import CardSecureMessaging
+from ektp_card.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, Curve
 from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14
 from ektp_card.lds.public_key import EcPublicKey

@@ -9,7 +9,6 @@ import pytest
 
 from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.crypto.ec import BRAINPOOLP256R1, SECP384R1
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import (
     ECDH_GM_3DES,
@@ -19,6 +18,7 @@ from ektp_card.crypto.pace import (
     KeyAgreement,
     MappingType,
 )
+from ektp_card.ec import BRAINPOOLP256R1, SECP384R1
 from ektp_card.errors import LdsFormatError, PaceError
 from ektp_card.lds import (
     EF_CARD_ACCESS_FID,

@@ -34,11 +34,11 @@ from ektp_card.crypto.ca import (
     mse_set_at,
     mse_set_kat,
 )
-from ektp_card.crypto.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, Curve
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.crypto.sm import SecureMessagingSession
+from ektp_card.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, Curve
 from ektp_card.errors import ChipAuthenticationError, SecureMessagingError
 from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14
@@ -109,7 +109,7 @@ def openssl_keys(
     card: VirtualCard, parameters: CaParameters, terminal_key: bytes, nonce: bytes = b""
 ) -> tuple[bytes, bytes]:
     """The session keys from OpenSSL's ECDH with the card's private key: an independent check of
-    the key agreement both sides computed with :mod:`ektp_card.crypto.ec`."""
+    the key agreement both sides computed with :mod:`ektp_card.ec`."""
     named = cryptography_curve(parameters.curve)
     assert named is not None
     private = ec.derive_private_key(int.from_bytes(card.keys[CA_PRIVATE_KEY], "big"), named)

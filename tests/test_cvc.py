@@ -25,7 +25,7 @@ from pki_fixtures import key
 
 from ektp_card._cli import main
 from ektp_card.apdu.tlv import Tlv
-from ektp_card.crypto.ec import BRAINPOOLP256R1, SECP384R1
+from ektp_card.ec import BRAINPOOLP256R1, SECP384R1
 from ektp_card.errors import LdsFormatError, PkiError
 from ektp_card.pki.cvc import (
     ID_DESCRIPTION,

@@ -46,8 +46,8 @@ from ektp_card.lds.synthetic import SyntheticCitizen, synthetic_citizen
 from ektp_card.personalize import DocumentSigner
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.passive import Policy
-from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual import VirtualCard
 
 MASTER = bytes.fromhex("303132333435363738393A3B3C3D3E3F")

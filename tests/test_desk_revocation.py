@@ -22,15 +22,7 @@ from pki_fixtures import openssl
 from ektp_card._cli import main
 from ektp_card._cli.util import ExitCode
 from ektp_card.desk.registry import Registry
-from ektp_card.desk.revocation import (
-    OID_CARD_REVOCATION_LIST,
-    RevokedCard,
-    build_revocation_list,
-    load_revocation_list,
-    parse_revocation_list,
-    registry_entries,
-    sod_sha256,
-)
+from ektp_card.desk.revocation import registry_entries
 from ektp_card.errors import PkiError
 from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.sod import build_sod
@@ -40,10 +32,18 @@ from ektp_card.pki.certs import OID_KP_REVOCATION_LIST_SIGNING, create_csca, iss
 from ektp_card.pki.cms import signed_data
 from ektp_card.pki.crl import Revocation, build_crl
 from ektp_card.pki.issuer import IssuerPki
+from ektp_card.pki.revocation import (
+    OID_CARD_REVOCATION_LIST,
+    RevokedCard,
+    build_revocation_list,
+    load_revocation_list,
+    parse_revocation_list,
+    sod_sha256,
+)
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner, Signer
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import Verdict, verify_card
 from ektp_card.verify.passive import Status, passive_authentication
-from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.perso import blank_card
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from ektp_card.crypto.aa import SIGNATURE_HASHES
 from ektp_card.crypto.ca import CA_ALGORITHMS, CA_ECDH_3DES, CA_ECDH_AES128, CA_ECDH_AES256, ID_PK_DH
-from ektp_card.crypto.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, STANDARDIZED_CURVES, Curve
 from ektp_card.crypto.pace import PACE_ALGORITHMS
+from ektp_card.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, STANDARDIZED_CURVES, Curve
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError
 from ektp_card.lds.card_access import OtherSecurityInfo, PaceInfo
 from ektp_card.lds.dg14 import (

@@ -1,4 +1,4 @@
-"""The elliptic-curve arithmetic of ektp_card.crypto.ec: the pure-Python reference checked against
+"""The elliptic-curve arithmetic of ektp_card.ec: the pure-Python reference checked against
 OpenSSL through ``cryptography``, and the OpenSSL-backed fast path checked against the reference."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec as cec
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ektp_card.crypto.ec import (
+from ektp_card.ec import (
     BRAINPOOLP256R1,
     SECP224R1,
     SECP256R1,

@@ -12,7 +12,6 @@ from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
-from ektp_card.crypto.ec import BRAINPOOLP256R1, Curve, Point
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import (
     ECDH_GM_3DES,
@@ -32,6 +31,7 @@ from ektp_card.crypto.pace import (
     perform_pace,
 )
 from ektp_card.crypto.sm import SecureMessagingSession
+from ektp_card.ec import BRAINPOOLP256R1, Curve, Point
 from ektp_card.errors import (
     PaceError,
     PacePasswordError,

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
-from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve, Point
 from ektp_card.crypto.kdf import session_keys
 from ektp_card.crypto.pace import (
     ECDH_GM_AES256,
@@ -26,6 +25,7 @@ from ektp_card.crypto.pace import (
     nonce_length,
     perform_pace,
 )
+from ektp_card.ec import STANDARDIZED_CURVES, Curve, Point
 from ektp_card.virtual.pace import ChipPace
 
 CAN = "123456"

@@ -60,7 +60,7 @@ from ektp_card.pki.certs import create_csca, issue_document_signer
 from ektp_card.pki.crl import build_crl
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
-from ektp_card.verify.trust import TrustStore
+from ektp_card.pki.trust import TrustStore
 from ektp_card.virtual import ElementaryFile, LifeCycle, VirtualCard
 from ektp_card.virtual.fcp import Fcp
 from ektp_card.virtual.perso import (

@@ -19,8 +19,8 @@ from ektp_card.lds.synthetic import synthetic_record
 from ektp_card.personalize import DocumentSigner, plan_from_record
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.passive import Policy
-from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.perso import PersoState, blank_card, personalisation_state
 

@@ -20,7 +20,6 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv
 from ektp_card.crypto.ca import chip_authenticate
-from ektp_card.crypto.ec import BRAINPOOLP256R1
 from ektp_card.crypto.pace import PaceResult, Password, perform_pace
 from ektp_card.crypto.ta import (
     EphemeralKey,
@@ -36,6 +35,7 @@ from ektp_card.crypto.ta import (
     signed_data,
     terminal_authenticate,
 )
+from ektp_card.ec import BRAINPOOLP256R1
 from ektp_card.errors import ApduError, PkiError, TerminalAuthenticationError
 from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14

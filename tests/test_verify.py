@@ -24,9 +24,9 @@ from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.certs import create_csca, issue_document_signer
 from ektp_card.pki.crl import Revocation, build_crl
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import Verdict, VerificationReport, verify_card
 from ektp_card.verify.passive import Status
-from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.ca import CA_PRIVATE_KEY
 from ektp_card.virtual.perso import blank_card

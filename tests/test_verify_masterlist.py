@@ -18,9 +18,9 @@ from ektp_card._cli.util import ExitCode
 from ektp_card.pki.certs import build_name, create_csca, sign_certificate
 from ektp_card.pki.masterlist import build_master_list
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
+from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.card import Verdict, verify_card
 from ektp_card.verify.passport import verify_passport
-from ektp_card.verify.trust import TrustStore, load_master_list
 
 Capture = pytest.CaptureFixture[str]
 MRZ = "L898902C3,740812,120415"

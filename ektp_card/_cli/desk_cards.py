@@ -24,7 +24,7 @@ from ektp_card._cli.verify import terminal_options
 if TYPE_CHECKING:
     from ektp_card.desk.handover import HandoverResult
     from ektp_card.desk.registry import CardRow, Registry
-    from ektp_card.verify.trust import TrustStore
+    from ektp_card.pki.trust import TrustStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -88,8 +88,9 @@ def revocations(
     for cannot be listed and is reported. Exit 7 for a key or PKI folder problem, 15 for the registry.
     """
     from ektp_card.desk.registry import open_registry
-    from ektp_card.desk.revocation import build_revocation_list, parse_revocation_list, registry_entries
+    from ektp_card.desk.revocation import registry_entries
     from ektp_card.pki.issuer import IssuerPki
+    from ektp_card.pki.revocation import build_revocation_list, parse_revocation_list
     from ektp_card.pki.signer import write_file
 
     hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, rs_cert, "--rs-cert")

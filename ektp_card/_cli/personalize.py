@@ -25,8 +25,8 @@ from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
     from ektp_card.personalize import CardPlan, DocumentSigner, PersoResult
+    from ektp_card.pki.trust import TrustStore
     from ektp_card.verify.passive import Policy
-    from ektp_card.verify.trust import TrustStore
 
 #: The steps :func:`ektp_card.personalize.personalize` reports, in order ("erase" only on a restart).
 STEPS = ("validate", "authenticate", "erase", "write", "keys", "sign", "lock", "verify")
@@ -98,7 +98,7 @@ def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
     from cryptography import x509
 
     from ektp_card.pki.issuer import IssuerPki
-    from ektp_card.verify.trust import TrustStore
+    from ektp_card.pki.trust import TrustStore
 
     with _pki_errors():
         pki = IssuerPki(pki_dir)

@@ -16,12 +16,12 @@ from ektp_card._cli.util import Ctx, ExitCode, fail
 if TYPE_CHECKING:
     from ektp_card._cli.pkcs11 import Pkcs11Choice
     from ektp_card.crypto.mrz import MrzInfo
-    from ektp_card.desk.revocation import RevocationList
     from ektp_card.lds.biometrics import MinutiaeRecord
+    from ektp_card.pki.revocation import RevocationList
     from ektp_card.pki.signer import Signer
+    from ektp_card.pki.trust import TrustStore
     from ektp_card.verify.card import Terminal, VerificationReport
     from ektp_card.verify.timing import TimingReport
-    from ektp_card.verify.trust import TrustStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -201,7 +201,7 @@ def _load_trust(
 ) -> TrustStore:
     """--trust, extended by each master list whose signer chains to a CSCA of --trust or the anchors."""
     from ektp_card.errors import PkiError
-    from ektp_card.verify.trust import TrustStore, load_master_list
+    from ektp_card.pki.trust import TrustStore, load_master_list
 
     try:
         trust = TrustStore(()) if trust_dir is None else TrustStore.from_folder(trust_dir)
@@ -228,8 +228,8 @@ def _load_trust(
 def _load_revocations(path: Path, trust: TrustStore, allow_stale: bool) -> RevocationList:
     """The --revocations list: exit 7 when unreadable or malformed, 8 when its signature, signer or
     (unless allowed) its dates do not hold."""
-    from ektp_card.desk.revocation import parse_revocation_list
     from ektp_card.errors import PkiError
+    from ektp_card.pki.revocation import parse_revocation_list
 
     try:
         data = path.read_bytes()

@@ -164,7 +164,7 @@ def error_for(sw: int, data: bytes = b"") -> errors.ApduError:
             cls = errors.WrongLengthError
         else:
             cls = errors.ApduError
-    return cls(sw, data)
+    return cls(sw, data, f"card returned {sw:04X}: {describe(sw)}")
 
 
 def check(sw: int, data: bytes = b"", allow: frozenset[int] = SUCCESS) -> None:

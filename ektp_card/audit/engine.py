@@ -326,7 +326,7 @@ class AuditOptions:
     """What the reviewer gave the audit besides the card."""
 
     can: str = field(repr=False)
-    #: A :class:`~ektp_card.verify.trust.TrustStore`, needed by the Passive Authentication tests.
+    #: A :class:`~ektp_card.pki.trust.TrustStore`, needed by the Passive Authentication tests.
     trust: Any = None
     #: A :class:`~ektp_card.verify.card.Terminal` for Terminal Authentication tests, if any.
     terminal: Any = None

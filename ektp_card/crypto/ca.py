@@ -36,10 +36,10 @@ from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW, describe
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
-from ektp_card.crypto.ec import Curve, InvalidPointError, KeySource, Point, default_key_source
 from ektp_card.crypto.kdf import COUNTER_ENC, COUNTER_MAC, Cipher, kdf
 from ektp_card.crypto.pace import BSI_DE, KeyAgreement, authentication_mac
 from ektp_card.crypto.sm import SecureMessagingSession
+from ektp_card.ec import Curve, InvalidPointError, KeySource, Point, default_key_source
 from ektp_card.errors import ChipAuthenticationError, SecureMessagingError, TlvError
 
 log = logging.getLogger("ektp_card.crypto.ca")

@@ -35,7 +35,10 @@ from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW, error_for
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
-from ektp_card.crypto.ec import (
+from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
+from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac
+from ektp_card.ec import (
     STANDARDIZED_CURVES,
     Curve,
     InvalidPointError,
@@ -44,9 +47,6 @@ from ektp_card.crypto.ec import (
     PrivateKey,
     default_key_source,
 )
-from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
-from ektp_card.crypto.mrz import MrzInfo
-from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac
 from ektp_card.errors import EktpError, PaceError, PacePasswordError, TlvError
 
 log = logging.getLogger("ektp_card.crypto.pace")

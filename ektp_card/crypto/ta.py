@@ -33,7 +33,7 @@ from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW, describe
 from ektp_card.apdu.tlv import Tlv
-from ektp_card.crypto.ec import Curve, KeySource, default_key_source
+from ektp_card.ec import Curve, KeySource, default_key_source
 from ektp_card.errors import PkiError, TerminalAuthenticationError
 from ektp_card.pki.cvc import T_SIGNATURE, Chat, CvCertificate, CvPublicKey, Role, curve_of
 from ektp_card.pki.signer import Signer

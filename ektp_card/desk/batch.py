@@ -68,8 +68,8 @@ from ektp_card.personalize import DocumentSigner, check_document_signer, persona
 
 if TYPE_CHECKING:
     from ektp_card.desk.registry import Registry
+    from ektp_card.pki.trust import TrustStore
     from ektp_card.verify.passive import Policy
-    from ektp_card.verify.trust import TrustStore
     from ektp_card.virtual.card import VirtualCard
 
 log = logging.getLogger("ektp_card.desk.batch")

@@ -26,9 +26,9 @@ from ektp_card.apdu.transport import Transport
 from ektp_card.desk.batch import read_sod
 from ektp_card.errors import RegistryError
 from ektp_card.lds.biometrics import MinutiaeRecord
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import FINGERPRINT, Terminal, Verdict, VerificationReport, verify_card
 from ektp_card.verify.passive import Policy, Status
-from ektp_card.verify.trust import TrustStore
 
 if TYPE_CHECKING:
     from ektp_card.desk.registry import CardRow, Registry

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from asn1crypto import core  # type: ignore[import-untyped]
 
 from ektp_card.apdu.iso7816 import Iso7816Session
-from ektp_card.crypto.ec import STANDARDIZED_CURVES
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import PACE_ALGORITHMS, PaceAlgorithm, PaceParameters
+from ektp_card.ec import STANDARDIZED_CURVES
 from ektp_card.errors import LdsFormatError, PaceError
 from ektp_card.lds.security_infos import der_set_of, split_security_infos
 

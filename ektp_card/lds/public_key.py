@@ -15,7 +15,7 @@ Elliptic-curve keys use ``id-ecPublicKey`` with the domain parameters in one of 
 * ``standardizedDomainParameters`` with the ID of ICAO Doc 9303-11 section 9.5.1 (BSI TR-03110-3
   section A.2.1.1).
 
-All three are read; only the standardized curves of :data:`~ektp_card.crypto.ec.STANDARDIZED_CURVES`
+All three are read; only the standardized curves of :data:`~ektp_card.ec.STANDARDIZED_CURVES`
 are accepted, explicit parameters included (they must equal one of them): the terminal then never
 computes on domain parameters it does not know to be sound. RSA keys use ``rsaEncryption`` with an
 ``RSAPublicKey`` (RFC 8017 appendix A.1.1).
@@ -31,7 +31,7 @@ from asn1crypto import core, keys  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
+from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
 from ektp_card.errors import LdsFormatError
 
 ID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
@@ -40,7 +40,7 @@ ID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
 #: BSI TR-03110-3 section A.2.1.1: an AlgorithmIdentifier whose parameter is the domain parameter ID.
 ID_STANDARDIZED_DOMAIN_PARAMETERS = "0.4.0.127.0.7.1.2"
 
-#: Curve OIDs by the names of :mod:`ektp_card.crypto.ec` (SEC 2 version 2 appendix A, RFC 5639
+#: Curve OIDs by the names of :mod:`ektp_card.ec` (SEC 2 version 2 appendix A, RFC 5639
 #: section 4.1).
 CURVE_OIDS = MappingProxyType(
     {

@@ -41,8 +41,8 @@ from ektp_card.personalize.protocol import PersoSession
 from ektp_card.personalize.readback import ReadBack, read_back
 from ektp_card.pki.certs import parse_private_key_usage_period
 from ektp_card.pki.signer import HashName, Signer, same_key, verify_signature
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.passive import Policy
-from ektp_card.verify.trust import TrustStore
 
 log = logging.getLogger("ektp_card.personalize")
 

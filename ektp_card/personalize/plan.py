@@ -26,7 +26,7 @@ from asn1crypto import core  # type: ignore[import-untyped]
 from ektp_card.apdu.tlv import Tlv, parse_one
 from ektp_card.crypto.aa import PLAIN_ECDSA_OIDS, SIGNATURE_HASHES
 from ektp_card.crypto.ca import CA_ALGORITHMS
-from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve
+from ektp_card.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.errors import LdsFormatError, PersonalisationError, PkiError, RecordError, TlvError
 from ektp_card.lds.card_access import CardAccess, OtherSecurityInfo, PaceInfo
 from ektp_card.lds.dg14 import (

@@ -31,6 +31,7 @@ from ektp_card.errors import (
 )
 from ektp_card.lds.ektp import DATA_GROUP_TAGS, Com
 from ektp_card.lds.sod import parse_sod
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.chip import (
     CHIP_AUTHENTICATION,
     EKTP_APPLICATION,
@@ -39,7 +40,6 @@ from ektp_card.verify.chip import (
     run_chip_authentication,
 )
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
-from ektp_card.verify.trust import TrustStore
 
 #: ISO/IEC 7816-4 section 7.4.10: operational, activated (05, or 07 with bit 2 set).
 _OPERATIONAL = (0x05, 0x07)

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ektp_card.apdu.tlv import Tlv, parse_list
-from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
+from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
 from ektp_card.pki.signer import CURVES, HashName, Signer, hash_algorithm
 
@@ -71,7 +71,7 @@ _ALGORITHM_NAMES = {ID_TA_ECDSA_SHA_256: "id-TA-ECDSA-SHA-256", ID_TA_ECDSA_SHA_
                     ID_TA_ECDSA_SHA_512: "id-TA-ECDSA-SHA-512"}
 
 #: Domain parameters by curve name: the signing curves of :mod:`ektp_card.pki.signer`, with the
-#: parameters of :mod:`ektp_card.crypto.ec`.
+#: parameters of :mod:`ektp_card.ec`.
 DOMAIN_PARAMETERS: Mapping[str, Curve] = MappingProxyType(
     {c.name: c for c in STANDARDIZED_CURVES.values() if c.name in CURVES}
 )

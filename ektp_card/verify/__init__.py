@@ -1,6 +1,7 @@
 """Card -> verdict: Passive Authentication and trust stores; Chip and Active Authentication checks
 (chip.py); the clerk's verification (card.py); the fingerprint matcher (matcher.py)."""
 
+from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.matcher import (
     DEFAULT_THRESHOLD,
     Alignment,
@@ -10,7 +11,6 @@ from ektp_card.verify.matcher import (
     match,
 )
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
-from ektp_card.verify.trust import TrustStore, load_master_list
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -27,7 +27,7 @@ EF.COM is not read at all: nothing unsigned takes part in the verdict.
 The verdict, most serious first: :attr:`Verdict.FORGED` (Passive Authentication or the printed data
 failed: unknown or revoked signer, hash mismatch, NIK contradicting DG1), :attr:`Verdict.CLONED` (Chip
 or Active Authentication failed: the data is the issuer's, the chip is not the one it was written to),
-:attr:`Verdict.REVOKED` (given a card revocation list, ektp_card.desk.revocation: the card's EF.SOD is
+:attr:`Verdict.REVOKED` (given a card revocation list, ektp_card.pki.revocation: the card's EF.SOD is
 on it, e.g. reported lost, although its signatures are valid),
 :attr:`Verdict.HOLDER_MISMATCH` (the captured fingerprint matches neither DG3 template), else
 :attr:`Verdict.GENUINE`. A failed Terminal Authentication or an unusable DG3 is shown but decides
@@ -51,8 +51,8 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult
 from ektp_card.crypto.ca import CaResult
-from ektp_card.crypto.ec import default_key_source
 from ektp_card.crypto.ta import EphemeralKey, TaResult, terminal_authenticate
+from ektp_card.ec import default_key_source
 from ektp_card.errors import (
     ApduError,
     CardFileNotFoundError,
@@ -69,6 +69,7 @@ from ektp_card.lds.record import PersonalData
 from ektp_card.lds.sod import Sod, parse_sod
 from ektp_card.pki.cvc import CvCertificate, CvPublicKey, Role
 from ektp_card.pki.signer import Signer
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.chip import (
     ACTIVE_AUTHENTICATION,
     CHIP_AUTHENTICATION,
@@ -79,10 +80,9 @@ from ektp_card.verify.chip import (
 )
 from ektp_card.verify.matcher import MatchResult, match
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
-from ektp_card.verify.trust import TrustStore
 
 if TYPE_CHECKING:
-    from ektp_card.desk.revocation import RevocationList
+    from ektp_card.pki.revocation import RevocationList
 
 #: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
 _PROFILE_DATA_GROUPS = (1, 2, 7, 14, 15)
@@ -307,7 +307,7 @@ def verify_card(
     Authentication challenge. ``terminal`` runs Terminal Authentication and reads DG3; ``fingerprint``
     (the holder's capture, ISO/IEC 19794-2; decoded first, :class:`~ektp_card.errors.BiometricFormatError`
     if malformed) is then compared with DG3's templates. ``revocations``, a list the caller has
-    checked (:func:`ektp_card.desk.revocation.load_revocation_list`), adds the check
+    checked (:func:`ektp_card.pki.revocation.load_revocation_list`), adds the check
     ``revocation`` right after Passive Authentication: the card's EF.SOD must not be on it.
     """
     probe = MinutiaeRecord.decode(fingerprint) if isinstance(fingerprint, bytes | bytearray) else fingerprint

@@ -18,7 +18,7 @@ from ektp_card.access import Application, FileRef
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.aa import AaResult, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
-from ektp_card.crypto.ec import KeySource, default_key_source
+from ektp_card.ec import KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15

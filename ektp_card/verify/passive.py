@@ -27,7 +27,7 @@ from ektp_card.pki.certs import (
     verify_crl_signature,
 )
 from ektp_card.pki.signer import HASH_NAMES, as_public_key, digest, verify_signature
-from ektp_card.verify.trust import TrustStore
+from ektp_card.pki.trust import TrustStore
 
 
 class Status(Enum):

@@ -31,6 +31,7 @@ from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.emrtd import MrzFields, decode_emrtd_dg1
 from ektp_card.lds.sod import Sod, parse_sod
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import (
     VerificationReport,
     _Checks,
@@ -40,7 +41,6 @@ from ektp_card.verify.card import (
     verdict_of,
 )
 from ektp_card.verify.passive import Policy, Status, passive_authentication
-from ektp_card.verify.trust import TrustStore
 
 #: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
 _DEFAULT_DATA_GROUPS = (1, 2, 14, 15)

@@ -44,8 +44,8 @@ from ektp_card.crypto.ca import (
     key_id_bytes,
     shared_secret,
 )
-from ektp_card.crypto.ec import BRAINPOOLP256R1, Curve, InvalidPointError, KeySource, default_key_source
 from ektp_card.crypto.kdf import Cipher
+from ektp_card.ec import BRAINPOOLP256R1, Curve, InvalidPointError, KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError, TlvError
 from ektp_card.lds.dg14 import ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo, Dg14, Dg14Info
 from ektp_card.lds.public_key import EcPublicKey, ParametersForm

@@ -31,9 +31,9 @@ from typing import ClassVar, Self
 from ektp_card.apdu.command import EXTENDED_MAX_LC, EXTENDED_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import parse_list
-from ektp_card.crypto.ec import Curve
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.sm import CardSecureMessaging, SmCrypto
+from ektp_card.ec import Curve
 from ektp_card.errors import ApduError, ApduFormatError, CardRemovedError, TlvError
 from ektp_card.virtual import image
 from ektp_card.virtual.aa import INTERNAL_AUTHENTICATE
@@ -128,7 +128,7 @@ class CardRandom:
 
     def scalar(self, curve: Curve) -> int:
         """A private key (or nonce) in [1, n-1] for ``curve``: a
-        :data:`~ektp_card.crypto.ec.KeySource`."""
+        :data:`~ektp_card.ec.KeySource`."""
         if self.system:
             return curve.random_scalar()
         # 64 extra bits make the reduction's bias negligible; the weakness is the generator.

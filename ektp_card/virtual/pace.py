@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
-from ektp_card.crypto.ec import KeySource, Point, default_key_source
 from ektp_card.crypto.kdf import COUNTER_PI as _COUNTER_PI
 from ektp_card.crypto.kdf import Cipher, kdf, session_keys
 from ektp_card.crypto.mrz import MrzInfo
@@ -46,6 +45,7 @@ from ektp_card.crypto.pace import (
     private_key,
     shared_secret,
 )
+from ektp_card.ec import KeySource, Point, default_key_source
 from ektp_card.errors import LdsFormatError, PaceError, TlvError
 from ektp_card.lds.card_access import EF_CARD_ACCESS_FID, EF_CARD_ACCESS_SFI, CardAccess, PaceInfo
 from ektp_card.virtual.commands import Chaining, Command, ok, refuse

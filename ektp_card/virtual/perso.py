@@ -52,7 +52,6 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.crypto.aa import PLAIN_ECDSA_OIDS
 from ektp_card.crypto.ca import CA_ALGORITHMS, CaAlgorithm
-from ektp_card.crypto.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.crypto.pace import Password, PasswordType
 from ektp_card.crypto.perso import (
     CAN_REFERENCE,
@@ -74,6 +73,7 @@ from ektp_card.crypto.perso import (
     session_keys,
 )
 from ektp_card.crypto.sm import CardSecureMessaging
+from ektp_card.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.public_key import EcPublicKey, cryptography_curve

@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict
-from ektp_card.crypto.ec import Curve
+from ektp_card.ec import Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
 from ektp_card.pki.cvc import (
     T_CERTIFICATE,

@@ -27,7 +27,6 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
 from ektp_card.apdu.transport import Transport
 from ektp_card.audit.engine import AuditContext, Finding, Threat, audit_test
-from ektp_card.crypto.ec import default_key_source
 from ektp_card.crypto.kdf import session_keys
 from ektp_card.crypto.pace import (
     PaceParameters,
@@ -46,6 +45,7 @@ from ektp_card.crypto.pace import (
     shared_secret,
 )
 from ektp_card.crypto.sm import SecureMessagingSession, SmCrypto, pad
+from ektp_card.ec import default_key_source
 from ektp_card.errors import (
     ApduError,
     AuditError,

@@ -91,6 +91,7 @@ from ektp_card.lds.sod import Sod, parse_sod
 from ektp_card.personalize import CardPlan, DocumentSigner, PersoSession, personalize
 from ektp_card.personalize.protocol import fcp_template, oid_bytes
 from ektp_card.pki.signer import digest
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import VerificationReport, verify_card
 from ektp_card.verify.chip import (
     EKTP_APPLICATION,
@@ -99,7 +100,6 @@ from ektp_card.verify.chip import (
     run_chip_authentication,
 )
 from ektp_card.verify.passive import Status, passive_authentication
-from ektp_card.verify.trust import TrustStore
 
 #: ``ctx.shared`` key of the audit run's one full verification.
 VERIFICATION = "authenticity.verification"
