@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ektp_card.access import DEMO, AccessSession, Credentials, FileRef
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.pace import (
@@ -36,10 +35,11 @@ from ektp_card.crypto.pace import (
     perform_pace,
 )
 from ektp_card.lds.card_access import PaceInfo
+from ektp_card.lds.conditions import PACE, AccessCondition, SecurityAttributes
+from ektp_card.lds.profile import DEMO, FileRef
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.virtual import VirtualCard
-from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
 from ektp_card.virtual.profiles import protected_demo_card
-from ektp_card.virtual.security import PACE
 
 CAN = "271828"
 
@@ -146,7 +146,7 @@ def throughput(timed: TimedCard, transport: Transport, extended: bool, runs: int
     expected = {name: bytes(i % 251 for i in range(size)) for name, _, _, size in BIG_FILES}
     for _ in range(runs):
         timed.power_on()
-        session = AccessSession(transport, extended=None if extended else False)
+        session = CardSession(transport, extended=None if extended else False)
         session.discover()
         session.authenticate(Credentials(can=CAN))
         session.select_application([DEMO])

@@ -36,19 +36,19 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ektp_card.access import AccessSession, Credentials
 from ektp_card.airtime import BIT_RATES, ChipTimes, Link, raw_bits_floor, trace_time
 from ektp_card.apdu.transport import Transport
 from ektp_card.errors import EktpError
 from ektp_card.lds.biometrics import MinutiaeRecord
+from ektp_card.lds.ektp import EKTP_APPLICATION
 from ektp_card.lds.synthetic import impression, synthetic_citizen
 from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
 from ektp_card.pki.trust import TrustStore
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.verify.card import Terminal, VerificationReport, verify_card
-from ektp_card.verify.chip import EKTP_APPLICATION
 from ektp_card.verify.passive import Status
 from ektp_card.virtual.card import VirtualCard
 from ektp_card.virtual.perso import blank_card
@@ -104,7 +104,7 @@ def dg2_read_apdus(card: VirtualCard, can: str, extended: bool | None) -> tuple[
     """READ BINARY commands for DG2 alone after PACE-CAN (``extended=False``: short APDUs only),
     and DG2's length."""
     recorder = Recorder(card)
-    session = AccessSession(recorder, extended=extended)
+    session = CardSession(recorder, extended=extended)
     session.discover()
     session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
     session.select_application((EKTP_APPLICATION,))

@@ -32,10 +32,10 @@ from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.ec import BRAINPOOLP256R1, BRAINPOOLP384R1, SECP256R1, SECP384R1, SECP521R1, Curve
 from ektp_card.errors import ActiveAuthenticationError
-from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import ActiveAuthenticationInfo
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.public_key import RsaPublicKey
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import VirtualCard, demo_card
 from ektp_card.virtual.aa import AA_PRIVATE_KEY, install_active_authentication, sign_challenge
 from ektp_card.virtual.bac import enable_bac

@@ -24,11 +24,11 @@ from ektp_card.audit.catalogue import access
 from ektp_card.audit.engine import CATALOGUE, AuditOptions, AuditReport, Outcome, run_audit, select_tests
 from ektp_card.audit.targets import PcscTarget, VirtualTarget
 from ektp_card.crypto.pace import PasswordType
+from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.commands import Command, refuse
 from ektp_card.virtual.config import CardBehaviour, RngKind
-from ektp_card.virtual.fs import AccessCondition
 from ektp_card.virtual.pace import PASSWORD_KEYS
 from ektp_card.virtual.vpcd import VpcdBridge, atr_historical_bytes, reader_get_data
 

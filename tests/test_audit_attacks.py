@@ -12,7 +12,6 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 from test_verify import fresh, issuer, statuses
 
-from ektp_card.access import AccessSession, Credentials
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.audit.attacks import (
     ATTACK_KINDS,
@@ -35,9 +34,9 @@ from ektp_card.ec import BRAINPOOLP256R1
 from ektp_card.errors import CardImageError, PacePasswordError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
-from ektp_card.lds.ektp import EKTP_AID, Com
+from ektp_card.lds.ektp import EKTP_AID, EKTP_APPLICATION, Com
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.verify.card import Verdict, verify_card
-from ektp_card.verify.chip import EKTP_APPLICATION
 from ektp_card.verify.passive import Status
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.aa import AA_PRIVATE_KEY
@@ -67,10 +66,10 @@ def constant(value: bytes) -> Callable[[int], bytes]:
     return lambda _: value
 
 
-def pace(card: VirtualCard, can: str) -> AccessSession:
+def pace(card: VirtualCard, can: str) -> CardSession:
     """A fresh power-on session with PACE-CAN done."""
     card.power_on()
-    session = AccessSession(card)
+    session = CardSession(card)
     session.discover()
     session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
     return session

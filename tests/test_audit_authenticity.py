@@ -30,6 +30,7 @@ from ektp_card.audit.engine import (
     select_tests,
 )
 from ektp_card.audit.targets import VirtualTarget
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.nik import FEMALE
 from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
@@ -40,7 +41,6 @@ from ektp_card.pki.trust import TrustStore
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual import pace as virtual_pace
 from ektp_card.virtual.commands import Command
-from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
 from ektp_card.virtual.perso import blank_card
 
 #: The tests of this catalogue module, in catalogue order, and their threats.

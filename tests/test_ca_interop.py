@@ -41,9 +41,9 @@ from ektp_card.crypto.ca import (
 from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.crypto.sm import CardSecureMessaging
 from ektp_card.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, Curve
-from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14
 from ektp_card.lds.public_key import EcPublicKey
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.ca import CA_PRIVATE_KEY, ChipCa, chip_key, install_chip_keys
 from ektp_card.virtual.commands import Command, ok

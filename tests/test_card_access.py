@@ -25,8 +25,8 @@ from ektp_card.lds import (
     CardAccess,
     OtherSecurityInfo,
     PaceInfo,
-    read_card_access,
 )
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import demo_card
 from ektp_card.virtual.pace import install_pace
 

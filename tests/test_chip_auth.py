@@ -40,10 +40,10 @@ from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.crypto.sm import SecureMessagingSession
 from ektp_card.ec import BRAINPOOLP256R1, SECP256R1, SECP384R1, Curve
 from ektp_card.errors import ChipAuthenticationError, SecureMessagingError
-from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14
 from ektp_card.lds.dg15 import DG15_FID, DG15_SFI
 from ektp_card.lds.public_key import cryptography_curve
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.bac import enable_bac
 from ektp_card.virtual.ca import CA_INFO, CA_PRIVATE_KEY, CA_PUBLIC_KEY, ChipCa, chip_key, install_chip_keys

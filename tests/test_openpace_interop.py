@@ -44,8 +44,9 @@ from ektp_card.crypto.pace import (
 )
 from ektp_card.crypto.sm import SecureMessagingSession
 from ektp_card.errors import PacePasswordError, SecureMessagingError
-from ektp_card.lds import PaceInfo, read_card_access
+from ektp_card.lds import PaceInfo
 from ektp_card.lds.card_access import CardAccess
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.demo import DEMO_AID
 from ektp_card.virtual.pace import install_pace

@@ -40,8 +40,9 @@ from ektp_card.errors import (
     SecurityStatusNotSatisfiedError,
     VerificationFailedError,
 )
-from ektp_card.lds import PaceInfo, read_card_access
+from ektp_card.lds import PaceInfo
 from ektp_card.log import TRAFFIC
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.demo import DEMO_AID
 from ektp_card.virtual.pace import (

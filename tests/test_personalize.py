@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation,
 from pki_fixtures import openssl, pem, write
 from test_pkcs11 import PIN, SLOT_NAME, token  # noqa: F401 - the SoftHSM2 token fixture
 
-from ektp_card.access import AccessSession, Credentials
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv
@@ -40,7 +39,7 @@ from ektp_card.errors import (
     PkiError,
     RecordError,
 )
-from ektp_card.lds.ektp import EKTP_AID, record_data_groups
+from ektp_card.lds.ektp import AFTER_PACE_TA, ALWAYS, EKTP_AID, PERSO, record_data_groups
 from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.sod import unwrap
 from ektp_card.lds.synthetic import synthetic_citizen
@@ -61,6 +60,7 @@ from ektp_card.pki.crl import build_crl
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
 from ektp_card.pki.trust import TrustStore
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.virtual import ElementaryFile, LifeCycle, VirtualCard
 from ektp_card.virtual.fcp import Fcp
 from ektp_card.virtual.perso import (
@@ -264,7 +264,7 @@ def test_wrong_host_cryptogram_counts_down_and_blocks() -> None:
 
 def test_perso_commands_need_the_perso_session() -> None:
     card = blank_card(MASTER, SERIAL)
-    fcp = fcp_template(0x0101, size=4, sfi=1, read="ALWAYS", update="PERSO", admin="PERSO")
+    fcp = fcp_template(0x0101, size=4, sfi=1, read=ALWAYS, update=PERSO, admin=PERSO)
     refused = {
         "00E00000" + f"{len(fcp):02X}" + fcp.hex(): SW.SECURITY_STATUS_NOT_SATISFIED,  # MF admin: PERSO
         "0046000106" + "8001" + "00" + "84010D": SW.SECURITY_STATUS_NOT_SATISFIED,
@@ -279,7 +279,7 @@ def test_perso_commands_need_the_perso_session() -> None:
 
 
 def test_fcp_template_is_what_the_card_reads() -> None:
-    raw = fcp_template(0x0103, size=678, sfi=3, read="PACE+TA", update="PERSO", admin="PERSO")
+    raw = fcp_template(0x0103, size=678, sfi=3, read=AFTER_PACE_TA, update=PERSO, admin=PERSO)
     # 80 size, 82 transparent EF, 83 FID, 88 SFI 3 (bits 8-4), 86 { 80 "PACE+TA", 81/82 "PERSO" }
     assert raw.hex().upper() == (
         "6227" "800202A6" "820101" "83020103" "880118"
@@ -290,7 +290,7 @@ def test_fcp_template_is_what_the_card_reads() -> None:
     assert (fcp.fid, fcp.size, fcp.sfi, str(fcp.security.read), str(fcp.security.admin)) == (
         0x0103, 678, 3, "PACE+TA", "PERSO"
     )  # fmt: skip
-    df = Fcp.decode(fcp_template(0xDF01, aid=EKTP_AID, read="ALWAYS", update="PERSO", admin="PERSO"))
+    df = Fcp.decode(fcp_template(0xDF01, aid=EKTP_AID, read=ALWAYS, update=PERSO, admin=PERSO))
     assert df.df and df.df_name == EKTP_AID
 
 
@@ -384,7 +384,7 @@ def test_large_files_are_written_past_offset_32767_with_the_odd_ins() -> None:
     session.open()
     session.authenticate(MASTER)
     data = bytes(i * 7 % 251 for i in range(40000))
-    session.create_ef(0x0105, len(data), 5, read="ALWAYS", update="PERSO", admin="PERSO")
+    session.create_ef(0x0105, len(data), 5, read=ALWAYS, update=PERSO, admin=PERSO)
     commands = session.write(data)
     # 147 x 223 bytes reach offset 32781 > 32767; then D7 pieces of 215 bytes.
     assert commands == 147 + math.ceil((40000 - 147 * 223) / 215)
@@ -426,7 +426,7 @@ def test_a_locked_card_refuses_every_write_and_key_command_forever(tmp_path: Pat
     run(card, verify=False)
     _assert_refuses_everything(card)
     # ... also inside a PACE-CAN session ...
-    access = AccessSession(card)
+    access = CardSession(card)
     access.discover()
     access.authenticate(Credentials(can=plan().can))
     protocol = access.protocol

@@ -21,7 +21,6 @@ from ektp_card.crypto.ca import chip_authenticate
 from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.crypto.ta import EphemeralKey, TaResult, terminal_authenticate
 from ektp_card.errors import ApduError, CardRemovedError, PersonalisationError
-from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_SFI, Dg14
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.record import write_record
@@ -31,6 +30,7 @@ from ektp_card.personalize.plan import check_trust_point
 from ektp_card.pki.cvc import CvCertificate
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.perso import PersoState, blank_card, personalisation_state
 from ektp_card.virtual.ta import EF_CVCA_FID, TRUST_POINT_KEY, terminal_rights

@@ -14,22 +14,14 @@ from typing import Any
 
 import pytest
 
-from ektp_card.access import (
-    DEMO,
-    AccessSession,
-    Credentials,
-    FileRef,
-    candidate_applications,
-    parse_file,
-    parse_mrz,
-    protected_read_size,
-    read_card,
-)
+from ektp_card.access import candidate_applications, parse_file, parse_mrz, read_card
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.errors import SecureMessagingError
+from ektp_card.lds.profile import DEMO, FileRef
+from ektp_card.session.card import CardSession, Credentials, protected_read_size
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.demo import LARGE_CONTENT, PUBLIC_CONTENT
 from ektp_card.virtual.pace import pin_retries
@@ -364,9 +356,9 @@ class Wire:
         return response
 
 
-def pace_session(transport: Transport) -> tuple[AccessSession, Wire]:
+def pace_session(transport: Transport) -> tuple[CardSession, Wire]:
     wire = Wire(transport)
-    session = AccessSession(wire)
+    session = CardSession(wire)
     session.discover()
     session.authenticate(Credentials(can=CAN))
     assert session.select_application([DEMO]) is DEMO

@@ -8,9 +8,9 @@ from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.pace import Password, perform_pace
-from ektp_card.lds.card_access import read_card_access
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import DEMO_AID, VirtualCard, demo_card
-from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
 from ektp_card.virtual.pace import install_pace
 
 CAN = "271828"

@@ -37,12 +37,12 @@ from ektp_card.crypto.ta import (
 )
 from ektp_card.ec import BRAINPOOLP256R1
 from ektp_card.errors import ApduError, PkiError, TerminalAuthenticationError
-from ektp_card.lds import read_card_access
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14
 from ektp_card.pki.cvc import CvCertificate, Role, TerminalType, create_cvca, create_link, issue
 from ektp_card.pki.pkcs11 import Pkcs11Signer
 from ektp_card.pki.sam import VirtualSam
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner, Signer
+from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.ca import install_chip_keys
 from ektp_card.virtual.pace import install_pace

@@ -14,11 +14,12 @@ import test_verify as tv
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card._cli.util import ExitCode
-from ektp_card.access import EMRTD_AID
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.errors import LdsFormatError, MrzError, PacePasswordError, VerificationFailedError
+from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
 from ektp_card.lds.ektp import decode_dg2, encode_dg2
 from ektp_card.lds.emrtd import decode_emrtd_dg1, encode_emrtd_dg1, parse_mrz_fields
+from ektp_card.lds.profile import EMRTD_AID
 from ektp_card.lds.sod import build_sod
 from ektp_card.lds.synthetic import face_photo
 from ektp_card.verify.card import Verdict
@@ -27,9 +28,7 @@ from ektp_card.verify.passport import verify_passport
 from ektp_card.virtual import VirtualCard, demo_card
 from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.bac import enable_bac
-from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
 from ektp_card.virtual.pace import install_pace
-from ektp_card.virtual.security import BAC, PACE
 
 #: ICAO Doc 9303-4 Appendix B specimen (TD3).
 SPECIMEN = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<" "L898902C36UTO7408122F1204159ZE184226B<<<<<10"

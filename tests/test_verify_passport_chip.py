@@ -13,9 +13,10 @@ import pytest
 import test_verify as tv
 import test_verify_passport as tp
 
-from ektp_card.access import EMRTD_AID
+from ektp_card.lds.conditions import SecurityAttributes
 from ektp_card.lds.ektp import encode_dg2
 from ektp_card.lds.emrtd import encode_emrtd_dg1
+from ektp_card.lds.profile import EMRTD_AID
 from ektp_card.lds.sod import build_sod
 from ektp_card.lds.synthetic import face_photo
 from ektp_card.verify.card import Verdict
@@ -24,7 +25,6 @@ from ektp_card.verify.passport import verify_passport
 from ektp_card.virtual import VirtualCard, demo_card
 from ektp_card.virtual.bac import enable_bac
 from ektp_card.virtual.ca import CA_PRIVATE_KEY, install_chip_keys
-from ektp_card.virtual.fs import SecurityAttributes
 from ektp_card.virtual.pace import install_pace
 
 

@@ -313,12 +313,12 @@ def _target(reader: str | None, virtual: Path | None, timeout: float) -> CardTar
 
 def _check_can(target: CardTarget, can: str) -> None:
     """PACE once with the CAN before any test: with a wrong CAN every test would end in an error."""
-    from ektp_card.access import AccessSession, Credentials
     from ektp_card.errors import PacePasswordError
+    from ektp_card.session.card import CardSession, Credentials
 
     try:
         with target.session() as transport:
-            session = AccessSession(transport)
+            session = CardSession(transport)
             session.discover()
             session.authenticate(Credentials(can=can))
     except PacePasswordError as e:

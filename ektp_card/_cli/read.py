@@ -14,9 +14,11 @@ from ektp_card._cli.util import Ctx, ExitCode, fail, parse_hex
 from ektp_card.errors import MrzError, PacePasswordError, SecurityStatusNotSatisfiedError
 
 if TYPE_CHECKING:
-    from ektp_card.access import AccessResult, Application, FileContent, ReadResult
+    from ektp_card.access import FileContent, ReadResult
     from ektp_card.apdu.iso7816 import CardInfo
     from ektp_card.lds.card_access import CardAccess
+    from ektp_card.lds.profile import Application
+    from ektp_card.session.card import AccessResult
 
 FORMATS = ("hex", "decoded", "raw")
 
@@ -52,8 +54,9 @@ def read(
     (1-2 hex digits) or a file identifier (4 hex digits) in the application, or MF/ID. Without
     FILEs the application's usual files are read. Without a password nothing is authenticated.
     """
-    from ektp_card.access import Credentials, candidate_applications, parse_file, parse_mrz, read_card
+    from ektp_card.access import candidate_applications, parse_file, parse_mrz, read_card
     from ektp_card.device import open_card
+    from ektp_card.session.card import Credentials
 
     if mrz is not None and (can is not None or pin is not None):
         fail("give --mrz alone, or --can and / or --pin", ExitCode.USAGE)
@@ -93,7 +96,7 @@ def read(
 
 
 def _application(name: str) -> Application | None:
-    from ektp_card.access import DEMO, EMRTD, Application
+    from ektp_card.lds.profile import DEMO, EMRTD, Application
 
     key = name.strip().lower()
     if key == "auto":

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Protocol
 
-from ektp_card.access import AccessSession, Credentials, FileRef
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
@@ -38,26 +37,29 @@ from ektp_card.crypto.aa import active_authenticate
 from ektp_card.crypto.pace import Password
 from ektp_card.errors import ApduError, CardFileNotFoundError, LdsFormatError, TlvError
 from ektp_card.lds.card_access import CardAccess, PaceInfo
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.ektp import (
     DATA_GROUP_TAGS,
     EKTP_AID,
+    EKTP_APPLICATION,
     EKTP_DF_FID,
     FILES,
     PERSO,
     Com,
     FileSpec,
 )
+from ektp_card.lds.profile import FileRef
 from ektp_card.lds.public_key import EcPublicKey, RsaPublicKey
-from ektp_card.verify.chip import EKTP_APPLICATION
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.virtual import image
 from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.atr import COMMAND_APDU_OVERHEAD, RESPONSE_APDU_OVERHEAD
 from ektp_card.virtual.ca import install_chip_authentication
 from ektp_card.virtual.card import RANDOM_UID_PREFIX, VirtualCard
 from ektp_card.virtual.config import CardBehaviour, FailureKind, RngKind
-from ektp_card.virtual.fs import AccessCondition, LifeCycle, SecurityAttributes
+from ektp_card.virtual.fs import LifeCycle
 from ektp_card.virtual.pace import PASSWORD_KEYS
 
 #: The delay of :func:`make_relay_card` unless told otherwise: a relay over a phone and the internet
@@ -80,7 +82,7 @@ GenuineCard = VirtualCard | str | os.PathLike[str]
 
 #: PC/SC part 3 section 3.2.2.1.3: GET DATA pseudo-APDU a contactless reader answers with the UID.
 _GET_UID = bytes.fromhex("FFCA000000")
-_PERSO_ONLY = AccessCondition.require(PERSO)
+_PERSO_ONLY = PERSO
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def harvest(
     if atr is None:
         value = getattr(transport, "atr", None)
         atr = value if isinstance(value, bytes) else None
-    session = AccessSession(transport)
+    session = CardSession(transport)
     session.discover()
     files: dict[str, bytes] = {}
     for spec in (s for s in FILES if s.in_mf):
@@ -206,7 +208,7 @@ def harvest(
     return Harvest(can, files, tuple(refused), seen_uid, atr, _historical(atr), recording)
 
 
-def _record_aa(session: AccessSession, files: Mapping[str, bytes]) -> AaRecording | None:
+def _record_aa(session: CardSession, files: Mapping[str, bytes]) -> AaRecording | None:
     if "DG15" not in files:
         return None
     try:
@@ -292,7 +294,7 @@ def _programmable_card(
             content = bytes((DATA_GROUP_TAGS[spec.data_group], 0))
         if content is None:
             continue
-        access = SecurityAttributes(AccessCondition.parse(spec.read), _PERSO_ONLY, _PERSO_ONLY)
+        access = SecurityAttributes(spec.read, _PERSO_ONLY, _PERSO_ONLY)
         existing = (mf if spec.in_mf else app).child_ef(spec.fid)
         if existing is not None:
             # EF.ATR/INFO, which every card has: the genuine bytes replace the computed ones.

@@ -531,19 +531,12 @@ def end_card_session(transport: Transport) -> None:
 
 def read_sod(transport: Transport, can: str) -> bytes:
     """EF.SOD as the card holds it, read under PACE with ``can`` (a session of its own)."""
-    from ektp_card.access import AccessSession, Credentials
-    from ektp_card.verify.chip import EKTP_APPLICATION
+    from ektp_card.session.document import EktpSession
 
     end_card_session(transport)
-    session = AccessSession(transport)
-    session.discover()
-    session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
-    if session.select_application((EKTP_APPLICATION,)) is None:
-        raise PersonalisationError("the card has no e-KTP application")
-    ref = EKTP_APPLICATION.file("SOD")
-    if ref is None:  # pragma: no cover - the profile names EF.SOD
-        raise PersonalisationError("the e-KTP profile names no EF.SOD")
-    return session.read(ref)
+    session = EktpSession(transport)
+    session.authenticate(can)
+    return session.read_sod()
 
 
 def check_stored_card(stored: StoredCard, nik: str, issuance: Issuance) -> tuple[str | None, str]:

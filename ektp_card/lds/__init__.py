@@ -1,4 +1,4 @@
-"""The data on a card: EF.CardAccess and (later) the data groups, EF.SOD and the card profiles."""
+"""The data on a card: card profiles, access conditions, EF.CardAccess, the data groups and EF.SOD."""
 
 from ektp_card.lds.card_access import (
     EF_CARD_ACCESS_FID,
@@ -7,7 +7,6 @@ from ektp_card.lds.card_access import (
     OtherSecurityInfo,
     PaceInfo,
     SecurityInfo,
-    read_card_access,
 )
 
 __all__ = [
@@ -17,5 +16,4 @@ __all__ = [
     "OtherSecurityInfo",
     "PaceInfo",
     "SecurityInfo",
-    "read_card_access",
 ]

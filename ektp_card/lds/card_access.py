@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from asn1crypto import core  # type: ignore[import-untyped]
 
-from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import PACE_ALGORITHMS, PaceAlgorithm, PaceParameters
 from ektp_card.ec import STANDARDIZED_CURVES
@@ -151,10 +150,3 @@ class CardAccess:
         same_protocol = sum(1 for i in self.pace_infos if i.protocol == best.protocol)
         return best.parameters, same_protocol > 1
 
-
-
-
-def read_card_access(session: Iso7816Session) -> CardAccess:
-    """Select the MF and read EF.CardAccess by its short file identifier."""
-    session.select_mf()
-    return CardAccess.decode(session.read_file(sfi=EF_CARD_ACCESS_SFI))

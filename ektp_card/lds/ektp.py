@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ektp_card.apdu.tlv import Tlv, parse_list, parse_one
 from ektp_card.errors import BiometricFormatError, LdsFormatError, TlvError
+from ektp_card.lds import conditions
 from ektp_card.lds.biometrics import (
     BIOMETRIC_TYPE_FACE,
     BIOMETRIC_TYPE_FINGER,
@@ -34,8 +35,10 @@ from ektp_card.lds.biometrics import (
     face_template,
     finger_template,
 )
+from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.jpeg import jpeg_info
 from ektp_card.lds.nik import LIFETIME
+from ektp_card.lds.profile import Application, FileRef
 from ektp_card.lds.record import MAX_FACE_BYTES, MAX_SIGNATURE_BYTES, CitizenRecord, PersonalData
 
 #: The application of this profile: "D" + ISO 3166-1 numeric 360 (Indonesia) as a national RID
@@ -49,13 +52,12 @@ PROFILE_VERSION = 1
 LDS_VERSION = "0108"
 UNICODE_VERSION = "040000"
 
-# Access conditions, in the syntax of :class:`ektp_card.virtual.fs.AccessCondition` ("+" = and).
-ALWAYS = "ALWAYS"
-NEVER = "NEVER"
-PACE = "PACE"
-PACE_TA = "PACE+TA"
-#: Granted by the personalisation key's mutual authentication, on a card not yet locked.
-PERSO = "PERSO"
+# The read conditions of the profile's files once the card is operational.
+ALWAYS = AccessCondition.ALWAYS
+AFTER_PACE = AccessCondition.require(conditions.PACE)
+AFTER_PACE_TA = AccessCondition.require(conditions.PACE, conditions.TA)
+#: Writes and file management: the personalisation key's mutual authentication, before the lock.
+PERSO = AccessCondition.require(conditions.PERSO)
 
 #: Object identifiers the profile uses (BSI TR-03110-3 Appendix A, ICAO Doc 9303-11 section 9).
 OID_PACE_ECDH_GM_AES_128 = "0.4.0.127.0.7.2.2.4.2.2"
@@ -80,7 +82,7 @@ class FileSpec:
     #: Under the MF (else in the e-KTP application).
     in_mf: bool
     #: Who may read it once the card is operational; writes need PERSO before locking, never after.
-    read: str
+    read: AccessCondition
     #: Tag of the file's outer data object (``None``: EF.CardAccess is a DER SET, EF.ATR/INFO and
     #: EF.CVCA are concatenated data objects).
     tag: int | None
@@ -108,15 +110,24 @@ FILES: tuple[FileSpec, ...] = (
     FileSpec("EF.CardAccess", 0x011C, 0x1C, True, ALWAYS, None, 512),
     FileSpec("EF.ATR/INFO", 0x2F01, 0x01, True, ALWAYS, None, 128),
     FileSpec("EF.DIR", 0x2F00, 0x1E, True, ALWAYS, 0x61, 64),
-    FileSpec("EF.COM", 0x011E, 0x1E, False, PACE, TAG_COM, 64),
-    FileSpec("EF.CVCA", 0x011C, 0x1C, False, PACE, None, 36),
-    FileSpec("DG1", 0x0101, 0x01, False, PACE, TAG_DG1, DG1_MAX, 1),
-    FileSpec("DG2", 0x0102, 0x02, False, PACE, TAG_DG2, DG2_MAX, 2),
-    FileSpec("DG3", 0x0103, 0x03, False, PACE_TA, TAG_DG3, DG3_MAX, 3),
-    FileSpec("DG7", 0x0107, 0x07, False, PACE, TAG_DG7, DG7_MAX, 7),
-    FileSpec("DG14", 0x010E, 0x0E, False, PACE, TAG_DG14, DG14_MAX, 14),
-    FileSpec("DG15", 0x010F, 0x0F, False, PACE, TAG_DG15, DG15_MAX, 15),
-    FileSpec("EF.SOD", 0x011D, 0x1D, False, PACE, TAG_SOD, SOD_MAX),
+    FileSpec("EF.COM", 0x011E, 0x1E, False, AFTER_PACE, TAG_COM, 64),
+    FileSpec("EF.CVCA", 0x011C, 0x1C, False, AFTER_PACE, None, 36),
+    FileSpec("DG1", 0x0101, 0x01, False, AFTER_PACE, TAG_DG1, DG1_MAX, 1),
+    FileSpec("DG2", 0x0102, 0x02, False, AFTER_PACE, TAG_DG2, DG2_MAX, 2),
+    FileSpec("DG3", 0x0103, 0x03, False, AFTER_PACE_TA, TAG_DG3, DG3_MAX, 3),
+    FileSpec("DG7", 0x0107, 0x07, False, AFTER_PACE, TAG_DG7, DG7_MAX, 7),
+    FileSpec("DG14", 0x010E, 0x0E, False, AFTER_PACE, TAG_DG14, DG14_MAX, 14),
+    FileSpec("DG15", 0x010F, 0x0F, False, AFTER_PACE, TAG_DG15, DG15_MAX, 15),
+    FileSpec("EF.SOD", 0x011D, 0x1D, False, AFTER_PACE, TAG_SOD, SOD_MAX),
+)
+
+
+#: The e-KTP application as a terminal reads it (:class:`~ektp_card.session.document.EktpSession`).
+EKTP_APPLICATION = Application(
+    EKTP_LABEL,
+    EKTP_AID,
+    tuple(FileRef(spec.name, spec.sfi, spec.fid) for spec in FILES if not spec.in_mf),
+    ("DG1",),
 )
 
 

@@ -22,10 +22,9 @@ from ektp_card.personalize.plan import (
     plan_from_record,
 )
 from ektp_card.personalize.protocol import CardIdentity, PersoSession
-from ektp_card.personalize.readback import EKTP_APPLICATION, ReadBack, life_cycle_status, read_back
+from ektp_card.personalize.readback import ReadBack, life_cycle_status, read_back
 
 __all__ = [
-    "EKTP_APPLICATION",
     "Algorithms",
     "CardIdentity",
     "CardPlan",

@@ -34,6 +34,7 @@ from cryptography import x509
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.perso import KEY_ACTIVE_AUTHENTICATION, KEY_CHIP_AUTHENTICATION, key_cipher
 from ektp_card.errors import LdsFormatError, PersonalisationError, ReadBackError
+from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.ektp import ALWAYS, EKTP_AID, EKTP_DF_FID, LDS_VERSION, PERSO, UNICODE_VERSION
 from ektp_card.lds.sod import build_sod, hash_data_groups
 from ektp_card.personalize.plan import CardPlan, PlannedFile, check_trust_point
@@ -169,7 +170,7 @@ class _Clock:
             log.debug("personalisation step %s: %.1f ms", name, elapsed * 1000)
 
 
-def _access(f: PlannedFile) -> dict[str, str]:
+def _access(f: PlannedFile) -> dict[str, AccessCondition]:
     return {"read": f.read, "update": f.update, "admin": f.admin}
 
 

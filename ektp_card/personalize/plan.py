@@ -29,6 +29,7 @@ from ektp_card.crypto.ca import CA_ALGORITHMS
 from ektp_card.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.errors import LdsFormatError, PersonalisationError, PkiError, RecordError, TlvError
 from ektp_card.lds.card_access import CardAccess, OtherSecurityInfo, PaceInfo
+from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.dg14 import (
     ActiveAuthenticationInfo,
     ChipAuthenticationInfo,
@@ -164,7 +165,7 @@ class PlannedFile:
     fid: int
     sfi: int | None
     in_mf: bool
-    read: str
+    read: AccessCondition
     max_size: int
     content: bytes | None = field(default=None, repr=False)
     data_group: int | None = None
@@ -180,11 +181,11 @@ class PlannedFile:
         )
 
     @property
-    def update(self) -> str:
+    def update(self) -> AccessCondition:
         return PERSO
 
     @property
-    def admin(self) -> str:
+    def admin(self) -> AccessCondition:
         return PERSO
 
 

@@ -46,6 +46,7 @@ from ektp_card.crypto.perso import (
 )
 from ektp_card.crypto.sm import SecureMessagingSession
 from ektp_card.errors import ApduError, CardLockedError, PersonalisationError, TlvError
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.pki.cvc import T_CERTIFICATE
 
 #: Bytes an extended command APDU adds to its data field (header 4, Lc 3, Le 2), as EF.ATR/INFO's
@@ -71,9 +72,9 @@ def oid_bytes(dotted: str) -> bytes:
 def fcp_template(
     fid: int,
     *,
-    read: str,
-    update: str,
-    admin: str,
+    read: AccessCondition,
+    update: AccessCondition,
+    admin: AccessCondition,
     size: int | None = None,
     sfi: int | None = None,
     aid: bytes | None = None,
@@ -94,8 +95,7 @@ def fcp_template(
         objects.append(Tlv(0x82, bytes((_DESCRIPTOR_DF,))))
         objects.append(Tlv(0x83, fid.to_bytes(2, "big")))
         objects.append(Tlv(0x84, aid))
-    conditions = ((0x80, read), (0x81, update), (0x82, admin))
-    objects.append(Tlv.of(0x86, *(Tlv(tag, text.encode("ascii")) for tag, text in conditions)))
+    objects.append(Tlv(0x86, SecurityAttributes(read, update, admin).encode()))
     return Tlv.of(_FCP, *objects).encode()
 
 
@@ -208,12 +208,23 @@ class PersoSession:
     def select_mf(self) -> None:
         self._send("SELECT MF", CommandApdu(0x00, 0xA4, 0x00, 0x0C))
 
-    def create_df(self, fid: int, aid: bytes, *, read: str, update: str, admin: str) -> None:
+    def create_df(
+        self, fid: int, aid: bytes, *, read: AccessCondition, update: AccessCondition, admin: AccessCondition
+    ) -> None:
         """CREATE FILE for a DF under the current DF; it becomes the current DF."""
         fcp = fcp_template(fid, aid=aid, read=read, update=update, admin=admin)
         self._send(f"CREATE FILE {fid:04X}", CommandApdu(0x00, 0xE0, 0x00, 0x00, fcp))
 
-    def create_ef(self, fid: int, size: int, sfi: int | None, *, read: str, update: str, admin: str) -> None:
+    def create_ef(
+        self,
+        fid: int,
+        size: int,
+        sfi: int | None,
+        *,
+        read: AccessCondition,
+        update: AccessCondition,
+        admin: AccessCondition,
+    ) -> None:
         """CREATE FILE for a transparent EF under the current DF; it becomes the current EF."""
         fcp = fcp_template(fid, size=size, sfi=sfi, read=read, update=update, admin=admin)
         self._send(f"CREATE FILE {fid:04X}", CommandApdu(0x00, 0xE0, 0x00, 0x00, fcp))

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ektp_card.access import AccessSession, Credentials
 from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
@@ -29,12 +28,12 @@ from ektp_card.errors import (
     SecurityStatusNotSatisfiedError,
     TlvError,
 )
-from ektp_card.lds.ektp import DATA_GROUP_TAGS, Com
+from ektp_card.lds.ektp import DATA_GROUP_TAGS, EKTP_APPLICATION, Com
 from ektp_card.lds.sod import parse_sod
 from ektp_card.pki.trust import TrustStore
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.verify.chip import (
     CHIP_AUTHENTICATION,
-    EKTP_APPLICATION,
     decode_dg14,
     run_active_authentication,
     run_chip_authentication,
@@ -132,7 +131,7 @@ def read_back(
     status = "unknown" if lcs is None else f"{lcs:02X}"
     unlocked = f"the card is not locked (life-cycle status {status})"
     report.result("life-cycle", None if lcs in _OPERATIONAL else unlocked, "operational: locked")
-    session = AccessSession(transport)
+    session = CardSession(transport)
     try:
         session.discover()
         access = session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
@@ -215,4 +214,4 @@ def _chip_and_active(
     return chip, active
 
 
-__all__ = ["CHECK_NAMES", "EKTP_APPLICATION", "ReadBack", "life_cycle_status", "read_back"]
+__all__ = ["CHECK_NAMES", "ReadBack", "life_cycle_status", "read_back"]

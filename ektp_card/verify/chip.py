@@ -14,27 +14,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from ektp_card.access import Application, FileRef
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.crypto.aa import AaResult, active_authenticate
+from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
 from ektp_card.ec import KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
-from ektp_card.lds.ektp import EKTP_AID, EKTP_LABEL, FILES
 from ektp_card.verify.passive import Check, Status
+from ektp_card.verify.report import CheckName
 
-#: The e-KTP application as :class:`ektp_card.access.AccessSession` reads it.
-EKTP_APPLICATION = Application(
-    EKTP_LABEL,
-    EKTP_AID,
-    tuple(FileRef(spec.name, spec.sfi, spec.fid) for spec in FILES if not spec.in_mf),
-    ("DG1",),
-)
-
-CHIP_AUTHENTICATION = "chip-authentication"
-ACTIVE_AUTHENTICATION = "active-authentication"
+CHIP_AUTHENTICATION = CheckName.CHIP_AUTHENTICATION
+ACTIVE_AUTHENTICATION = CheckName.ACTIVE_AUTHENTICATION
 
 
 def decode_dg14(dg14: bytes) -> tuple[Dg14 | None, str | None]:
@@ -43,6 +34,11 @@ def decode_dg14(dg14: bytes) -> tuple[Dg14 | None, str | None]:
         return Dg14.decode(dg14), None
     except LdsFormatError as exc:
         return None, f"DG14 is not usable: {exc}"
+
+
+def chip_check(result: CaResult) -> Check:
+    """A Chip Authentication result as a check."""
+    return Check(CHIP_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason)
 
 
 def run_chip_authentication(
@@ -56,9 +52,24 @@ def run_chip_authentication(
         parameters = dg14.ca_parameters()
     except ChipAuthenticationError as exc:
         result = CaResult.not_supported(str(exc))
-        return Check(CHIP_AUTHENTICATION, Status.FAIL, str(exc)), result
-    result = chip_authenticate(protocol, parameters, key_source=key_source)
-    return Check(CHIP_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason), result
+    else:
+        result = chip_authenticate(protocol, parameters, key_source=key_source)
+    return chip_check(result), result
+
+
+def active_check(
+    dg15: bytes, dg14: Dg14 | None, authenticate: Callable[[ChipPublicKey, str | None], AaResult]
+) -> tuple[Check, AaResult | None]:
+    """Active Authentication with DG15's key as a check: ``authenticate(key, signature_algorithm)``
+    runs it (DG14's ActiveAuthenticationInfo names the ECDSA signature algorithm). ``None`` result
+    when DG15 is not usable."""
+    try:
+        key = Dg15.decode(dg15).public_key.to_cryptography()
+    except (LdsFormatError, ValueError) as exc:
+        return Check(ACTIVE_AUTHENTICATION, Status.FAIL, f"DG15 is not usable: {exc}"), None
+    info = dg14.active_authentication_info if dg14 is not None else None
+    result = authenticate(key, info.signature_algorithm if info else None)
+    return Check(ACTIVE_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason), result
 
 
 def run_active_authentication(
@@ -68,23 +79,22 @@ def run_active_authentication(
     *,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> tuple[Check, AaResult | None]:
-    """Active Authentication with DG15's key and a fresh challenge from ``random_bytes``; DG14's
-    ActiveAuthenticationInfo names the ECDSA signature algorithm. ``None`` result when DG15 is not
-    usable."""
-    try:
-        key = Dg15.decode(dg15).public_key.to_cryptography()
-    except (LdsFormatError, ValueError) as exc:
-        return Check(ACTIVE_AUTHENTICATION, Status.FAIL, f"DG15 is not usable: {exc}"), None
-    info = dg14.active_authentication_info if dg14 is not None else None
-    algorithm = info.signature_algorithm if info else None
-    result = active_authenticate(protocol, key, signature_algorithm=algorithm, random_bytes=random_bytes)
-    return Check(ACTIVE_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason), result
+    """Active Authentication with DG15's key and a fresh challenge from ``random_bytes`` over
+    ``protocol``, as :func:`active_check`."""
+    return active_check(
+        dg15,
+        dg14,
+        lambda key, algorithm: active_authenticate(
+            protocol, key, signature_algorithm=algorithm, random_bytes=random_bytes
+        ),
+    )
 
 
 __all__ = [
     "ACTIVE_AUTHENTICATION",
     "CHIP_AUTHENTICATION",
-    "EKTP_APPLICATION",
+    "active_check",
+    "chip_check",
     "decode_dg14",
     "run_active_authentication",
     "run_chip_authentication",

@@ -10,52 +10,40 @@ Authentication)::
       -> DG1's MRZ decoded and compared with the MRZ used for access; DG2's face
       -> Chip Authentication with DG14's key -> Active Authentication with DG15's key
 
-It reuses the e-KTP machinery (:mod:`ektp_card.verify.card`): the same checks, the same verdicts and
-the same downgrade policy: EF.SOD alone decides which of Chip and Active Authentication must pass.
-EF.COM is not read: nothing unsigned takes part in the verdict.
+It runs the steps every verification shares (:mod:`ektp_card.verify.pipeline`): the same checks, the
+same verdicts and the same downgrade policy: EF.SOD alone decides which of Chip and Active
+Authentication must pass. EF.COM is not read: nothing unsigned takes part in the verdict.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from ektp_card.access import EMRTD, AccessSession, Credentials
-from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo
-from ektp_card.errors import ApduError, CardFileNotFoundError, LdsFormatError, SecurityStatusNotSatisfiedError
+from ektp_card.errors import LdsFormatError
 from ektp_card.lds.biometrics import FaceImage
-from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.emrtd import MrzFields, decode_emrtd_dg1
-from ektp_card.lds.sod import Sod, parse_sod
 from ektp_card.pki.trust import TrustStore
-from ektp_card.verify.card import (
-    VerificationReport,
-    _Checks,
-    _chip_checks,
-    _discover,
-    _face_format,
-    verdict_of,
+from ektp_card.session.document import PassportSession
+from ektp_card.verify.passive import Policy, Status
+from ektp_card.verify.pipeline import (
+    Checks,
+    Reading,
+    access_check,
+    chip_checks,
+    face_of,
+    opened_checks,
+    passive_check,
+    read_check,
+    read_data_groups,
+    read_sod,
 )
-from ektp_card.verify.passive import Policy, Status, passive_authentication
+from ektp_card.verify.report import CheckName, PassportReport, face_format, verdict_of
 
 #: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
 _DEFAULT_DATA_GROUPS = (1, 2, 14, 15)
-
-
-@dataclass(frozen=True)
-class PassportReport(VerificationReport):
-    """A :class:`~ektp_card.verify.card.VerificationReport` whose printed data is DG1's MRZ."""
-
-    document: MrzFields | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = super().to_json()
-        data["document"] = None if self.document is None else self.document.to_json()
-        return data
 
 
 def verify_passport(
@@ -74,80 +62,29 @@ def verify_passport(
     for a wrong MRZ, :class:`~ektp_card.errors.CardFileNotFoundError` without the eMRTD application);
     everything the card answers after that becomes a check.
     """
-    checks = _Checks()
-    session = _discover(transport, extended, checks, (Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only"))
-    access = session.authenticate(Credentials(mrz=mrz), (EMRTD,))
-    cipher = access.cipher.value[0] if access.cipher else "no cipher"
-    checks.add("pace" if access.protocol == "PACE" else "bac", Status.PASS,
-               f"{access.protocol}-{'/'.join(access.passwords)} with {cipher}")
-    if session.application is None and session.select_application((EMRTD,)) is None:
-        raise CardFileNotFoundError(SW.FILE_NOT_FOUND, message="the card has no eMRTD application")
+    checks = Checks()
+    session = PassportSession(transport, extended=extended)
+    opened_checks(session, checks, (Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only"))
+    access = session.authenticate(mrz)
+    access_check(access, checks)
 
-    sod_bytes, sod, sod_problem = _read_sod(session)
-    numbers = tuple(sorted(n for n, _ in sod.security_object.hashes)) if sod else _DEFAULT_DATA_GROUPS
-    groups, refused, unreadable = _read_data_groups(session, numbers)
-    read_reason = f"EF.SOD and DG{', DG'.join(map(str, sorted(groups)))}"
-    if refused:
-        read_reason += f"; DG{', DG'.join(map(str, refused))} refused without Extended Access Control"
-    checks.add("read", Status.FAIL if unreadable else Status.PASS, "; ".join(unreadable) or read_reason)
-
-    passive = None
-    if sod_bytes is None:
-        checks.add("passive-authentication", Status.FAIL, sod_problem or "EF.SOD could not be read")
-    else:
-        passive = passive_authentication(sod if sod is not None else sod_bytes, groups, trust, policy)
-        problems = [f"{c.name}: {c.reason}" for c in passive.failures]
-        if sod is not None:
-            problems += [f"DG{n} is listed in EF.SOD but the card does not give it"
-                         for n in sorted(set(numbers) - set(groups) - set(refused))]
-        signer = passive.document_signer.subject.rfc4514_string() if passive.document_signer else "?"
-        ok = f"EF.SOD signed by {signer}, a trusted document signer; data group hashes match"
-        status = Status.FAIL if problems else Status.PASS
-        checks.add("passive-authentication", status, "; ".join(problems) or ok)
-
-    document, face = _printed_data(groups, mrz, checks)
-    covered = set(numbers) if sod is not None else set()
-    chip, active = _chip_checks(session, groups, covered, checks, random_bytes, None)
+    reading = Reading()
+    read_sod(session, reading, _DEFAULT_DATA_GROUPS)
+    read_data_groups(session, reading, reading.numbers)
+    read_check(reading, checks, "without Extended Access Control")
+    passive = passive_check(reading, trust, policy, checks)
+    document, face = _printed_data(reading.groups, mrz, checks)
+    chip, active = chip_checks(session, reading, checks, random_bytes)
     done = checks.done()
     return PassportReport(
-        verdict_of(done), done, access, session.card_access, session.card_info, None, None, face, groups,
-        tuple(refused), passive, chip, active, None, None, document,
+        verdict=verdict_of(done), checks=done, access=access, card_access=session.card_access,
+        card_info=session.card_info, face=face, data_groups=reading.groups, refused=tuple(reading.refused),
+        passive=passive, chip=chip, active=active, document=document,
     )
 
 
-def _read_sod(session: AccessSession) -> tuple[bytes | None, Sod | None, str | None]:
-    ref = EMRTD.file("SOD")
-    assert ref is not None  # noqa: S101 - ICAO Doc 9303-10 names EF.SOD
-    try:
-        data = session.read(ref)
-    except ApduError as exc:
-        return None, None, f"EF.SOD could not be read: {exc}"
-    try:
-        return data, parse_sod(data), None
-    except LdsFormatError as exc:
-        return data, None, str(exc)
-
-
-def _read_data_groups(
-    session: AccessSession, numbers: tuple[int, ...]
-) -> tuple[dict[int, bytes], list[int], list[str]]:
-    groups: dict[int, bytes] = {}
-    refused: list[int] = []
-    unreadable: list[str] = []
-    for number in numbers:
-        ref = EMRTD.file(f"DG{number}")
-        assert ref is not None  # noqa: S101 - EMRTD names DG1-DG16, as EF.SOD may list
-        try:
-            groups[number] = session.read(ref)
-        except SecurityStatusNotSatisfiedError:
-            refused.append(number)
-        except ApduError as exc:
-            unreadable.append(str(exc))
-    return groups, refused, unreadable
-
-
 def _printed_data(
-    groups: Mapping[int, bytes], mrz: MrzInfo, checks: _Checks
+    groups: Mapping[int, bytes], mrz: MrzInfo, checks: Checks
 ) -> tuple[MrzFields | None, FaceImage | None]:
     document: MrzFields | None = None
     problems: list[str] = []
@@ -161,18 +98,13 @@ def _printed_data(
     if document is not None and document.key.mrz_information != mrz.mrz_information:
         # The chip accepted this MRZ's key: DG1 naming another document contradicts it.
         problems.append("DG1's document number or dates differ from the MRZ used for access")
-    face: FaceImage | None = None
-    if 2 in groups:
-        try:
-            faces = decode_dg2(groups[2])
-            face = faces[0] if faces else None
-        except (LdsFormatError, ValueError) as exc:
-            problems.append(f"DG2: {exc}")
+    face = face_of(groups, problems)
     if problems:
-        checks.add("printed-data", Status.FAIL, "; ".join(problems))
+        checks.add(CheckName.PRINTED_DATA, Status.FAIL, "; ".join(problems))
     else:
-        face_text = "" if face is None else f"; face {face.width}x{face.height} {_face_format(face)}"
-        checks.add("printed-data", Status.PASS, "DG1's MRZ decoded, check digits verified" + face_text)
+        face_text = "" if face is None else f"; face {face.width}x{face.height} {face_format(face)}"
+        decoded = "DG1's MRZ decoded, check digits verified"
+        checks.add(CheckName.PRINTED_DATA, Status.PASS, decoded + face_text)
     return document, face
 
 

@@ -36,12 +36,11 @@ from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
 from ektp_card.crypto.aa import CHALLENGE_LENGTH, PLAIN_ECDSA_OIDS, iso9796_2_sign, plain_ecdsa_signature
 from ektp_card.ec import BRAINPOOLP256R1, STANDARDIZED_CURVES, Curve, KeySource
+from ektp_card.lds.conditions import BAC, PACE, AccessCondition
 from ektp_card.lds.dg14 import ActiveAuthenticationInfo
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.public_key import ParametersForm, cryptography_curve, public_key_from
 from ektp_card.virtual.commands import Command, ok, refuse
-from ektp_card.virtual.fs import AccessCondition
-from ektp_card.virtual.security import BAC, PACE
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard

@@ -20,8 +20,8 @@ from ektp_card.crypto.bac import (
     key_seed,
 )
 from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.lds.conditions import BAC
 from ektp_card.virtual.commands import Command, ok, refuse
-from ektp_card.virtual.security import BAC
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard

@@ -47,12 +47,11 @@ from ektp_card.crypto.ca import (
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.ec import BRAINPOOLP256R1, Curve, InvalidPointError, KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError, TlvError
+from ektp_card.lds.conditions import BAC, CA, PACE, AccessCondition
 from ektp_card.lds.dg14 import ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo, Dg14, Dg14Info
 from ektp_card.lds.public_key import EcPublicKey, ParametersForm
 from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.commands import ok, refuse
-from ektp_card.virtual.fs import AccessCondition
-from ektp_card.virtual.security import BAC, CA, PACE
 from ektp_card.virtual.ta import grant_after_ca, terminal_ephemeral_key
 
 if TYPE_CHECKING:

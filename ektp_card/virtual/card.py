@@ -35,6 +35,7 @@ from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.sm import CardSecureMessaging, SmCrypto
 from ektp_card.ec import Curve
 from ektp_card.errors import ApduError, ApduFormatError, CardRemovedError, TlvError
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.virtual import image
 from ektp_card.virtual.aa import INTERNAL_AUTHENTICATE
 from ektp_card.virtual.atr import (
@@ -50,13 +51,11 @@ from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, Rng
 from ektp_card.virtual.fs import (
     DEFAULT_CAPACITY,
     MF_FID,
-    AccessCondition,
     CardFile,
     DedicatedFile,
     ElementaryFile,
     FileSystem,
     LifeCycle,
-    SecurityAttributes,
 )
 from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, PACE_MSE_VARIANTS, mse_command
 from ektp_card.virtual.perso import GENERATE_ASYMMETRIC_KEY_PAIR, PERSO_COMMANDS

@@ -18,16 +18,9 @@ from ektp_card.apdu.command import EXTENDED_MAX_LE, SHORT_MAX_LE, CommandApdu, R
 from ektp_card.apdu.sw import SW, error_for
 from ektp_card.apdu.tlv import Tlv, encode_length, parse_list
 from ektp_card.errors import TlvError
+from ektp_card.lds.conditions import AccessCondition
 from ektp_card.virtual.fcp import TAG_FMD, Fcp
-from ektp_card.virtual.fs import (
-    MF_FID,
-    SFI_RANGE,
-    AccessCondition,
-    CardFile,
-    DedicatedFile,
-    ElementaryFile,
-    LifeCycle,
-)
+from ektp_card.virtual.fs import MF_FID, SFI_RANGE, CardFile, DedicatedFile, ElementaryFile, LifeCycle
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard

@@ -1,26 +1,23 @@
-"""A ready-made card for demos and tests: one application with a few small transparent EFs.
-
-The application's AID is a placeholder profile, not a registered identifier: RID D3 60 00 00 00 has
-the form of a national registration under ISO/IEC 7816-5 ("D", the ISO 3166-1 numeric code 360 for
-Indonesia, then six digits), and the PIX is "EKTP" in ASCII.
-"""
+"""A ready-made card for demos and tests: the demo application of :mod:`ektp_card.lds.profile` with a
+few small transparent EFs."""
 
 from __future__ import annotations
 
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
+from ektp_card.lds.profile import (
+    DEMO_AID,
+    DEMO_DF_FID,
+    EF_LARGE_FID,
+    EF_LARGE_SFI,
+    EF_PUBLIC_FID,
+    EF_PUBLIC_SFI,
+    EF_SCRATCH_FID,
+    EF_SCRATCH_SFI,
+    EF_SECRET_FID,
+    EF_SECRET_SFI,
+)
 from ektp_card.virtual.card import VirtualCard
-from ektp_card.virtual.fs import AccessCondition, LifeCycle, SecurityAttributes
-
-DEMO_AID = bytes.fromhex("D360000000454B5450")
-DEMO_DF_FID = 0xDF01
-
-#: Readable by anyone, never writable.
-EF_PUBLIC_FID, EF_PUBLIC_SFI = 0x0101, 1
-#: Never readable nor writable from outside.
-EF_SECRET_FID, EF_SECRET_SFI = 0x0102, 2
-#: 1500 bytes, readable by anyone: takes several READ BINARY rounds.
-EF_LARGE_FID, EF_LARGE_SFI = 0x0103, 3
-#: 64 bytes anyone may read and update.
-EF_SCRATCH_FID, EF_SCRATCH_SFI = 0x0104, 4
+from ektp_card.virtual.fs import LifeCycle
 
 PUBLIC_CONTENT = b"ektp-card demo application: public data\n"
 SECRET_CONTENT = bytes(range(0xA0, 0xB0))

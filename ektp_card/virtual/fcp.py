@@ -17,15 +17,8 @@ from dataclasses import dataclass
 
 from ektp_card.apdu.tlv import Tlv, encode_list, parse_dict
 from ektp_card.errors import TlvError
-from ektp_card.virtual.fs import (
-    DF_NAME_MAX,
-    SFI_RANGE,
-    CardFile,
-    DedicatedFile,
-    ElementaryFile,
-    LifeCycle,
-    SecurityAttributes,
-)
+from ektp_card.lds.conditions import SecurityAttributes
+from ektp_card.virtual.fs import DF_NAME_MAX, SFI_RANGE, CardFile, DedicatedFile, ElementaryFile, LifeCycle
 
 TAG_FCP = 0x62
 TAG_FCI = 0x6F

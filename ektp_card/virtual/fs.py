@@ -9,22 +9,17 @@ word the card would answer with, which is what the command dispatcher turns back
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar
 
 from ektp_card.apdu.sw import SW
-from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.errors import (
     CardFileNotFoundError,
     FileExistsOnCardError,
     IncorrectParametersError,
     NotEnoughMemoryError,
-    TlvError,
 )
+from ektp_card.lds.conditions import SecurityAttributes
 
 MF_FID = 0x3F00
 #: Identifiers a file may not take: the MF's own, the path escape 3FFF and the RFU value FFFF
@@ -75,103 +70,6 @@ class LifeCycle(IntEnum):
     @property
     def before_operational(self) -> bool:
         return self in (LifeCycle.CREATION, LifeCycle.INITIALISATION)
-
-
-_CONDITION_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
-_RESERVED_NAMES = frozenset({"ALWAYS", "NEVER"})
-
-
-@dataclass(frozen=True)
-class AccessCondition:
-    """When a command may touch a file: ALWAYS, NEVER, or named conditions a protocol satisfies.
-
-    ``alternatives`` is a set of alternatives, each a set of condition names that must all hold
-    (e.g. "PACE+TA|PERSO": PACE and Terminal Authentication, or a personalisation session). ALWAYS is
-    the one empty alternative, NEVER has no alternative at all.
-    """
-
-    alternatives: frozenset[frozenset[str]]
-
-    ALWAYS: ClassVar[AccessCondition]
-    NEVER: ClassVar[AccessCondition]
-
-    def __post_init__(self) -> None:
-        for alternative in self.alternatives:
-            for name in alternative:
-                if not _CONDITION_NAME.fullmatch(name) or name in _RESERVED_NAMES:
-                    raise ValueError(f"invalid access condition name: {name!r}")
-        if frozenset() in self.alternatives and len(self.alternatives) > 1:
-            # ALWAYS absorbs every other alternative; keep one canonical form for equality.
-            object.__setattr__(self, "alternatives", frozenset({frozenset()}))
-
-    @classmethod
-    def require(cls, *names: str) -> AccessCondition:
-        """All of ``names`` must have been satisfied in the session."""
-        return cls(frozenset({frozenset(names)}))
-
-    def __or__(self, other: AccessCondition) -> AccessCondition:
-        return AccessCondition(self.alternatives | other.alternatives)
-
-    def satisfied_by(self, granted: AbstractSet[str]) -> bool:
-        return any(alternative <= granted for alternative in self.alternatives)
-
-    def __str__(self) -> str:
-        if not self.alternatives:
-            return "NEVER"
-        if self.alternatives == frozenset({frozenset()}):
-            return "ALWAYS"
-        return "|".join(sorted("+".join(sorted(a)) for a in self.alternatives))
-
-    @classmethod
-    def parse(cls, text: str) -> AccessCondition:
-        """Inverse of ``str()``: "ALWAYS", "NEVER" or names joined by "+" (and) and "|" (or)."""
-        if text == "ALWAYS":
-            return cls.ALWAYS
-        if text == "NEVER":
-            return cls.NEVER
-        return cls(frozenset(frozenset(part.split("+")) for part in text.split("|")))
-
-
-AccessCondition.ALWAYS = AccessCondition(frozenset({frozenset()}))
-AccessCondition.NEVER = AccessCondition(frozenset())
-
-# Tags inside our proprietary security attribute DO (FCP tag 86).
-_TAG_READ, _TAG_UPDATE, _TAG_ADMIN = 0x80, 0x81, 0x82
-
-
-@dataclass(frozen=True)
-class SecurityAttributes:
-    """A file's access conditions.
-
-    ``read`` guards READ BINARY, ``update`` UPDATE BINARY, ``admin`` the file-management commands:
-    CREATE FILE under a DF, ACTIVATE, DEACTIVATE and TERMINATE of the file itself.
-    """
-
-    read: AccessCondition = AccessCondition.ALWAYS
-    update: AccessCondition = AccessCondition.NEVER
-    admin: AccessCondition = AccessCondition.NEVER
-
-    def encode(self) -> bytes:
-        """Value of FCP DO 86 ("security attributes in proprietary format", ISO/IEC 7816-4
-        section 7.4.3): three ASCII conditions, tagged 80 read, 81 update, 82 admin."""
-        return b"".join(
-            Tlv(tag, str(cond).encode("ascii")).encode()
-            for tag, cond in ((_TAG_READ, self.read), (_TAG_UPDATE, self.update), (_TAG_ADMIN, self.admin))
-        )
-
-    @classmethod
-    def decode(cls, value: bytes) -> SecurityAttributes:
-        """Parse the DO 86 value; all three conditions must be present."""
-        fields = parse_dict(value)
-        if set(fields) != {_TAG_READ, _TAG_UPDATE, _TAG_ADMIN}:
-            raise TlvError("security attributes need exactly the tags 80, 81 and 82", 0)
-        try:
-            read, update, admin = (
-                AccessCondition.parse(fields[t].decode("ascii")) for t in (_TAG_READ, _TAG_UPDATE, _TAG_ADMIN)
-            )
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise TlvError("malformed access condition", 0) from exc
-        return cls(read, update, admin)
 
 
 class CardFile:

@@ -37,17 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ektp_card.errors import ApduError, CardImageError
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, RngKind
-from ektp_card.virtual.fs import (
-    MF_FID,
-    AccessCondition,
-    CardFile,
-    DedicatedFile,
-    ElementaryFile,
-    FileSystem,
-    LifeCycle,
-    SecurityAttributes,
-)
+from ektp_card.virtual.fs import MF_FID, CardFile, DedicatedFile, ElementaryFile, FileSystem, LifeCycle
 
 FORMAT = "ektp-card/virtual-card-image"
 VERSION = 2

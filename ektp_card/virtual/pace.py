@@ -48,10 +48,9 @@ from ektp_card.crypto.pace import (
 from ektp_card.ec import KeySource, Point, default_key_source
 from ektp_card.errors import LdsFormatError, PaceError, TlvError
 from ektp_card.lds.card_access import EF_CARD_ACCESS_FID, EF_CARD_ACCESS_SFI, CardAccess, PaceInfo
+from ektp_card.lds.conditions import PACE, AccessCondition, SecurityAttributes
 from ektp_card.virtual.commands import Chaining, Command, ok, refuse
 from ektp_card.virtual.config import FailureKind
-from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
-from ektp_card.virtual.security import PACE
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard

@@ -75,6 +75,7 @@ from ektp_card.crypto.perso import (
 from ektp_card.crypto.sm import CardSecureMessaging
 from ektp_card.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
+from ektp_card.lds.conditions import PERSO, AccessCondition
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
 from ektp_card.pki.cvc import T_CERTIFICATE
@@ -82,9 +83,8 @@ from ektp_card.virtual.aa import install_active_authentication
 from ektp_card.virtual.atr import EF_ATR_INFO_FID
 from ektp_card.virtual.ca import install_chip_authentication
 from ektp_card.virtual.commands import Chaining, Command, ok, refuse
-from ektp_card.virtual.fs import AccessCondition, LifeCycle
+from ektp_card.virtual.fs import LifeCycle
 from ektp_card.virtual.pace import PASSWORD_KEYS
-from ektp_card.virtual.security import PERSO
 from ektp_card.virtual.ta import install_trust_point
 
 if TYPE_CHECKING:

@@ -20,21 +20,20 @@ from collections.abc import Sequence
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import PasswordType
 from ektp_card.lds.card_access import PaceInfo
-from ektp_card.virtual.bac import enable_bac
-from ektp_card.virtual.card import VirtualCard
-from ektp_card.virtual.demo import (
+from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
+from ektp_card.lds.profile import (
     DEMO_AID,
     EF_LARGE_FID,
+    EF_PRIVATE_FID,
+    EF_PRIVATE_SFI,
     EF_PUBLIC_FID,
     EF_SCRATCH_FID,
-    demo_card,
 )
-from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
+from ektp_card.virtual.bac import enable_bac
+from ektp_card.virtual.card import VirtualCard
+from ektp_card.virtual.demo import demo_card
 from ektp_card.virtual.pace import DEFAULT_PACE_INFOS, granted_condition, install_pace
-from ektp_card.virtual.security import BAC, PACE
 
-#: Readable only after PACE with the PIN (present when the card has a PIN).
-EF_PRIVATE_FID, EF_PRIVATE_SFI = 0x0105, 5
 PRIVATE_CONTENT = b"ektp-card demo application: readable after PACE with the PIN only\n"
 
 _NEVER = AccessCondition.NEVER

@@ -6,18 +6,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
-from ektp_card.virtual.fs import AccessCondition
+from ektp_card.lds.conditions import AccessCondition
 
 if TYPE_CHECKING:
     from ektp_card.virtual.ta import ChipTa
 
-#: Condition names the card's protocols grant (see AccessCondition). They are plain strings so
-#: later protocols and attack variants can add their own.
-PACE = "PACE"
-BAC = "BAC"
-TA = "TA"
-CA = "CA"
-PERSO = "PERSO"
 
 
 class SecureChannel(Protocol):

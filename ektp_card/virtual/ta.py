@@ -58,6 +58,7 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.ec import Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
+from ektp_card.lds.conditions import PACE, TA, AccessCondition, SecurityAttributes
 from ektp_card.pki.cvc import (
     T_CERTIFICATE,
     T_CHAT,
@@ -72,8 +73,7 @@ from ektp_card.pki.cvc import (
 from ektp_card.pki.signer import hash_algorithm
 from ektp_card.virtual.bac import KSEED_KEY, mutual_authenticate
 from ektp_card.virtual.commands import Chaining, Command, ok, refuse
-from ektp_card.virtual.fs import AccessCondition, DedicatedFile, SecurityAttributes
-from ektp_card.virtual.security import PACE, TA
+from ektp_card.virtual.fs import DedicatedFile
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard

@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ektp_card.access import AccessSession, Credentials, FileRef
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
@@ -53,10 +52,12 @@ from ektp_card.errors import (
     PaceError,
     SecureMessagingError,
 )
-from ektp_card.lds.ektp import EKTP_AID, FILES, FileSpec, decode_dg1
+from ektp_card.lds.conditions import AccessCondition
+from ektp_card.lds.ektp import EKTP_AID, EKTP_APPLICATION, FILES, FileSpec, decode_dg1
+from ektp_card.lds.profile import FileRef
 from ektp_card.personalize.plan import can_weaknesses
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.verify.chip import (
-    EKTP_APPLICATION,
     decode_dg14,
     run_active_authentication,
     run_chip_authentication,
@@ -135,20 +136,20 @@ def _file(name: str) -> FileRef:
     return ref
 
 
-def _open(transport: Transport) -> AccessSession:
+def _open(transport: Transport) -> CardSession:
     """SELECT MF and read what a card offers before authentication."""
-    session = AccessSession(transport)
+    session = CardSession(transport)
     session.discover()
     return session
 
 
-def _pace_parameters(session: AccessSession) -> tuple[PaceParameters, bool]:
+def _pace_parameters(session: CardSession) -> tuple[PaceParameters, bool]:
     if session.card_access is None:
         raise PaceError("the card does not offer PACE: it has no readable EF.CardAccess")
     return session.card_access.choose_pace()
 
 
-def _authenticate(session: AccessSession, can: str) -> PaceResult:
+def _authenticate(session: CardSession, can: str) -> PaceResult:
     """PACE with the CAN; the card's refusal propagates (a wrong CAN given to the audit: no verdict)."""
     session.authenticate(Credentials(can=can))
     if session.pace is None:
@@ -156,12 +157,12 @@ def _authenticate(session: AccessSession, can: str) -> PaceResult:
     return session.pace
 
 
-def _application(session: AccessSession) -> None:
+def _application(session: CardSession) -> None:
     if session.select_application([EKTP_APPLICATION]) is None:
         raise CardFileNotFoundError(SW.FILE_NOT_FOUND, message="the card has no e-KTP application")
 
 
-def _sm(session: AccessSession) -> SecureMessagingSession:
+def _sm(session: CardSession) -> SecureMessagingSession:
     sm = session.protocol.secure_messaging
     if not isinstance(sm, SecureMessagingSession):
         raise PaceError("no secure messaging session after PACE")
@@ -293,7 +294,7 @@ def uid_trace(ctx: AuditContext) -> Finding:
 # --- SKIM-ENUM ---------------------------------------------------------------------------------------
 
 #: What the e-KTP profile lets anyone read (docs/card-profile.md, read condition ALWAYS).
-FREE_FILES = frozenset(spec.name for spec in FILES if spec.read == "ALWAYS")
+FREE_FILES = frozenset(spec.name for spec in FILES if spec.read == AccessCondition.ALWAYS)
 
 
 def _probe_file(ctx: AuditContext, send: Callable[[bytes], bytes], spec: FileSpec, words: set[int]) -> bool:
@@ -987,7 +988,7 @@ def relay_latency(ctx: AuditContext) -> Finding:
     )
 
 
-def _optional(session: AccessSession, name: str) -> bytes | None:
+def _optional(session: CardSession, name: str) -> bytes | None:
     try:
         return session.read(_file(name))
     except ApduError:

@@ -30,7 +30,6 @@ from types import TracebackType
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ektp_card.access import AccessSession, Credentials
 from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW, describe
 from ektp_card.apdu.tlv import Tlv
@@ -82,9 +81,10 @@ from ektp_card.errors import (
     TransportError,
 )
 from ektp_card.lds.card_access import EF_CARD_ACCESS_FID, EF_CARD_ACCESS_SFI
+from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
-from ektp_card.lds.ektp import DATA_GROUP_TAGS, EKTP_DF_FID, Com, decode_dg1
+from ektp_card.lds.ektp import DATA_GROUP_TAGS, EKTP_APPLICATION, EKTP_DF_FID, Com, decode_dg1
 from ektp_card.lds.nik import CITY_CODES, LIFETIME, NIK_LENGTH, PROVINCES, REGENCY_CODES, Nik, nik_violations
 from ektp_card.lds.record import PersonalData
 from ektp_card.lds.sod import Sod, parse_sod
@@ -92,9 +92,9 @@ from ektp_card.personalize import CardPlan, DocumentSigner, PersoSession, person
 from ektp_card.personalize.protocol import fcp_template, oid_bytes
 from ektp_card.pki.signer import digest
 from ektp_card.pki.trust import TrustStore
+from ektp_card.session.card import CardSession, Credentials
 from ektp_card.verify.card import VerificationReport, verify_card
 from ektp_card.verify.chip import (
-    EKTP_APPLICATION,
     decode_dg14,
     run_active_authentication,
     run_chip_authentication,
@@ -158,9 +158,9 @@ def _is_error(sw: int | None) -> bool:
     return sw is not None and 0x64 <= sw >> 8 <= 0x6F
 
 
-def _open(transport: Transport, can: str) -> AccessSession:
+def _open(transport: Transport, can: str) -> CardSession:
     """PACE with the CAN, then the e-KTP application selected inside the secure messaging."""
-    session = AccessSession(transport)
+    session = CardSession(transport)
     session.discover()
     session.authenticate(Credentials(can=can), (EKTP_APPLICATION,))
     if session.select_application((EKTP_APPLICATION,)) is None:
@@ -168,7 +168,7 @@ def _open(transport: Transport, can: str) -> AccessSession:
     return session
 
 
-def _sm_open(session: AccessSession) -> bool:
+def _sm_open(session: CardSession) -> bool:
     sm = session.protocol.secure_messaging
     return sm is not None and not (isinstance(sm, SecureMessagingSession) and sm.closed)
 
@@ -180,7 +180,7 @@ class _Sessions:
     def __init__(self, ctx: AuditContext) -> None:
         self._ctx = ctx
         self._stack = ExitStack()
-        self._session: AccessSession | None = None
+        self._session: CardSession | None = None
         self.transport: Transport | None = None
         self.opened = 0
 
@@ -192,7 +192,7 @@ class _Sessions:
     ) -> None:
         self._stack.close()
 
-    def get(self) -> AccessSession:
+    def get(self) -> CardSession:
         if self._session is None or not _sm_open(self._session):
             self._stack.close()
             self._stack = ExitStack()
@@ -202,7 +202,7 @@ class _Sessions:
         return self._session
 
 
-def _read(session: AccessSession, name: str) -> tuple[bytes | None, str]:
+def _read(session: CardSession, name: str) -> tuple[bytes | None, str]:
     """A file of the e-KTP application, or ``None`` and the card's refusal."""
     ref = EKTP_APPLICATION.file(name)
     if ref is None:
@@ -213,7 +213,7 @@ def _read(session: AccessSession, name: str) -> tuple[bytes | None, str]:
         return None, f"{exc.sw:04X} {describe(exc.sw)}"
 
 
-def _sod(session: AccessSession, recorder: Recorder, note: str) -> tuple[bytes, Sod]:
+def _sod(session: CardSession, recorder: Recorder, note: str) -> tuple[bytes, Sod]:
     recorder.note(note)
     data, why = _read(session, "EF.SOD")
     if data is None:
@@ -224,7 +224,7 @@ def _sod(session: AccessSession, recorder: Recorder, note: str) -> tuple[bytes, 
         raise _Decided(Finding.failed(f"EF.SOD is malformed: {exc}")) from None
 
 
-def _signed_group(session: AccessSession, sod: Sod, number: int) -> tuple[bytes | None, str]:
+def _signed_group(session: CardSession, sod: Sod, number: int) -> tuple[bytes | None, str]:
     """Data group ``number`` as read, if it matches its hash in EF.SOD; else ``None`` and why."""
     data, why = _read(session, f"DG{number}")
     if data is None:
@@ -269,7 +269,7 @@ def _send(transport: Transport, recorder: Recorder, note: str, command: bytes) -
 
 
 def _transmit(
-    session: AccessSession, recorder: Recorder, note: str, apdu: CommandApdu
+    session: CardSession, recorder: Recorder, note: str, apdu: CommandApdu
 ) -> ResponseApdu | None:
     """``apdu`` inside the session's secure messaging; ``None`` when the card answered without it
     (a refusal that ends the session)."""
@@ -838,7 +838,8 @@ def _generate(reference: int, oid: str) -> CommandApdu:
 
 
 def _new_ef() -> bytes:
-    return fcp_template(0x0105, size=4, sfi=None, read="ALWAYS", update="ALWAYS", admin="ALWAYS")
+    return fcp_template(0x0105, size=4, sfi=None, read=AccessCondition.ALWAYS, update=AccessCondition.ALWAYS,
+                        admin=AccessCondition.ALWAYS)
 
 
 @_catalogued("LOCKED-WRITE", "Write and key commands refused after issuance", Threat.ABUSE_OF_FUNCTIONS)
@@ -852,7 +853,7 @@ def locked_write(ctx: AuditContext) -> Finding:
     DEACTIVATE FILE and TERMINATE CARD USAGE last. Pass: every command is refused (words in figures)."""
     words: dict[str, int | None] = {}
     with ctx.session() as transport:
-        session = AccessSession(transport)
+        session = CardSession(transport)
         session.discover()
         if session.card_access is not None:
             _plain_same_bytes(session, ctx.recorder, words)
@@ -911,7 +912,7 @@ def locked_write(ctx: AuditContext) -> Finding:
     return Finding.passed(f"all {len(words)} write and key commands were refused{part}", **figures)
 
 
-def _plain_same_bytes(session: AccessSession, recorder: Recorder, words: dict[str, int | None]) -> None:
+def _plain_same_bytes(session: CardSession, recorder: Recorder, words: dict[str, int | None]) -> None:
     """The same-bytes writes and the empty erase to EF.CardAccess, in the clear."""
     protocol = session.protocol
     recorder.note("READ BINARY the first bytes of EF.CardAccess")
@@ -988,7 +989,7 @@ def _fuzz_plain(ctx: AuditContext, log: _FuzzLog) -> bool:
     extended = True
     while cases:
         with ctx.session() as transport:
-            discovery = AccessSession(transport)
+            discovery = CardSession(transport)
             discovery.discover()
             info = discovery.card_info
             extended = info is not None and info.extended_length
@@ -1286,7 +1287,7 @@ def tear_personalisation(
 
 
 def _personalised(transport: Transport, can: str) -> bool:
-    session = AccessSession(transport)
+    session = CardSession(transport)
     try:
         session.discover()
         if session.card_access is None:
