@@ -247,8 +247,23 @@ class PersonalisationError(EktpError):
     prove its personalisation key, or a personalised card that does not verify when read back."""
 
 
-class CardLockedError(PersonalisationError):
-    """The card is already personalised and locked: it never accepts a personalisation command again."""
+class PersonalisationRefusedError(PersonalisationError):
+    """The card refused a personalisation command: ``command`` names it, ``sw`` is the card's status
+    word (e.g. 6A88 to INITIALIZE UPDATE: no personalisation key; 6983: the key is blocked; 6A84 to
+    CREATE FILE: no room). The session keys and the data sent are never part of the message."""
+
+    def __init__(self, message: str, *, command: str, sw: int) -> None:
+        super().__init__(message)
+        self.command = command
+        self.sw = sw
+
+
+class CardLockedError(PersonalisationRefusedError):
+    """The card is already personalised and locked (6985 to INITIALIZE UPDATE): it never accepts a
+    personalisation command again."""
+
+    def __init__(self, message: str, *, command: str = "INITIALIZE UPDATE", sw: int = 0x6985) -> None:
+        super().__init__(message, command=command, sw=sw)
 
 
 class RegistryError(EktpError):
