@@ -226,17 +226,28 @@ class RecordError(EktpError, ValueError):
         return tuple(v.rule for v in self.violations)
 
 
-class ChipAuthenticationError(EktpError):
+class AuthenticationProtocolError(EktpError):
+    """Chip, Terminal or Active Authentication cannot run or did not succeed. When a command of the
+    protocol failed, ``step`` names it (e.g. ``MSE:Set AT for Chip Authentication``) and ``sw`` is
+    the chip's status word for it; otherwise ``step`` is empty and ``sw`` is ``None``."""
+
+    def __init__(self, message: str, *, step: str = "", sw: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.sw = sw
+
+
+class ChipAuthenticationError(AuthenticationProtocolError):
     """Chip Authentication cannot run (DG14 offers none this library supports, no secure messaging
     to run it in) or, through ``CaResult.require``, the chip failed it."""
 
 
-class TerminalAuthenticationError(EktpError):
+class TerminalAuthenticationError(AuthenticationProtocolError):
     """Terminal Authentication cannot run (no certificate chain to the card's trust point, no secure
     messaging, a key that is not ECDSA) or, through ``TaResult.require``, the chip refused it."""
 
 
-class ActiveAuthenticationError(EktpError):
+class ActiveAuthenticationError(AuthenticationProtocolError):
     """Active Authentication cannot run (no usable DG15 key or signature algorithm) or, through
     ``AaResult.require``, the chip's signature failed."""
 
@@ -247,8 +258,23 @@ class PersonalisationError(EktpError):
     prove its personalisation key, or a personalised card that does not verify when read back."""
 
 
-class CardLockedError(PersonalisationError):
-    """The card is already personalised and locked: it never accepts a personalisation command again."""
+class PersonalisationRefusedError(PersonalisationError):
+    """The card refused a personalisation command: ``command`` names it, ``sw`` is the card's status
+    word (e.g. 6A88 to INITIALIZE UPDATE: no personalisation key; 6983: the key is blocked; 6A84 to
+    CREATE FILE: no room). The session keys and the data sent are never part of the message."""
+
+    def __init__(self, message: str, *, command: str, sw: int) -> None:
+        super().__init__(message)
+        self.command = command
+        self.sw = sw
+
+
+class CardLockedError(PersonalisationRefusedError):
+    """The card is already personalised and locked (6985 to INITIALIZE UPDATE): it never accepts a
+    personalisation command again."""
+
+    def __init__(self, message: str, *, command: str = "INITIALIZE UPDATE", sw: int = 0x6985) -> None:
+        super().__init__(message, command=command, sw=sw)
 
 
 class RegistryError(EktpError):

@@ -251,6 +251,22 @@ def test_needs_pace_or_bac() -> None:
     assert not result.passed and result.reason.startswith("the chip refused INTERNAL AUTHENTICATE (6982")
 
 
+def test_a_refusal_names_the_step_and_status_word() -> None:
+    card, dg15, info = aa_card()
+    result = run_aa(card, dg15, info, protocol=ApduProtocol(card))
+    assert (result.step, result.sw) == ("INTERNAL AUTHENTICATE", SW.SECURITY_STATUS_NOT_SATISFIED)
+    with pytest.raises(ActiveAuthenticationError) as error:
+        result.require()
+    assert (error.value.step, error.value.sw) == ("INTERNAL AUTHENTICATE", SW.SECURITY_STATUS_NOT_SATISFIED)
+    # A wrong signature is no refusal: no step, no status word.
+    replace_internal_authenticate(card, lambda c, apdu: bytes(64))
+    wrong = run_aa(card, dg15, info)
+    assert not wrong.passed and (wrong.step, wrong.sw) == ("", SW.OK)
+    with pytest.raises(ActiveAuthenticationError) as error:
+        wrong.require()
+    assert (error.value.step, error.value.sw) == ("", None)
+
+
 def test_card_without_active_authentication() -> None:
     card = demo_card()
     install_pace(card, can=CAN)

@@ -47,7 +47,7 @@ from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.bac import enable_bac
 from ektp_card.virtual.ca import CA_INFO, CA_PRIVATE_KEY, CA_PUBLIC_KEY, ChipCa, chip_key, install_chip_keys
-from ektp_card.virtual.commands import Command
+from ektp_card.virtual.commands import Command, refuse
 from ektp_card.virtual.demo import DEMO_AID, EF_PUBLIC_SFI, PUBLIC_CONTENT
 from ektp_card.virtual.pace import install_pace
 
@@ -377,6 +377,46 @@ def test_refused_result() -> None:
         "the chip refused MSE:Set AT for Chip Authentication (6A80"
     )
     assert session.read_file(sfi=EF_PUBLIC_SFI) == PUBLIC_CONTENT
+
+
+@pytest.mark.parametrize(
+    ("ins", "step"),
+    [(0x22, "MSE:Set AT for Chip Authentication"), (0x86, "GENERAL AUTHENTICATE for Chip Authentication")],
+    ids=["mse-set-at", "general-authenticate"],
+)
+def test_a_refused_step_names_itself_and_its_status_word(ins: int, step: str) -> None:
+    card, _ = ca_card()
+    protocol, session = open_session(card)
+    parameters = read_dg14(session).ca_parameters()
+    original = card.commands[ins]
+
+    def refusing(c: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
+        refuse(SW.SECURITY_STATUS_NOT_SATISFIED)
+
+    card.commands[ins] = Command(original.name, refusing, original.chaining)
+    result = chip_authenticate(protocol, parameters)
+    assert not result.passed and (result.step, result.sw) == (step, SW.SECURITY_STATUS_NOT_SATISFIED)
+    assert result.reason == f"the chip refused {step} (6982: security status not satisfied)"
+    with pytest.raises(ChipAuthenticationError) as info:
+        result.require()
+    assert str(info.value) == f"Chip Authentication failed: {result.reason}"
+    assert (info.value.step, info.value.sw) == (step, SW.SECURITY_STATUS_NOT_SATISFIED)
+    # The refusal came before the key switch: the PACE session goes on, and CA can run again.
+    card.commands[ins] = original
+    assert session.read_file(sfi=EF_PUBLIC_SFI) == PUBLIC_CONTENT
+    again = chip_authenticate(protocol, parameters)
+    assert again.passed and (again.step, again.sw) == ("", SW.OK)
+
+
+def test_a_failure_without_a_refusal_names_no_step() -> None:
+    _, genuine_dg14 = ca_card()
+    clone, _ = ca_card(dg14=genuine_dg14)
+    protocol, session = open_session(clone)
+    result = chip_authenticate(protocol, read_dg14(session).ca_parameters())
+    assert not result.passed and (result.step, result.sw) == ("", SW.OK)
+    with pytest.raises(ChipAuthenticationError) as info:
+        result.require()
+    assert (info.value.step, info.value.sw) == ("", None)
 
 
 def test_set_kat_only_for_3des_version_1() -> None:

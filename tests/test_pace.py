@@ -11,7 +11,7 @@ import pytest
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.apdu.sw import SW
+from ektp_card.apdu.sw import SW, describe
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import (
     ECDH_GM_3DES,
@@ -33,6 +33,9 @@ from ektp_card.crypto.pace import (
 from ektp_card.crypto.sm import SecureMessagingSession
 from ektp_card.ec import BRAINPOOLP256R1, Curve, Point
 from ektp_card.errors import (
+    ApduError,
+    ConditionsNotSatisfiedError,
+    IncorrectParametersError,
     PaceError,
     PacePasswordError,
     ReferencedDataNotFoundError,
@@ -502,6 +505,41 @@ def test_card_checks_step_order_and_chaining() -> None:
     start_card_run(card)
     # Another command inside the chain breaks it (ISO/IEC 7816-4 section 5.3.3).
     assert card.transceive(h("00A4000C023F00")) == h("6883")
+
+
+class RefuseStep:
+    """A transport in front of the virtual card that answers the ``nth`` PACE command (1: MSE:Set AT,
+    then the GENERAL AUTHENTICATE steps) with ``sw`` instead of passing it on."""
+
+    def __init__(self, card: VirtualCard, nth: int, sw: int) -> None:
+        self.card, self.nth, self.sw, self.seen = card, nth, sw, 0
+
+    def transceive(self, command: bytes) -> bytes:
+        if command[1] in (0x22, 0x86):
+            self.seen += 1
+            if self.seen == self.nth:
+                return self.sw.to_bytes(2, "big")
+        return self.card.transceive(command)
+
+
+@pytest.mark.parametrize(
+    ("nth", "sw", "error", "step"),
+    [
+        (1, 0x6982, SecurityStatusNotSatisfiedError, "MSE:Set AT"),
+        (2, 0x6982, SecurityStatusNotSatisfiedError, "GENERAL AUTHENTICATE (nonce)"),
+        (3, 0x6A80, IncorrectParametersError, "GENERAL AUTHENTICATE (mapping)"),
+        (4, 0x6985, ConditionsNotSatisfiedError, "GENERAL AUTHENTICATE (key agreement)"),
+        (5, 0x6982, SecurityStatusNotSatisfiedError, "GENERAL AUTHENTICATE (tokens)"),
+    ],
+)
+def test_a_refused_step_raises_the_typed_error_naming_it(
+    nth: int, sw: int, error: type[ApduError], step: str
+) -> None:
+    card = pace_card()
+    with pytest.raises(error) as info:
+        run_pace(card, Password.can(CAN), ApduProtocol(RefuseStep(card, nth, sw)))
+    assert type(info.value) is error and info.value.sw == sw
+    assert str(info.value) == f"PACE: the card refused {step}: card returned {sw:04X}: {describe(sw)}"
 
 
 class Tamper:

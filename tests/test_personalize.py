@@ -36,6 +36,7 @@ from ektp_card.errors import (
     CardLockedError,
     CardRemovedError,
     PersonalisationError,
+    PersonalisationRefusedError,
     PkiError,
     RecordError,
 )
@@ -469,6 +470,62 @@ def test_wrong_master_key_leaves_the_card_untouched() -> None:
 def test_not_a_blank_card() -> None:
     with pytest.raises(PersonalisationError, match="no personalisation key"):
         run(VirtualCard.create(), verify=False)
+
+
+class SpoiledCryptogram:
+    """The desk's EXTERNAL AUTHENTICATE with its cryptogram altered on the way to the card."""
+
+    def __init__(self, card: VirtualCard) -> None:
+        self.card = card
+
+    def transceive(self, command: bytes) -> bytes:
+        if command[:2] == bytes((0x80, 0x82)):
+            command = command[:-1] + bytes((command[-1] ^ 0x01,))
+        return self.card.transceive(command)
+
+
+def test_refusals_name_the_command_and_status_word() -> None:
+    def refusal(transport: Any, *, session: bool = False) -> PersonalisationRefusedError:
+        perso = PersoSession(transport)
+        with pytest.raises(PersonalisationRefusedError) as info:
+            perso.open()
+            perso.authenticate(MASTER)
+            if session:
+                for _ in range(2):
+                    perso.create_ef(0x0105, 4, 5, read="ALWAYS", update="PERSO", admin="PERSO")
+        assert "\n" not in str(info.value)
+        return info.value
+
+    not_blank = refusal(VirtualCard.create())
+    assert (not_blank.command, not_blank.sw) == ("INITIALIZE UPDATE", SW.REFERENCED_DATA_NOT_FOUND)
+    assert "no personalisation key" in str(not_blank)
+
+    card = blank_card(MASTER, SERIAL)
+    card.keys[PERSO_TRIES] = b"\x00"
+    blocked = refusal(card)
+    assert (blocked.command, blocked.sw) == ("INITIALIZE UPDATE", SW.AUTH_METHOD_BLOCKED)
+    assert "blocked" in str(blocked)
+
+    card = blank_card(MASTER, SERIAL)
+    wrong = refusal(SpoiledCryptogram(card))
+    left = MAX_TRIES - 1
+    assert (wrong.command, wrong.sw) == ("EXTERNAL AUTHENTICATE", SW.counter(left))
+    assert str(wrong) == (
+        f"the card refused EXTERNAL AUTHENTICATE: card returned {SW.counter(left):04X}: "
+        f"verification failed, {left} tries left"
+    )
+    assert MASTER.hex() not in str(wrong).lower()
+
+    card = blank_card(MASTER, SERIAL)
+    exists = refusal(card, session=True)
+    assert (exists.command, exists.sw) == ("CREATE FILE 0105", SW.FILE_EXISTS)
+
+    card = blank_card(MASTER, SERIAL)
+    run(card, verify=False)
+    card.power_on()
+    locked = refusal(card)
+    assert isinstance(locked, CardLockedError)
+    assert (locked.command, locked.sw) == ("INITIALIZE UPDATE", SW.CONDITIONS_NOT_SATISFIED)
 
 
 # --- checked before the first command -------------------------------------------------------------------

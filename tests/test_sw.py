@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import ektp_card
 from ektp_card import errors
 from ektp_card.apdu.sw import SW, check, describe, error_for
 
@@ -56,3 +60,30 @@ def test_describe_families() -> None:
     assert describe(0x6100) == "256 more bytes available (GET RESPONSE)"
     assert describe(0x6C05) == "wrong Le: exact length is 5"
     assert describe(0x1234) == "unknown status word"
+
+
+#: Where raw ``transmit()`` belongs: the APDU layer itself, the virtual card (it produces status
+#: words), the audit (it records the words hostile and odd commands get) and ``ektp apdu`` (it shows
+#: whatever the card answers). Everything else sends with ``send()`` and handles typed errors.
+RAW_TRANSMIT_ALLOWED = ("apdu/", "virtual/", "audit/", "_cli/apdu.py")
+
+
+def raw_transmits(package: Path) -> tuple[list[str], list[str]]:
+    """The modules scanned, and every ``.transmit(`` call outside :data:`RAW_TRANSMIT_ALLOWED`."""
+    scanned, calls = [], []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(RAW_TRANSMIT_ALLOWED):
+            continue
+        scanned.append(relative)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            func = node.func if isinstance(node, ast.Call) else None
+            if isinstance(func, ast.Attribute) and func.attr == "transmit":
+                calls.append(f"{relative}:{node.lineno}")
+    return scanned, calls
+
+
+def test_status_words_are_checked_only_through_send() -> None:
+    scanned, calls = raw_transmits(Path(ektp_card.__file__).parent)
+    assert {"crypto/pace.py", "crypto/ca.py", "personalize/protocol.py"} <= set(scanned)
+    assert calls == [], "protocol code checks status words by hand; use ApduProtocol.send()"

@@ -45,6 +45,7 @@ from ektp_card.pki.signer import KeySpec, PrivateKeySigner, Signer
 from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.ca import install_chip_keys
+from ektp_card.virtual.commands import Command, ok
 from ektp_card.virtual.pace import install_pace
 from ektp_card.virtual.ta import (
     CURRENT_DATE_KEY,
@@ -214,6 +215,29 @@ def test_chain_from_another_cvca(pki: Pki) -> None:
     other = make_pki(cvca_key=3, holder="IDCVCAX00001")
     result = run_ta(open_card(card), other)
     assert (result.step, result.sw) == ("MSE:Set DST IDCVCAX00001", SW.REFERENCED_DATA_NOT_FOUND)
+
+
+def test_a_refusal_raised_names_the_step_and_status_word(pki: Pki) -> None:
+    impostor = make_pki(cvca_key=2)
+    result = run_ta(open_card(make_card(pki)), impostor)
+    with pytest.raises(TerminalAuthenticationError) as info:
+        result.require()
+    assert str(info.value) == (
+        "Terminal Authentication failed: the chip refused PSO:VERIFY CERTIFICATE of IDDVPOL00001"
+        " (6300: verification failed)"
+    )
+    step = "PSO:VERIFY CERTIFICATE of IDDVPOL00001"
+    assert (info.value.step, info.value.sw) == (step, SW.VERIFICATION_FAILED)
+
+
+def test_a_short_challenge_fails_at_get_challenge(pki: Pki) -> None:
+    card = make_card(pki)
+    o = open_card(card)
+    original = card.commands[0x84]
+    card.commands[0x84] = Command(original.name, lambda c, apdu: ok(bytes(4)), original.chaining)
+    result = run_ta(o, pki)
+    assert not result.passed and (result.step, result.sw) == ("GET CHALLENGE", SW.OK)
+    assert result.reason == "the chip answered GET CHALLENGE with 4 bytes, not 8"
 
 
 def test_expired_terminal_certificate(pki: Pki) -> None:

@@ -34,7 +34,7 @@ from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW, describe
 from ektp_card.crypto.sm import SecureMessagingSession
-from ektp_card.errors import ActiveAuthenticationError, SecureMessagingError
+from ektp_card.errors import ActiveAuthenticationError, ApduError, SecureMessagingError
 
 #: ActiveAuthenticationInfo's protocol (ICAO Doc 9303-11 section 9.2.8).
 ID_AA = "2.23.136.1.1.5"
@@ -228,7 +228,9 @@ def verify_signature(
 @dataclass(frozen=True)
 class AaResult:
     """The outcome of one Active Authentication: ``passed`` when the chip's signature over the
-    fresh ``challenge`` verifies with DG15's key; ``supported`` is false when it could not run."""
+    fresh ``challenge`` verifies with DG15's key; ``supported`` is false when it could not run.
+    When the chip refused INTERNAL AUTHENTICATE, ``step`` names it and ``sw`` is its status word
+    (9000 otherwise)."""
 
     passed: bool
     reason: str
@@ -236,11 +238,17 @@ class AaResult:
     signature: bytes = b""
     algorithm: str = ""
     supported: bool = True
+    step: str = ""
+    sw: int = SW.OK
 
     def require(self) -> None:
         """Raise :class:`ActiveAuthenticationError` with the reason unless the chip passed."""
         if not self.passed:
-            raise ActiveAuthenticationError(f"Active Authentication failed: {self.reason}")
+            raise ActiveAuthenticationError(
+                f"Active Authentication failed: {self.reason}",
+                step=self.step,
+                sw=self.sw if self.step else None,
+            )
 
 
 def internal_authenticate(challenge: bytes) -> CommandApdu:
@@ -277,17 +285,18 @@ def active_authenticate(
     challenge = random_bytes(CHALLENGE_LENGTH)
     if len(challenge) != CHALLENGE_LENGTH:
         raise ValueError("the challenge source must return 8 bytes")
+    step = "INTERNAL AUTHENTICATE"
     try:
-        response = protocol.transmit(internal_authenticate(challenge))
+        response = protocol.send(internal_authenticate(challenge))
     except SecureMessagingError as exc:
         previous = protocol.secure_messaging
         protocol.secure_messaging = None
         if isinstance(previous, SecureMessagingSession):
             previous.close()
         return AaResult(False, f"secure messaging broke down during Active Authentication: {exc}", challenge)
-    if response.sw != SW.OK:
-        refusal = f"the chip refused INTERNAL AUTHENTICATE ({response.sw:04X}: {describe(response.sw)})"
-        return AaResult(False, refusal, challenge)
+    except ApduError as exc:
+        refusal = f"the chip refused {step} ({exc.sw:04X}: {describe(exc.sw)})"
+        return AaResult(False, refusal, challenge, step=step, sw=exc.sw)
     signature = response.data
     reason, algorithm = verify_signature(public_key, challenge, signature, hash_name=hash_name)
     if reason is not None:

@@ -40,7 +40,7 @@ from ektp_card.crypto.kdf import COUNTER_ENC, COUNTER_MAC, Cipher, kdf
 from ektp_card.crypto.pace import BSI_DE, KeyAgreement, authentication_mac
 from ektp_card.crypto.sm import SecureMessagingSession
 from ektp_card.ec import Curve, InvalidPointError, KeySource, Point, default_key_source
-from ektp_card.errors import ChipAuthenticationError, SecureMessagingError, TlvError
+from ektp_card.errors import ApduError, ChipAuthenticationError, SecureMessagingError, TlvError
 
 log = logging.getLogger("ektp_card.crypto.ca")
 
@@ -152,8 +152,9 @@ class CaParameters:
 class CaResult:
     """The outcome of one Chip Authentication: ``passed`` only when the chip proved it holds the
     private key (the version 2 token verified, or a protected answer under the new keys did).
-    ``supported`` is false when the protocol could not be run at all. The new session keys stay
-    out of ``repr``."""
+    ``supported`` is false when the protocol could not be run at all. When the chip refused a
+    command, ``step`` names it and ``sw`` is its status word (9000 otherwise). The new session keys
+    stay out of ``repr``."""
 
     passed: bool
     reason: str
@@ -163,6 +164,8 @@ class CaResult:
     supported: bool = True
     k_enc: bytes = field(default=b"", repr=False)
     k_mac: bytes = field(default=b"", repr=False)
+    step: str = ""
+    sw: int = SW.OK
 
     @classmethod
     def not_supported(cls, reason: str) -> CaResult:
@@ -173,7 +176,11 @@ class CaResult:
     def require(self) -> None:
         """Raise :class:`ChipAuthenticationError` with the reason unless the chip passed."""
         if not self.passed:
-            raise ChipAuthenticationError(f"Chip Authentication failed: {self.reason}")
+            raise ChipAuthenticationError(
+                f"Chip Authentication failed: {self.reason}",
+                step=self.step,
+                sw=self.sw if self.step else None,
+            )
 
 
 # --- primitives both sides share --------------------------------------------------------------
@@ -243,16 +250,21 @@ CONFIRM_COMMAND = CommandApdu(0x00, 0x84, 0x00, 0x00, le=8)
 
 class _Failed(Exception):
     """Internal: the protocol ended without proof; ``reason`` goes into the result.
-    ``switched``: the chip accepted the key and so left the previous secure messaging."""
+    ``switched``: the chip accepted the key and so left the previous secure messaging. ``step`` and
+    ``sw``: the command the chip refused, if it refused one."""
 
-    def __init__(self, reason: str, *, switched: bool = True) -> None:
+    def __init__(self, reason: str, *, switched: bool = True, step: str = "", sw: int = SW.OK) -> None:
         super().__init__(reason)
         self.reason = reason
         self.switched = switched
+        self.step = step
+        self.sw = sw
 
 
-def _refused(what: str, response: ResponseApdu) -> _Failed:
-    return _Failed(f"the chip refused {what} ({response.sw:04X}: {describe(response.sw)})", switched=False)
+def _refused(step: str, exc: ApduError) -> _Failed:
+    # A refusal comes before the chip takes the key: the previous secure messaging goes on.
+    reason = f"the chip refused {step} ({exc.sw:04X}: {describe(exc.sw)})"
+    return _Failed(reason, switched=False, step=step, sw=exc.sw)
 
 
 def chip_authenticate(
@@ -295,15 +307,17 @@ def chip_authenticate(
         "Chip Authentication %s version %d (%s)", parameters.algorithm.name, parameters.version, chosen.value
     )
 
-    def result(passed: bool, reason: str, keys: tuple[bytes, bytes] = (b"", b"")) -> CaResult:
-        return CaResult(passed, reason, parameters, chosen, public, True, *keys)
+    def result(
+        passed: bool, reason: str, keys: tuple[bytes, bytes] = (b"", b""), step: str = "", sw: int = SW.OK
+    ) -> CaResult:
+        return CaResult(passed, reason, parameters, chosen, public, True, *keys, step=step, sw=sw)
 
     try:
         keys = _exchange(protocol, parameters, chosen, public, shared)
     except _Failed as failure:
         if failure.switched:
             _drop_secure_messaging(protocol)
-        return result(False, failure.reason)
+        return result(False, failure.reason, step=failure.step, sw=failure.sw)
     except SecureMessagingError as exc:
         _drop_secure_messaging(protocol)
         return result(False, f"secure messaging broke down during Chip Authentication: {exc}")
@@ -313,7 +327,9 @@ def chip_authenticate(
     if confirm_with is None:
         return result(True, "keys switched; the chip's next protected answer confirms them", keys)
     try:
-        protocol.transmit(confirm_with)
+        protocol.send(confirm_with)
+    except ApduError:
+        pass  # a refusal protected under the new keys proves them as well as an answer does
     except SecureMessagingError:
         _drop_secure_messaging(protocol)
         return result(
@@ -330,16 +346,10 @@ def _exchange(
     """The chip's part: the command(s), then the session keys (and in version 2 the token check)."""
     cipher = parameters.cipher
     if variant is CaVariant.SET_KAT:
-        response = protocol.transmit(mse_set_kat(public, parameters.key_id))
-        if response.sw != SW.OK:
-            raise _refused("MSE:Set KAT", response)
+        _send(protocol, "MSE:Set KAT", mse_set_kat(public, parameters.key_id))
         return ca_session_keys(shared, cipher)
-    response = protocol.transmit(mse_set_at(parameters.algorithm, parameters.key_id))
-    if response.sw != SW.OK:
-        raise _refused("MSE:Set AT for Chip Authentication", response)
-    response = protocol.transmit(general_authenticate(public))
-    if response.sw != SW.OK:
-        raise _refused("GENERAL AUTHENTICATE for Chip Authentication", response)
+    _send(protocol, "MSE:Set AT for Chip Authentication", mse_set_at(parameters.algorithm, parameters.key_id))
+    response = _send(protocol, "GENERAL AUTHENTICATE for Chip Authentication", general_authenticate(public))
     try:
         objects = parse_dict(unpack(_TAG_DYNAMIC, response.data)) if response.data else {}
     except TlvError as exc:
@@ -358,6 +368,13 @@ def _exchange(
             " public key (a cloned or substituted chip)"
         )
     return keys
+
+
+def _send(protocol: ApduProtocol, step: str, command: CommandApdu) -> ResponseApdu:
+    try:
+        return protocol.send(command)
+    except ApduError as exc:
+        raise _refused(step, exc) from None
 
 
 def _drop_secure_messaging(protocol: ApduProtocol) -> None:

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher as _BlockCipher
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
-from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu, ResponseApdu
+from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.apdu.sw import SW, error_for
+from ektp_card.apdu.sw import SUCCESS, SW
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
 from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
 from ektp_card.crypto.mrz import MrzInfo
@@ -47,7 +47,15 @@ from ektp_card.ec import (
     PrivateKey,
     default_key_source,
 )
-from ektp_card.errors import EktpError, PaceError, PacePasswordError, TlvError
+from ektp_card.errors import (
+    ApduError,
+    AuthenticationBlockedError,
+    EktpError,
+    PaceError,
+    PacePasswordError,
+    TlvError,
+    VerificationFailedError,
+)
 
 log = logging.getLogger("ektp_card.crypto.pace")
 
@@ -351,11 +359,20 @@ class PaceResult:
 # --- the terminal side ------------------------------------------------------------------------------
 
 _TAG_DYNAMIC = 0x7C
-_PASSWORD_FAILURES = (SW.VERIFICATION_FAILED, SW.AUTH_METHOD_BLOCKED)
+#: 63Cx with x >= 2 at MSE:Set AT: a warning that earlier attempts failed; the protocol goes on.
+_SET_AT_GOES_ON: frozenset[int] = SUCCESS | frozenset(SW.counter(n) for n in range(2, 16))
+#: The GENERAL AUTHENTICATE steps by the data object the chip answers with.
+_STEPS = {
+    0x80: "GENERAL AUTHENTICATE (nonce)",
+    0x82: "GENERAL AUTHENTICATE (mapping)",
+    0x84: "GENERAL AUTHENTICATE (key agreement)",
+    0x86: "GENERAL AUTHENTICATE (tokens)",
+}
 
 
-def _is_counter(sw: int) -> bool:
-    return sw & 0xFFF0 == 0x63C0
+def _refused(step: str, exc: ApduError) -> ApduError:
+    """``exc`` (same class, status word and data) with the PACE step the card refused in its message."""
+    return type(exc)(exc.sw, exc.data, f"PACE: the card refused {step}: {exc}")
 
 
 def mse_set_at(
@@ -386,36 +403,36 @@ class _Terminal:
         #: The data objects of the last response, for the optional ones (87, 88).
         self.extra: dict[int, bytes] = {}
 
-    def _password_error(self, resp: ResponseApdu) -> PacePasswordError:
-        return PacePasswordError(resp.sw, self.password.type.name, resp.data)
+    def _password_error(self, exc: ApduError) -> PacePasswordError:
+        return PacePasswordError(exc.sw, self.password.type.name, exc.data)
 
     def set_at(self, send_parameter_id: bool) -> None:
         command = mse_set_at(self.parameters, self.password.type, send_parameter_id=send_parameter_id)
-        resp = self.protocol.transmit(command)
-        sw = resp.sw
-        if sw == SW.OK or (_is_counter(sw) and sw & 0x0F >= 2):
-            # 63Cx, x >= 2: a warning that earlier attempts failed; the protocol goes on.
-            return
-        if sw == 0x63C1 and self.protocol.secure_messaging is not None:
-            # Suspended, and we are inside a session the card can count as the CAN that resumes
-            # it (BSI TR-03110-2, PIN management): go on; the card decides.
-            return
-        if sw == 0x63C1:
-            raise PacePasswordError(
-                sw,
-                self.password.type.name,
-                message=f"the {self.password.type.name} is suspended: run PACE with the CAN first",
-            )
-        if sw in _PASSWORD_FAILURES or _is_counter(sw):
-            raise self._password_error(resp)
-        raise error_for(sw, resp.data)
+        allow = _SET_AT_GOES_ON
+        if self.protocol.secure_messaging is not None:
+            # 63C1, suspended, inside a session the card can count as the CAN that resumes it
+            # (BSI TR-03110-2, PIN management): go on; the card decides.
+            allow = allow | {SW.counter(1)}
+        try:
+            self.protocol.send(command, allow=allow)
+        except (VerificationFailedError, AuthenticationBlockedError) as exc:
+            if exc.sw == SW.counter(1):
+                raise PacePasswordError(
+                    exc.sw,
+                    self.password.type.name,
+                    message=f"the {self.password.type.name} is suspended: run PACE with the CAN first",
+                ) from None
+            raise self._password_error(exc) from None
+        except ApduError as exc:
+            raise _refused("MSE:Set AT", exc) from None
 
     def step(self, data: Tlv | None, reply_tag: int, *, last: bool = False) -> bytes:
-        resp = self.protocol.transmit(general_authenticate(data, last=last))
-        if resp.sw in _PASSWORD_FAILURES or _is_counter(resp.sw):
-            raise self._password_error(resp)
-        if resp.sw != SW.OK:
-            raise error_for(resp.sw, resp.data)
+        try:
+            resp = self.protocol.send(general_authenticate(data, last=last))
+        except (VerificationFailedError, AuthenticationBlockedError) as exc:
+            raise self._password_error(exc) from None
+        except ApduError as exc:
+            raise _refused(_STEPS.get(reply_tag, "GENERAL AUTHENTICATE"), exc) from None
         try:
             objects = parse_dict(unpack(_TAG_DYNAMIC, resp.data))
         except TlvError as exc:
@@ -445,7 +462,8 @@ def perform_pace(
 
     A wrong, suspended or blocked password raises :class:`PacePasswordError`; a card answer that
     breaks the protocol raises :class:`PaceError`; other refusals raise the :class:`ApduError` of
-    their status word. A failure after MSE:Set AT also ends the session's secure messaging, as
+    their status word (e.g. :class:`SecurityStatusNotSatisfiedError` for 6982) with the refused
+    step in the message. A failure after MSE:Set AT also ends the session's secure messaging, as
     the card ends it on its side.
     """
     log.debug(

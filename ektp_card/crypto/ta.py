@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from ektp_card.apdu.command import CommandApdu, ResponseApdu
+from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW, describe
 from ektp_card.apdu.tlv import Tlv
 from ektp_card.ec import Curve, KeySource, default_key_source
-from ektp_card.errors import PkiError, TerminalAuthenticationError
+from ektp_card.errors import ApduError, PkiError, TerminalAuthenticationError
 from ektp_card.pki.cvc import T_SIGNATURE, Chat, CvCertificate, CvPublicKey, Role, curve_of
 from ektp_card.pki.signer import Signer
 
@@ -169,7 +169,11 @@ class TaResult:
     def require(self) -> None:
         """Raise :class:`TerminalAuthenticationError` with the reason unless the chip accepted."""
         if not self.passed:
-            raise TerminalAuthenticationError(f"Terminal Authentication failed: {self.reason}")
+            raise TerminalAuthenticationError(
+                f"Terminal Authentication failed: {self.reason}",
+                step=self.step,
+                sw=self.sw if self.step else None,
+            )
 
 
 def terminal_authenticate(
@@ -206,27 +210,26 @@ def terminal_authenticate(
         raise TerminalAuthenticationError(f"the signer does not hold the key of {terminal.chr}")
     log.debug("Terminal Authentication as %s (%d certificates)", terminal.chr, len(certs))
 
-    def refused(step: str, response: ResponseApdu) -> TaResult:
-        reason = f"the chip refused {step} ({response.sw:04X}: {describe(response.sw)})"
-        return TaResult(False, reason, terminal.chr, chat, step, response.sw)
-
-    for cert in certs:
-        response = protocol.transmit(mse_set_dst(cert.car))
-        if response.sw != SW.OK:
-            return refused(f"MSE:Set DST {cert.car}", response)
-        response = protocol.transmit(pso_verify_certificate(cert))
-        if response.sw != SW.OK:
-            return refused(f"PSO:VERIFY CERTIFICATE of {cert.chr}", response)
-    response = protocol.transmit(mse_set_at(terminal.chr, ephemeral, chat=chat, aux=aux))
-    if response.sw != SW.OK:
-        return refused("MSE:Set AT for Terminal Authentication", response)
-    response = protocol.transmit(get_challenge())
-    if response.sw != SW.OK or len(response.data) != CHALLENGE_LENGTH:
-        return refused("GET CHALLENGE", response)
-    signature = sign_plain(signer, signed_data(id_picc, response.data, ephemeral, aux), terminal.public_key)
-    response = protocol.transmit(external_authenticate(signature))
-    if response.sw != SW.OK:
-        return refused("EXTERNAL AUTHENTICATE", response)
+    step = ""
+    try:
+        for cert in certs:
+            step = f"MSE:Set DST {cert.car}"
+            protocol.send(mse_set_dst(cert.car))
+            step = f"PSO:VERIFY CERTIFICATE of {cert.chr}"
+            protocol.send(pso_verify_certificate(cert))
+        step = "MSE:Set AT for Terminal Authentication"
+        protocol.send(mse_set_at(terminal.chr, ephemeral, chat=chat, aux=aux))
+        step = "GET CHALLENGE"
+        challenge = protocol.send(get_challenge()).data
+        if len(challenge) != CHALLENGE_LENGTH:
+            reason = f"the chip answered {step} with {len(challenge)} bytes, not {CHALLENGE_LENGTH}"
+            return TaResult(False, reason, terminal.chr, chat, step, SW.OK)
+        signature = sign_plain(signer, signed_data(id_picc, challenge, ephemeral, aux), terminal.public_key)
+        step = "EXTERNAL AUTHENTICATE"
+        protocol.send(external_authenticate(signature))
+    except ApduError as exc:
+        reason = f"the chip refused {step} ({exc.sw:04X}: {describe(exc.sw)})"
+        return TaResult(False, reason, terminal.chr, chat, step, exc.sw)
     return TaResult(True, f"the chip accepted {terminal.chr}", terminal.chr, chat, "", SW.OK)
 
 

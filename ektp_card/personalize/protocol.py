@@ -4,8 +4,9 @@
 :class:`~ektp_card.apdu.protocol.ApduProtocol`: the plain opening (SELECT MF, EF.ATR/INFO), the
 mutual authentication with the card's personalisation key (:mod:`ektp_card.crypto.perso`), and then,
 under AES secure messaging, CREATE FILE, UPDATE BINARY, GENERATE ASYMMETRIC KEY PAIR, PUT DATA (CAN and
-CVCA certificate), ERASE and LOCK. A refusal becomes a :class:`PersonalisationError` naming the
-command; transport errors (a card that left the field) pass through unchanged.
+CVCA certificate), ERASE and LOCK. A refusal becomes a :class:`PersonalisationRefusedError` naming the
+command and its status word (:class:`CardLockedError` for a locked card); transport errors (a card that
+left the field) pass through unchanged.
 
 Writes go in the largest pieces the card takes: with extended length (when EF.ATR/INFO says so) as
 much as fits the card's largest command APDU once protected, else what a short protected APDU holds
@@ -22,7 +23,6 @@ from asn1crypto import core  # type: ignore[import-untyped]
 from ektp_card.apdu.command import EXTENDED_MAX_LC, SHORT_MAX_LE, CommandApdu, ResponseApdu
 from ektp_card.apdu.iso7816 import CardInfo, Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.apdu.sw import SW, describe
 from ektp_card.apdu.tlv import Tlv, encode_length, parse_dict, unpack
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.kdf import Cipher
@@ -45,7 +45,18 @@ from ektp_card.crypto.perso import (
     session_keys,
 )
 from ektp_card.crypto.sm import SecureMessagingSession
-from ektp_card.errors import ApduError, CardLockedError, PersonalisationError, TlvError
+from ektp_card.errors import (
+    ApduError,
+    AuthenticationBlockedError,
+    CardLockedError,
+    ClaNotSupportedError,
+    ConditionsNotSatisfiedError,
+    InsNotSupportedError,
+    PersonalisationError,
+    PersonalisationRefusedError,
+    ReferencedDataNotFoundError,
+    TlvError,
+)
 from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.pki.cvc import T_CERTIFICATE
 
@@ -153,21 +164,17 @@ class PersoSession:
         """INITIALIZE UPDATE and EXTERNAL AUTHENTICATE with the card's key diversified from
         ``master_key``; then every command runs under AES secure messaging.
 
-        :class:`CardLockedError` for a card already personalised; :class:`PersonalisationError` for a
-        card without a personalisation key, a blocked key, or one that does not match the master key
-        (EXTERNAL AUTHENTICATE is then not sent)."""
+        :class:`CardLockedError` for a card already personalised; :class:`PersonalisationRefusedError`
+        (with the status word) for a card without a personalisation key, a blocked key, or a refused
+        EXTERNAL AUTHENTICATE; :class:`PersonalisationError` for a card key that does not match the
+        master key (EXTERNAL AUTHENTICATE is then not sent)."""
         key_cipher(master_key)
         host_challenge = secrets.token_bytes(CHALLENGE_LENGTH)
         command = CommandApdu(CLA_PROPRIETARY, INS_INITIALIZE_UPDATE, 0, 0, host_challenge, le=SHORT_MAX_LE)
-        response = self.protocol.transmit(command)
-        sw = response.sw
-        if sw == SW.CONDITIONS_NOT_SATISFIED:
-            raise CardLockedError("the card is already personalised and locked")
-        if sw in (SW.REFERENCED_DATA_NOT_FOUND, SW.INS_NOT_SUPPORTED, SW.CLA_NOT_SUPPORTED):
-            raise PersonalisationError("the card has no personalisation key: it is not a blank e-KTP chip")
-        if sw == SW.AUTH_METHOD_BLOCKED:
-            raise PersonalisationError("the card's personalisation key is blocked by too many failed tries")
-        _require_ok("INITIALIZE UPDATE", response)
+        try:
+            response = self.protocol.send(command)
+        except ApduError as exc:
+            raise _initialize_update_refused(exc) from None
         try:
             answer = InitializeUpdateAnswer.decode(response.data)
         except ValueError as exc:
@@ -182,7 +189,7 @@ class PersoSession:
                 "the card did not prove its personalisation key: wrong master key, or not this issuer's card"
             )
         command = CommandApdu(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, keys.host_cryptogram)
-        _require_ok("EXTERNAL AUTHENTICATE", self.protocol.transmit(command))
+        self._send("EXTERNAL AUTHENTICATE", command)
         self._sm = SecureMessagingSession(keys.cipher, keys.k_enc, keys.k_mac, 0)
         self.protocol.secure_messaging = self._sm
         return CardIdentity(answer.serial, answer.incomplete, answer.cipher)
@@ -292,12 +299,23 @@ class PersoSession:
         try:
             return self.protocol.send(command)
         except ApduError as exc:
-            raise PersonalisationError(f"the card refused {what}: {exc}") from None
+            message = f"the card refused {what}: {exc}"
+            raise PersonalisationRefusedError(message, command=what, sw=exc.sw) from None
 
 
-def _require_ok(what: str, response: ResponseApdu) -> None:
-    if response.sw != SW.OK:
-        raise PersonalisationError(f"the card refused {what}: {response.sw:04X} ({describe(response.sw)})")
+def _initialize_update_refused(exc: ApduError) -> PersonalisationRefusedError:
+    """What a refused INITIALIZE UPDATE says about the card: locked (6985 comes first on the card: no
+    key opens a locked card), not a blank chip of this kind, a blocked key, or another refusal."""
+    what = "INITIALIZE UPDATE"
+    if isinstance(exc, ConditionsNotSatisfiedError):
+        return CardLockedError("the card is already personalised and locked", sw=exc.sw)
+    if isinstance(exc, (ReferencedDataNotFoundError, InsNotSupportedError, ClaNotSupportedError)):
+        message = "the card has no personalisation key: it is not a blank e-KTP chip"
+    elif isinstance(exc, AuthenticationBlockedError):
+        message = "the card's personalisation key is blocked by too many failed tries"
+    else:
+        message = f"the card refused {what}: {exc}"
+    return PersonalisationRefusedError(message, command=what, sw=exc.sw)
 
 
 __all__ = [

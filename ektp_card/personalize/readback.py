@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ektp_card.apdu.command import SHORT_MAX_LE, CommandApdu
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.apdu.sw import SW
+from ektp_card.apdu.sw import SUCCESS, SW
 from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult
@@ -90,8 +90,13 @@ def life_cycle_status(transport: Transport) -> int | None:
     """The card's life-cycle status byte: DO 8A of the MF's FCP (plain SELECT); ``None`` if the
     card does not say."""
     protocol = ApduProtocol(transport)
-    response = protocol.transmit(CommandApdu(0x00, 0xA4, 0x00, 0x04, b"\x3f\x00", le=SHORT_MAX_LE))
-    if response.sw not in (SW.OK, SW.FILE_DEACTIVATED) or not response.data:
+    command = CommandApdu(0x00, 0xA4, 0x00, 0x04, b"\x3f\x00", le=SHORT_MAX_LE)
+    try:
+        # 6283 (deactivated) still comes with the FCP, which then tells the state.
+        response = protocol.send(command, allow=SUCCESS | {SW.FILE_DEACTIVATED})
+    except ApduError:
+        return None
+    if not response.data:
         return None
     try:
         fcp = parse_dict(Tlv.decode(response.data).value)
