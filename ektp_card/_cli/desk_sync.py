@@ -135,10 +135,12 @@ def sync(obj: Ctx, central: str, local_target: str, dry_run: bool) -> None:
 
 
 def _report_json(report: SyncReport) -> dict[str, Any]:
+    from ektp_card.desk.registry import SyncOutcome
+
+    order = ("pending", "applied", "recorded", "refused", "already")
     return {
         "origin": report.origin, "desk": report.desk, "dry_run": report.dry_run,
-        "counts": {o: report.count(o) for o in ("pending", "applied", "recorded", "refused", "already")
-                   if report.count(o)},
+        "counts": {o: report.count(SyncOutcome(o)) for o in order if report.count(SyncOutcome(o))},
         "leases_released": report.leases_released,
         "entries": [
             {"local_seq": i.local_seq, "at": i.at, "actor": i.actor, "action": i.action, "serial": i.serial,
@@ -151,6 +153,8 @@ def _report_json(report: SyncReport) -> dict[str, Any]:
 def _print_report(obj: Ctx, report: SyncReport) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from ektp_card.desk.registry import SyncOutcome
 
     if not report.items:
         obj.out.print("Nothing to sync: the central registry has every change of this desk.")
@@ -166,8 +170,9 @@ def _print_report(obj: Ctx, report: SyncReport) -> None:
     if report.dry_run:
         obj.out.print(f"{len(report.items)} change(s) pending.")
     else:
+        count = report.count
         obj.out.print(
-            f"applied {report.count('applied')}, recorded {report.count('recorded')}, "
-            f"refused {report.count('refused')}, already synced {report.count('already')}; "
+            f"applied {count(SyncOutcome.APPLIED)}, recorded {count(SyncOutcome.RECORDED)}, "
+            f"refused {count(SyncOutcome.REFUSED)}, already synced {count(SyncOutcome.ALREADY)}; "
             f"leases used up {report.leases_released}."
         )

@@ -38,7 +38,8 @@ from ektp_card.errors import DuplicateActiveCardError, RegistryError
 
 __all__ = [
     "LIVE_STATES", "MIGRATIONS", "REPLACEABLE_STATES", "TERMINAL_STATES", "TRANSITIONS", "CardRow",
-    "CardState", "DuplicateActiveCardError", "Registry", "RegistryError", "RemoteOutcome", "open_registry",
+    "CardState", "DuplicateActiveCardError", "Registry", "RegistryError", "RemoteOutcome", "SyncOutcome",
+    "open_registry",
 ]
 
 
@@ -133,6 +134,21 @@ class CardRow:
         return self.state in LIVE_STATES
 
 
+class SyncOutcome(StrEnum):
+    """What became of one audit entry a desk pushed to the central registry."""
+
+    #: The change was made.
+    APPLIED = "applied"
+    #: An entry without a card change, kept as a sync entry.
+    RECORDED = "recorded"
+    #: The central rules refused it.
+    REFUSED = "refused"
+    #: An earlier sync took it.
+    ALREADY = "already"
+    #: Not pushed: a dry run.
+    PENDING = "pending"
+
+
 @dataclass(frozen=True)
 class RemoteOutcome:
     """What the central registry did with one audit entry pushed by a desk (see :mod:`.sync`).
@@ -142,7 +158,7 @@ class RemoteOutcome:
     earlier sync took it); ``lease_released`` is true when the change used up the desk's lease.
     """
 
-    outcome: str
+    outcome: SyncOutcome
     serial: str | None
     reason: str | None
     lease_released: bool = False
@@ -544,13 +560,13 @@ class Registry:
         try:
             with self._db.write():
                 if self._synced(origin, entry.seq):
-                    return RemoteOutcome("already", serial, None)
+                    return RemoteOutcome(SyncOutcome.ALREADY, serial, None)
                 outcome, released = self._apply(entry)
                 self._record_remote(origin, entry, outcome, serial, None)
                 return RemoteOutcome(outcome, serial, None, released)
         except ConstraintViolation as exc:
             if exc.kind is Violation.SYNCED:
-                return RemoteOutcome("already", serial, None)
+                return RemoteOutcome(SyncOutcome.ALREADY, serial, None)
             reason = _violation_message(exc, serial or "?")
         except DatabaseError:
             raise  # not a refusal: the next sync tries the entry again
@@ -559,15 +575,15 @@ class Registry:
         # The change was rolled back; record the refusal on its own so a later sync skips the entry.
         with self._db.write():
             if self._synced(origin, entry.seq):
-                return RemoteOutcome("already", serial, None)
-            self._record_remote(origin, entry, "refused", serial, reason)
-        return RemoteOutcome("refused", serial, reason)
+                return RemoteOutcome(SyncOutcome.ALREADY, serial, None)
+            self._record_remote(origin, entry, SyncOutcome.REFUSED, serial, reason)
+        return RemoteOutcome(SyncOutcome.REFUSED, serial, reason)
 
     def _synced(self, origin: str, seq: int) -> bool:
         row = self._db.one("SELECT 1 FROM sync_log WHERE origin = ? AND local_seq = ?", (origin, seq))
         return row is not None
 
-    def _apply(self, entry: audit.AuditEntry) -> tuple[str, bool]:
+    def _apply(self, entry: audit.AuditEntry) -> tuple[SyncOutcome, bool]:
         d = entry.details
         at, desk = entry.at, entry.desk
 
@@ -580,14 +596,14 @@ class Registry:
             nik = text("nik") or ""
             state = CardState.PENDING if entry.action == "reserve" else CardState.PERSONALISED
             self._insert(serial, nik, state, desk=desk, at=at, batch=text("batch"))
-            return "applied", state is CardState.PERSONALISED and self._release_used(nik, desk)
+            return SyncOutcome.APPLIED, state is CardState.PERSONALISED and self._release_used(nik, desk)
         if entry.action == "replace":
             old = self._replace(text("replaces") or "", serial, desk=desk, at=at)
-            return "applied", self._release_used(old.nik, desk)
+            return SyncOutcome.APPLIED, self._release_used(old.nik, desk)
         if entry.action == "confirm":
             old = self._change(serial, CardState.PERSONALISED, at=at, sod_sha256=text("sod_sha256"),
                                confirming=True)
-            return "applied", self._release_used(old.nik, old.desk)
+            return SyncOutcome.APPLIED, self._release_used(old.nik, old.desk)
         if entry.action.startswith("state:"):
             name = entry.action.removeprefix("state:")
             if name not in _RULES_NOW.states:
@@ -597,16 +613,21 @@ class Registry:
                 police_report=text("police_report"), surrendered=bool(d.get("surrendered", False)),
                 sod_sha256=text("sod_sha256"),
             )
-            return "applied", False
-        return "recorded", False
+            return SyncOutcome.APPLIED, False
+        return SyncOutcome.RECORDED, False
 
     def _record_remote(
-        self, origin: str, entry: audit.AuditEntry, outcome: str, serial: str | None, reason: str | None
+        self,
+        origin: str,
+        entry: audit.AuditEntry,
+        outcome: SyncOutcome,
+        serial: str | None,
+        reason: str | None,
     ) -> None:
         details: dict[str, audit.DetailValue] = dict(entry.details)
         details.update({
             "origin": origin, "local_seq": entry.seq, "local_hash": entry.hash, "local_at": entry.at,
-            "outcome": outcome,
+            "outcome": outcome.value,
         })
         if reason is not None:
             details["refusal"] = reason
@@ -614,7 +635,7 @@ class Registry:
         self._db.execute(
             "INSERT INTO sync_log (origin, local_seq, local_hash, central_seq, outcome, serial, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (origin, entry.seq, entry.hash, written.seq, outcome, serial, reason),
+            (origin, entry.seq, entry.hash, written.seq, outcome.value, serial, reason),
         )
 
     # -- helpers (inside a write transaction) -------------------------------------------------------

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from ektp_card.desk.audit import AuditEntry
 from ektp_card.desk.lease import LeaseResult
-from ektp_card.desk.registry import Registry
+from ektp_card.desk.registry import Registry, SyncOutcome
 from ektp_card.errors import RegistryError
 
-#: Outcomes of one entry; "pending" only in a dry run.
-OUTCOMES = ("applied", "recorded", "refused", "already", "pending")
+#: Outcomes of one entry; pending only in a dry run.
+OUTCOMES = tuple(SyncOutcome)
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class SyncItem:
     actor: str
     action: str
     serial: str | None
-    outcome: str
+    outcome: SyncOutcome
     reason: str | None = None
 
 
@@ -56,14 +56,14 @@ class SyncReport:
     leases_released: int
     dry_run: bool
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: SyncOutcome) -> int:
         """How many entries had ``outcome``."""
         return sum(1 for item in self.items if item.outcome == outcome)
 
     @property
     def refused(self) -> tuple[SyncItem, ...]:
         """Entries the central registry refused (their cards are not on the central registry)."""
-        return tuple(item for item in self.items if item.outcome == "refused")
+        return tuple(item for item in self.items if item.outcome is SyncOutcome.REFUSED)
 
 
 def lease(
@@ -111,7 +111,8 @@ def sync(local: Registry, central: Registry, *, dry_run: bool = False) -> SyncRe
         serial = entry.details.get("serial")
         serial = None if serial is None else str(serial)
         if dry_run:
-            items.append(SyncItem(entry.seq, entry.at, entry.actor, entry.action, serial, "pending"))
+            item = SyncItem(entry.seq, entry.at, entry.actor, entry.action, serial, SyncOutcome.PENDING)
+            items.append(item)
             continue
         outcome = central.apply_remote(origin, entry)
         released += outcome.lease_released
