@@ -50,22 +50,11 @@ from ektp_card.lds.record import PersonalData
 from ektp_card.pki.revocation import RevocationList
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.document import EktpSession
+from ektp_card.verify import pipeline
 from ektp_card.verify.chip import chip_check, decode_dg14
 from ektp_card.verify.matcher import MatchResult, match
 from ektp_card.verify.passive import Check, Policy, Status
-from ektp_card.verify.pipeline import (
-    Checks,
-    Reading,
-    access_check,
-    chip_checks,
-    face_of,
-    opened_checks,
-    passive_check,
-    read_check,
-    read_data_groups,
-    read_sod,
-    revocation_check,
-)
+from ektp_card.verify.pipeline import Checks
 from ektp_card.verify.report import (
     CHECK_VERDICTS,
     READ_DG3,
@@ -74,7 +63,6 @@ from ektp_card.verify.report import (
     Terminal,
     Verdict,
     VerificationReport,
-    face_format,
     nik_check,
     verdict_of,
 )
@@ -116,32 +104,32 @@ def verify_card(
     probe = MinutiaeRecord.decode(fingerprint) if isinstance(fingerprint, bytes | bytearray) else fingerprint
     checks = Checks()
     session = EktpSession(transport, extended=extended)
-    opened_checks(session, checks, (Status.FAIL, "EF.CardAccess is missing or malformed"))
-    access = session.authenticate(can)
-    access_check(access, checks)
-
-    reading = Reading()
-    read_sod(session, reading, _PROFILE_DATA_GROUPS)
+    access, reading = pipeline.begin(
+        session, checks, lambda: session.authenticate(can),
+        no_card_access=(Status.FAIL, "EF.CardAccess is missing or malformed"), fallback=_PROFILE_DATA_GROUPS,
+    )
     numbers = reading.numbers
     ta_check, ta, ephemeral, early = _terminal_authentication(session, terminal)
     reading.groups.update({n: data for n, data in early.items() if n in numbers})
     # After a passed TA, DG3 waits for Chip Authentication (EAC2): asking before would only be refused.
     after_ca = ta is not None and ta.passed and ephemeral is not None and 3 in numbers
-    read_data_groups(session, reading, tuple(n for n in numbers if not (after_ca and n == 3)))
+    pipeline.read_data_groups(session, reading, tuple(n for n in numbers if not (after_ca and n == 3)))
     early_ca: tuple[Check, CaResult] | None = None
     if after_ca and ephemeral is not None:
         early_ca = _complete_terminal_authentication(session, reading.groups, ephemeral)
         if early_ca is not None and early_ca[1].passed:
-            read_data_groups(session, reading, (3,))
+            pipeline.read_data_groups(session, reading, (3,))
         else:
             reading.refused = sorted([*reading.refused, 3])
-    read_check(reading, checks, "with this access")
+    pipeline.read_check(reading, checks, "with this access")
 
-    passive = passive_check(reading, trust, policy, checks)
+    passive = pipeline.passive_check(reading, trust, policy, checks)
     if revocations is not None:
-        revocation_check(revocations, reading, checks)
+        pipeline.revocation_check(revocations, reading, checks)
     personal, nik, face = _printed_data(reading.groups, checks)
-    chip, active = chip_checks(session, reading, checks, random_bytes, ephemeral=ephemeral, early_ca=early_ca)
+    chip, active = pipeline.chip_checks(
+        session, reading, checks, random_bytes, ephemeral=ephemeral, early_ca=early_ca
+    )
     checks.add(TERMINAL_AUTHENTICATION, ta_check.status, ta_check.reason)
     templates = _dg3_check(reading.groups, numbers, reading.refused, terminal, ta, checks)
     best = _fingerprint_check(probe, templates, checks)
@@ -262,27 +250,13 @@ def _complete_terminal_authentication(
 def _printed_data(
     groups: Mapping[int, bytes], checks: Checks
 ) -> tuple[PersonalData | None, NikCheck | None, FaceImage | None]:
-    personal: PersonalData | None = None
-    nik: NikCheck | None = None
-    problems: list[str] = []
-    if 1 not in groups:
-        problems.append("DG1 was not read")
-    else:
-        try:
-            personal = decode_dg1(groups[1])
-        except LdsFormatError as exc:
-            problems.append(str(exc))
-    if personal is not None:
-        nik = nik_check(personal)
-        problems.extend(f"NIK: {p}" for p in nik.problems)
-    face = face_of(groups, problems)
-    if problems:
-        checks.add(CheckName.PRINTED_DATA, Status.FAIL, "; ".join(problems))
-    else:
-        face_text = "" if face is None else f"; face {face.width}x{face.height} {face_format(face)}"
-        agrees = "DG1 decoded, NIK agrees with sex and date of birth"
-        checks.add(CheckName.PRINTED_DATA, Status.PASS, agrees + face_text)
-    return personal, nik, face
+    def contradictions(personal: PersonalData) -> list[str]:
+        return [f"NIK: {problem}" for problem in nik_check(personal).problems]
+
+    agrees = "DG1 decoded, NIK agrees with sex and date of birth"
+    result = pipeline.printed_data_check(groups, decode_dg1, contradictions, agrees, checks)
+    personal, face = result
+    return personal, None if personal is None else nik_check(personal), face
 
 
 __all__ = [

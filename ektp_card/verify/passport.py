@@ -22,25 +22,14 @@ from collections.abc import Callable, Mapping
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo
-from ektp_card.errors import LdsFormatError
 from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.emrtd import MrzFields, decode_emrtd_dg1
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.document import PassportSession
+from ektp_card.verify import pipeline
 from ektp_card.verify.passive import Policy, Status
-from ektp_card.verify.pipeline import (
-    Checks,
-    Reading,
-    access_check,
-    chip_checks,
-    face_of,
-    opened_checks,
-    passive_check,
-    read_check,
-    read_data_groups,
-    read_sod,
-)
-from ektp_card.verify.report import CheckName, PassportReport, face_format, verdict_of
+from ektp_card.verify.pipeline import Checks
+from ektp_card.verify.report import PassportReport, verdict_of
 
 #: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
 _DEFAULT_DATA_GROUPS = (1, 2, 14, 15)
@@ -64,17 +53,15 @@ def verify_passport(
     """
     checks = Checks()
     session = PassportSession(transport, extended=extended)
-    opened_checks(session, checks, (Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only"))
-    access = session.authenticate(mrz)
-    access_check(access, checks)
-
-    reading = Reading()
-    read_sod(session, reading, _DEFAULT_DATA_GROUPS)
-    read_data_groups(session, reading, reading.numbers)
-    read_check(reading, checks, "without Extended Access Control")
-    passive = passive_check(reading, trust, policy, checks)
+    access, reading = pipeline.begin(
+        session, checks, lambda: session.authenticate(mrz),
+        no_card_access=(Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only"), fallback=_DEFAULT_DATA_GROUPS,
+    )
+    pipeline.read_data_groups(session, reading, reading.numbers)
+    pipeline.read_check(reading, checks, "without Extended Access Control")
+    passive = pipeline.passive_check(reading, trust, policy, checks)
     document, face = _printed_data(reading.groups, mrz, checks)
-    chip, active = chip_checks(session, reading, checks, random_bytes)
+    chip, active = pipeline.chip_checks(session, reading, checks, random_bytes)
     done = checks.done()
     return PassportReport(
         verdict=verdict_of(done), checks=done, access=access, card_access=session.card_access,
@@ -86,26 +73,15 @@ def verify_passport(
 def _printed_data(
     groups: Mapping[int, bytes], mrz: MrzInfo, checks: Checks
 ) -> tuple[MrzFields | None, FaceImage | None]:
-    document: MrzFields | None = None
-    problems: list[str] = []
-    if 1 not in groups:
-        problems.append("DG1 was not read")
-    else:
-        try:
-            document = decode_emrtd_dg1(groups[1])
-        except LdsFormatError as exc:
-            problems.append(str(exc))
-    if document is not None and document.key.mrz_information != mrz.mrz_information:
+    def contradictions(document: MrzFields) -> list[str]:
         # The chip accepted this MRZ's key: DG1 naming another document contradicts it.
-        problems.append("DG1's document number or dates differ from the MRZ used for access")
-    face = face_of(groups, problems)
-    if problems:
-        checks.add(CheckName.PRINTED_DATA, Status.FAIL, "; ".join(problems))
-    else:
-        face_text = "" if face is None else f"; face {face.width}x{face.height} {face_format(face)}"
-        decoded = "DG1's MRZ decoded, check digits verified"
-        checks.add(CheckName.PRINTED_DATA, Status.PASS, decoded + face_text)
-    return document, face
+        if document.key.mrz_information != mrz.mrz_information:
+            return ["DG1's document number or dates differ from the MRZ used for access"]
+        return []
+
+    return pipeline.printed_data_check(
+        groups, decode_emrtd_dg1, contradictions, "DG1's MRZ decoded, check digits verified", checks
+    )
 
 
 __all__ = ["PassportReport", "verify_passport"]

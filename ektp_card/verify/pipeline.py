@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ektp_card.crypto.aa import AaResult
 from ektp_card.crypto.ca import CaResult
@@ -38,7 +39,9 @@ from ektp_card.session.card import AccessProtocol, AccessResult
 from ektp_card.session.document import DocumentSession
 from ektp_card.verify.chip import active_check, chip_check, decode_dg14
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
-from ektp_card.verify.report import CheckName
+from ektp_card.verify.report import CheckName, face_format
+
+T = TypeVar("T")
 
 PA, CA, AA = CheckName.PASSIVE_AUTHENTICATION, CheckName.CHIP_AUTHENTICATION, CheckName.ACTIVE_AUTHENTICATION
 #: The data groups that let the chip prove itself (DG14: Chip Authentication, DG15: Active Authentication).
@@ -115,6 +118,24 @@ def read_sod(session: DocumentSession, reading: Reading, fallback: tuple[int, ..
     reading.numbers = tuple(sorted(n for n, _ in sod.security_object.hashes)) if sod else fallback
 
 
+def begin(
+    session: DocumentSession,
+    checks: Checks,
+    authenticate: Callable[[], AccessResult],
+    *,
+    no_card_access: tuple[Status, str],
+    fallback: tuple[int, ...],
+) -> tuple[AccessResult, Reading]:
+    """The first steps: what the card offered in the clear, access control (``authenticate``; its
+    failures raise, since they say nothing about the document) and EF.SOD with the list it signs."""
+    opened_checks(session, checks, no_card_access)
+    access = authenticate()
+    access_check(access, checks)
+    reading = Reading()
+    read_sod(session, reading, fallback)
+    return access, reading
+
+
 def read_data_groups(session: DocumentSession, reading: Reading, numbers: tuple[int, ...]) -> None:
     """Read ``numbers`` (skipping those already read); a refusal is noted, any other failure too."""
     for number in numbers:
@@ -185,6 +206,35 @@ def face_of(groups: Mapping[int, bytes], problems: list[str]) -> FaceImage | Non
     return faces[0] if faces else None
 
 
+def printed_data_check(
+    groups: Mapping[int, bytes],
+    decode: Callable[[bytes], T],
+    contradictions: Callable[[T], list[str]],
+    passed: str,
+    checks: Checks,
+) -> tuple[T | None, FaceImage | None]:
+    """DG1 decoded with ``decode`` and checked against itself (``contradictions``), and DG2's face, as the
+    printed-data check; ``passed`` says what a pass means for this document."""
+    decoded: T | None = None
+    problems: list[str] = []
+    if 1 not in groups:
+        problems.append("DG1 was not read")
+    else:
+        try:
+            decoded = decode(groups[1])
+        except LdsFormatError as exc:
+            problems.append(str(exc))
+    if decoded is not None:
+        problems += contradictions(decoded)
+    face = face_of(groups, problems)
+    if problems:
+        checks.add(CheckName.PRINTED_DATA, Status.FAIL, "; ".join(problems))
+    else:
+        face_text = "" if face is None else f"; face {face.width}x{face.height} {face_format(face)}"
+        checks.add(CheckName.PRINTED_DATA, Status.PASS, passed + face_text)
+    return decoded, face
+
+
 def chip_checks(
     session: DocumentSession,
     reading: Reading,
@@ -241,10 +291,12 @@ __all__ = [
     "Checks",
     "Reading",
     "access_check",
+    "begin",
     "chip_checks",
     "face_of",
     "opened_checks",
     "passive_check",
+    "printed_data_check",
     "read_check",
     "read_data_groups",
     "read_sod",
