@@ -1,0 +1,216 @@
+"""A complete issuing office in one folder, made from synthetic data: for demos and for tests.
+
+:func:`build_sandbox` creates what a station, a clerk or an integrator's tests need to meet real
+situations without any real data: an issuer PKI (country signing CA, document signer, CRL, card
+revocation list signer), a terminal allowed to read fingerprints (CVCA, DV and terminal CV
+certificates; the terminal key held in memory, as a reader's SAM would), a desk registry, virtual
+e-KTP cards issued through the desk's own batch issuance, fresh captures of each holder's finger (and
+of someone else's), a card reported lost and the signed revocation list naming it, a clone of a genuine
+card, and a batch file with records to issue at the desk (two of them invalid).
+
+Everything is marked synthetic; the passphrases exist only in this process. Nothing here is for
+production use: the master key and the PKI are thrown away with the folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ektp_card.desk.batch import Issuance, PrintedCard, VirtualCardDir, issue_batch
+from ektp_card.desk.registry import open_registry
+from ektp_card.desk.revocation import registry_entries
+from ektp_card.lds.record import CitizenRecord
+from ektp_card.lds.synthetic import SyntheticCitizen, impression, synthetic_citizen, synthetic_personal_data
+from ektp_card.personalize import DocumentSigner
+from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
+from ektp_card.pki.issuer import IssuerPki
+from ektp_card.pki.revocation import build_revocation_list
+from ektp_card.pki.signer import KeySpec, PrivateKeySigner, write_file
+from ektp_card.pki.trust import TrustStore
+from ektp_card.verify.report import READ_DG3, Terminal
+
+#: Who the sandbox's desk and actor are in its registry.
+SANDBOX_DESK = "demo-desk"
+SANDBOX_ACTOR = "sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxCard:
+    """One issued virtual card: its image, serial, CAN (printed on the card; never in ``repr``), NIK
+    and holder's name, and two fresh ISO/IEC 19794-2 captures: the holder's finger and another's."""
+
+    image: Path
+    serial: str
+    can: str = field(repr=False)
+    nik: str
+    name: str
+    holder_capture: Path
+    other_capture: Path
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The folder :func:`build_sandbox` made and what is in it."""
+
+    root: Path
+    pki_dir: Path
+    #: The verifier's trust folder (the CSCA certificate and its CRL).
+    trust_dir: Path
+    trust: TrustStore
+    terminal: Terminal = field(repr=False)
+    cards_dir: Path
+    registry: Path
+    revocations: Path
+    #: Issued cards: the first was handed over, the last reported lost (on the revocation list).
+    cards: tuple[SandboxCard, ...]
+    #: A clone of the first card: the same data on a chip with other keys.
+    clone: Path
+    #: Twenty records to issue at the desk, two of them invalid.
+    batch: Path
+    master_key: bytes = field(repr=False)
+    document_signer: DocumentSigner = field(repr=False)
+    cvca_certificate: bytes = field(repr=False)
+
+    @property
+    def genuine(self) -> SandboxCard:
+        return self.cards[0]
+
+    @property
+    def lost(self) -> SandboxCard:
+        return self.cards[-1]
+
+
+def make_terminal(today: dt.date, *, rights: tuple[str, ...] = (READ_DG3,)) -> tuple[bytes, Terminal]:
+    """A CVCA (its certificate, the cards' Terminal Authentication trust point), a document verifier
+    and an inspection terminal with ``rights``, keys in memory."""
+    cvca_priv, dv_priv, terminal_priv = (ec.generate_private_key(ec.BrainpoolP256R1()) for _ in range(3))
+    cvca_key, dv_key = PrivateKeySigner(cvca_priv), PrivateKeySigner(dv_priv)
+    cvca = create_cvca(cvca_key, holder="IDCVCA00001", terminal_type=TerminalType.IS, rights=list(rights),
+                       effective=today - dt.timedelta(days=30), expiration=today + dt.timedelta(days=1000))
+    dv = issue(cvca_key, cvca, dv_priv.public_key(), holder="IDDVDEMO0001", role=Role.DV_DOMESTIC,
+               rights=list(rights), effective=today - dt.timedelta(days=10),
+               expiration=today + dt.timedelta(days=90))
+    terminal = issue(dv_key, dv, terminal_priv.public_key(), holder="IDSTATION001", role=Role.TERMINAL,
+                     rights=list(rights), effective=today - dt.timedelta(days=1),
+                     expiration=today + dt.timedelta(days=30))
+    return cvca.encode(), Terminal((dv, terminal), PrivateKeySigner(terminal_priv))
+
+
+def _write_media(record: CitizenRecord, media: Path, names: Mapping[str, str]) -> None:
+    for key, data in (("face", record.face), ("signature", record.signature),
+                      ("fingerprint_1", record.fingerprints[0]), ("fingerprint_2", record.fingerprints[1])):
+        write_file(media / names[key], data)
+
+
+def _batch_rows(rng: random.Random, count: int, media: Path) -> list[dict[str, object]]:
+    """``count`` JSON Lines rows sharing one set of biometric files, the second and fifth invalid."""
+    shared = synthetic_citizen(rng).record
+    names = {"face": "face.jpg", "signature": "signature.jpg", "fingerprint_1": "fp1.fmr",
+             "fingerprint_2": "fp2.fmr"}
+    _write_media(shared, media, names)
+    rows: list[dict[str, object]] = []
+    seen: set[str] = set()
+    while len(rows) < count:
+        personal = synthetic_personal_data(rng)
+        if personal.nik in seen:
+            continue
+        seen.add(personal.nik)
+        record = CitizenRecord(personal, shared.face, shared.signature, shared.fingerprints)
+        rows.append(record.to_mapping(files=names))
+    rows[1]["nik"] = "12345"  # too short
+    rows[4]["date_of_birth"] = "2999-01-01"  # in the future
+    return rows
+
+
+def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: int | None = None) -> Sandbox:
+    """Make the sandbox in ``root`` (an empty or new folder); ``cards`` issued cards (at least 2),
+    ``batch_records`` records in the desk's batch file. ``seed`` makes the synthetic people
+    reproducible (the keys are always fresh)."""
+    if cards < 2:
+        raise ValueError("a sandbox needs at least two cards: one handed over, one lost")
+    rng = random.Random(secrets.randbits(32) if seed is None else seed)  # noqa: S311 - synthetic people
+    root.mkdir(parents=True, exist_ok=True)
+    today = dt.datetime.now(dt.UTC).date()
+    passphrase = secrets.token_urlsafe(24).encode()
+    pki = IssuerPki.create(root / "pki", passphrase, spec=KeySpec.parse("brainpoolP256r1"), country="ID",
+                           common_name="e-KTP Sandbox CSCA (synthetic)")
+    pki.issue_document_signer(passphrase, passphrase, common_name="e-KTP Sandbox Document Signer")
+    pki.issue_revocation_signer(passphrase, passphrase, common_name="e-KTP Sandbox Revocation Signer")
+    crl = pki.publish_crl(passphrase)
+    trust = TrustStore((pki.csca,), (crl,))
+    signer = DocumentSigner(*pki.document_signer(None, passphrase))
+    cvca, terminal = make_terminal(today)
+    master_key = secrets.token_bytes(16)
+
+    people: list[SyntheticCitizen] = []
+    seen: set[str] = set()
+    while len(people) < cards:
+        citizen = synthetic_citizen(rng)
+        if citizen.record.personal.nik not in seen:
+            seen.add(citizen.record.personal.nik)
+            people.append(citizen)
+    # Records name their image and template files relative to the batch file's folder.
+    media = root / "media"
+    first = media / "first-cards.jsonl"
+    lines = []
+    for i, citizen in enumerate(people):
+        files = {"face": f"p{i}-face.jpg", "signature": f"p{i}-signature.jpg",
+                 "fingerprint_1": f"p{i}-fp1.fmr", "fingerprint_2": f"p{i}-fp2.fmr"}
+        _write_media(citizen.record, media, files)
+        lines.append(json.dumps(citizen.record.to_mapping(files=files)))
+    write_file(first, ("\n".join(lines) + "\n").encode())
+
+    cards_dir = root / "cards"
+    station = VirtualCardDir(cards_dir, master_key)
+    issuance = Issuance(master_key, signer, trust, cvca_certificate=cvca)
+    registry_path = root / "registry.sqlite"
+    with open_registry(registry_path) as registry:
+        summary = issue_batch(first, registry, station, issuance, desk=SANDBOX_DESK, actor=SANDBOX_ACTOR)
+        issued = [o for o in summary.outcomes if o.serial is not None and o.status.value == "issued"]
+        if len(issued) != cards:
+            raise RuntimeError(f"the sandbox issued {len(issued)} of {cards} cards")
+        made: list[SandboxCard] = []
+        captures = root / "captures"
+        for outcome, citizen in zip(issued, people, strict=True):
+            serial = outcome.serial
+            assert serial is not None  # noqa: S101 - issued outcomes carry their serial
+            printed = PrintedCard.decode(station.print_path(serial).read_bytes())
+            holder = captures / f"{serial}-holder.fmr"
+            other = captures / f"{serial}-other-person.fmr"
+            write_file(holder, impression(citizen.fingers[0], rng).record.encode())
+            stranger = people[(people.index(citizen) + 1) % len(people)]
+            write_file(other, impression(stranger.fingers[0], rng).record.encode())
+            personal = citizen.record.personal
+            image = station.card_path(serial)
+            made.append(SandboxCard(image, serial, printed.can, personal.nik, personal.name, holder, other))
+        for card in (made[0], made[-1]):
+            registry.hand_over(card.serial, desk=SANDBOX_DESK, actor=SANDBOX_ACTOR)
+        registry.report_lost(made[-1].serial, "LP/B/0001/XII/2026/SANDBOX", desk=SANDBOX_DESK,
+                             actor=SANDBOX_ACTOR)
+        entries, _ = registry_entries(registry)
+    rs_signer, rs_cert = pki.revocation_signer(passphrase)
+    revocations = root / "revocations.p7"
+    write_file(revocations, build_revocation_list(entries, rs_signer, rs_cert,
+                                                  sequence=pki.next_revocation_list_number()))
+
+    from ektp_card.audit.attacks import harvest_card, make_clone
+
+    clone = cards_dir / f"clone-of-{made[0].serial}.card"
+    make_clone(harvest_card(made[0].image, made[0].can)).save(clone)
+
+    batch = media / "batch.jsonl"
+    rows = _batch_rows(rng, batch_records, media)
+    write_file(batch, "".join(json.dumps(row) + "\n" for row in rows).encode())
+    return Sandbox(root, root / "pki", root / "pki", trust, terminal, cards_dir, registry_path, revocations,
+                   tuple(made), clone, batch, master_key, signer, cvca)
+
+
+__all__ = ["SANDBOX_ACTOR", "SANDBOX_DESK", "Sandbox", "SandboxCard", "build_sandbox", "make_terminal"]
