@@ -24,8 +24,8 @@ def _verdict(sandbox: Sandbox, image: Path, can: str, capture: Path | None = Non
     revocations = load_revocation_list(sandbox.revocations.read_bytes(), sandbox.trust)
     with open_card(CardSource(virtual=image)) as transport:
         finger = None if capture is None else capture.read_bytes()
-        report = verify_card(transport, can, sandbox.trust, terminal=sandbox.terminal, revocations=revocations,
-                             fingerprint=finger)
+        report = verify_card(transport, can, sandbox.trust, terminal=sandbox.terminal,
+                             revocations=revocations, fingerprint=finger)
     return report.verdict
 
 
