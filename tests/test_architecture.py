@@ -128,3 +128,34 @@ def test_the_reader_loads_no_emulator(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('ektp_card.virtual')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+#: Third-party packages the library leaves to its faces (the CLI, the station) or to one adapter module.
+_CONFINED = {
+    "click": (), "rich": (), "starlette": (), "jinja2": (), "uvicorn": (), "multipart": (), "PIL": (),
+    "smartcard": ("ektp_card.apdu.pcsc",), "nfc": ("ektp_card.apdu.nfc",),
+    "pkcs11": ("ektp_card.pki.pkcs11",), "psycopg": ("ektp_card.desk.postgres",),
+}
+_FACES = ("ektp_card._cli", "ektp_card._station", "ektp_card.__main__")
+
+
+def _third_party(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_library_keeps_faces_and_adapters_in_their_place() -> None:
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        if module.startswith(_FACES):
+            continue
+        for package in _third_party(path) & set(_CONFINED):
+            if module not in _CONFINED[package]:
+                wrong.append(f"{module} imports {package}")
+    assert wrong == []

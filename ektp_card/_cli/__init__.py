@@ -36,10 +36,12 @@ def _register() -> None:
     from ektp_card._cli.read import read
     from ektp_card._cli.readers import readers
     from ektp_card._cli.record import record
+    from ektp_card._cli.station import station
     from ektp_card._cli.verify import verify
     from ektp_card._cli.virtual import virtual
 
-    for command in (demo, readers, apdu, read, verify, virtual, pki, personalize, record, desk, audit):
+    for command in (demo, readers, apdu, read, verify, virtual, pki, personalize, record, desk, audit,
+                    station):
         cli.add_command(command)
 
 

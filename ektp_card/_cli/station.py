@@ -1,0 +1,173 @@
+"""ektp station: the clerk's, the desk's and the reviewer's screens in a browser, served on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.verify import terminal_options
+
+if TYPE_CHECKING:
+    from ektp_card._station.app import StationConfig
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--reader", metavar="NAME", help="A PC/SC reader (name or part of it) holding the cards.")
+@click.option("--virtual-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="A folder of virtual card images: the station's virtual reader inserts one at a time.")
+@click.option("--trust", "trust_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="Folder of trusted country signing CA certificates and CRLs.")
+@click.option("--revocations", "revocations_file", type=click.Path(path_type=Path, dir_okay=False),
+              metavar="FILE", help="A signed card revocation list: a card on it is shown as REVOKED.")
+@terminal_options("Lets the clerk match the holder's fingerprint against DG3.")
+@click.option("--demo", is_flag=True,
+              help="A station with synthetic cards, a PKI and a terminal made now in a temporary folder "
+                   "(or --demo-dir): nothing else to set up.")
+@click.option("--demo-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="With --demo: make the synthetic office here and keep it.")
+@click.option("--operator", default=lambda: os.environ.get("USER", "operator"), show_default="$USER",
+              help="Who runs the station: recorded with the station session in the registry's audit trail.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --tls-cert and --tls-key.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="PEM")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="PEM")
+@click.pass_obj
+def station(
+    obj: Ctx, reader: str | None, virtual_dir: Path | None, trust_dir: Path | None,
+    revocations_file: Path | None, terminal_chain: tuple[Path, ...], terminal_key: Path | None,
+    terminal_pkcs11: str | None, terminal_token: str | None, terminal_key_label: str | None,
+    terminal_pin_env: str, demo: bool,
+    demo_dir: Path | None, operator: str, host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
+) -> None:
+    """Serve the station on HOST:PORT and print the address that opens it (with its one-time token).
+
+    Key passphrases come from the environment or a prompt now, never through the browser. Stop with
+    Ctrl-C. Exit 2 for options that do not fit together, 7 for a trust folder or key that cannot be used.
+    """
+    try:
+        import uvicorn
+
+        from ektp_card._station.app import build_app
+        from ektp_card._station.security import Sessions
+    except ImportError:
+        fail("the station needs its extra: pip install 'ektp-card[station]'", ExitCode.USAGE)
+
+    if (tls_cert is None) != (tls_key is None):
+        fail("give --tls-cert and --tls-key together", ExitCode.USAGE)
+    if not _loopback(host):
+        if tls_cert is None:
+            fail(f"--host {host} is reachable from other machines: give --tls-cert and --tls-key",
+                 ExitCode.USAGE)
+        click.echo(f"WARNING: the station listens on {host}, reachable from other machines. Anyone with the "
+                   "address and token can use it.", err=True)
+    scratch = contextlib.ExitStack()
+    if demo:
+        if reader or virtual_dir or trust_dir or revocations_file or terminal_chain:
+            fail("--demo makes its own cards, PKI and terminal: give it without --reader, --virtual-dir, "
+                 "--trust, --revocations and the terminal options", ExitCode.USAGE)
+        # Without --demo-dir the synthetic office goes when the station stops.
+        folder = demo_dir or Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="ektp-station-")))
+        config = _demo_config(folder, operator)
+    else:
+        if demo_dir is not None:
+            fail("--demo-dir goes with --demo", ExitCode.USAGE)
+        config = _config(obj, reader, virtual_dir, trust_dir, revocations_file, terminal_chain, terminal_key,
+                         terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env, operator,
+                         secure=tls_cert is not None)
+    sessions = Sessions()
+    app = build_app(config, sessions)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        ssl_certfile=None if tls_cert is None else str(tls_cert),
+        ssl_keyfile=None if tls_key is None else str(tls_key),
+    ))
+
+    # Bind first, so the address printed is the one listening (port 0 picks a free one).
+    try:
+        sock = _bind(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.USAGE)
+    bound = sock.getsockname()[1]
+    scheme = "https" if tls_cert is not None else "http"
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"ektp station: open {scheme}://{shown}:{bound}/open?token={sessions.token}")
+    click.echo(f"Serving {config.slot.description}. Stop with Ctrl-C.", err=True)
+    with scratch:
+        server.run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(
+    obj: Ctx, reader: str | None, virtual_dir: Path | None, trust_dir: Path | None,
+    revocations_file: Path | None, terminal_chain: tuple[Path, ...], terminal_key: Path | None,
+    terminal_pkcs11: str | None, terminal_token: str | None, terminal_key_label: str | None,
+    terminal_pin_env: str, operator: str,
+    *, secure: bool,
+) -> StationConfig:
+    from ektp_card._cli.verify import _load_revocations, _load_trust, load_terminal, terminal_token_choice
+    from ektp_card._station.app import StationConfig
+    from ektp_card._station.slots import ReaderSlot, VirtualSlot
+
+    if (reader is None) == (virtual_dir is None):
+        fail("name the cards: --reader NAME or --virtual-dir DIR (or try --demo)", ExitCode.USAGE)
+    if virtual_dir is not None and not virtual_dir.is_dir():
+        fail(f"{virtual_dir}: no such folder", ExitCode.FILE)
+    slot = VirtualSlot(virtual_dir) if virtual_dir is not None else ReaderSlot(str(reader))
+    trust = None if trust_dir is None else _load_trust(trust_dir, (), ())
+    if revocations_file is not None and trust is None:
+        fail("--revocations needs --trust: the list's signer must chain to a trusted CSCA", ExitCode.USAGE)
+    revocations = None if revocations_file is None or trust is None else _load_revocations(
+        revocations_file, trust, False)
+    hsm = terminal_token_choice(terminal_key, terminal_pkcs11, terminal_token, terminal_key_label,
+                                terminal_pin_env)
+    has_key = terminal_key is not None or hsm is not None
+    if bool(terminal_chain) != has_key:
+        fail("give --terminal-chain and --terminal-key (or --terminal-pkcs11) together", ExitCode.USAGE)
+    terminal = load_terminal(terminal_chain, terminal_key, hsm) if has_key else None
+    return StationConfig(slot, trust, terminal, revocations, operator=operator, secure_cookie=secure)
+
+
+def _demo_config(folder: Path, operator: str) -> StationConfig:
+    from ektp_card._station.app import StationConfig
+    from ektp_card._station.slots import VirtualSlot
+    from ektp_card.pki.revocation import load_revocation_list
+    from ektp_card.sandbox import build_sandbox
+
+    sandbox = build_sandbox(folder)
+    slot = VirtualSlot(sandbox.cards_dir)
+    slot.insert(sandbox.genuine.image.name)
+    click.echo(f"Demo office in {sandbox.root} (synthetic): CAN of card {sandbox.genuine.serial} is "
+               f"{sandbox.genuine.can}; the holder's finger is {sandbox.genuine.holder_capture}", err=True)
+    revocations = load_revocation_list(sandbox.revocations.read_bytes(), sandbox.trust)
+    return StationConfig(slot, sandbox.trust, sandbox.terminal, revocations, operator=operator, demo=True)
