@@ -278,3 +278,19 @@ def test_card_lines() -> None:
     believer = dataclasses.replace(PERSONAL, religion="KEPERCAYAAN TERHADAP TUHAN YME", synthetic=True)
     assert believer.card_lines()[0][0] == "SYNTHETIC"
     assert dict(believer.card_lines())["Kepercayaan"] == "KEPERCAYAAN TERHADAP TUHAN YME"
+
+
+def test_a_batch_from_elsewhere_reads_no_file(tmp_path: Path) -> None:
+    from ektp_card.lds.record import read_batch
+    from ektp_card.lds.synthetic import synthetic_record
+
+    record = synthetic_record(3)
+    (tmp_path / "face.jpg").write_bytes(record.face)
+    named = record.to_mapping(files={"face": "face.jpg"})
+    inline = record.to_mapping()
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(json.dumps(named) + "\n" + json.dumps(inline) + "\n", encoding="utf-8")
+    rows = list(read_batch(batch, inline_only=True))
+    assert rows[0].record is None and rows[0].error is not None and rows[0].error.rules == ("face.inline",)
+    assert rows[1].record == record
+    assert [r.record for r in read_batch(batch)] == [record, record]

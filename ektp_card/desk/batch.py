@@ -718,12 +718,15 @@ def issue_batch(
     progress: Callable[[BatchProgress], None] | None = None,
     notice: Notice | None = None,
     cancel: threading.Event | None = None,
+    inline_only: bool = False,
 ) -> BatchSummary:
     """Issue every record of the JSON Lines or CSV file ``path`` (see the module docstring).
 
-    ``progress`` hears the counts after each record; ``notice`` hears what the operator must do
-    (insert or take out a card); ``cancel``, once set, stops the batch after the record in hand (the
-    summary then says ``cancelled``; run the same file again to go on).
+    ``inline_only`` reads no file a record names (a batch from elsewhere: see
+    :func:`~ektp_card.lds.record.read_batch`). ``progress`` hears the counts after each record;
+    ``notice`` hears what the operator must do (insert or take out a card); ``cancel``, once set,
+    stops the batch after the record in hand (the summary then says ``cancelled``; run the same file
+    again to go on).
 
     Raises :class:`RecordError` for a file that cannot be read at all,
     :class:`~ektp_card.errors.RegistryError` when the registry fails (not for a NIK that already has
@@ -743,7 +746,7 @@ def issue_batch(
     run.resolve_pending()
     run.report(None)
     cancelled = False
-    for row in read_batch(path, today=issuance.today):
+    for row in read_batch(path, today=issuance.today, inline_only=inline_only):
         if cancel is not None and cancel.is_set():
             cancelled = True
             break

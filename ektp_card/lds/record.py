@@ -273,11 +273,16 @@ def biometric_violations(
 
 
 def record_from_mapping(
-    values: Mapping[str, object], base_dir: Path | None = None, *, today: dt.date | None = None
+    values: Mapping[str, object],
+    base_dir: Path | None = None,
+    *,
+    today: dt.date | None = None,
+    files: bool = True,
 ) -> CitizenRecord:
     """Build and validate a record from a JSON object (or a CSV row); relative file names are
-    resolved against ``base_dir`` (the current directory when ``None``)."""
-    base = base_dir if base_dir is not None else Path()
+    resolved against ``base_dir`` (the current directory when ``None``). Without ``files`` no file is
+    read: images and templates must be inline (``base64:``)."""
+    base = (base_dir if base_dir is not None else Path()) if files else None
     found: list[Violation] = []
     parsed: dict[str, object] = {}
     for key in values:
@@ -349,7 +354,7 @@ def _flag(value: object, found: list[Violation]) -> bool:
     return False
 
 
-def _binary(value: object, name: str, base: Path, found: list[Violation]) -> bytes | None:
+def _binary(value: object, name: str, base: Path | None, found: list[Violation]) -> bytes | None:
     if value is None or value == "":
         found.append(Violation(name, f"{name}.missing", "missing"))
         return None
@@ -362,6 +367,9 @@ def _binary(value: object, name: str, base: Path, found: list[Violation]) -> byt
         except (binascii.Error, ValueError):
             found.append(Violation(name, f"{name}.base64", "the inline content is not valid Base64"))
             return None
+    if base is None:
+        found.append(Violation(name, f"{name}.inline", "must be inline (base64:...): no files are read here"))
+        return None
     path = base / value
     try:
         size = path.stat().st_size
@@ -448,22 +456,26 @@ def _unreadable(path: Path, e: OSError | UnicodeDecodeError | csv.Error) -> Reco
     return RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")])
 
 
-def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[BatchRow]:
+def read_batch(
+    path: str | Path, *, today: dt.date | None = None, inline_only: bool = False
+) -> Iterator[BatchRow]:
     """The rows of a JSON Lines (``.jsonl``) or CSV (``.csv``) file, each validated on its own so a
     bad row does not stop the others. Blank JSON Lines lines are skipped. The file is read as the rows
-    are taken, so a long batch never sits in memory whole."""
+    are taken, so a long batch never sits in memory whole. ``inline_only`` reads no file a row names
+    (a batch from elsewhere, e.g. uploaded: its images and templates must be inline)."""
     path, suffix = _batch_file(path)
+    base = None if inline_only else path.parent
     try:
         with path.open(encoding="utf-8", newline="") as fh:
             if suffix == ".jsonl":
                 for number, line in enumerate(fh, start=1):
                     if line.strip():
-                        yield _row(number, partial(_json_object, line, f"line {number}"), path.parent, today)
+                        yield _row(number, partial(_json_object, line, f"line {number}"), base, today)
             else:
                 reader = csv.DictReader(fh, strict=True)
                 try:
                     for row in reader:
-                        yield _row(reader.line_num, partial(_csv_values, row), path.parent, today)
+                        yield _row(reader.line_num, partial(_csv_values, row), base, today)
                 except csv.Error as e:
                     raise RecordError([Violation(
                         "record", "record.csv", f"{path} line {reader.line_num}: malformed CSV ({e})"
@@ -492,9 +504,9 @@ def _csv_values(row: Mapping[str | None, object]) -> Mapping[str, object]:
 
 
 def _row(
-    line: int, values: Callable[[], Mapping[str, object]], base: Path, today: dt.date | None
+    line: int, values: Callable[[], Mapping[str, object]], base: Path | None, today: dt.date | None
 ) -> BatchRow:
     try:
-        return BatchRow(line, record_from_mapping(values(), base, today=today), None)
+        return BatchRow(line, record_from_mapping(values(), base, today=today, files=base is not None), None)
     except RecordError as e:
         return BatchRow(line, None, e)
