@@ -73,7 +73,7 @@ class Sandbox:
     cards: tuple[SandboxCard, ...]
     #: A clone of the first card: the same data on a chip with other keys.
     clone: Path
-    #: Twenty records to issue at the desk, two of them invalid.
+    #: Records to issue at the desk (twenty by default), two of them invalid; images inline.
     batch: Path
     master_key: bytes = field(repr=False)
     document_signer: DocumentSigner = field(repr=False)
@@ -110,12 +110,10 @@ def _write_media(record: CitizenRecord, media: Path, names: Mapping[str, str]) -
         write_file(media / names[key], data)
 
 
-def _batch_rows(rng: random.Random, count: int, media: Path) -> list[dict[str, object]]:
-    """``count`` JSON Lines rows sharing one set of biometric files, the second and fifth invalid."""
+def _batch_rows(rng: random.Random, count: int) -> list[dict[str, object]]:
+    """``count`` JSON Lines rows with their images and templates inline (a batch to upload: it names no
+    file), sharing one set of them; the second and fifth rows are invalid."""
     shared = synthetic_citizen(rng).record
-    names = {"face": "face.jpg", "signature": "signature.jpg", "fingerprint_1": "fp1.fmr",
-             "fingerprint_2": "fp2.fmr"}
-    _write_media(shared, media, names)
     rows: list[dict[str, object]] = []
     seen: set[str] = set()
     while len(rows) < count:
@@ -124,7 +122,7 @@ def _batch_rows(rng: random.Random, count: int, media: Path) -> list[dict[str, o
             continue
         seen.add(personal.nik)
         record = CitizenRecord(personal, shared.face, shared.signature, shared.fingerprints)
-        rows.append(record.to_mapping(files=names))
+        rows.append(record.to_mapping())
     rows[1]["nik"] = "12345"  # too short
     rows[4]["date_of_birth"] = "2999-01-01"  # in the future
     return rows
@@ -207,7 +205,7 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
     make_clone(harvest_card(made[0].image, made[0].can)).save(clone)
 
     batch = media / "batch.jsonl"
-    rows = _batch_rows(rng, batch_records, media)
+    rows = _batch_rows(rng, batch_records)
     write_file(batch, "".join(json.dumps(row) + "\n" for row in rows).encode())
     return Sandbox(root, root / "pki", root / "pki", trust, terminal, cards_dir, registry_path, revocations,
                    tuple(made), clone, batch, master_key, signer, cvca)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -17,6 +18,7 @@ from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
     from ektp_card._station.app import StationConfig
+    from ektp_card._station.desk import DeskConfig
 
 
 def _loopback(host: str) -> bool:
@@ -37,6 +39,23 @@ def _loopback(host: str) -> bool:
 @click.option("--revocations", "revocations_file", type=click.Path(path_type=Path, dir_okay=False),
               metavar="FILE", help="A signed card revocation list: a card on it is shown as REVOKED.")
 @terminal_options("Lets the clerk match the holder's fingerprint against DG3.")
+@click.option("--registry", "registry_target", envvar="EKTP_REGISTRY", metavar="URL_OR_PATH",
+              help="The desk registry (SQLite file or postgresql:// URL): turns on the desk's pages.")
+@click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname,
+              show_default="the host name", metavar="ID", help="This desk's ID in the registry.")
+@click.option("--target", type=click.IntRange(1, 100_000), default=150, show_default=True,
+              help="Cards per day the desk aims at (the report's target line).")
+@click.option("--pki", "issuer_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="The issuer PKI folder: lets the desk issue batches (with the master key).")
+@click.option("--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="The personalisation master key (default: hex in $EKTP_PERSO_MASTER_KEY).")
+@click.option("--cvca", "cvca_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="The CVCA certificate issued chips trust for Terminal Authentication.")
+@click.option("--ds-passphrase-env", "ds_env", default="EKTP_DS_PASSPHRASE", show_default=True,
+              metavar="NAME",
+              help="Environment variable with the document signer's key passphrase (else prompted now).")
+@click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("ektp-station"),
+              show_default=True, metavar="DIR", help="Where the desk keeps uploaded batch files.")
 @click.option("--demo", is_flag=True,
               help="A station with synthetic cards, a PKI and a terminal made now in a temporary folder "
                    "(or --demo-dir): nothing else to set up.")
@@ -55,7 +74,8 @@ def station(
     obj: Ctx, reader: str | None, virtual_dir: Path | None, trust_dir: Path | None,
     revocations_file: Path | None, terminal_chain: tuple[Path, ...], terminal_key: Path | None,
     terminal_pkcs11: str | None, terminal_token: str | None, terminal_key_label: str | None,
-    terminal_pin_env: str, demo: bool,
+    terminal_pin_env: str, registry_target: str | None, desk_id: str, target: int, issuer_dir: Path | None,
+    master_key_file: Path | None, cvca_path: Path | None, ds_env: str, work_dir: Path, demo: bool,
     demo_dir: Path | None, operator: str, host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
 ) -> None:
     """Serve the station on HOST:PORT and print the address that opens it (with its one-time token).
@@ -86,13 +106,19 @@ def station(
                  "--trust, --revocations and the terminal options", ExitCode.USAGE)
         # Without --demo-dir the synthetic office goes when the station stops.
         folder = demo_dir or Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="ektp-station-")))
-        config = _demo_config(folder, operator)
+        config = _demo_config(folder, operator, target)
     else:
         if demo_dir is not None:
             fail("--demo-dir goes with --demo", ExitCode.USAGE)
         config = _config(obj, reader, virtual_dir, trust_dir, revocations_file, terminal_chain, terminal_key,
                          terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env, operator,
                          secure=tls_cert is not None)
+        if registry_target is not None:
+            config = dataclasses.replace(config, desk=_desk_config(
+                registry_target, desk_id, target, issuer_dir, master_key_file, cvca_path, ds_env, work_dir,
+                reader, virtual_dir))
+        elif issuer_dir is not None or master_key_file is not None:
+            fail("--pki and --master-key-file issue cards at a desk: give --registry too", ExitCode.USAGE)
     sessions = Sessions()
     app = build_app(config, sessions)
     server = uvicorn.Server(uvicorn.Config(
@@ -112,7 +138,11 @@ def station(
     click.echo(f"ektp station: open {scheme}://{shown}:{bound}/open?token={sessions.token}")
     click.echo(f"Serving {config.slot.description}. Stop with Ctrl-C.", err=True)
     with scratch:
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        finally:
+            # A batch being issued stops after the card in hand: nothing is left half-issued.
+            app.state.station.jobs.stop_all()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -158,11 +188,39 @@ def _config(
     return StationConfig(slot, trust, terminal, revocations, operator=operator, secure_cookie=secure)
 
 
-def _demo_config(folder: Path, operator: str) -> StationConfig:
+def _desk_config(
+    registry_target: str, desk_id: str, target: int, issuer_dir: Path | None, master_key_file: Path | None,
+    cvca_path: Path | None, ds_env: str, work_dir: Path, reader: str | None, virtual_dir: Path | None,
+) -> DeskConfig:
+    from ektp_card._cli.desk_cards import open_desk_registry
+    from ektp_card._cli.desk_issue import _station as card_station
+    from ektp_card._cli.personalize import document_signer, issuer_trust, load_trust_point, master_key
+    from ektp_card._station.desk import DeskConfig
+    from ektp_card.desk.batch import Issuance
+
+    with open_desk_registry(registry_target):
+        pass  # an unreachable or foreign registry fails now, not at the first page
+    if issuer_dir is None:
+        return DeskConfig(registry_target, work_dir, desk_id, target)
+    key = master_key(master_key_file)
+    if reader is not None:
+        fail("issuing through a PC/SC reader from the station is not offered yet: use `ektp desk issue` "
+             "with --reader, or --virtual-dir", ExitCode.USAGE)
+    cards = card_station(None, virtual_dir, None, key)
+    trust = issuer_trust(issuer_dir, require_crl=True)
+    signer = document_signer(issuer_dir, ds_env, None, trust)
+    cvca = load_trust_point(cvca_path) if cvca_path is not None else None
+    issuance = Issuance(key, signer, trust, cvca_certificate=cvca)
+    return DeskConfig(registry_target, work_dir, desk_id, target, issuance, cards)
+
+
+def _demo_config(folder: Path, operator: str, target: int) -> StationConfig:
     from ektp_card._station.app import StationConfig
+    from ektp_card._station.desk import DeskConfig
     from ektp_card._station.slots import VirtualSlot
+    from ektp_card.desk.batch import Issuance, VirtualCardDir
     from ektp_card.pki.revocation import load_revocation_list
-    from ektp_card.sandbox import build_sandbox
+    from ektp_card.sandbox import SANDBOX_DESK, build_sandbox
 
     sandbox = build_sandbox(folder)
     slot = VirtualSlot(sandbox.cards_dir)
@@ -170,4 +228,10 @@ def _demo_config(folder: Path, operator: str) -> StationConfig:
     click.echo(f"Demo office in {sandbox.root} (synthetic): CAN of card {sandbox.genuine.serial} is "
                f"{sandbox.genuine.can}; the holder's finger is {sandbox.genuine.holder_capture}", err=True)
     revocations = load_revocation_list(sandbox.revocations.read_bytes(), sandbox.trust)
-    return StationConfig(slot, sandbox.trust, sandbox.terminal, revocations, operator=operator, demo=True)
+    issuance = Issuance(sandbox.master_key, sandbox.document_signer, sandbox.trust,
+                        cvca_certificate=sandbox.cvca_certificate)
+    desk = DeskConfig(str(sandbox.registry), sandbox.root / "station", SANDBOX_DESK, target, issuance,
+                      VirtualCardDir(sandbox.cards_dir, sandbox.master_key))
+    click.echo(f"Batch to upload at the desk: {sandbox.batch}", err=True)
+    return StationConfig(slot, sandbox.trust, sandbox.terminal, revocations, operator=operator, demo=True,
+                         desk=desk)

@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ektp_card import errors
+from ektp_card._station.desk import DeskConfig, Jobs
 from ektp_card._station.faces import FaceImageError, face_png
 from ektp_card._station.i18n import CATALOGUE, language_of, translate
 from ektp_card._station.security import COOKIE, SECURITY_HEADERS, Session, Sessions, csrf_ok
@@ -66,6 +67,8 @@ class StationConfig:
     operator: str = "operator"
     demo: bool = False
     secure_cookie: bool = False
+    #: The distribution desk's registry and keys; ``None``: the station has no desk pages.
+    desk: DeskConfig | None = None
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Station:
     def __init__(self, config: StationConfig, sessions: Sessions | None = None) -> None:
         self.config = config
         self.sessions = sessions or Sessions()
+        self.jobs = Jobs()
         self.env = Environment(
             loader=PackageLoader("ektp_card._station", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -141,6 +145,10 @@ class Station:
 
     def message_page(self, request: Request, key: str, status_code: int, **values: object) -> HTMLResponse:
         return self.render(request, "message.html", status_code, message_key=key, message_values=values)
+
+    def actor(self, session: Session) -> str:
+        """Who did it, for the registry's audit trail: the operator and the station session."""
+        return f"{self.config.operator}@station:{session.short}"
 
     # --- results -----------------------------------------------------------------------------------
 
@@ -385,6 +393,10 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
         Route("/clerk/face/{rid}", clerk_face),
         Mount("/static", StaticFiles(packages=[("ektp_card._station", "static")]), name="static"),
     ]
+    if config.desk is not None:
+        from ektp_card._station.desk_routes import desk_routes
+
+        routes[-1:-1] = desk_routes(station, config.desk)
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, station=station)],

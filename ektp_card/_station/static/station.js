@@ -27,3 +27,33 @@
   }
   window.setTimeout(poll, 1000);
 }());
+
+// Live batch progress: counts, rate and the citizen in hand; the page reloads when the batch ends.
+(function () {
+  const box = document.getElementById("progress");
+  if (!box || box.dataset.state !== "running") { return; }
+  function fill(id, values) {
+    const el = document.getElementById(id);
+    if (!el) { return; }
+    let text = el.dataset.template;
+    Object.keys(values).forEach(function (k) { text = text.replace("{" + k + "}", String(values[k])); });
+    el.textContent = text;
+  }
+  function poll() {
+    fetch(box.dataset.progressUrl, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (p) {
+        if (!p) { return; }
+        if (p.state !== "running") { window.location.reload(); return; }
+        const bar = document.getElementById("progress-bar");
+        bar.max = p.total || 1;
+        bar.value = p.done;
+        fill("progress-count", { done: p.done, total: p.total });
+        fill("progress-rate", { rate: p.cards_per_hour, eta: (p.eta_seconds === null ? "?" : p.eta_seconds + " s") });
+        if (p.current) { fill("progress-current", { name: p.current }); }
+      })
+      .catch(function () { /* the station stopped: the page shows the last progress */ })
+      .finally(function () { window.setTimeout(poll, 700); });
+  }
+  window.setTimeout(poll, 700);
+}());
