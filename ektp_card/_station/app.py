@@ -397,6 +397,9 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
         from ektp_card._station.desk_routes import desk_routes
 
         routes[-1:-1] = desk_routes(station, config.desk)
+    from ektp_card._station.review import review_routes
+
+    routes[-1:-1] = review_routes(station)
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, station=station)],

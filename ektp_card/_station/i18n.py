@@ -264,6 +264,32 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "state.revoked": {"id": "dicabut", "en": "revoked"},
     "state.spoiled": {"id": "gagal dibuat", "en": "spoiled"},
 
+    # --- review --------------------------------------------------------------------------------------
+    "review.title": {"id": "Uji keamanan kartu", "en": "Security review of a card"},
+    "review.intro": {"id": "Menjalankan katalog uji (kloning, pemalsuan, penyadapan) terhadap kartu di pembaca. Uji yang dapat mengubah atau memblokir kartu hanya berjalan bila dipilih dan dikonfirmasi.",
+                     "en": "Runs the test catalogue (cloning, forgery, skimming) against the card on the reader. Tests that may alter or block the card run only when chosen and confirmed."},
+    "review.destructive": {"id": "Sertakan uji yang dapat mengubah atau memblokir kartu", "en": "Include tests that may alter or block the card"},
+    "review.run": {"id": "Jalankan uji", "en": "Run the review"},
+    "review.confirm": {"id": "Uji destruktif dapat memblokir PIN atau mengubah kartu secara permanen. Lanjutkan hanya pada kartu uji.",
+                       "en": "Destructive tests may block the PIN or alter the card for good. Go on only with a test card."},
+    "review.confirm.yes": {"id": "Ya, jalankan juga uji destruktif", "en": "Yes, run the destructive tests too"},
+    "review.catalogue": {"id": "Katalog uji", "en": "Test catalogue"},
+    "review.destructive.mark": {"id": "destruktif", "en": "destructive"},
+    "review.running": {"id": "Uji {done} dari {total}: {current}", "en": "Test {done} of {total}: {current}"},
+    "review.finished": {"id": "Selesai: {failed} gagal dari {total} uji.", "en": "Finished: {failed} of {total} tests failed."},
+    "review.stopped": {"id": "Uji terhenti: {why}", "en": "The review stopped: {why}"},
+    "review.wrong_can": {"id": "Kartu menolak CAN ini; tidak ada uji yang dijalankan.", "en": "The card refused this CAN; no test was run."},
+    "review.busy": {"id": "Pembaca sedang dipakai; uji tidak dijalankan.", "en": "The reader was busy; the review did not run."},
+    "review.download.json": {"id": "Unduh laporan JSON", "en": "Download the JSON report"},
+    "review.download.junit": {"id": "Unduh laporan JUnit", "en": "Download the JUnit report"},
+    "review.evidence": {"id": "Bukti ({count} pertukaran APDU)", "en": "Evidence ({count} APDU exchanges)"},
+    "review.limitations": {"id": "Batasan", "en": "Limitations"},
+    "outcome.pass": {"id": "lulus", "en": "pass"},
+    "outcome.fail": {"id": "GAGAL", "en": "FAIL"},
+    "outcome.n/a": {"id": "tidak berlaku", "en": "n/a"},
+    "outcome.skipped": {"id": "dilewati", "en": "skipped"},
+    "outcome.error": {"id": "galat", "en": "error"},
+
 }
 
 

@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.errors import CardRemovedError, EktpError, NoCardError
+
+if TYPE_CHECKING:
+    from ektp_card.virtual.card import VirtualCard
 
 #: File names the virtual reader offers: card images of `ektp virtual`, the desk and the sandbox.
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(card|img)")
@@ -50,7 +53,21 @@ class CardSlot(Protocol):
 
     def status(self) -> SlotStatus: ...
 
-    def use(self) -> AbstractContextManager[Transport]: ...
+    def hold(self) -> AbstractContextManager[None]:
+        """The slot for one operation (:class:`SlotBusy` when another holds it)."""
+        ...
+
+    def open(self) -> AbstractContextManager[Transport]:
+        """A power-up of the card on the reader, for an operation that holds the slot."""
+        ...
+
+    def use(self) -> AbstractContextManager[Transport]:
+        """:meth:`hold` and :meth:`open` together: one operation on one power-up."""
+        ...
+
+    def uid(self, transport: Transport) -> bytes | None:
+        """The card's anticollision UID as the reader sees it, if it tells."""
+        ...
 
 
 class _Lock:
@@ -74,8 +91,12 @@ class _Lock:
 class _InsertedCard:
     """A virtual card's transport that fails like silicon when the card is taken out mid-way."""
 
-    def __init__(self, slot: VirtualSlot, name: str, inner: Transport) -> None:
+    def __init__(self, slot: VirtualSlot, name: str, inner: VirtualCard) -> None:
         self._slot, self._name, self._inner = slot, name, inner
+
+    @property
+    def uid(self) -> bytes:
+        return self._inner.uid
 
     def transceive(self, command: bytes) -> bytes:
         if self._slot.inserted != self._name:
@@ -121,24 +142,34 @@ class VirtualSlot:
             self.inserted = name = None
         return SlotStatus(name is not None, name or "", self._lock.busy, None, self.choices())
 
+    def hold(self) -> AbstractContextManager[None]:
+        return self._lock.held()
+
     @contextmanager
-    def use(self) -> Iterator[Transport]:
+    def open(self) -> Iterator[Transport]:
         from ektp_card.virtual.card import VirtualCard
 
-        with self._lock.held():
-            name = self.inserted
-            if name is None:
-                raise NoCardError("there is no card on the virtual reader")
-            path = self.folder / name
-            card = VirtualCard.load(path)
-            card.power_on()
-            try:
-                yield _InsertedCard(self, name, card)
-            finally:
-                # Like EEPROM: what the card committed stays, even when a later command failed.
-                card.power_off()
-                if self.inserted == name:
-                    card.save(path)
+        name = self.inserted
+        if name is None:
+            raise NoCardError("there is no card on the virtual reader")
+        path = self.folder / name
+        card = VirtualCard.load(path)
+        card.power_on()
+        try:
+            yield _InsertedCard(self, name, card)
+        finally:
+            # Like EEPROM: what the card committed stays, even when a later command failed.
+            card.power_off()
+            if self.inserted == name:
+                card.save(path)
+
+    @contextmanager
+    def use(self) -> Iterator[Transport]:
+        with self.hold(), self.open() as transport:
+            yield transport
+
+    def uid(self, transport: Transport) -> bytes | None:
+        return transport.uid if isinstance(transport, _InsertedCard) else None
 
 
 class ReaderSlot:
@@ -164,12 +195,25 @@ class ReaderSlot:
         info = readers[0]
         return SlotStatus(info.card_present, info.name if info.card_present else "", self._lock.busy)
 
+    def hold(self) -> AbstractContextManager[None]:
+        return self._lock.held()
+
     @contextmanager
-    def use(self) -> Iterator[Transport]:
+    def open(self) -> Iterator[Transport]:
         from ektp_card.device import CardSource, open_card
 
-        with self._lock.held(), open_card(CardSource(reader=self.reader, timeout=self.timeout)) as transport:
+        with open_card(CardSource(reader=self.reader, timeout=self.timeout)) as transport:
             yield transport
+
+    @contextmanager
+    def use(self) -> Iterator[Transport]:
+        with self.hold(), self.open() as transport:
+            yield transport
+
+    def uid(self, transport: Transport) -> bytes | None:
+        # PC/SC part 3 section 3.2.2.1.3: GET DATA pseudo-APDU a contactless reader answers with the UID.
+        answer = transport.transceive(bytes.fromhex("FFCA000000"))
+        return answer[:-2] if len(answer) > 2 and answer[-2:] == b"\x90\x00" else None
 
 
 __all__ = ["CardSlot", "ReaderSlot", "SlotBusy", "SlotStatus", "VirtualSlot"]

@@ -57,3 +57,23 @@
   }
   window.setTimeout(poll, 700);
 }());
+
+// A running review: reload when it ends (the results are server-rendered).
+(function () {
+  const box = document.getElementById("audit");
+  if (!box || box.dataset.state !== "running") { return; }
+  function poll() {
+    fetch(box.dataset.progressUrl, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (p) {
+        if (p && p.state !== "running") { window.location.reload(); return; }
+        if (p) {
+          const line = document.getElementById("audit-state");
+          if (line) { line.textContent = p.done + "/" + p.total + " " + (p.current || ""); }
+        }
+        window.setTimeout(poll, 500);
+      })
+      .catch(function () { window.setTimeout(poll, 1000); });
+  }
+  window.setTimeout(poll, 500);
+}());
