@@ -48,18 +48,40 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
     def page(request: Request, template: str, code: int = 200, **values: Any) -> Response:
         return station.render(request, template, code, desk=desk, **values)
 
-    def overview(request: Request, code: int = 200, message_key: str | None = None,
-                 message_values: dict[str, object] | None = None, found: list[CardRow] | None = None,
-                 query: str = "") -> Response:
+    def overview(
+        request: Request,
+        code: int = 200,
+        message_key: str | None = None,
+        message_values: dict[str, object] | None = None,
+        found: list[CardRow] | None = None,
+        query: str = "",
+    ) -> Response:
         with desk.open() as registry:
             counts = card_counts(registry, desk.desk)
             pending = pending_cards(registry, desk.desk)
-        batches = sorted((p for p in desk.batches.glob("*") if p.suffix in BATCH_SUFFIXES),
-                         key=lambda p: p.stat().st_mtime, reverse=True) if desk.batches.is_dir() else []
+        batches = (
+            sorted(
+                (p for p in desk.batches.glob("*") if p.suffix in BATCH_SUFFIXES),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+            if desk.batches.is_dir()
+            else []
+        )
         running = station.jobs.running()
-        return page(request, "desk.html", code, counts=counts, pending=pending, running=running,
-                    batches=[p.stem for p in batches[:10]], message_key=message_key,
-                    message_values=message_values or {}, found=found, query=query)
+        return page(
+            request,
+            "desk.html",
+            code,
+            counts=counts,
+            pending=pending,
+            running=running,
+            batches=[p.stem for p in batches[:10]],
+            message_key=message_key,
+            message_values=message_values or {},
+            found=found,
+            query=query,
+        )
 
     async def home(request: Request) -> Response:
         query = request.query_params.get("q", "").strip()
@@ -99,9 +121,18 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
         except errors.RecordError as exc:
             return overview(request, 400, "error.card", {"why": str(exc)})
         job = station.jobs.get(bid)
-        return page(request, "batch.html", code, bid=bid, preview=checked, job=job,
-                    progress=None if job is None else job.to_json(), message_key=message_key,
-                    can_issue=desk.issuance is not None and desk.cards is not None)
+        return page(
+            request,
+            "batch.html",
+            code,
+            bid=bid,
+            preview=checked,
+            job=job,
+            progress=None if job is None else job.to_json(),
+            message_key=message_key,
+            message_values={},
+            can_issue=desk.issuance is not None and desk.cards is not None,
+        )
 
     async def batch(request: Request) -> Response:
         return await run_in_threadpool(batch_page, request, request.path_params["bid"])
@@ -150,14 +181,26 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
     async def print_queue(request: Request) -> Response:
         return await run_in_threadpool(print_queue_page, request)
 
-    def handover_page(request: Request, code: int = 200, message_key: str | None = None,
-                      message_values: dict[str, object] | None = None, ok: bool = False) -> Response:
+    def handover_page(
+        request: Request,
+        code: int = 200,
+        message_key: str | None = None,
+        message_values: dict[str, object] | None = None,
+        ok: bool = False,
+    ) -> Response:
         with desk.open() as registry:
             pending = pending_cards(registry, desk.desk)
-        return page(request, "handover.html", code, pending=pending, message_key=message_key,
-                    message_values=message_values or {}, ok=ok,
-                    ready=station.config.trust is not None and station.config.terminal is not None,
-                    chosen=request.query_params.get("serial", ""))
+        return page(
+            request,
+            "handover.html",
+            code,
+            pending=pending,
+            message_key=message_key,
+            message_values=message_values or {},
+            ok=ok,
+            ready=station.config.trust is not None and station.config.terminal is not None,
+            chosen=request.query_params.get("serial", ""),
+        )
 
     async def handover_form(request: Request) -> Response:
         return await run_in_threadpool(handover_page, request)
@@ -180,8 +223,9 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
         if len(finger) > MAX_FINGERPRINT:
             return handover_page(request, 413, "clerk.fingerprint.too_large")
         try:
-            result = await run_in_threadpool(_hand_over, station, desk, serial, can, finger,
-                                             station.actor(_session(request)))
+            result = await run_in_threadpool(
+                _hand_over, station, desk, serial, can, finger, station.actor(_session(request))
+            )
         except SlotBusy:
             return handover_page(request, 409, "reader.busy")
         except errors.PacePasswordError:
@@ -199,15 +243,28 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
             return handover_page(request, 200, "handover.refused", {"serial": serial, "why": why})
         return handover_page(request, 200, "handover.done", {"serial": serial}, ok=True)
 
-    def card_page(request: Request, serial: str, code: int = 200, message_key: str | None = None,
-                  message_values: dict[str, object] | None = None,
-                  confirm: dict[str, str] | None = None) -> Response:
+    def card_page(
+        request: Request,
+        serial: str,
+        code: int = 200,
+        message_key: str | None = None,
+        message_values: dict[str, object] | None = None,
+        confirm: dict[str, str] | None = None,
+    ) -> Response:
         with desk.open() as registry:
             row = registry.get(serial)
         if row is None:
             return station.message_page(request, "card.unknown", 404)
-        return page(request, "card.html", code, row=row, message_key=message_key,
-                    message_values=message_values or {}, confirm=confirm, actions=_allowed(row))
+        return page(
+            request,
+            "card.html",
+            code,
+            row=row,
+            message_key=message_key,
+            message_values=message_values or {},
+            confirm=confirm,
+            actions=_allowed(row),
+        )
 
     async def card(request: Request) -> Response:
         serial = request.path_params["serial"].upper()
@@ -235,8 +292,9 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
         except errors.RegistryError as exc:
             why: dict[str, object] = {"why": str(exc)}
             return await run_in_threadpool(card_page, request, serial, 409, "action.refused", why)
-        return await run_in_threadpool(card_page, request, row.serial, 200, "action.done",
-                                       {"serial": row.serial})
+        return await run_in_threadpool(
+            card_page, request, row.serial, 200, "action.done", {"serial": row.serial}
+        )
 
     async def report(request: Request) -> Response:
         built = await run_in_threadpool(build_report, desk)
@@ -244,8 +302,15 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
         pending = len([p for p in built.pending if p.desk == desk.desk])
         mine = [u for u in built.uncollected if u.desk == desk.desk]
         share = round(100 * mine[0].share) if mine else 0
-        return page(request, "report.html", report=built, charts=charts, pending=pending, share=share,
-                    generated=time.strftime("%Y-%m-%d %H:%M"))
+        return page(
+            request,
+            "report.html",
+            report=built,
+            charts=charts,
+            pending=pending,
+            share=share,
+            generated=time.strftime("%Y-%m-%d %H:%M"),
+        )
 
     return [
         Route("/desk", home),
@@ -306,8 +371,17 @@ def _hand_over(station: Station, desk: DeskConfig, serial: str, can: str, finger
     config = station.config
     assert config.trust is not None and config.terminal is not None  # noqa: S101 - checked by the caller
     with config.slot.use() as transport, desk.open() as registry:
-        return hand_over(transport, registry, serial, can, config.trust, config.terminal, finger,
-                         desk=desk.desk, actor=actor)
+        return hand_over(
+            transport,
+            registry,
+            serial,
+            can,
+            config.trust,
+            config.terminal,
+            finger,
+            desk=desk.desk,
+            actor=actor,
+        )
 
 
 __all__ = ["ACTIONS", "desk_routes"]

@@ -279,6 +279,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "review.finished": {"id": "Selesai: {failed} gagal dari {total} uji.", "en": "Finished: {failed} of {total} tests failed."},
     "review.stopped": {"id": "Uji terhenti: {why}", "en": "The review stopped: {why}"},
     "review.wrong_can": {"id": "Kartu menolak CAN ini; tidak ada uji yang dijalankan.", "en": "The card refused this CAN; no test was run."},
+    "review.no_start": {"id": "Uji tidak dapat dimulai: kartu ini tidak menerima PACE dengan CAN.", "en": "The review cannot start: this card does not accept PACE with a CAN."},
     "review.busy": {"id": "Pembaca sedang dipakai; uji tidak dijalankan.", "en": "The reader was busy; the review did not run."},
     "review.download.json": {"id": "Unduh laporan JSON", "en": "Download the JSON report"},
     "review.download.junit": {"id": "Unduh laporan JUnit", "en": "Download the JUnit report"},

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -106,6 +107,11 @@ def _check_can(target: SlotTarget, can: str) -> None:
         session.authenticate(Credentials(can=can))
 
 
+def _try_can(slot: CardSlot, can: str) -> None:
+    with slot.hold():
+        _check_can(SlotTarget(slot), can)
+
+
 def review_routes(station: Station) -> list[Route]:
     from ektp_card._station.app import _form, _session
 
@@ -131,6 +137,20 @@ def review_routes(station: Station) -> list[Route]:
         if any(j.running for j in jobs.values()):
             return page(request, 409, "reader.busy")
         config = station.config
+        # The CAN first, in the request: a wrong one is said at once, and no test runs.
+        try:
+            await run_in_threadpool(_try_can, config.slot, can)
+        except SlotBusy:
+            return page(request, 409, "reader.busy")
+        except errors.PacePasswordError:
+            return page(request, 400, "review.wrong_can")
+        except errors.CardRemovedError:
+            return page(request, 409, "error.removed")
+        except errors.NoCardError:
+            return page(request, 409, "error.no_card")
+        except errors.EktpError as exc:
+            log.info("review could not start: %s", exc)
+            return page(request, 422, "review.no_start")
         options = AuditOptions(can=can, trust=config.trust, terminal=config.terminal, destructive=destructive)
         job = AuditJob(station, options, select_tests())
         job.thread.start()
