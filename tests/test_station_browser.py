@@ -117,6 +117,15 @@ def _open(browser: Browser, served: Served) -> Page:
     return page
 
 
+def _wait_until(page: Page, script: str, seconds: float = 30) -> None:
+    """Poll ``script`` in the page (the station's CSP forbids the string eval wait_for_function uses)."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(script):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never true: {script}")
+        time.sleep(0.05)
+
+
 def _insert(page: Page, name: str) -> None:
     page.select_option("#card", name)
     page.click("#insert")
@@ -142,7 +151,7 @@ def test_clerk_verifies_a_genuine_card(
     assert _verify(page, office.genuine.can, office.genuine.holder_capture) == "genuine"
     face = page.wait_for_selector("#face")
     assert face is not None
-    page.wait_for_function("document.getElementById('face').complete")
+    _wait_until(page, "document.getElementById('face').complete")
     assert int(face.evaluate("img => img.naturalWidth")) > 0
     assert office.genuine.nik in page.inner_text("#printed")
     assert page.get_attribute('[data-check="fingerprint"]', "data-status") == "pass"
@@ -188,3 +197,133 @@ def test_reader_status_updates_by_itself(browser: Browser, served: Served, offic
     other.click("#remove")
     # The first page polls the reader: its status line changes without a reload.
     page.wait_for_selector("#reader-status.empty", timeout=5000)
+
+
+# --- the desk and the reviewer ------------------------------------------------------------------------
+
+
+class _SlowBlanks:
+    """The sandbox's blank cards, each taking a moment to arrive, as a card feeder does: long enough for
+    the operator to reload the page in the middle of the batch."""
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+        self.description = inner.description
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def blank_card(self, cancel: Any, notice: Any) -> Any:
+        time.sleep(self.seconds)
+        return self.inner.blank_card(cancel, notice)
+
+
+@pytest.fixture
+def desk_office(tmp_path: Path) -> Sandbox:
+    return build_sandbox(tmp_path / "desk-office", seed=37)
+
+
+@pytest.fixture
+def desk_served(desk_office: Sandbox) -> Iterator[Served]:
+    from ektp_card._station.app import StationConfig
+    from ektp_card._station.desk import DeskConfig
+    from ektp_card._station.slots import VirtualSlot
+    from ektp_card.desk.batch import Issuance, VirtualCardDir
+    from ektp_card.sandbox import SANDBOX_DESK
+
+    o = desk_office
+    issuance = Issuance(o.master_key, o.document_signer, o.trust, cvca_certificate=o.cvca_certificate)
+    cards = _SlowBlanks(VirtualCardDir(o.cards_dir, o.master_key), 0.15)
+    desk = DeskConfig(str(o.registry), o.root / "station", SANDBOX_DESK, 150, issuance, cards)
+    served = Served(StationConfig(VirtualSlot(o.cards_dir), o.trust, o.terminal, operator="siti", demo=True,
+                                  desk=desk))
+    yield served
+    served.stop()
+
+
+def test_desk_operator_issues_a_batch_and_hands_cards_over(
+    browser: Browser, desk_served: Served, desk_office: Sandbox, shots: Path
+) -> None:
+    o = desk_office
+    page = _open(browser, desk_served)
+    page.click("#nav-desk")
+    page.set_input_files("#batch", str(o.batch))
+    page.click("#upload")
+    page.wait_for_selector("#batch-summary")
+    assert "20 baris: 18 dapat diterbitkan, 2 ditolak" in page.inner_text("#batch-summary")
+    assert page.locator("#rejected li").count() == 2
+    page.screenshot(path=str(shots / "desk-batch-checked.png"), full_page=True)
+    page.click("#issue")
+    _wait_until(page, "document.getElementById('progress-bar') !== null && "
+                      "document.getElementById('progress-bar').value >= 3")
+    seen = int(page.evaluate("document.getElementById('progress-bar').value"))
+    page.screenshot(path=str(shots / "desk-batch-progress.png"), full_page=True)
+    page.reload()  # the batch goes on in the station, whatever the browser does
+    page.wait_for_selector("#progress")
+    assert int(page.evaluate("document.getElementById('progress-bar').value")) >= seen
+    page.wait_for_selector('#progress[data-state="finished"]', timeout=60_000)
+    assert "18 diterbitkan" in page.inner_text("#progress-result")
+
+    # A card of the sandbox waits for its holder: a wrong finger is refused, the right one accepted.
+    card = o.cards[1]
+    page.click("#desk-handover")
+    _insert(page, card.image.name)
+    for capture, expected in ((card.other_capture, "DITOLAK"), (card.holder_capture, "diserahkan")):
+        page.select_option("#serial", card.serial)
+        page.fill("#can", card.can)
+        page.set_input_files("#fingerprint", str(capture))
+        page.click("#hand-over")
+        page.wait_for_selector("#message")
+        assert expected in page.inner_text("#message")
+    page.screenshot(path=str(shots / "desk-handover.png"), full_page=True)
+
+    # Report the handed-over card lost, with a confirmation.
+    page.goto(f"{desk_served.url}/desk/card/{card.serial}")
+    page.fill("#police_report", "LP/B/77/XII/2026")
+    page.click("#do-lost")
+    page.wait_for_selector("#confirm")
+    page.click("#confirm-yes")
+    page.wait_for_selector('#card-state[data-state="lost"]')
+
+    page.click("#desk-report")
+    chart = page.wait_for_selector("#chart-daily")
+    assert chart is not None and page.locator("#chart-daily rect").count() == 14
+    today_bar = page.locator("#chart-daily rect").last
+    assert int(str(today_bar.get_attribute("data-value"))) >= 18
+    page.screenshot(path=str(shots / "desk-report.png"), full_page=True)
+
+
+def test_reviewer_runs_the_audit_on_a_clone(
+    browser: Browser, served: Served, office: Sandbox, shots: Path
+) -> None:
+    page = _open(browser, served)
+    _insert(page, office.clone.name)
+    page.click("#nav-review")
+    page.fill("#can", office.genuine.can)
+    page.click("#run-review")
+    page.wait_for_selector('#audit[data-state="finished"]', timeout=60_000)
+    assert page.get_attribute('[data-test="CLONE-COPY"]', "data-outcome") == "fail"
+    page.screenshot(path=str(shots / "review-clone.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("#download-junit")
+    assert download.value.suggested_filename.endswith(".xml")
+
+
+def test_clerk_through_a_real_pcscd(
+    browser: Browser, office: Sandbox, vpcd_bridge: Any, pcscd: str, shots: Path
+) -> None:
+    from ektp_card._station.app import StationConfig
+    from ektp_card._station.slots import ReaderSlot
+    from ektp_card.virtual.card import VirtualCard
+
+    card = VirtualCard.load(office.genuine.image)
+    vpcd_bridge(card)
+    served = Served(StationConfig(ReaderSlot(pcscd), office.trust, office.terminal, operator="siti"))
+    try:
+        page = _open(browser, served)
+        page.wait_for_selector("#reader-status.present")
+        assert "Virtual PCD" in page.inner_text("#reader-status")
+        assert _verify(page, office.genuine.can, office.genuine.holder_capture) == "genuine"
+        assert int(str(page.eval_on_selector("#face", "img => img.naturalWidth"))) > 0
+    finally:
+        served.stop()

@@ -204,6 +204,12 @@ class Guard(BaseHTTPMiddleware):
         return response
 
 
+def _local(path: str) -> str:
+    """``path`` when it is a page of this station, else the clerk's page: never a redirect elsewhere."""
+    ok = path.startswith("/") and not path.startswith("//") and "\\" not in path and path.isprintable()
+    return path if ok else "/clerk"
+
+
 def _origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
@@ -256,13 +262,12 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
         form = await _form(request)
         session = _session(request)
         session.language = language_of(str(form.get("lang", "")))
-        back = str(form.get("back", "/clerk"))
-        return RedirectResponse(back if back.startswith("/") and not back.startswith("//") else "/clerk", 303)
+        return RedirectResponse(_local(str(form.get("back", "/clerk"))), 303)
 
     async def insert(request: Request) -> Response:
         form = await _form(request)
         slot = config.slot
-        back = "/clerk"
+        back = _local(str(form.get("back", "/clerk")))
         if slot.virtual:
             from ektp_card._station.slots import VirtualSlot
 
