@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from ektp_card.errors import BiometricFormatError, RecordError, Violation
+from ektp_card.errors import BiometricFormatError, RecordError, RecordFileError, Violation
 from ektp_card.lds.biometrics import FingerPosition, MinutiaeRecord
 from ektp_card.lds.jpeg import jpeg_info
 from ektp_card.lds.nik import LIFETIME, personal_violations
@@ -383,7 +383,7 @@ def load_record(path: str | Path, *, today: dt.date | None = None) -> CitizenRec
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
+        raise RecordFileError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
     return record_from_mapping(_json_object(text, path), path.parent, today=today)
 
 
@@ -439,13 +439,13 @@ def _batch_file(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".csv"):
-        raise RecordError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
+        raise RecordFileError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
     return path, suffix
 
 
-def _unreadable(path: Path, e: OSError | UnicodeDecodeError | csv.Error) -> RecordError:
+def _unreadable(path: Path, e: OSError | UnicodeDecodeError | csv.Error) -> RecordFileError:
     reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-    return RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")])
+    return RecordFileError([Violation("record", "record.file", f"cannot read {path}: {reason}")])
 
 
 def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[BatchRow]:
@@ -465,7 +465,7 @@ def read_batch(path: str | Path, *, today: dt.date | None = None) -> Iterator[Ba
                     for row in reader:
                         yield _row(reader.line_num, partial(_csv_values, row), path.parent, today)
                 except csv.Error as e:
-                    raise RecordError([Violation(
+                    raise RecordFileError([Violation(
                         "record", "record.csv", f"{path} line {reader.line_num}: malformed CSV ({e})"
                     )]) from None
     except (OSError, UnicodeDecodeError) as e:

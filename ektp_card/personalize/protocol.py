@@ -45,7 +45,13 @@ from ektp_card.crypto.perso import (
     session_keys,
 )
 from ektp_card.crypto.sm import SecureMessagingSession
-from ektp_card.errors import ApduError, CardLockedError, PersonalisationError, TlvError
+from ektp_card.errors import (
+    ApduError,
+    CardLockedError,
+    PersoAuthenticationError,
+    PersonalisationError,
+    TlvError,
+)
 from ektp_card.pki.cvc import T_CERTIFICATE
 
 #: Bytes an extended command APDU adds to its data field (header 4, Lc 3, Le 2), as EF.ATR/INFO's
@@ -139,22 +145,23 @@ class PersoSession:
 
     def open(self) -> CardInfo | None:
         """SELECT MF and read EF.ATR/INFO (plain): with extended length when the card offers it."""
-        self._send("SELECT MF", CommandApdu(0x00, 0xA4, 0x00, 0x0C))
+        # Refusals here mean no session can be opened with this card: an authentication failure.
+        self._send("SELECT MF", CommandApdu(0x00, 0xA4, 0x00, 0x0C), PersoAuthenticationError)
         try:
             self.card_info = self.iso.read_card_info()
         except ApduError:
             # A card without EF.ATR/INFO gets short APDUs, which every card takes.
             self.card_info = None
         except TlvError as exc:
-            raise PersonalisationError(f"EF.ATR/INFO is malformed: {exc}") from None
+            raise PersoAuthenticationError(f"EF.ATR/INFO is malformed: {exc}") from None
         return self.card_info
 
     def authenticate(self, master_key: bytes) -> CardIdentity:
         """INITIALIZE UPDATE and EXTERNAL AUTHENTICATE with the card's key diversified from
         ``master_key``; then every command runs under AES secure messaging.
 
-        :class:`CardLockedError` for a card already personalised; :class:`PersonalisationError` for a
-        card without a personalisation key, a blocked key, or one that does not match the master key
+        :class:`CardLockedError` for a card already personalised; :class:`PersoAuthenticationError` for
+        a card without a personalisation key, a blocked key, or one that does not match the master key
         (EXTERNAL AUTHENTICATE is then not sent)."""
         key_cipher(master_key)
         host_challenge = secrets.token_bytes(CHALLENGE_LENGTH)
@@ -164,25 +171,31 @@ class PersoSession:
         if sw == SW.CONDITIONS_NOT_SATISFIED:
             raise CardLockedError("the card is already personalised and locked")
         if sw in (SW.REFERENCED_DATA_NOT_FOUND, SW.INS_NOT_SUPPORTED, SW.CLA_NOT_SUPPORTED):
-            raise PersonalisationError("the card has no personalisation key: it is not a blank e-KTP chip")
+            raise PersoAuthenticationError(
+                "the card has no personalisation key: it is not a blank e-KTP chip"
+            )
         if sw == SW.AUTH_METHOD_BLOCKED:
-            raise PersonalisationError("the card's personalisation key is blocked by too many failed tries")
-        _require_ok("INITIALIZE UPDATE", response)
+            raise PersoAuthenticationError(
+                "the card's personalisation key is blocked by too many failed tries"
+            )
+        _require_ok("INITIALIZE UPDATE", response, PersoAuthenticationError)
         try:
             answer = InitializeUpdateAnswer.decode(response.data)
         except ValueError as exc:
-            raise PersonalisationError(f"the card's INITIALIZE UPDATE answer is malformed: {exc}") from None
+            raise PersoAuthenticationError(
+                f"the card's INITIALIZE UPDATE answer is malformed: {exc}"
+            ) from None
         if answer.cipher.key_length != len(master_key):
-            raise PersonalisationError(
+            raise PersoAuthenticationError(
                 f"the card's personalisation key is {answer.cipher.value[0]}, the master key is not"
             )
         keys = session_keys(diversify(master_key, answer.serial), host_challenge, answer.card_challenge)
         if not keys.card_proves(answer.card_cryptogram):
-            raise PersonalisationError(
+            raise PersoAuthenticationError(
                 "the card did not prove its personalisation key: wrong master key, or not this issuer's card"
             )
         command = CommandApdu(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, keys.host_cryptogram)
-        _require_ok("EXTERNAL AUTHENTICATE", self.protocol.transmit(command))
+        _require_ok("EXTERNAL AUTHENTICATE", self.protocol.transmit(command), PersoAuthenticationError)
         self._sm = SecureMessagingSession(keys.cipher, keys.k_enc, keys.k_mac, 0)
         self.protocol.secure_messaging = self._sm
         return CardIdentity(answer.serial, answer.incomplete, answer.cipher)
@@ -277,16 +290,20 @@ class PersoSession:
         self._sm = None
         self.protocol.secure_messaging = None
 
-    def _send(self, what: str, command: CommandApdu) -> ResponseApdu:
+    def _send(
+        self, what: str, command: CommandApdu, error: type[PersonalisationError] = PersonalisationError
+    ) -> ResponseApdu:
         try:
             return self.protocol.send(command)
         except ApduError as exc:
-            raise PersonalisationError(f"the card refused {what}: {exc}") from None
+            raise error(f"the card refused {what}: {exc}") from None
 
 
-def _require_ok(what: str, response: ResponseApdu) -> None:
+def _require_ok(
+    what: str, response: ResponseApdu, error: type[PersonalisationError] = PersonalisationError
+) -> None:
     if response.sw != SW.OK:
-        raise PersonalisationError(f"the card refused {what}: {response.sw:04X} ({describe(response.sw)})")
+        raise error(f"the card refused {what}: {response.sw:04X} ({describe(response.sw)})")
 
 
 __all__ = [
