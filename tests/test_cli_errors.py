@@ -199,3 +199,20 @@ def test_a_command_help_imports_only_that_command() -> None:
     assert "ektp_card._cli.verify" in modules
     assert not _loaded(modules, HEAVY)
     assert not {"ektp_card._cli.audit", "ektp_card._cli.desk", "ektp_card._cli.pki"} & modules
+
+
+def test_reading_a_real_card_does_not_load_the_card_os() -> None:
+    code = ("import json, sys\n"
+            "import ektp_card.access, ektp_card.device, ektp_card.virtual.profiles\n"
+            "from ektp_card.virtual import DEMO_AID\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          check=True)
+    modules = set(json.loads(proc.stdout))
+    assert "ektp_card.virtual.demo" in modules
+    assert not {"ektp_card.virtual.card", "ektp_card.virtual.pace", "ektp_card.virtual.perso"} & modules
+    # ... and the names stay where they were, imported on first use.
+    from ektp_card.virtual import VirtualCard, demo_card
+    from ektp_card.virtual.card import VirtualCard as Same
+
+    assert VirtualCard is Same and isinstance(demo_card(), VirtualCard)

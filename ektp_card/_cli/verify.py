@@ -262,11 +262,10 @@ def terminal_token_choice(
     key_file: Path | None, module: str | None, token: str | None, key_label: str | None, pin_env: str
 ) -> Pkcs11Choice | None:
     """The --terminal-pkcs11 choice, checked for completeness and against --terminal-key; exit 2."""
-    from ektp_card._cli.pkcs11 import Pkcs11Choice
-
     given = [v for v in (module, token, key_label) if v]
     if not given:
         return None
+    from ektp_card._cli.pkcs11 import Pkcs11Choice  # with the PKI commands' helpers: only for a token
     if len(given) != 3:
         fail("--terminal-pkcs11, --terminal-token and --terminal-key-label go together", ExitCode.USAGE)
     if key_file is not None:

@@ -7,8 +7,12 @@ Indonesia, then six digits), and the PIX is "EKTP" in ASCII.
 
 from __future__ import annotations
 
-from ektp_card.virtual.card import VirtualCard
+from typing import TYPE_CHECKING
+
 from ektp_card.virtual.fs import AccessCondition, LifeCycle, SecurityAttributes
+
+if TYPE_CHECKING:
+    from ektp_card.virtual.card import VirtualCard
 
 DEMO_AID = bytes.fromhex("D360000000454B5450")
 DEMO_DF_FID = 0xDF01
@@ -34,6 +38,9 @@ _ALWAYS, _NEVER = AccessCondition.ALWAYS, AccessCondition.NEVER
 def demo_card(*, extended_length: bool = True, uid: bytes | None = None) -> VirtualCard:
     """An operational card: MF with EF.ATR/INFO, and the demo application DF01 (AID DEMO_AID)
     holding EF.PUBLIC (0101), EF.SECRET (0102), EF.LARGE (0103) and EF.SCRATCH (0104)."""
+    # The card OS only here: ektp_card.access imports this module for the identifiers above.
+    from ektp_card.virtual.card import VirtualCard
+
     card = VirtualCard.create(
         extended_length=extended_length, uid=uid, life_cycle=LifeCycle.OPERATIONAL_ACTIVATED, admin=_NEVER
     )

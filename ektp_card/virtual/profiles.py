@@ -16,12 +16,9 @@ needs before it can authenticate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import PasswordType
-from ektp_card.lds.card_access import PaceInfo
-from ektp_card.virtual.bac import enable_bac
-from ektp_card.virtual.card import VirtualCard
 from ektp_card.virtual.demo import (
     DEMO_AID,
     EF_LARGE_FID,
@@ -30,8 +27,11 @@ from ektp_card.virtual.demo import (
     demo_card,
 )
 from ektp_card.virtual.fs import AccessCondition, SecurityAttributes
-from ektp_card.virtual.pace import DEFAULT_PACE_INFOS, granted_condition, install_pace
-from ektp_card.virtual.security import BAC, PACE
+
+if TYPE_CHECKING:
+    from ektp_card.crypto.mrz import MrzInfo
+    from ektp_card.lds.card_access import PaceInfo
+    from ektp_card.virtual.card import VirtualCard
 
 #: Readable only after PACE with the PIN (present when the card has a PIN).
 EF_PRIVATE_FID, EF_PRIVATE_SFI = 0x0105, 5
@@ -45,18 +45,26 @@ def protected_demo_card(
     can: str | None = None,
     pin: str | None = None,
     mrz: MrzInfo | None = None,
-    pace_infos: Sequence[PaceInfo] = DEFAULT_PACE_INFOS,
+    pace_infos: Sequence[PaceInfo] | None = None,
     extended_length: bool = True,
     uid: bytes | None = None,
 ) -> VirtualCard:
     """The demo card with its application behind access control (see the module docstring).
 
-    A CAN or a PIN installs PACE with ``pace_infos`` (the MRZ, when given too, becomes a PACE
-    password as well, as on an eMRTD offering PACE); an MRZ enables BAC. At least one of them is
-    needed: :class:`ValueError` otherwise.
+    A CAN or a PIN installs PACE with ``pace_infos`` (default: ``DEFAULT_PACE_INFOS`` of
+    :mod:`ektp_card.virtual.pace`; the MRZ, when given too, becomes a PACE password as well, as on an
+    eMRTD offering PACE); an MRZ enables BAC. At least one of them is needed: :class:`ValueError`
+    otherwise.
     """
+    # The card OS's protocols only here: ektp_card.access imports this module for EF_PRIVATE_SFI.
+    from ektp_card.virtual.bac import enable_bac
+    from ektp_card.virtual.pace import DEFAULT_PACE_INFOS, granted_condition, install_pace
+    from ektp_card.virtual.security import BAC, PACE
+
     if can is None and pin is None and mrz is None:
         raise ValueError("a protected card needs a CAN, a PIN or an MRZ")
+    if pace_infos is None:
+        pace_infos = DEFAULT_PACE_INFOS
     card = demo_card(extended_length=extended_length, uid=uid)
     grants: list[AccessCondition] = []
     if can is not None or pin is not None:
