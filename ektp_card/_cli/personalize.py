@@ -71,7 +71,7 @@ def load_trust_point(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as e:
         fail(f"{path}: cannot read the CVCA certificate: {e.strerror or e}", ExitCode.FILE)
-    with about(str(path)):
+    with about(str(path), errors.PersonalisationError):
         return check_trust_point(data).encode()
 
 
