@@ -1,6 +1,7 @@
 """Wall time of starting the ektp command line, against a bare interpreter and a bare cryptography import.
 
-Usage: .venv/bin/python bench/bench_startup.py [--runs 15] [--root DIR] [--python PATH] [--pcscd]
+Usage: .venv/bin/python bench/bench_startup.py [--runs 15] [--root DIR] [--baseline DIR] [--python PATH]
+                                               [--pcscd]
 
 Runs, side by side and alternating (one run of each case per round, after one round of warm-up that is
 not counted), each case ``--runs`` times as a fresh process and prints the median wall time and its
@@ -18,9 +19,14 @@ started for the run when none answers; the machine-wide vpcd lock of tests/conft
 
 The card is issued once at the start (as ``ektp demo`` does: throwaway issuer PKI, synthetic record,
 personalised and locked virtual card) with the code under test; each run gets a fresh copy of its image
-(not timed). ``--root`` is the checkout whose ``ektp_card`` is measured (default: this one): it goes
-first on PYTHONPATH for the card's issuance and every measured process, so the same interpreter
-measures another checkout, e.g. ``--root /work/main`` for the figures before a change.
+(not timed). The checkout's modules are compiled first and PYTHONDONTWRITEBYTECODE is dropped, so
+every process starts from bytecode as an installed package does.
+
+``--root`` is the checkout whose ``ektp_card`` is measured (default: this one): it goes first on
+PYTHONPATH for the card's issuance and every measured process, so the same interpreter measures another
+checkout, e.g. ``--root /work/main`` for the figures before a change. ``--baseline DIR`` runs every
+ektp case with that checkout too, in the same rounds (a shared machine's load then weighs on both alike),
+as a row "(baseline)" under each.
 """
 
 from __future__ import annotations
@@ -119,15 +125,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkout whose ektp_card is measured (default: this one)")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter with the dependencies installed (default: this one)")
+    parser.add_argument("--baseline", type=Path,
+                        help="another checkout whose ektp cases run in the same rounds, e.g. the code before")
     parser.add_argument("--pcscd", action="store_true",
                         help="also read and verify through pcscd and the vpcd reader")
     args = parser.parse_args(argv)
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(args.root.resolve()), *filter(None, [env.get("PYTHONPATH")])])
-    env.pop("EKTP_CAN", None)
     python = args.python
     ektp = ektp_command(python)
+
+    def env_for(root: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(root.resolve()), *filter(None, [env.get("PYTHONPATH")])])
+        env.pop("EKTP_CAN", None)
+        # Measure what an installed package starts like: from bytecode, not compiled from source each time.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run([python, "-m", "compileall", "-q", str(root.resolve() / "ektp_card")], env=env,
+                       check=True)
+        return env
+
+    env = env_for(args.root)
+    baseline = None if args.baseline is None else env_for(args.baseline)
 
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
@@ -151,11 +169,16 @@ def main(argv: list[str] | None = None) -> int:
                  [*ektp, "verify", "--reader", reader, "--can", can, "--trust", str(trust)]),
                 ("ektp read --reader R --can CAN (pcscd)", [*ektp, "read", "--reader", reader, "--can", can]),
             ]
-        samples: dict[str, list[float]] = {name: [] for name, _ in cases}
+        runs: list[tuple[str, list[str], dict[str, str]]] = []
+        for name, command in cases:
+            runs.append((name, command, env))
+            if baseline is not None and command[:len(ektp)] == ektp:
+                runs.append((f"  (baseline) {name}", command, baseline))
+        samples: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for round_number in range(args.runs + 1):  # round 0 warms the caches and is not counted
-            for name, command in cases:
+            for name, command, run_env in runs:
                 shutil.copyfile(image, work)
-                elapsed = run_once(command, env, 0)
+                elapsed = run_once(command, run_env, 0)
                 if round_number:
                     samples[name].append(elapsed)
 
@@ -163,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     bare = medians["python -c pass"]
     crypto = medians["python -c 'import cryptography.x509'"]
     print(f"code: {args.root.resolve()}  python: {python}  runs: {args.runs} each, alternating")
+    if args.baseline is not None:
+        print(f"baseline: {args.baseline.resolve()}")
     width = max(len(name) for name in medians)
     print(f"{'case':<{width}}  {'median ms':>9}  {'min ms':>7}  {'x bare':>6}  {'x crypto':>8}")
     for name, median in medians.items():
