@@ -193,6 +193,11 @@ class PkiError(EktpError):
     missing passphrase, a certificate outside its profile. Never names a passphrase or key value."""
 
 
+class CvcNameError(PkiError, ValueError):
+    """A CV certificate holder reference (country code, mnemonic, sequence number) or access right name
+    that no CV certificate can carry: a value the caller chose, checked before any key is used."""
+
+
 class BiometricFormatError(LdsFormatError):
     """A biometric record (ISO/IEC 19794-2 minutiae, ISO/IEC 19794-5 face, a CBEFF template, a JPEG)
     that is malformed; ``offset`` is the byte where decoding stopped (``None`` when a value built in
@@ -224,6 +229,11 @@ class RecordError(EktpError, ValueError):
     @property
     def rules(self) -> tuple[str, ...]:
         return tuple(v.rule for v in self.violations)
+
+
+class RecordFileError(RecordError):
+    """The record or batch file itself cannot be used: missing, unreadable, not UTF-8, not a ``.jsonl``
+    or ``.csv`` batch, or CSV that breaks off (rule ``record.file`` or ``record.csv``)."""
 
 
 class AuthenticationProtocolError(EktpError):
@@ -277,12 +287,50 @@ class CardLockedError(PersonalisationRefusedError):
         super().__init__(message, command=command, sw=sw)
 
 
+class PlanError(PersonalisationError):
+    """The record or data groups do not make a card of this profile (a data group that does not decode
+    or fit its file, a malformed or guessable CAN, unsupported algorithms, EF.CVCA references that
+    disagree): found before any card is touched."""
+
+
+class IssuerMaterialError(PersonalisationError):
+    """The issuer's material cannot personalise a card: a malformed master key, a document signer that
+    cannot sign now (validity, private key usage period, key usage, not from a trusted CSCA, a key that
+    does not match its certificate or does not sign) or a CVCA certificate that is no trust point."""
+
+
+class PersoAuthenticationError(PersonalisationError):
+    """No personalisation session with the card: not a blank e-KTP chip, a blocked personalisation key,
+    or one that does not match the master key (the card counts the failed try)."""
+
+
+class PersoKeyRefusedError(PersoAuthenticationError, PersonalisationRefusedError):
+    """The card refused the personalisation key's mutual authentication: no such key on it (6A88, 6D00,
+    6E00 to INITIALIZE UPDATE: not a blank e-KTP chip), the key blocked (6983), or EXTERNAL
+    AUTHENTICATE refused (63Cx). ``command`` and ``sw`` say which and how."""
+
+
 class RegistryError(EktpError):
     """A desk registry operation was refused or the registry database could not be used."""
 
 
 class DuplicateActiveCardError(RegistryError):
     """The NIK already has a live card (personalised, handed over or active)."""
+
+
+class MissingExtraError(EktpError, ImportError):
+    """An optional dependency is not installed; ``extra`` names the ektp-card extra that brings it
+    (``pcsc``, ``nfc``, ``hsm``, ``desk``) and ``package`` the package itself."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {package}: pip install 'ektp-card[{extra}]'")
+        self.package = package
+        self.extra = extra
+
+
+class InputFileError(EktpError):
+    """A file the caller named does not hold what it should (e.g. a fingerprint capture that is no
+    ISO/IEC 19794-2 record) or cannot be read; the message names the file."""
 
 
 class AuditError(EktpError):

@@ -1,8 +1,13 @@
-"""The ektp command line: argument parsing and rendering over the library, no protocol logic here."""
+"""The ektp command line: argument parsing and rendering over the library, no protocol logic here.
+
+Each command's module is imported only when that command runs (or shows its own help): `ektp --version`
+and `ektp --help` import no command, no rich and no cryptography, and `ektp read` none of the desk,
+audit or PKI commands. The root help takes each command's short help from :data:`COMMANDS`.
+"""
 
 from __future__ import annotations
 
-import logging
+import importlib
 import sys
 
 import click
@@ -10,10 +15,68 @@ import click
 from ektp_card import __version__, errors
 from ektp_card._cli.util import CliError, Ctx, ExitCode, exit_code_for, setup_logging
 
-log = logging.getLogger("ektp_card.cli")
+#: Every command: the module and attribute that define it, and the short help `ektp --help` shows
+#: (the first sentence of its docstring; tests/test_cli_errors.py holds the two to each other).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "apdu": ("ektp_card._cli.apdu", "apdu",
+             "Send each command APDU (hex) and print the response and its status word."),
+    "audit": ("ektp_card._cli.audit", "audit",
+              "Run the security audit catalogue against a card: what a cloner, forger or skimmer would "
+              "try, with a verdict and the deciding APDUs per test."),
+    "demo": ("ektp_card._cli.demo", "demo",
+             "Issue a virtual e-KTP card from a synthetic record and verify it like a clerk."),
+    "desk": ("ektp_card._cli.desk", "desk",
+             "Distribution desk: issue batches, track each card's life cycle, report."),
+    "personalize": ("ektp_card._cli.personalize", "personalize",
+                    "Personalise a blank card from RECORD.json, lock it, and read it back like a clerk."),
+    "pki": ("ektp_card._cli.pki", "pki",
+            "Issuer PKI: country signing CA, document signers, CRLs, EF.SOD; CV certificates."),
+    "read": ("ektp_card._cli.read", "read",
+             "Authenticate with the CAN, PIN or MRZ and read FILEs over secure messaging."),
+    "readers": ("ektp_card._cli.readers", "readers", "List PC/SC readers (index, name, card present, ATR)."),
+    "record": ("ektp_card._cli.record", "record",
+               "Citizen records: the JSON the desk personalises a card from."),
+    "station": ("ektp_card._cli.station", "station",
+                "Serve the station on HOST:PORT and print the address that opens it (with its one-time "
+                "token)."),
+    "verify": ("ektp_card._cli.verify", "verify",
+               "Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; "
+               "with a terminal, Terminal Authentication, DG3 and the holder's fingerprint."),
+    "virtual": ("ektp_card._cli.virtual", "virtual",
+                "Virtual cards: a card OS in a file, served in-process or to a real pcscd."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands in :data:`COMMANDS` are imported when first asked for by name."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            module, attribute, _ = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, from the short help in :data:`COMMANDS` instead of each imported command."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            # A stand-in command shortens the text exactly as click shortens a command's own help.
+            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][2])
+            rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option(
     "-v", "--verbose", count=True, help="More log output on stderr (-vvv: APDU traffic, secrets redacted)."
@@ -26,26 +89,10 @@ def cli(ctx: click.Context, as_json: bool, verbose: int) -> None:
     ctx.obj = Ctx(json=as_json, verbosity=verbose)
 
 
-def _register() -> None:
-    from ektp_card._cli.apdu import apdu
-    from ektp_card._cli.audit import audit
-    from ektp_card._cli.demo import demo
-    from ektp_card._cli.desk import desk
-    from ektp_card._cli.personalize import personalize
-    from ektp_card._cli.pki import pki
-    from ektp_card._cli.read import read
-    from ektp_card._cli.readers import readers
-    from ektp_card._cli.record import record
-    from ektp_card._cli.station import station
-    from ektp_card._cli.verify import verify
-    from ektp_card._cli.virtual import virtual
+def _log_failure(what: str) -> None:
+    import logging
 
-    for command in (demo, readers, apdu, read, verify, virtual, pki, personalize, record, desk, audit,
-                    station):
-        cli.add_command(command)
-
-
-_register()
+    logging.getLogger("ektp_card.cli").debug(what, exc_info=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         # Without standalone mode click returns the code of an Exit instead of raising it.
         rv = cli.main(args=argv, prog_name="ektp", standalone_mode=False)
     except CliError as e:
+        if e.__cause__ is not None:
+            _log_failure("failure")
         click.echo(f"Error: {e}", err=True)
         sys.exit(int(e.code))
     except click.exceptions.Abort:
@@ -64,11 +113,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(ExitCode.USAGE))
     except errors.EktpError as e:
         code = exit_code_for(e)
-        log.debug("failure", exc_info=True)
+        _log_failure("failure")
         click.echo(f"Error: {e}", err=True)
         sys.exit(int(code))
     except OSError as e:
-        log.debug("file error", exc_info=True)
+        _log_failure("file error")
         where = f": {e.filename}" if e.filename else ""
         click.echo(f"Error: {e.strerror or e}{where}", err=True)
         sys.exit(int(ExitCode.FILE))
@@ -76,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the one place that turns bugs into a clean line
-        log.debug("internal error", exc_info=True)
+        _log_failure("internal error")
         click.echo(f"Internal error: {type(e).__name__}. Run with -vv for details.", err=True)
         sys.exit(int(ExitCode.INTERNAL))
     sys.exit(rv if isinstance(rv, int) else 0)

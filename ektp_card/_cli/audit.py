@@ -14,7 +14,7 @@ import click
 from ektp_card._cli.passwords import prompt_if_asked
 from ektp_card._cli.personalize import MASTER_KEY_FILE, document_signer, issuer_trust, master_key
 from ektp_card._cli.pki import DS_PASS
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, explain, fail
 from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
@@ -234,15 +234,11 @@ def _list(obj: Ctx) -> None:
 
 def _select(only: tuple[str, ...]) -> tuple[AuditTest, ...]:
     from ektp_card.audit.engine import select_tests
-    from ektp_card.errors import AuditError
 
     ids = [part for value in only for part in value.split(",") if part.strip()]
     if only and not ids:
         fail("--only names no test", ExitCode.USAGE)
-    try:
-        return select_tests(ids or None)
-    except AuditError as e:
-        fail(str(e), ExitCode.USAGE)
+    return select_tests(ids or None)
 
 
 # --- safety -----------------------------------------------------------------------------------------
@@ -322,7 +318,7 @@ def _check_can(target: CardTarget, can: str) -> None:
             session.discover()
             session.authenticate(Credentials(can=can))
     except PacePasswordError as e:
-        fail(f"{e}; no test was run", ExitCode.SECURITY)
+        raise explain(e, f"{e}; no test was run") from e
 
 
 # --- running and rendering -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ektp_card._cli.personalize import (
 )
 from ektp_card._cli.pkcs11 import token_choice
 from ektp_card._cli.pki import DS_PASS
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -178,15 +178,11 @@ def issue(
     nothing twice and loses nothing. Exit 0 when every record was issued or skipped, 9 when some were
     rejected (listed), 130 when stopped with Ctrl-C, 15 when the registry fails.
     """
-    from ektp_card import errors
     from ektp_card.desk.batch import Issuance, count_records, issue_batch
     from ektp_card.verify.passive import Policy
 
     hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, ds_cert, "--ds-cert")
-    try:
-        count_records(batch_path)
-    except errors.RecordError as e:
-        fail(str(e), ExitCode.FILE)
+    count_records(batch_path)
     key = master_key(master_key_file)
     station = _station(reader, virtual_dir, print_dir, key)
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
@@ -200,8 +196,6 @@ def issue(
             try:
                 summary = issue_batch(batch_path, registry, station, issuance, desk=desk_id, actor=actor,
                                       progress=show, notice=notice, cancel=cancel)
-            except (errors.PersonalisationError, errors.PkiError, errors.RecordError) as e:
-                fail(str(e), ExitCode.FILE)
             except KeyboardInterrupt:
                 click.echo(f"Interrupted: {resume}.", err=True)
                 raise click.exceptions.Exit(INTERRUPTED) from None

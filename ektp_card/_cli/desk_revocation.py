@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ektp_card._cli.pkcs11 import Pkcs11Choice, token_choice, token_options
-from ektp_card._cli.pki import CSCA_PASS, KEY_TYPES, passphrase, pki_errors
+from ektp_card._cli.pki import CSCA_PASS, KEY_TYPES, passphrase
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
@@ -50,13 +50,12 @@ def revocation_signer(obj: Ctx, issuer_dir: Path, common_name: str, organization
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
 
-    with pki_errors():
-        issuer = IssuerPki(issuer_dir)
-        cert = issuer.issue_revocation_signer(
-            passphrase(csca_env, "CSCA key"), passphrase(rs_env, "revocation list signer key", confirm=True),
-            common_name=common_name, organization=organization,
-            spec=KeySpec.parse(key_type) if key_type else None, validity_days=days,
-        )
+    issuer = IssuerPki(issuer_dir)
+    cert = issuer.issue_revocation_signer(
+        passphrase(csca_env, "CSCA key"), passphrase(rs_env, "revocation list signer key", confirm=True),
+        common_name=common_name, organization=organization,
+        spec=KeySpec.parse(key_type) if key_type else None, validity_days=days,
+    )
     info = {"subject": cert.subject.rfc4514_string(), "serial": f"{cert.serial_number:X}",
             "not_after": cert.not_valid_after_utc.isoformat()}
     if obj.json:
@@ -94,16 +93,14 @@ def revocations(
     from ektp_card.pki.signer import write_file
 
     hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, rs_cert, "--rs-cert")
-    with pki_errors():
-        issuer = IssuerPki(issuer_dir)
+    issuer = IssuerPki(issuer_dir)
     with open_registry(registry_target) as registry:
         entries, skipped = registry_entries(registry)
     signer: Signer | None = None
     try:
-        with pki_errors():
-            signer, cert = _open_signer(issuer, hsm, rs_env)
-            number = issuer.next_revocation_list_number()
-            der = build_revocation_list(entries, signer, cert, sequence=number, validity_days=validity)
+        signer, cert = _open_signer(issuer, hsm, rs_env)
+        number = issuer.next_revocation_list_number()
+        der = build_revocation_list(entries, signer, cert, sequence=number, validity_days=validity)
     finally:
         close = getattr(signer, "close", None)
         if callable(close):

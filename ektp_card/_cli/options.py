@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ektp_card.device import CardSource
+if TYPE_CHECKING:
+    from ektp_card.device import CardSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,4 +36,6 @@ def make_source(reader: str | None, nfc: str | None, virtual: Path | None, timeo
     given = [name for name, v in (("--reader", reader), ("--nfc", nfc), ("--virtual", virtual)) if v]
     if len(given) > 1:
         raise click.UsageError(f"use only one of {', '.join(given)}")
+    from ektp_card.device import CardSource  # the transports' package, only once a command runs
+
     return CardSource(reader=reader, nfc=nfc, virtual=virtual, timeout=timeout)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 import click
 
 from ektp_card._cli.util import ExitCode, fail
@@ -27,6 +25,8 @@ def new_password(value: str | None, kind: str) -> tuple[str | None, bool]:
     """A password for a new card: given, prompted for (``-``, twice) or drawn at random
     (``random``: six digits). Returns it and whether it was drawn, so the caller shows it once."""
     if value == RANDOM:
+        import secrets  # only here: it costs every command's start-up otherwise
+
         return f"{secrets.randbelow(10**RANDOM_DIGITS):0{RANDOM_DIGITS}d}", True
     chosen = prompt_if_asked(value, kind, confirm=True)
     if chosen is not None and not (chosen.isascii() and chosen.isdigit() and 4 <= len(chosen) <= 12):

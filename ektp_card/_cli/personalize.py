@@ -21,7 +21,7 @@ from ektp_card import errors
 from ektp_card._cli.options import card_source_options, make_source
 from ektp_card._cli.pkcs11 import Pkcs11Choice, open_signer, token_choice, token_options
 from ektp_card._cli.pki import DS_PASS, passphrase
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, about, explain, fail
 
 if TYPE_CHECKING:
     from ektp_card.personalize import CardPlan, DocumentSigner, PersoResult
@@ -40,6 +40,8 @@ STEP_TEXT = {
     "lock": "Storing the CAN and locking the card",
     "verify": "Reading the card back like a clerk",
 }
+#: The steps that write to the card before it is locked: a refusal there leaves it to be redone.
+WRITE_STEPS = ("erase", "write", "keys", "sign", "lock")
 
 #: The document signer's key in a token instead of the folder's key file.
 DS_TOKEN = token_options(
@@ -57,10 +59,7 @@ def master_key(path: Path | None) -> bytes:
     """The master key from ``path`` or the environment; exit 7 when missing or malformed."""
     from ektp_card.personalize.master_key import load_master_key
 
-    try:
-        return load_master_key(path)
-    except errors.PkiError as e:
-        fail(str(e), ExitCode.FILE)
+    return load_master_key(path)
 
 
 def load_trust_point(path: Path) -> bytes:
@@ -72,10 +71,8 @@ def load_trust_point(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as e:
         fail(f"{path}: cannot read the CVCA certificate: {e.strerror or e}", ExitCode.FILE)
-    try:
+    with about(str(path), errors.PersonalisationError):
         return check_trust_point(data).encode()
-    except errors.PersonalisationError as e:
-        fail(f"{path}: {e}", ExitCode.FILE)
 
 
 def load_plan(record_path: Path, cvca: bytes | None = None) -> CardPlan:
@@ -84,13 +81,9 @@ def load_plan(record_path: Path, cvca: bytes | None = None) -> CardPlan:
     from ektp_card.lds.record import load_record
     from ektp_card.personalize import plan_from_record
 
-    try:
-        return plan_from_record(load_record(record_path), cvca_certificate=cvca)
-    except errors.RecordError as e:
-        unreadable = any(v.rule == "record.file" for v in e.violations)
-        fail(str(e), ExitCode.FILE if unreadable else ExitCode.USAGE)
-    except errors.PersonalisationError as e:
-        fail(f"{record_path}: {e}", ExitCode.USAGE)
+    record = load_record(record_path)
+    with about(str(record_path), errors.PersonalisationError):
+        return plan_from_record(record, cvca_certificate=cvca)
 
 
 def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
@@ -100,9 +93,7 @@ def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.trust import TrustStore
 
-    with _pki_errors():
-        pki = IssuerPki(pki_dir)
-        csca = pki.csca
+    csca = IssuerPki(pki_dir).csca
     crl_path = pki_dir / "csca.crl"
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     if crl_path.is_file():
@@ -121,14 +112,6 @@ def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
     return TrustStore((csca,), crls)
 
 
-@contextmanager
-def _pki_errors() -> Iterator[None]:
-    try:
-        yield
-    except (errors.PkiError, errors.PersonalisationError) as e:
-        fail(str(e), ExitCode.FILE)
-
-
 def document_signer(
     pki_dir: Path, ds_env: str, hsm: Pkcs11Choice | None, trust: TrustStore
 ) -> DocumentSigner:
@@ -139,22 +122,21 @@ def document_signer(
     from ektp_card.personalize import DocumentSigner, check_document_signer
     from ektp_card.pki.issuer import IssuerPki
 
-    with _pki_errors():
-        pki = IssuerPki(pki_dir)
-        if hsm is None:
-            signer, cert = pki.document_signer(None, passphrase(ds_env, "document signer key"))
-            ds = DocumentSigner(signer, cert)
+    pki = IssuerPki(pki_dir)
+    if hsm is None:
+        signer, cert = pki.document_signer(None, passphrase(ds_env, "document signer key"))
+        ds = DocumentSigner(signer, cert)
+    else:
+        if hsm.certificate is not None:
+            try:
+                cert = x509.load_pem_x509_certificate(hsm.certificate.read_bytes())
+            except (OSError, ValueError) as e:
+                reason = getattr(e, "strerror", None) or e
+                fail(f"cannot read the certificate {hsm.certificate}: {reason}", ExitCode.FILE)
         else:
-            if hsm.certificate is not None:
-                try:
-                    cert = x509.load_pem_x509_certificate(hsm.certificate.read_bytes())
-                except (OSError, ValueError) as e:
-                    reason = getattr(e, "strerror", None) or e
-                    fail(f"cannot read the certificate {hsm.certificate}: {reason}", ExitCode.FILE)
-            else:
-                cert = pki.current().certificate
-            ds = DocumentSigner(open_signer(hsm), cert)
-        check_document_signer(ds, at=dt.datetime.now(dt.UTC), trust=trust)
+            cert = pki.current().certificate
+        ds = DocumentSigner(open_signer(hsm), cert)
+    check_document_signer(ds, at=dt.datetime.now(dt.UTC), trust=trust)
     return ds
 
 
@@ -206,22 +188,19 @@ def run_personalisation(
     transport: Any, plan: CardPlan, key: bytes, ds: DocumentSigner, trust: TrustStore, policy: Policy,
     tracker: StepTracker,
 ) -> PersoResult:
-    """:func:`ektp_card.personalize.personalize` with its failures turned into one line and a code."""
+    """:func:`ektp_card.personalize.personalize`; a failure on the card says what state it left the
+    card in (the exit code is the error's, docs/cli.md)."""
     from ektp_card.personalize import personalize as personalise_card
 
     try:
         return personalise_card(transport, plan, key, ds, trust=trust, policy=policy, progress=tracker)
     except errors.CardLockedError as e:
-        fail(f"{e}; a locked card is never personalised again", ExitCode.CARD_STATUS)
+        raise explain(e, f"{e}; a locked card is never personalised again") from e
     except errors.PersonalisationError as e:
-        if tracker.step == "verify":
-            fail(str(e), ExitCode.VERIFY_FAILED)
-        if tracker.step == "authenticate":
-            fail(str(e), ExitCode.SECURITY)
-        if tracker.step == "validate":
-            fail(str(e), ExitCode.FILE)
-        fail(f"{tracker.step}: {e}; the card is not locked, run personalize again to redo it",
-             ExitCode.CARD_STATUS)
+        if tracker.step not in WRITE_STEPS:
+            raise
+        state = "the card is not locked, run personalize again to redo it"
+        raise explain(e, f"{tracker.step}: {e}; {state}") from e
     except errors.TransportError as e:
         if tracker.step == "verify":
             state = "the card is locked; read it back with `ektp read --can`"
@@ -230,7 +209,7 @@ def run_personalisation(
         else:
             state = "the card is not locked: run personalize again to erase and redo it"
         doing = STEP_TEXT.get(tracker.step, tracker.step).lower()
-        fail(f"the card left the field while {doing} ({e}); {state}", ExitCode.NO_CARD)
+        raise explain(e, f"the card left the field while {doing} ({e}); {state}") from e
 
 
 def result_json(result: PersoResult) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography import x509
 
 from ektp_card import errors
 from ektp_card._cli.util import Ctx, ExitCode, fail
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
     from ektp_card.pki.cvc import CvCertificate, Role, TerminalType
@@ -52,15 +52,6 @@ def passphrase(variable: str, what: str, *, confirm: bool = False) -> Callable[[
         return str(entered).encode()
 
     return read
-
-
-@contextmanager
-def pki_errors() -> Iterator[None]:
-    """Key, certificate and PKI-folder problems are file problems for the user (exit code 7)."""
-    try:
-        yield
-    except errors.PkiError as e:
-        fail(str(e), ExitCode.FILE)
 
 
 def _data_groups(values: tuple[str, ...]) -> dict[int, bytes]:
@@ -105,12 +96,11 @@ def csca_create(obj: Ctx, pki_dir: Path, country: str, common_name: str, organiz
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
 
-    with pki_errors():
-        issuer = IssuerPki.create(pki_dir, passphrase(csca_env, "CSCA key", confirm=True),
-                                  spec=KeySpec.parse(key_type), country=country, common_name=common_name,
-                                  organization=organization, key_usage_years=years,
-                                  document_validity_years=document_years)
-        cert = issuer.csca
+    issuer = IssuerPki.create(pki_dir, passphrase(csca_env, "CSCA key", confirm=True),
+                              spec=KeySpec.parse(key_type), country=country, common_name=common_name,
+                              organization=organization, key_usage_years=years,
+                              document_validity_years=document_years)
+    cert = issuer.csca
     info = _cert_json(cert)
     if obj.json:
         obj.emit({"dir": str(pki_dir), "csca": info})
@@ -166,18 +156,17 @@ def _issue(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None, 
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
 
-    with pki_errors():
-        issuer = IssuerPki(pki_dir)
-        kwargs = {"common_name": common_name, "organization": organization,
-                  "spec": KeySpec.parse(key_type) if key_type else None, "key_usage_days": days,
-                  "document_validity_years": document_years}
-        csca_pass = passphrase(csca_env, "CSCA key")
-        ds_pass = passphrase(ds_env, "document signer key", confirm=True)
-        old = None
-        if destroy_old_key is None:
-            new = issuer.issue_document_signer(csca_pass, ds_pass, **kwargs)  # type: ignore[arg-type]
-        else:
-            old, new = issuer.rotate(csca_pass, ds_pass, destroy_old_key=destroy_old_key, **kwargs)
+    issuer = IssuerPki(pki_dir)
+    kwargs = {"common_name": common_name, "organization": organization,
+              "spec": KeySpec.parse(key_type) if key_type else None, "key_usage_days": days,
+              "document_validity_years": document_years}
+    csca_pass = passphrase(csca_env, "CSCA key")
+    ds_pass = passphrase(ds_env, "document signer key", confirm=True)
+    old = None
+    if destroy_old_key is None:
+        new = issuer.issue_document_signer(csca_pass, ds_pass, **kwargs)  # type: ignore[arg-type]
+    else:
+        old, new = issuer.rotate(csca_pass, ds_pass, destroy_old_key=destroy_old_key, **kwargs)
     info = _cert_json(new.certificate)
     if obj.json:
         obj.emit({"document_signer": info, "previous": f"{old.serial:X}" if old else None,
@@ -201,8 +190,7 @@ def ds_revoke(obj: Ctx, pki_dir: Path, serial: str, reason: str | None) -> None:
         number = int(serial.replace(":", ""), 16)
     except ValueError:
         fail(f"serial must be hex, got {serial!r}", ExitCode.USAGE)
-    with pki_errors():
-        revocation = IssuerPki(pki_dir).revoke(number, reason)
+    revocation = IssuerPki(pki_dir).revoke(number, reason)
     if obj.json:
         obj.emit({"serial": f"{number:X}", "revoked_at": revocation.revoked_at.isoformat(), "reason": reason})
     else:
@@ -216,8 +204,7 @@ def ds_list(obj: Ctx, pki_dir: Path) -> None:
     """List document signers."""
     from ektp_card.pki.issuer import IssuerPki
 
-    with pki_errors():
-        entries = IssuerPki(pki_dir).document_signers()
+    entries = IssuerPki(pki_dir).document_signers()
     rows = [{**_cert_json(e.certificate), "current": e.current, "key": e.has_key,
              "revoked": e.revocation.revoked_at.isoformat() if e.revocation else None} for e in entries]
     if obj.json:
@@ -249,8 +236,7 @@ def crl_publish(obj: Ctx, pki_dir: Path, days: int, out: Path | None, csca_env: 
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import write_file
 
-    with pki_errors():
-        result = IssuerPki(pki_dir).publish_crl(passphrase(csca_env, "CSCA key"), next_update_days=days)
+    result = IssuerPki(pki_dir).publish_crl(passphrase(csca_env, "CSCA key"), next_update_days=days)
     if out is not None:
         write_file(out, result.public_bytes(Encoding.DER if out.suffix == ".der" else Encoding.PEM))
     info = {"file": str(pki_dir / "csca.crl"), "revoked": len(result),
@@ -278,12 +264,10 @@ def sign_sod(obj: Ctx, pki_dir: Path, dgs: tuple[str, ...], out: Path, hash_name
     from ektp_card.pki.signer import write_file
 
     groups = _data_groups(dgs)
-    with pki_errors():
-        signer, cert = IssuerPki(pki_dir).document_signer(None, passphrase(ds_env, "document signer key"))
-        try:
-            sod = build_sod(groups, signer, cert, hash_name=hash_name)  # type: ignore[arg-type]
-        except errors.LdsFormatError as e:
-            fail(str(e), ExitCode.USAGE)
+    if len(groups) < 2:
+        fail("EF.SOD covers 2 to 16 data groups: give --dg for each", ExitCode.USAGE)
+    signer, cert = IssuerPki(pki_dir).document_signer(None, passphrase(ds_env, "document signer key"))
+    sod = build_sod(groups, signer, cert, hash_name=hash_name)  # type: ignore[arg-type]
     write_file(out, sod)
     if obj.json:
         obj.emit({"file": str(out), "size": len(sod), "data_groups": sorted(groups),
@@ -310,10 +294,9 @@ def verify_sod(obj: Ctx, sod_file: Path, dgs: tuple[str, ...], trust_dir: Path, 
     from ektp_card.verify import Policy, Status, TrustStore, load_master_list, passive_authentication
 
     groups = _data_groups(dgs)
-    with pki_errors():
-        store = TrustStore.from_folder(trust_dir)
-        if master_list is not None:
-            store = load_master_list(master_list.read_bytes(), store)
+    store = TrustStore.from_folder(trust_dir)
+    if master_list is not None:
+        store = load_master_list(master_list.read_bytes(), store)
     result = passive_authentication(sod_file.read_bytes(), groups, store,
                                     Policy(require_crl=not no_crl, expected_country=country))
     if obj.json:
@@ -383,23 +366,18 @@ def _validity(effective: dt.datetime | None, days: int) -> tuple[dt.date, dt.dat
 
 def _holder(country: str, mnemonic: str, sequence: str, terminal_type: TerminalType, role: Role,
             rights: tuple[str, ...]) -> str:
-    """Check what the user typed before any key is opened: a bad reference or right is a usage error."""
+    """Check what the user typed before any key is opened: a bad reference or right is a usage error
+    (:class:`~ektp_card.errors.CvcNameError`)."""
     from ektp_card.pki.cvc import Chat, holder_reference
 
-    try:
-        Chat.of(terminal_type, role, rights)
-        return holder_reference(country, mnemonic, sequence)
-    except errors.PkiError as e:
-        fail(str(e), ExitCode.USAGE)
+    Chat.of(terminal_type, role, rights)
+    return holder_reference(country, mnemonic, sequence)
 
 
 def _read_cvc(path: Path) -> CvCertificate:
     from ektp_card.pki.cvc import CvCertificate
 
-    try:
-        return CvCertificate.decode(path.read_bytes())
-    except errors.LdsFormatError as e:
-        fail(f"{path}: {e}", ExitCode.FILE)
+    return CvCertificate.load(path)
 
 
 def _ec_key(key: object, what: str) -> EllipticCurvePublicKey:
@@ -480,11 +458,10 @@ def cvca_create(obj: Ctx, cert_out: Path, key_out: Path, country: str, mnemonic:
 
     start, end = _validity(effective, days)
     holder = _holder(country, mnemonic, sequence, TerminalType(terminal_type), Role.CVCA, rights)
-    with pki_errors():
-        with _new_key(key_out, curve, passphrase(cvca_env, "CVCA key", confirm=True)) as signer:
-            cert = create_cvca(signer, holder=holder, terminal_type=TerminalType(terminal_type),
-                               rights=rights, effective=start, expiration=end)
-        _emit_cvc(obj, "Created", cert, cert_out, key_out)
+    with _new_key(key_out, curve, passphrase(cvca_env, "CVCA key", confirm=True)) as signer:
+        cert = create_cvca(signer, holder=holder, terminal_type=TerminalType(terminal_type),
+                           rights=rights, effective=start, expiration=end)
+    _emit_cvc(obj, "Created", cert, cert_out, key_out)
 
 
 @cvca.command("link")
@@ -515,16 +492,15 @@ def cvca_link(obj: Ctx, cert_out: Path, cvca_file: Path, cvca_key: Path, key_out
     start, end = _validity(effective, days)
     country, mnemonic, _ = split_reference(old.chr)
     holder = _holder(country, mnemonic, sequence, old.chat.terminal_type, Role.CVCA, ())
-    with pki_errors():
-        old_signer = KeyFileSigner.load(cvca_key, passphrase(cvca_env, "current CVCA key"))
-        spec = curve or (old.public_key.domain.name if old.public_key.domain else "brainpoolP256r1")
-        with _new_key(key_out, spec, passphrase(new_env, "new CVCA key", confirm=True)) as signer:
-            new_key = _ec_key(signer.public_key, str(key_out))
-            link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
-            self_signed = create_cvca(signer, holder=holder, terminal_type=old.chat.terminal_type,
-                                      rights=link.chat.names, effective=start, expiration=end)
-        write_file(cert_out.with_name(f"{cert_out.stem}-self{cert_out.suffix}"), self_signed.encode())
-        _emit_cvc(obj, "Linked", link, cert_out, key_out)
+    old_signer = KeyFileSigner.load(cvca_key, passphrase(cvca_env, "current CVCA key"))
+    spec = curve or (old.public_key.domain.name if old.public_key.domain else "brainpoolP256r1")
+    with _new_key(key_out, spec, passphrase(new_env, "new CVCA key", confirm=True)) as signer:
+        new_key = _ec_key(signer.public_key, str(key_out))
+        link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
+        self_signed = create_cvca(signer, holder=holder, terminal_type=old.chat.terminal_type,
+                                  rights=link.chat.names, effective=start, expiration=end)
+    write_file(cert_out.with_name(f"{cert_out.stem}-self{cert_out.suffix}"), self_signed.encode())
+    _emit_cvc(obj, "Linked", link, cert_out, key_out)
 
 
 @dataclass(frozen=True)
@@ -556,22 +532,21 @@ def _issue_cvc(obj: Ctx, cert_out: Path, issuer_file: Path, issuer_key: Path,
     country = subject.country or split_reference(issuer.chr)[0]
     reference = _holder(country, subject.mnemonic, subject.sequence, issuer.chat.terminal_type, role,
                         subject.rights)
-    with pki_errors():
-        signer = KeyFileSigner.load(issuer_key, issuer_pass)
+    signer = KeyFileSigner.load(issuer_key, issuer_pass)
 
-        def certify(key: EllipticCurvePublicKey) -> CvCertificate:
-            return issue(signer, issuer, key, holder=reference, role=role, rights=subject.rights,
-                         effective=start, expiration=end)
+    def certify(key: EllipticCurvePublicKey) -> CvCertificate:
+        return issue(signer, issuer, key, holder=reference, role=role, rights=subject.rights,
+                     effective=start, expiration=end)
 
-        if public_key is not None:
-            cert = certify(_public_key_file(public_key))
-        elif key_out is not None:
-            spec = curve_of(_ec_key(signer.public_key, str(issuer_key))).name
-            with _new_key(key_out, spec, subject_pass) as new:
-                cert = certify(_ec_key(new.public_key, str(key_out)))
-        else:
-            fail("give --key (generate a new key) or --public-key (certify an existing one)", ExitCode.USAGE)
-        _emit_cvc(obj, "Issued", cert, cert_out, subject.key_out)
+    if public_key is not None:
+        cert = certify(_public_key_file(public_key))
+    elif key_out is not None:
+        spec = curve_of(_ec_key(signer.public_key, str(issuer_key))).name
+        with _new_key(key_out, spec, subject_pass) as new:
+            cert = certify(_ec_key(new.public_key, str(key_out)))
+    else:
+        fail("give --key (generate a new key) or --public-key (certify an existing one)", ExitCode.USAGE)
+    _emit_cvc(obj, "Issued", cert, cert_out, subject.key_out)
 
 
 @pki.group()

@@ -10,7 +10,7 @@ import click
 
 from ektp_card._cli.options import card_source_options, make_source
 from ektp_card._cli.passwords import prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, fail, parse_hex
+from ektp_card._cli.util import Ctx, ExitCode, about, explain, fail, parse_hex
 from ektp_card.errors import MrzError, PacePasswordError, SecurityStatusNotSatisfiedError
 
 if TYPE_CHECKING:
@@ -73,9 +73,8 @@ def read(
     pin = prompt_if_asked(pin, "PIN")
     mrz = prompt_if_asked(mrz, "MRZ")
     try:
-        credentials = Credentials(can=can, pin=pin, mrz=None if mrz is None else parse_mrz(mrz))
-    except MrzError as e:
-        fail(f"--mrz: {e}", ExitCode.USAGE)
+        with about("--mrz", MrzError):
+            credentials = Credentials(can=can, pin=pin, mrz=None if mrz is None else parse_mrz(mrz))
     except ValueError as e:
         fail(str(e), ExitCode.USAGE)
     source = make_source(reader, nfc, virtual, timeout)
@@ -85,13 +84,13 @@ def read(
                 transport, credentials, files, application=application, extended=False if short else None
             )
     except PacePasswordError as e:
-        hint = ""
         if e.password == "PIN" and e.retries == 1 and credentials.can is None:  # noqa: S105 - a type
-            hint = " (give --can as well to resume it)"
-        fail(f"{e}{hint}", ExitCode.SECURITY)
+            raise explain(e, f"{e} (give --can as well to resume it)") from e
+        raise
     except SecurityStatusNotSatisfiedError as e:
-        hint = "" if credentials else " (authenticate with --can, --pin or --mrz)"
-        fail(f"{e}{hint}", ExitCode.CARD_STATUS)
+        if not credentials:
+            raise explain(e, f"{e} (authenticate with --can, --pin or --mrz)") from e
+        raise
     _render(obj, result, fmt, out)
 
 

@@ -1,19 +1,25 @@
-"""CLI plumbing: the typed context, the one error contract, output helpers."""
+"""CLI plumbing: the typed context, the one error contract, output helpers.
+
+Kept light: every command imports it, so rich and json are imported by the first command that prints
+(or prints --json), logging when a command runs; none of them to parse arguments or print --help.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NoReturn
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
 
 from ektp_card import errors
-from ektp_card.log import TRAFFIC
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class ExitCode(IntEnum):
@@ -47,34 +53,116 @@ class CliError(Exception):
         self.code = code
 
 
-_ERROR_CODES: list[tuple[type[errors.EktpError], ExitCode]] = [
-    (errors.PcscUnavailableError, ExitCode.PCSC_UNAVAILABLE),
-    (errors.RegistryError, ExitCode.REGISTRY),
-    (errors.ReaderNotFoundError, ExitCode.READER_NOT_FOUND),
-    (errors.NoCardError, ExitCode.NO_CARD),
-    (errors.CardRemovedError, ExitCode.NO_CARD),
-    (errors.TransportError, ExitCode.NO_CARD),
-    (errors.CardImageError, ExitCode.FILE),
-    (errors.SecureMessagingError, ExitCode.SECURITY),
-    # Refused passwords and keys, broken protection (6987/6988), a failed PACE: authentication
-    # failures, not card status. 6982 (not authenticated) stays a card status.
-    (errors.VerificationFailedError, ExitCode.SECURITY),
-    (errors.AuthenticationBlockedError, ExitCode.SECURITY),
-    (errors.SecureMessagingObjectsError, ExitCode.SECURITY),
-    (errors.PaceError, ExitCode.SECURITY),
-    (errors.ApduError, ExitCode.CARD_STATUS),
-    (errors.ApduFormatError, ExitCode.USAGE),
-    (errors.TlvError, ExitCode.CARD_STATUS),
-    (errors.LdsFormatError, ExitCode.CARD_STATUS),
-    (errors.MrzError, ExitCode.USAGE),
-]
+@cache
+def exit_codes() -> dict[type[errors.EktpError], ExitCode]:
+    """The exit code of every library error class: the one table behind every command's exit codes.
+
+    A class not listed takes the code of its nearest listed base class (:func:`exit_code_for`);
+    tests/test_cli_errors.py holds every :class:`~ektp_card.errors.EktpError` subclass to a place here.
+    Built on the first error, so that the modules defining errors outside :mod:`ektp_card.errors` are
+    imported only then.
+    """
+    from ektp_card.desk.backend import ConstraintViolation, DatabaseError
+    from ektp_card.ec import InvalidPointError
+
+    e, code = errors, ExitCode
+    return {
+        # Files and issuer material the user named.
+        e.CardImageError: code.FILE,
+        e.PkiError: code.FILE,
+        e.RecordFileError: code.FILE,
+        e.IssuerMaterialError: code.FILE,
+        e.InputFileError: code.FILE,
+        # Terminal Authentication reaches a command only when the terminal's chain and key do not go
+        # together (a refusal by the chip is a check of the verification report).
+        e.TerminalAuthenticationError: code.FILE,
+        # Values the user typed, and options this installation cannot serve.
+        e.ApduFormatError: code.USAGE,
+        e.MrzError: code.USAGE,
+        e.CvcNameError: code.USAGE,
+        e.RecordError: code.USAGE,
+        e.PlanError: code.USAGE,
+        e.AuditError: code.USAGE,
+        e.MissingExtraError: code.USAGE,
+        # The link to the card.
+        e.TransportError: code.NO_CARD,
+        e.PcscUnavailableError: code.PCSC_UNAVAILABLE,
+        e.ReaderNotFoundError: code.READER_NOT_FOUND,
+        e.NoCardError: code.NO_CARD,
+        e.CardRemovedError: code.NO_CARD,
+        # Refused passwords and keys, broken protection (6987/6988), a failed PACE, CA or AA, an
+        # invalid point from the other side: authentication failures, not card status. 6982 (not
+        # authenticated) stays a card status.
+        e.SecureMessagingError: code.SECURITY,
+        e.VerificationFailedError: code.SECURITY,
+        e.PacePasswordError: code.SECURITY,
+        e.AuthenticationBlockedError: code.SECURITY,
+        e.SecureMessagingObjectsError: code.SECURITY,
+        e.PaceError: code.SECURITY,
+        e.AuthenticationProtocolError: code.SECURITY,
+        e.ChipAuthenticationError: code.SECURITY,
+        e.ActiveAuthenticationError: code.SECURITY,
+        e.PersoAuthenticationError: code.SECURITY,
+        e.PersoKeyRefusedError: code.SECURITY,
+        InvalidPointError: code.SECURITY,
+        # What the card answered or holds.
+        e.ApduError: code.CARD_STATUS,
+        e.WrongLengthError: code.CARD_STATUS,
+        e.SecurityStatusNotSatisfiedError: code.CARD_STATUS,
+        e.ConditionsNotSatisfiedError: code.CARD_STATUS,
+        e.CommandNotAllowedError: code.CARD_STATUS,
+        e.CardFileNotFoundError: code.CARD_STATUS,
+        e.FileExistsOnCardError: code.CARD_STATUS,
+        e.NotEnoughMemoryError: code.CARD_STATUS,
+        e.IncorrectParametersError: code.CARD_STATUS,
+        e.FunctionNotSupportedError: code.CARD_STATUS,
+        e.ReferencedDataNotFoundError: code.CARD_STATUS,
+        e.InsNotSupportedError: code.CARD_STATUS,
+        e.ClaNotSupportedError: code.CARD_STATUS,
+        e.ChainingError: code.CARD_STATUS,
+        e.TlvError: code.CARD_STATUS,
+        e.LdsFormatError: code.CARD_STATUS,
+        e.BiometricFormatError: code.CARD_STATUS,
+        # Personalisation: a card that refused a write, or is locked for good; one that does not
+        # verify when read back.
+        e.PersonalisationError: code.CARD_STATUS,
+        e.PersonalisationRefusedError: code.CARD_STATUS,
+        e.CardLockedError: code.CARD_STATUS,
+        e.ReadBackError: code.VERIFY_FAILED,
+        # The desk registry.
+        e.RegistryError: code.REGISTRY,
+        e.DuplicateActiveCardError: code.REGISTRY,
+        ConstraintViolation: code.REGISTRY,
+        DatabaseError: code.REGISTRY,
+    }
 
 
-def exit_code_for(error: errors.EktpError) -> ExitCode:
-    for cls, code in _ERROR_CODES:
-        if isinstance(error, cls):
-            return code
+def exit_code_for(error: errors.EktpError | type[errors.EktpError]) -> ExitCode:
+    """The table's code for ``error`` (or an error class): its own, else its nearest listed base
+    class's along the method resolution order; INTERNAL for none (a bug)."""
+    table = exit_codes()
+    cls = error if isinstance(error, type) else type(error)
+    for base in cls.__mro__:
+        if base in table:
+            return table[base]
     return ExitCode.INTERNAL
+
+
+def explain(error: errors.EktpError, message: str) -> CliError:
+    """``error`` told with what only the command knows (a file name, a hint), under the code the table
+    gives ``error``: a command adds context to a library error, never another exit code."""
+    return CliError(message, exit_code_for(error))
+
+
+@contextmanager
+def about(prefix: str, *kinds: type[errors.EktpError]) -> Iterator[None]:
+    """Library errors (of ``kinds``; default: all) raised in the block start with ``prefix`` (e.g. the
+    file the library read from bytes and so cannot name)."""
+    caught = kinds or (errors.EktpError,)
+    try:
+        yield
+    except caught as e:
+        raise explain(e, f"{prefix}: {e}") from e
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
@@ -87,14 +175,26 @@ class Ctx:
 
     json: bool = False
     verbosity: int = 0
-    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+
+    @cached_property
+    def out(self) -> Console:
+        """The console for human-readable output (rich is imported by the first command that prints)."""
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
 
     def emit(self, data: Any) -> None:
         """Machine-readable output for --json."""
+        import json
+
         click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
 def setup_logging(verbosity: int) -> None:
+    import logging
+
+    from ektp_card.log import TRAFFIC
+
     level = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}.get(verbosity, TRAFFIC)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

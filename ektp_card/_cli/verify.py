@@ -11,7 +11,7 @@ import click
 
 from ektp_card._cli.options import card_source_options, make_source
 from ektp_card._cli.passwords import prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, about, fail
 
 if TYPE_CHECKING:
     from ektp_card._cli.pkcs11 import Pkcs11Choice
@@ -203,25 +203,20 @@ def _load_trust(
     from ektp_card.errors import PkiError
     from ektp_card.pki.trust import TrustStore, load_master_list
 
-    try:
-        trust = TrustStore(()) if trust_dir is None else TrustStore.from_folder(trust_dir)
-        if trust_dir is not None and not trust.cscas and not master_lists:
-            fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
-        if master_lists:
-            anchor_store = TrustStore.from_files(anchors)
-            base = TrustStore(trust.cscas + anchor_store.cscas, trust.crls + anchor_store.crls)
-            for path in master_lists:
-                try:
-                    data = path.read_bytes()
-                except OSError as e:
-                    fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
-                try:
-                    base = load_master_list(data, base)
-                except PkiError as e:
-                    fail(f"{path}: {e}", ExitCode.FILE)
-            trust = base
-    except PkiError as e:
-        fail(str(e), ExitCode.FILE)
+    trust = TrustStore(()) if trust_dir is None else TrustStore.from_folder(trust_dir)
+    if trust_dir is not None and not trust.cscas and not master_lists:
+        fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)
+    if master_lists:
+        anchor_store = TrustStore.from_files(anchors)
+        base = TrustStore(trust.cscas + anchor_store.cscas, trust.crls + anchor_store.crls)
+        for path in master_lists:
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
+            with about(str(path), PkiError):
+                base = load_master_list(data, base)
+        trust = base
     return trust
 
 
@@ -235,10 +230,8 @@ def _load_revocations(path: Path, trust: TrustStore, allow_stale: bool) -> Revoc
         data = path.read_bytes()
     except OSError as e:
         fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
-    try:
+    with about(str(path), PkiError):
         revocations = parse_revocation_list(data)
-    except PkiError as e:
-        fail(f"{path}: {e}", ExitCode.FILE)
     problem = revocations.trust_problem(trust)
     if problem is not None:
         fail(f"{path}: revocation list refused: {problem}", ExitCode.SECURITY)
@@ -255,31 +248,24 @@ def _parse_mrz(text: str | None) -> MrzInfo:
     from ektp_card.access import parse_mrz
     from ektp_card.errors import MrzError
 
-    try:
+    with about("--mrz", MrzError):
         return parse_mrz(text or "")
-    except MrzError as e:
-        fail(f"--mrz: {e}", ExitCode.USAGE)
 
 
 def _load_fingerprint(path: Path) -> MinutiaeRecord:
-    from ektp_card.errors import LdsFormatError
     from ektp_card.lds.biometrics import MinutiaeRecord
 
-    try:
-        return MinutiaeRecord.decode(path.read_bytes())
-    except LdsFormatError as e:
-        fail(f"{path}: not an ISO/IEC 19794-2 minutiae record: {e}", ExitCode.FILE)
+    return MinutiaeRecord.load(path)
 
 
 def terminal_token_choice(
     key_file: Path | None, module: str | None, token: str | None, key_label: str | None, pin_env: str
 ) -> Pkcs11Choice | None:
     """The --terminal-pkcs11 choice, checked for completeness and against --terminal-key; exit 2."""
-    from ektp_card._cli.pkcs11 import Pkcs11Choice
-
     given = [v for v in (module, token, key_label) if v]
     if not given:
         return None
+    from ektp_card._cli.pkcs11 import Pkcs11Choice  # with the PKI commands' helpers: only for a token
     if len(given) != 3:
         fail("--terminal-pkcs11, --terminal-token and --terminal-key-label go together", ExitCode.USAGE)
     if key_file is not None:
@@ -292,17 +278,11 @@ def terminal_token_choice(
 def load_terminal(chain: tuple[Path, ...], key: Path | None, hsm: Pkcs11Choice | None) -> Terminal:
     from ektp_card._cli.pkcs11 import open_signer
     from ektp_card._cli.pki import passphrase
-    from ektp_card.errors import LdsFormatError, PkiError, TerminalAuthenticationError
     from ektp_card.pki.cvc import CvCertificate
     from ektp_card.pki.signer import KeyFileSigner
     from ektp_card.verify.card import Terminal
 
-    certificates = []
-    for path in chain:
-        try:
-            certificates.append(CvCertificate.decode(path.read_bytes()))
-        except LdsFormatError as e:
-            fail(f"{path}: not a CV certificate: {e}", ExitCode.FILE)
+    certificates = [CvCertificate.load(path) for path in chain]
     signer: Signer | None = None
     try:
         if hsm is not None:
@@ -311,11 +291,12 @@ def load_terminal(chain: tuple[Path, ...], key: Path | None, hsm: Pkcs11Choice |
             assert key is not None  # noqa: S101 - the caller gives one of the two
             signer = KeyFileSigner.load(key, passphrase("EKTP_TERMINAL_PASSPHRASE", "terminal key"))
         return Terminal(tuple(certificates), signer)
-    except (PkiError, TerminalAuthenticationError) as e:
+    except BaseException:
+        # A token session stays logged in until closed.
         close = getattr(signer, "close", None)
         if callable(close):
             close()
-        fail(str(e), ExitCode.FILE)
+        raise
 
 
 def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_out: Path | None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ektp_card._cli.passwords import new_password, prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, fail, parse_hex
+from ektp_card._cli.util import Ctx, ExitCode, about, fail, parse_hex
 
 log = logging.getLogger("ektp_card.cli")
 
@@ -61,10 +61,8 @@ def create(
         from ektp_card.errors import MrzError
         from ektp_card.virtual.profiles import protected_demo_card
 
-        try:
+        with about("--mrz", MrzError):
             mrz_info = None if mrz_text is None else parse_mrz(mrz_text)
-        except MrzError as e:
-            fail(f"--mrz: {e}", ExitCode.USAGE)
         card = protected_demo_card(
             can=can_value, pin=pin_value, mrz=mrz_info, extended_length=extended, uid=uid_bytes
         )

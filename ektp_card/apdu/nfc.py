@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from ektp_card.errors import CardRemovedError, NoCardError, ReaderNotFoundError, TransportError
+from ektp_card.errors import (
+    CardRemovedError,
+    MissingExtraError,
+    NoCardError,
+    ReaderNotFoundError,
+    TransportError,
+)
 
 log = logging.getLogger("ektp_card.apdu.nfc")
 
@@ -42,7 +48,10 @@ class NfcTransport:
         Raises :class:`ReaderNotFoundError` when no reader is at ``path`` and :class:`NoCardError`
         when no ISO-DEP card answers in time.
         """
-        import nfc  # the optional dependency is loaded only when NFC is used
+        try:
+            import nfc  # the optional dependency is loaded only when NFC is used
+        except ImportError:
+            raise MissingExtraError("an NFC reader", "nfcpy", "nfc") from None
 
         clf = nfc.ContactlessFrontend()
         try:

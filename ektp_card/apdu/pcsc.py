@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from smartcard import scard
-
 from ektp_card.errors import (
     CardRemovedError,
+    MissingExtraError,
     NoCardError,
     PcscUnavailableError,
     ReaderNotFoundError,
     TransportError,
 )
+
+try:
+    from smartcard import scard
+except ImportError:
+    raise MissingExtraError("a PC/SC reader", "pyscard", "pcsc") from None
 
 log = logging.getLogger("ektp_card.pcsc")
 

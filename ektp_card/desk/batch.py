@@ -53,6 +53,7 @@ from ektp_card.errors import (
     CardImageError,
     CardLockedError,
     DuplicateActiveCardError,
+    IssuerMaterialError,
     LdsFormatError,
     NoCardError,
     PaceError,
@@ -728,16 +729,16 @@ def issue_batch(
     stops the batch after the record in hand (the summary then says ``cancelled``; run the same file
     again to go on).
 
-    Raises :class:`RecordError` for a file that cannot be read at all,
+    Raises :class:`~ektp_card.errors.RecordFileError` for a file that cannot be read at all,
     :class:`~ektp_card.errors.RegistryError` when the registry fails (not for a NIK that already has
-    a card: that record is skipped), :class:`PersonalisationError` or
+    a card: that record is skipped), :class:`~ektp_card.errors.IssuerMaterialError` or
     :class:`~ektp_card.errors.PkiError` when nothing could be issued (document signer, master key).
     """
     total = count_records(path)
     try:
         key_cipher(issuance.master_key)
     except ValueError as exc:
-        raise PersonalisationError(str(exc)) from None
+        raise IssuerMaterialError(str(exc)) from None
     check_document_signer(issuance.signer, at=dt.datetime.now(dt.UTC), trust=issuance.trust)
     batch = batch_id(path)
     run = _Run(registry, station, issuance, batch=batch, desk=desk, actor=actor, total=total,

@@ -14,10 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-from psycopg import errors as pg_errors
-from psycopg.pq import TransactionStatus
-
 from ektp_card.desk.backend import (
     LIVE_INDEX,
     MSG_AUDIT,
@@ -36,6 +32,14 @@ from ektp_card.desk.backend import (
     Violation,
     sql_list,
 )
+from ektp_card.errors import MissingExtraError
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.pq import TransactionStatus
+except ImportError:
+    raise MissingExtraError("a PostgreSQL registry", "psycopg", "desk") from None
 
 #: The advisory lock every write transaction holds ("EKTP" in ASCII); one registry per database.
 WRITE_LOCK_KEY = 0x454B5450

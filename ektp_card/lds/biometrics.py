@@ -41,9 +41,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 
 from ektp_card.apdu.tlv import Tlv, parse_list, parse_one
-from ektp_card.errors import BiometricFormatError, TlvError
+from ektp_card.errors import BiometricFormatError, InputFileError, LdsFormatError, TlvError
 
 # --- ISO/IEC 19794-2:2005 finger minutiae --------------------------------------------------------
 
@@ -264,6 +265,19 @@ class MinutiaeRecord:
             views.append(view)
         _check(offset == len(data), f"{len(data) - offset} bytes after the last finger view", offset)
         return cls(width, height, tuple(views), x_res, y_res, equipment >> 12, equipment & 0x0FFF)
+
+    @classmethod
+    def load(cls, path: Path) -> MinutiaeRecord:
+        """The record in the file ``path`` (e.g. a fresh capture); :class:`InputFileError` naming the
+        file when it cannot be read or holds no record."""
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InputFileError(f"{path}: {e.strerror or e}") from None
+        try:
+            return cls.decode(data)
+        except LdsFormatError as e:
+            raise InputFileError(f"{path}: not an ISO/IEC 19794-2 minutiae record: {e}") from None
 
 
 def _inside(m: Minutia, width: int, height: int) -> bool:

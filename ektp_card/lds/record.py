@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from ektp_card.errors import BiometricFormatError, RecordError, Violation
+from ektp_card.errors import BiometricFormatError, RecordError, RecordFileError, Violation
 from ektp_card.lds.biometrics import FingerPosition, MinutiaeRecord
 from ektp_card.lds.jpeg import jpeg_info
 from ektp_card.lds.nik import LIFETIME, personal_violations
@@ -391,7 +391,7 @@ def load_record(path: str | Path, *, today: dt.date | None = None) -> CitizenRec
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
+        raise RecordFileError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
     return record_from_mapping(_json_object(text, path), path.parent, today=today)
 
 
@@ -447,13 +447,13 @@ def _batch_file(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".csv"):
-        raise RecordError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
+        raise RecordFileError([Violation("record", "record.file", f"{path}: batch files are .jsonl or .csv")])
     return path, suffix
 
 
-def _unreadable(path: Path, e: OSError | UnicodeDecodeError | csv.Error) -> RecordError:
+def _unreadable(path: Path, e: OSError | UnicodeDecodeError | csv.Error) -> RecordFileError:
     reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-    return RecordError([Violation("record", "record.file", f"cannot read {path}: {reason}")])
+    return RecordFileError([Violation("record", "record.file", f"cannot read {path}: {reason}")])
 
 
 def read_batch(
@@ -477,7 +477,7 @@ def read_batch(
                     for row in reader:
                         yield _row(reader.line_num, partial(_csv_values, row), base, today)
                 except csv.Error as e:
-                    raise RecordError([Violation(
+                    raise RecordFileError([Violation(
                         "record", "record.csv", f"{path} line {reader.line_num}: malformed CSV ({e})"
                     )]) from None
     except (OSError, UnicodeDecodeError) as e:

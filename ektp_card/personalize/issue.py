@@ -33,7 +33,7 @@ from cryptography import x509
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.perso import KEY_ACTIVE_AUTHENTICATION, KEY_CHIP_AUTHENTICATION, key_cipher
-from ektp_card.errors import LdsFormatError, PersonalisationError, ReadBackError
+from ektp_card.errors import IssuerMaterialError, LdsFormatError, PersonalisationError, ReadBackError
 from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.ektp import ALWAYS, EKTP_AID, EKTP_DF_FID, LDS_VERSION, PERSO, UNICODE_VERSION
 from ektp_card.lds.sod import build_sod, hash_data_groups
@@ -123,33 +123,33 @@ def check_document_signer(
 ) -> None:
     """Whether EF.SOD can be signed now: certificate valid at ``at``, private key usage period
     running, digitalSignature key usage, issued by a CSCA of ``trust`` (when given), and the key
-    matches the certificate and signs (a probe signature, checked). :class:`PersonalisationError`."""
+    matches the certificate and signs (a probe signature, checked). :class:`IssuerMaterialError`."""
     cert, signer = document_signer.certificate, document_signer.signer
     serial = f"document signer {cert.serial_number:X}"
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
         start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-        raise PersonalisationError(f"{serial} is valid from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+        raise IssuerMaterialError(f"{serial} is valid from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
     period = parse_private_key_usage_period(cert)
     if period is not None:
         first, last = period
         if (first is not None and at < first) or (last is not None and at > last):
-            raise PersonalisationError(f"{serial}: its private key usage period is over or not begun; rotate")
+            raise IssuerMaterialError(f"{serial}: its private key usage period is over or not begun; rotate")
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         signs = usage.digital_signature
     except x509.ExtensionNotFound:
         signs = False
     if not signs:
-        raise PersonalisationError(f"{serial} is not for digital signatures")
+        raise IssuerMaterialError(f"{serial} is not for digital signatures")
     if trust is not None and not trust.issuers_of(cert):
-        raise PersonalisationError(f"{serial} was not issued by a CSCA of the trust store")
+        raise IssuerMaterialError(f"{serial} was not issued by a CSCA of the trust store")
     if not same_key(signer.public_key, cert.public_key()):
-        raise PersonalisationError(f"the signing key does not belong to {serial}")
+        raise IssuerMaterialError(f"the signing key does not belong to {serial}")
     hash_name = document_signer.hash_name or signer.default_hash
     probe = signer.sign(_PROBE, hash_name)
     reason = verify_signature(signer.public_key, signer.algorithm(hash_name), probe, _PROBE)
     if reason is not None:
-        raise PersonalisationError(f"the {serial} key does not sign: {reason}")
+        raise IssuerMaterialError(f"the {serial} key does not sign: {reason}")
 
 
 class _Clock:
@@ -202,9 +202,12 @@ def personalize(
     write (a desk reserves the serial in its registry there); whatever it raises stops
     personalisation with nothing written to the card.
 
-    Raises :class:`PersonalisationError` (:class:`~ektp_card.errors.CardLockedError` for a card
-    already locked), :class:`~ektp_card.errors.PkiError` from the signer source, and transport
-    errors when the card leaves the field.
+    Raises :class:`PersonalisationError`: :class:`~ektp_card.errors.IssuerMaterialError` for the master
+    key, document signer or trust point, :class:`~ektp_card.errors.PersoAuthenticationError` when the
+    card and the master key do not open a session, :class:`~ektp_card.errors.CardLockedError` for a card
+    already locked, :class:`~ektp_card.errors.ReadBackError` when the read back fails, the class itself
+    when the card refuses a write; :class:`~ektp_card.errors.PkiError` from the signer source, and
+    transport errors when the card leaves the field.
     """
     clock = _Clock(progress)
     at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
@@ -212,7 +215,7 @@ def personalize(
         try:
             key_cipher(master_key)
         except ValueError as exc:
-            raise PersonalisationError(str(exc)) from None
+            raise IssuerMaterialError(str(exc)) from None
         signer = document_signer() if callable(document_signer) else document_signer
         check_document_signer(signer, at=at, trust=trust)
         hash_name: HashName = plan.algorithms.sod_hash

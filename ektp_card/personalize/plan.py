@@ -27,7 +27,15 @@ from ektp_card.apdu.tlv import Tlv, parse_one
 from ektp_card.crypto.aa import PLAIN_ECDSA_OIDS, SIGNATURE_HASHES
 from ektp_card.crypto.ca import CA_ALGORITHMS
 from ektp_card.ec import STANDARDIZED_CURVES, Curve
-from ektp_card.errors import LdsFormatError, PersonalisationError, PkiError, RecordError, TlvError
+from ektp_card.errors import (
+    IssuerMaterialError,
+    LdsFormatError,
+    PersonalisationError,
+    PkiError,
+    PlanError,
+    RecordError,
+    TlvError,
+)
 from ektp_card.lds.card_access import CardAccess, OtherSecurityInfo, PaceInfo
 from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.dg14 import (
@@ -112,7 +120,7 @@ class Algorithms:
         if self.sod_hash not in HASH_NAMES:
             problems.append(f"EF.SOD hash {self.sod_hash}")
         if problems:
-            raise PersonalisationError(f"unsupported algorithms: {'; '.join(problems)}")
+            raise PlanError(f"unsupported algorithms: {'; '.join(problems)}")
 
     @property
     def ca_curve(self) -> Curve:
@@ -173,7 +181,7 @@ class PlannedFile:
     @classmethod
     def of(cls, spec: FileSpec, content: bytes | None = None) -> PlannedFile:
         if content is not None and len(content) > spec.max_size:
-            raise PersonalisationError(
+            raise PlanError(
                 f"{spec.name} has {len(content)} bytes; the card profile allows {spec.max_size}"
             )
         return cls(
@@ -287,10 +295,10 @@ def new_can(avoid: Iterable[str] = (), personal: PersonalData | None = None) -> 
 
 def _check_can(can: str, public: Sequence[str]) -> None:
     if len(can) != CAN_LENGTH or not can.isascii() or not can.isdigit():
-        raise PersonalisationError(f"a CAN is {CAN_LENGTH} digits")
+        raise PlanError(f"a CAN is {CAN_LENGTH} digits")
     if any(can in text for text in public):
         # The message does not repeat the CAN, nor say which public value holds it.
-        raise PersonalisationError("the CAN appears in the NIK or the date of birth; use a random one")
+        raise PlanError("the CAN appears in the NIK or the date of birth; use a random one")
 
 
 # --- the trust point ------------------------------------------------------------------------------------
@@ -298,17 +306,17 @@ def _check_can(can: str, public: Sequence[str]) -> None:
 
 def check_trust_point(cvca: bytes | CvCertificate) -> CvCertificate:
     """``cvca`` decoded and checked as the chip checks a trust point: a CVCA certificate with domain
-    parameters whose self-signature (when self-signed) verifies. :class:`PersonalisationError`."""
+    parameters whose self-signature (when self-signed) verifies. :class:`IssuerMaterialError`."""
     try:
         cert = CvCertificate.decode(cvca if isinstance(cvca, bytes) else cvca.encode())
         if cert.role is not Role.CVCA:
-            raise PersonalisationError(f"{cert.chr} is a {cert.role.label} certificate, not a CVCA's")
+            raise IssuerMaterialError(f"{cert.chr} is a {cert.role.label} certificate, not a CVCA's")
         if cert.public_key.domain is None:
-            raise PersonalisationError(f"the CVCA certificate {cert.chr} has no domain parameters")
+            raise IssuerMaterialError(f"the CVCA certificate {cert.chr} has no domain parameters")
         if cert.self_signed and not cert.verify_signature(cert.public_key):
-            raise PersonalisationError(f"the self-signature of CVCA certificate {cert.chr} does not verify")
+            raise IssuerMaterialError(f"the self-signature of CVCA certificate {cert.chr} does not verify")
     except (LdsFormatError, PkiError, ValueError) as exc:
-        raise PersonalisationError(f"not a usable CVCA certificate: {exc}") from None
+        raise IssuerMaterialError(f"not a usable CVCA certificate: {exc}") from None
     return cert
 
 
@@ -330,7 +338,7 @@ def _decoded(number: int, data: bytes) -> PersonalData | None:
         if number == 7:
             decode_dg7(data)
     except (LdsFormatError, TlvError) as exc:
-        raise PersonalisationError(f"DG{number} is not usable: {exc}") from None
+        raise PlanError(f"DG{number} is not usable: {exc}") from None
     return None
 
 
@@ -350,12 +358,12 @@ def plan_from_data_groups(
     Authentication; without them the card has no EF.CVCA. ``cvca_certificate`` is the CVCA
     certificate the chip gets as its trust point (:func:`check_trust_point`); EF.CVCA then names its
     holder reference, and references given in ``cvca`` too must be exactly that one.
-    :class:`PersonalisationError` or :class:`RecordError` (with every violation of DG1) on anything
-    wrong.
+    :class:`PlanError` (:class:`IssuerMaterialError` for the CVCA certificate) or :class:`RecordError`
+    (with every violation of DG1) on anything wrong.
     """
     if set(data_groups) != set(RECORD_DATA_GROUPS):
         given = ", ".join(f"DG{n}" for n in sorted(data_groups)) or "none"
-        raise PersonalisationError(f"the desk writes DG1, DG2, DG3 and DG7; given: {given}")
+        raise PlanError(f"the desk writes DG1, DG2, DG3 and DG7; given: {given}")
     personal = _decoded(1, data_groups[1])
     for number in RECORD_DATA_GROUPS[1:]:
         _decoded(number, data_groups[number])
@@ -363,13 +371,13 @@ def plan_from_data_groups(
     if violations:
         raise RecordError(violations)
     if len(cvca) > 2 or not all(ref.isascii() and ref.isprintable() and 8 <= len(ref) <= 16 for ref in cvca):
-        raise PersonalisationError("EF.CVCA lists one or two CVCA references of 8 to 16 characters")
+        raise PlanError("EF.CVCA lists one or two CVCA references of 8 to 16 characters")
     trust_point = None
     if cvca_certificate is not None:
         cert = check_trust_point(cvca_certificate)
         # The chip rewrites EF.CVCA from its trust point, so other references would not survive.
         if cvca and tuple(cvca) != (cert.chr,):
-            raise PersonalisationError(
+            raise PlanError(
                 f"EF.CVCA references {', '.join(cvca)} disagree with the CVCA certificate {cert.chr}"
             )
         cvca = (cert.chr,)

@@ -52,6 +52,8 @@ from ektp_card.errors import (
     ClaNotSupportedError,
     ConditionsNotSatisfiedError,
     InsNotSupportedError,
+    PersoAuthenticationError,
+    PersoKeyRefusedError,
     PersonalisationError,
     PersonalisationRefusedError,
     ReferencedDataNotFoundError,
@@ -150,23 +152,24 @@ class PersoSession:
 
     def open(self) -> CardInfo | None:
         """SELECT MF and read EF.ATR/INFO (plain): with extended length when the card offers it."""
-        self._send("SELECT MF", CommandApdu(0x00, 0xA4, 0x00, 0x0C))
+        # Refusals here mean no session can be opened with this card: an authentication failure.
+        self._send("SELECT MF", CommandApdu(0x00, 0xA4, 0x00, 0x0C), PersoKeyRefusedError)
         try:
             self.card_info = self.iso.read_card_info()
         except ApduError:
             # A card without EF.ATR/INFO gets short APDUs, which every card takes.
             self.card_info = None
         except TlvError as exc:
-            raise PersonalisationError(f"EF.ATR/INFO is malformed: {exc}") from None
+            raise PersoAuthenticationError(f"EF.ATR/INFO is malformed: {exc}") from None
         return self.card_info
 
     def authenticate(self, master_key: bytes) -> CardIdentity:
         """INITIALIZE UPDATE and EXTERNAL AUTHENTICATE with the card's key diversified from
         ``master_key``; then every command runs under AES secure messaging.
 
-        :class:`CardLockedError` for a card already personalised; :class:`PersonalisationRefusedError`
-        (with the status word) for a card without a personalisation key, a blocked key, or a refused
-        EXTERNAL AUTHENTICATE; :class:`PersonalisationError` for a card key that does not match the
+        :class:`CardLockedError` for a card already personalised; :class:`PersoKeyRefusedError` (with
+        the status word) for a card without a personalisation key, a blocked key, or a refused
+        EXTERNAL AUTHENTICATE; :class:`PersoAuthenticationError` for a card key that does not match the
         master key (EXTERNAL AUTHENTICATE is then not sent)."""
         key_cipher(master_key)
         host_challenge = secrets.token_bytes(CHALLENGE_LENGTH)
@@ -178,18 +181,20 @@ class PersoSession:
         try:
             answer = InitializeUpdateAnswer.decode(response.data)
         except ValueError as exc:
-            raise PersonalisationError(f"the card's INITIALIZE UPDATE answer is malformed: {exc}") from None
+            raise PersoAuthenticationError(
+                f"the card's INITIALIZE UPDATE answer is malformed: {exc}"
+            ) from None
         if answer.cipher.key_length != len(master_key):
-            raise PersonalisationError(
+            raise PersoAuthenticationError(
                 f"the card's personalisation key is {answer.cipher.value[0]}, the master key is not"
             )
         keys = session_keys(diversify(master_key, answer.serial), host_challenge, answer.card_challenge)
         if not keys.card_proves(answer.card_cryptogram):
-            raise PersonalisationError(
+            raise PersoAuthenticationError(
                 "the card did not prove its personalisation key: wrong master key, or not this issuer's card"
             )
         command = CommandApdu(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, keys.host_cryptogram)
-        self._send("EXTERNAL AUTHENTICATE", command)
+        self._send("EXTERNAL AUTHENTICATE", command, PersoKeyRefusedError)
         self._sm = SecureMessagingSession(keys.cipher, keys.k_enc, keys.k_mac, 0)
         self.protocol.secure_messaging = self._sm
         return CardIdentity(answer.serial, answer.incomplete, answer.cipher)
@@ -295,12 +300,16 @@ class PersoSession:
         self._sm = None
         self.protocol.secure_messaging = None
 
-    def _send(self, what: str, command: CommandApdu) -> ResponseApdu:
+    def _send(
+        self,
+        what: str,
+        command: CommandApdu,
+        refused: type[PersonalisationRefusedError] = PersonalisationRefusedError,
+    ) -> ResponseApdu:
         try:
             return self.protocol.send(command)
         except ApduError as exc:
-            message = f"the card refused {what}: {exc}"
-            raise PersonalisationRefusedError(message, command=what, sw=exc.sw) from None
+            raise refused(f"the card refused {what}: {exc}", command=what, sw=exc.sw) from None
 
 
 def _initialize_update_refused(exc: ApduError) -> PersonalisationRefusedError:
@@ -315,7 +324,7 @@ def _initialize_update_refused(exc: ApduError) -> PersonalisationRefusedError:
         message = "the card's personalisation key is blocked by too many failed tries"
     else:
         message = f"the card refused {what}: {exc}"
-    return PersonalisationRefusedError(message, command=what, sw=exc.sw)
+    return PersoKeyRefusedError(message, command=what, sw=exc.sw)
 
 
 __all__ = [

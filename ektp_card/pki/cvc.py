@@ -34,6 +34,7 @@ import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import MappingProxyType
 
 from cryptography.exceptions import InvalidSignature
@@ -43,7 +44,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ektp_card.apdu.tlv import Tlv, parse_list
 from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
-from ektp_card.errors import LdsFormatError, PkiError, TlvError
+from ektp_card.errors import CvcNameError, LdsFormatError, PkiError, TlvError
 from ektp_card.pki.signer import CURVES, HashName, Signer, hash_algorithm
 
 # --- object identifiers (TR-03110-3 appendix A) -------------------------------------------------------
@@ -175,17 +176,17 @@ def _latin1_printable(text: str) -> bool:
 def split_reference(reference: str) -> tuple[str, str, str]:
     """Country code, holder mnemonic and sequence number of a CAR or CHR (TR-03110-3 appendix A.6)."""
     if not 2 + SEQUENCE_LENGTH <= len(reference) <= MAX_REFERENCE_LENGTH or not _latin1_printable(reference):
-        raise PkiError(
+        raise CvcNameError(
             f"a certificate holder reference is 7 to {MAX_REFERENCE_LENGTH} ISO/IEC 8859-1 characters, "
             f"got {reference!r}"
         )
     country, mnemonic, sequence = reference[:2], reference[2:-SEQUENCE_LENGTH], reference[-SEQUENCE_LENGTH:]
     if not (country.isascii() and country.isalpha() and country.isupper()):
-        raise PkiError(f"a holder reference starts with an ISO 3166-1 alpha-2 country code, "
-                       f"got {reference!r}")
+        raise CvcNameError(f"a holder reference starts with an ISO 3166-1 alpha-2 country code, "
+                           f"got {reference!r}")
     if not set(sequence) <= _SEQUENCE_CHARS:
-        raise PkiError(f"a holder reference ends with a 5-character alphanumeric sequence number, "
-                       f"got {reference!r}")
+        raise CvcNameError(f"a holder reference ends with a 5-character alphanumeric sequence number, "
+                           f"got {reference!r}")
     return country, mnemonic, sequence
 
 
@@ -193,9 +194,11 @@ def holder_reference(country: str, mnemonic: str, sequence: str | int) -> str:
     """Country code + holder mnemonic (up to 9 characters) + 5-character sequence number."""
     seq = f"{sequence:05d}" if isinstance(sequence, int) else sequence
     if len(seq) != SEQUENCE_LENGTH:
-        raise PkiError(f"the sequence number is {SEQUENCE_LENGTH} characters, got {seq!r}")
+        raise CvcNameError(f"the sequence number is {SEQUENCE_LENGTH} characters, got {seq!r}")
     if len(mnemonic) > MAX_MNEMONIC_LENGTH:
-        raise PkiError(f"the holder mnemonic is at most {MAX_MNEMONIC_LENGTH} characters, got {mnemonic!r}")
+        raise CvcNameError(
+            f"the holder mnemonic is at most {MAX_MNEMONIC_LENGTH} characters, got {mnemonic!r}"
+        )
     reference = country + mnemonic + seq
     split_reference(reference)
     return reference
@@ -291,8 +294,8 @@ class Chat:
         bits = 0
         for name in names:
             if name not in table:
-                raise PkiError(f"unknown {terminal_type.value.upper()} access right {name!r}; "
-                               f"use one of {', '.join(sorted(table, key=table.__getitem__))}")
+                raise CvcNameError(f"unknown {terminal_type.value.upper()} access right {name!r}; "
+                                   f"use one of {', '.join(sorted(table, key=table.__getitem__))}")
             bits |= 1 << table[name]
         return cls(terminal_type, role, bits)
 
@@ -581,6 +584,19 @@ class CvCertificate:
             if not signature.value or len(signature.value) % 2:
                 raise LdsFormatError("the signature is not r || s of equal lengths")
             return cls(CertificateBody.decode(body_tlv.encode()), signature.value)
+
+    @classmethod
+    def load(cls, path: Path) -> CvCertificate:
+        """The CV certificate in the file ``path`` (binary); :class:`PkiError` naming the file when it
+        cannot be read or holds no CV certificate."""
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise PkiError(f"{path}: {e.strerror or e}") from None
+        try:
+            return cls.decode(data)
+        except LdsFormatError as e:
+            raise PkiError(f"{path}: {e}") from None
 
     def verify_signature(self, issuer_key: CvPublicKey, domain: Curve | None = None) -> bool:
         """Whether ``issuer_key`` (with its own or the inherited ``domain``) signed this body."""

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ektp_card.errors import PkiError
+from ektp_card.errors import MissingExtraError, PkiError
 from ektp_card.pki.signer import (
     CURVES,
     HashName,
@@ -50,7 +50,7 @@ _CURVE_OIDS = {
 
 def _require() -> Any:
     if _p11 is None:
-        raise PkiError("PKCS#11 support needs python-pkcs11: pip install 'ektp-card[hsm]'")
+        raise MissingExtraError("a PKCS#11 token", "python-pkcs11", "hsm")
     return _p11
 
 
