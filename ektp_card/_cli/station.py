@@ -88,8 +88,10 @@ def station(
 
         from ektp_card._station.app import build_app
         from ektp_card._station.security import Sessions
-    except ImportError:
-        fail("the station needs its extra: pip install 'ektp-card[station]'", ExitCode.USAGE)
+    except ImportError as exc:
+        from ektp_card.errors import MissingExtraError
+
+        raise MissingExtraError("the station", exc.name or "its web stack", "station") from None
 
     if (tls_cert is None) != (tls_key is None):
         fail("give --tls-cert and --tls-key together", ExitCode.USAGE)
