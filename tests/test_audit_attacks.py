@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -245,16 +246,18 @@ def test_relay_card_answers_the_same_bytes_later(tmp_path: Path) -> None:
     assert image_bytes(card, tmp_path) == before
     card.power_on()
     relay.power_on()
+    relayed, direct = [], []
     for hex_command in PLAIN_COMMANDS:
         command = bytes.fromhex(hex_command)
         start = time.perf_counter()
         answer = relay.transceive(command)
-        took = time.perf_counter() - start
+        relayed.append(time.perf_counter() - start)
+        start = time.perf_counter()
         assert answer == card.transceive(command)
-        assert took >= 0.020
-    start = time.perf_counter()
-    card.transceive(bytes.fromhex(PLAIN_COMMANDS[0]))
-    assert time.perf_counter() - start < 0.020
+        direct.append(time.perf_counter() - start)
+        assert relayed[-1] >= 0.020  # the delay is a floor: a busy machine only adds to it
+    # Timed side by side, the genuine card answers the same commands well inside the relay's delay.
+    assert statistics.median(direct) < statistics.median(relayed) / 2, (direct, relayed)
     # Everything the genuine chip proves, the relay passes on: only its timing gives it away.
     relay.power_on()
     assert verify_card(relay, can, issuer().trust).verdict is Verdict.GENUINE
