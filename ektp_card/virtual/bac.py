@@ -20,7 +20,7 @@ from ektp_card.crypto.bac import (
     key_seed,
 )
 from ektp_card.crypto.mrz import MrzInfo
-from ektp_card.virtual.commands import Command, ok, refuse
+from ektp_card.virtual.commands import ok, refuse
 from ektp_card.virtual.security import BAC
 
 if TYPE_CHECKING:
@@ -61,6 +61,3 @@ def mutual_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     security.grant(BAC)
     security.open_channel(channel)
     return ok(answer)
-
-
-MUTUAL_AUTHENTICATE = Command("MUTUAL AUTHENTICATE", mutual_authenticate)
