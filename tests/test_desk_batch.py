@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography import x509
@@ -49,6 +49,9 @@ from ektp_card.pki.signer import KeySpec
 from ektp_card.verify.passive import Policy
 from ektp_card.verify.trust import TrustStore
 from ektp_card.virtual import VirtualCard
+
+if TYPE_CHECKING:
+    from fixtures.postgres import RegistryTarget
 
 MASTER = bytes.fromhex("303132333435363738393A3B3C3D3E3F")
 CSCA_PASS, DS_PASS = b"csca-pass", b"ds-pass"
@@ -526,9 +529,7 @@ def _done(result: dict[str, Any], line: int) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    from pg_server import registry_target
-
+def target(request: pytest.FixtureRequest, tmp_path: Path, registry_target: RegistryTarget) -> str:
     return registry_target(request, tmp_path)
 
 

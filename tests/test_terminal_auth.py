@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import test_pkcs11
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ektp_card.apdu.command import CommandApdu
@@ -55,7 +55,8 @@ from ektp_card.virtual.ta import (
     terminal_rights,
 )
 
-token = test_pkcs11.token
+if TYPE_CHECKING:
+    from fixtures.tools import SoftHsmToken
 
 CAN = "123456"
 AID = bytes.fromhex("D3600000004545544101")
@@ -349,9 +350,9 @@ def test_terminal_key_in_virtual_sam() -> None:
 
 
 @pytest.fixture
-def hsm(token: str) -> Iterator[Pkcs11Signer]:
-    with Pkcs11Signer.generate(token, test_pkcs11.SLOT_NAME, "ta-terminal", KeySpec.parse(CURVE),
-                               test_pkcs11.PIN) as s:
+def hsm(token: SoftHsmToken) -> Iterator[Pkcs11Signer]:
+    spec = KeySpec.parse(CURVE)
+    with Pkcs11Signer.generate(token.module, token.label, "ta-terminal", spec, token.pin) as s:
         yield s
 
 
