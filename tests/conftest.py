@@ -20,6 +20,7 @@ from ektp_card.errors import EktpError
 pytest_plugins = [
     "fixtures.tools",
     "fixtures.postgres",
+    "fixtures.document_pki",
 ]
 
 #: Under CI every test must run: a missing tool is a failure there, and hypothesis repeats itself.

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from pki_fixtures import DATA_GROUPS, T0, openssl, pem, pki, write
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card.errors import PkiError
 from ektp_card.lds.sod import build_sod, unwrap
@@ -18,10 +19,33 @@ from ektp_card.pki.signer import KeySpec
 from ektp_card.verify import Policy, TrustStore, passive_authentication
 
 if TYPE_CHECKING:
-    from fixtures.tools import SoftHsmToken
+    from fixtures.document_pki import PkiFactory
+    from fixtures.tools import OpenSsl, SoftHsmToken
+
+#: The epoch of the ``pki`` fixture's certificates (tests/fixtures/document_pki.py).
+T0 = dt.datetime(2026, 1, 15, 8, 0, 0, tzinfo=dt.UTC)
+#: A card's worth of data groups (sizes as on an e-KTP: face, fingerprints, signature image...).
+DATA_GROUPS = {
+    1: b"\x61\x5b" + bytes(range(91)),
+    2: b"\x75\x82\x4e\x20" + bytes(i % 251 for i in range(20000)),
+    3: b"\x63\x82\x07\xd0" + bytes(i % 13 for i in range(2000)),
+    14: b"\x6e\x10" + bytes(16),
+}
+
+
+def pem(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
+    return obj.public_bytes(Encoding.PEM)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
 
 @pytest.mark.parametrize("spec", ["secp256r1", "brainpoolP256r1", "rsa-pss-2048"])
-def test_document_signer_in_token(token: SoftHsmToken, spec: str, tmp_path: Path) -> None:
+def test_document_signer_in_token(
+    token: SoftHsmToken, spec: str, tmp_path: Path, pki: PkiFactory, openssl: OpenSsl
+) -> None:
     p = pki(spec if spec != "secp256r1" else "brainpoolP256r1")
     with Pkcs11Signer.generate(
         token.module, token.label, f"ds-{spec}", KeySpec.parse(spec), token.pin
@@ -55,7 +79,7 @@ def test_document_signer_in_token(token: SoftHsmToken, spec: str, tmp_path: Path
     assert result.ok, result.failures
 
 
-def test_csca_and_crl_in_token(token: SoftHsmToken, tmp_path: Path) -> None:
+def test_csca_and_crl_in_token(token: SoftHsmToken, tmp_path: Path, openssl: OpenSsl) -> None:
     spec = KeySpec.parse("secp384r1")
     with Pkcs11Signer.generate(token.module, token.label, "csca", spec, token.pin) as hsm:
         cert = create_csca(hsm, country="ID", common_name="CSCA in HSM", not_before=T0)
