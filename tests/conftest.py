@@ -21,6 +21,9 @@ pytest_plugins = [
     "fixtures.tools",
     "fixtures.postgres",
     "fixtures.document_pki",
+    "fixtures.terminal_pki",
+    "fixtures.cards",
+    "fixtures.desk",
 ]
 
 #: Under CI every test must run: a missing tool is a failure there, and hypothesis repeats itself.

@@ -73,6 +73,7 @@ from ektp_card.virtual.perso import (
 )
 
 if TYPE_CHECKING:
+    from fixtures.cards import CutTransport
     from fixtures.tools import OpenSsl, SoftHsmToken
 
 MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
@@ -121,31 +122,6 @@ def record(seed: int = 3, small: bool = True) -> CitizenRecord:
 @cache
 def plan(seed: int = 3, small: bool = True) -> CardPlan:
     return plan_from_record(record(seed, small))
-
-
-class CutTransport:
-    """The card leaves the field at command ``cut`` (0-based): before the card sees it, or after the
-    card carried it out but before its answer reaches the desk."""
-
-    def __init__(self, card: VirtualCard, cut: int, *, after: bool) -> None:
-        self.card = card
-        self.cut = cut
-        self.after = after
-        self.count = 0
-        self.cut_command = b""
-
-    def transceive(self, command: bytes) -> bytes:
-        index = self.count
-        self.count += 1
-        if index == self.cut:
-            self.cut_command = command
-        if index == self.cut and not self.after:
-            self.card.power_off()
-        response = self.card.transceive(command)  # raises CardRemovedError when powered off
-        if index == self.cut:
-            self.card.power_off()
-            raise CardRemovedError("the card left the field")
-        return response
 
 
 class Recorder:
@@ -585,7 +561,7 @@ def _sequence_length(card_plan: CardPlan, **create: Any) -> int:
 
 
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
-def test_interruption_at_every_apdu(extended: bool) -> None:
+def test_interruption_at_every_apdu(extended: bool, cut_transport: type[CutTransport]) -> None:
     """Cut before and after every command; the card is either locked and verifies, or not locked,
     says it is incomplete (once anything was written), and a fresh run personalises it."""
     the_plan = plan()
@@ -597,7 +573,7 @@ def test_interruption_at_every_apdu(extended: bool) -> None:
     for cut in itertools.count():
         for after in (False, True):
             card = blank_card(MASTER, SERIAL, extended_length=extended)
-            cutting = CutTransport(card, cut, after=after)
+            cutting = cut_transport(card, cut, after=after)
             try:
                 run(cutting, the_plan, verify=False)
             except CardRemovedError:

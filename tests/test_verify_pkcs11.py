@@ -8,31 +8,38 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from test_terminal_auth import Pki, make_pki
-from test_verify import issuer, run_cli
-from test_verify_holder import capture, card
 
 from ektp_card._cli.util import ExitCode
 from ektp_card.pki.pkcs11 import Pkcs11Signer
 from ektp_card.pki.signer import KeySpec
 
 if TYPE_CHECKING:
+    from fixtures.cards import CaptureOf, HolderCard, IssuerOf, RunCli
+    from fixtures.terminal_pki import MakeTerminalPki, Pki
     from fixtures.tools import SoftHsmToken
 
 KEY_LABEL = "verify-terminal"
 
 
 @pytest.fixture(scope="module")
-def terminal_pki(token: SoftHsmToken) -> Pki:
+def terminal_pki(token: SoftHsmToken, make_terminal_pki: MakeTerminalPki) -> Pki:
     """The test DV's terminal certificate for a key generated once in the module's token."""
     # Closed before any command runs: an open session of this process would keep the token logged in.
     spec = KeySpec.parse("brainpoolP256r1")
     with Pkcs11Signer.generate(token.module, token.label, KEY_LABEL, spec, token.pin) as hsm:
-        return make_pki(terminal_signer=hsm)
+        return make_terminal_pki(terminal_signer=hsm)
 
 
 @pytest.fixture
-def files(terminal_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: SoftHsmToken) -> Path:
+def files(
+    terminal_pki: Pki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    token: SoftHsmToken,
+    holder_card: HolderCard,
+    capture: CaptureOf,
+    issuer: IssuerOf,
+) -> Path:
     """A card image, the trust folder, and the chain of the terminal whose key is in the token."""
     trust = tmp_path / "trust"
     trust.mkdir()
@@ -42,7 +49,7 @@ def files(terminal_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to
     (tmp_path / "dv.cvcert").write_bytes(p.dv.encode())
     (tmp_path / "terminal.cvcert").write_bytes(p.terminal.encode())
     (tmp_path / "holder.fmr").write_bytes(capture().encode())
-    the_card, can = card()
+    the_card, can = holder_card()
     the_card.save(tmp_path / "card.img")
     (tmp_path / "can").write_text(can)
     monkeypatch.setenv("EKTP_TERMINAL_PIN", token.pin.decode())
@@ -50,11 +57,16 @@ def files(terminal_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to
     return tmp_path
 
 
-def cli(capsys: pytest.CaptureFixture[str], d: Path, *extra: str) -> tuple[int, str, str]:
-    return run_cli(capsys, "--json", "verify", "--virtual", str(d / "card.img"), "--can",
-                   (d / "can").read_text(), "--trust", str(d / "trust"),
-                   "--terminal-chain", str(d / "dv.cvcert"), "--terminal-chain", str(d / "terminal.cvcert"),
-                   *extra)
+@pytest.fixture
+def cli(run_cli: RunCli) -> RunCli:
+    """``cli(capsys, folder, *extra)``: ``ektp --json verify`` of the card in ``folder`` (see ``files``)."""
+
+    def run(capsys: pytest.CaptureFixture[str], d: Path, *extra: str) -> tuple[int, str, str]:
+        return run_cli(capsys, "--json", "verify", "--virtual", str(d / "card.img"), "--can",
+                       (d / "can").read_text(), "--trust", str(d / "trust"), "--terminal-chain",
+                       str(d / "dv.cvcert"), "--terminal-chain", str(d / "terminal.cvcert"), *extra)
+
+    return run
 
 
 def hsm_args(token: SoftHsmToken, key_label: str = KEY_LABEL) -> tuple[str, ...]:
@@ -62,7 +74,9 @@ def hsm_args(token: SoftHsmToken, key_label: str = KEY_LABEL) -> tuple[str, ...]
             "--terminal-key-label", key_label)
 
 
-def test_terminal_key_in_token(capsys: pytest.CaptureFixture[str], files: Path, token: SoftHsmToken) -> None:
+def test_terminal_key_in_token(
+    capsys: pytest.CaptureFixture[str], files: Path, token: SoftHsmToken, cli: RunCli
+) -> None:
     code, out, err = cli(capsys, files, *hsm_args(token), "--fingerprint", str(files / "holder.fmr"))
     assert code == 0, err
     data = json.loads(out)
@@ -75,7 +89,11 @@ def test_terminal_key_in_token(capsys: pytest.CaptureFixture[str], files: Path, 
 
 
 def test_wrong_pin_and_bad_choices(
-    capsys: pytest.CaptureFixture[str], files: Path, token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    files: Path,
+    token: SoftHsmToken,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: RunCli,
 ) -> None:
     monkeypatch.setenv("EKTP_TERMINAL_PIN", "0000")
     code, out, err = cli(capsys, files, *hsm_args(token))
