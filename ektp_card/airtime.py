@@ -47,11 +47,6 @@ def etu(bit_rate: int) -> float:
     return 128 / (BIT_RATES[bit_rate] * FC)
 
 
-def frame_size(index: int) -> int:
-    """FSC or FSD for FSCI / FSDI ``index``."""
-    return FRAME_SIZES[index]
-
-
 def fwt(fwi: int) -> float:
     """Frame waiting time for FWI 0..14 in seconds."""
     if not 0 <= fwi <= 14:

@@ -1,4 +1,6 @@
-"""Fixtures for tests through a real pcscd with vsmartcard's vpcd driver: ``pcscd`` and ``vpcd_bridge``."""
+"""The test suite's shared set-up: hypothesis profiles, the "skip here, fail under CI" rule, and the
+pcscd fixtures (``pcscd``, ``vpcd_bridge``). Everything else test modules share is a fixture in the
+plugins under ``tests/fixtures/``, registered below: test modules never import each other."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,25 +17,58 @@ from hypothesis import HealthCheck, settings
 
 from ektp_card.errors import EktpError
 
+pytest_plugins = [
+    "fixtures.tools",
+    "fixtures.postgres",
+    "fixtures.document_pki",
+    "fixtures.terminal_pki",
+    "fixtures.cards",
+    "fixtures.desk",
+]
+
+#: Under CI every test must run: a missing tool is a failure there, and hypothesis repeats itself.
+UNDER_CI = os.environ.get("CI", "").lower() == "true"
+
 # The machines are shared and noisy: no per-example deadline anywhere, and under CI the same
 # examples every run, so a red CI is a regression and not the luck of the draw. Developers keep
 # hypothesis's random exploration.
 settings.register_profile("ektp", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ektp-ci", parent=settings.get_profile("ektp"), derandomize=True)
-settings.load_profile("ektp-ci" if os.environ.get("CI", "").lower() == "true" else "ektp")
+settings.load_profile("ektp-ci" if UNDER_CI else "ektp")
+
+CI_MUST_RUN = "CI=true, where every test must run"
+
+
+def unavailable(message: str, hint: str) -> NoReturn:
+    """A tool or package a test needs is missing: skip on a developer's machine, fail under CI."""
+    if UNDER_CI:
+        pytest.fail(f"{message}; {CI_MUST_RUN}: {hint}", pytrace=False)
+    pytest.skip(f"{message}; {hint}")
+
+
+@pytest.fixture(scope="session", name="unavailable")
+def unavailable_fixture() -> Callable[[str, str], NoReturn]:
+    """:func:`unavailable` for the fixtures and tests that check for a tool themselves."""
+    return unavailable
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, Any]:
+    """A whole module skipped (``pytest.importorskip`` of an optional package at its top) follows the
+    same rule as :func:`unavailable`: under CI it is a failure."""
+    report = yield
+    if UNDER_CI and report.skipped and isinstance(collector, pytest.Module):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{reason.removeprefix('Skipped: ')}; {CI_MUST_RUN}"
+    return report
+
 
 #: One test session at a time may drive the vpcd readers on this machine (they are machine-wide).
 PCSCD_LOCK = Path(tempfile.gettempdir()) / "ektp-card-vpcd.lock"
 PCSCD_LOCK_WAIT = 300.0
 
 INSTALL_HINT = "install it with `apt-get install pcscd vsmartcard-vpcd` (or run scripts/install.sh)"
-
-
-def _unavailable(message: str) -> NoReturn:
-    """Fail under CI, where pcscd must be there; skip on a developer's machine without it."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run the PC/SC tests: {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"{message}; {INSTALL_HINT}")
 
 
 def _lock_vpcd(path: Path, wait: float) -> int:
@@ -60,7 +95,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         import smartcard  # noqa: F401
     except ImportError:
-        _unavailable("pyscard is not installed")
+        unavailable("pyscard is not installed", INSTALL_HINT)
     from ektp_card.virtual.pcscd import PcscdProcess, pcscd_binary, reader_names
     from ektp_card.virtual.vpcd import VPCD_READER
 
@@ -70,14 +105,16 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         names = reader_names()
         if names is None:
             if pcscd_binary() is None:
-                _unavailable("pcscd is not installed")
+                unavailable("pcscd is not installed", INSTALL_HINT)
             log_path = tmp_path_factory.mktemp("pcscd") / "pcscd.log"
             try:
                 started = PcscdProcess.start(timeout=15.0, log_path=log_path)
             except EktpError as exc:
-                _unavailable(f"could not start pcscd: {exc}")
+                unavailable(f"could not start pcscd: {exc}", INSTALL_HINT)
         elif VPCD_READER not in names:
-            _unavailable(f"the running pcscd has no reader {VPCD_READER!r} (vsmartcard-vpcd missing?)")
+            unavailable(
+                f"the running pcscd has no reader {VPCD_READER!r} (vsmartcard-vpcd missing?)", INSTALL_HINT
+            )
         yield VPCD_READER
     finally:
         if started is not None:
@@ -118,30 +155,3 @@ def vpcd_bridge(pcscd: str) -> Iterator[Callable[..., Any]]:
     yield serve
     for bridge in bridges:
         bridge.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL (``postgresql://ektp@127.0.0.1:PORT/ektp``) of a throwaway PostgreSQL server for the session.
-
-    Started from the Debian ``postgresql`` binaries in its own temp data directory on loopback, stopped at
-    the end (tests/pg_server.py). Skips only when the binaries are missing and CI is not set; under CI=true
-    that fails, and so does a server that will not start.
-    """
-    import subprocess
-
-    from pg_server import INSTALL_HINT as PG_HINT
-    from pg_server import PostgresServer, PostgresUnavailable
-
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc}; CI must run the PostgreSQL registry tests: {PG_HINT}", pytrace=False)
-        pytest.skip(f"{exc}; {PG_HINT}")
-    except subprocess.CalledProcessError as exc:
-        pytest.fail(f"the test PostgreSQL server did not start: {exc.stderr}", pytrace=False)
-    try:
-        yield server.url
-    finally:
-        server.stop()

@@ -10,13 +10,11 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_verify import fresh, record
-from test_vpcd_bridge import ATR, FakeReader, RecordingCard
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.audit import attacks
@@ -30,8 +28,12 @@ from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.commands import Command, refuse
 from ektp_card.virtual.config import CardBehaviour, RngKind
 from ektp_card.virtual.pace import PASSWORD_KEYS
-from ektp_card.virtual.vpcd import VpcdBridge, atr_historical_bytes, reader_get_data
+from ektp_card.virtual.vpcd import atr_historical_bytes, reader_get_data
 
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh, RecordOf
+
+Variant = Callable[..., "tuple[VirtualCard, str]"]
 IDS = (
     "UID-ACCEPT", "UID-TRACE", "SKIM-ENUM", "SKIM-BYPASS", "AUTH-WRONGKEY", "AUTH-REPLAY",
     "RNG-QUALITY", "TRACE-ERRORS", "KEY-ENTROPY", "RELAY-LATENCY",
@@ -44,10 +46,16 @@ def audit(card: VirtualCard | Path | PcscTarget, can: str, *ids: str, **options:
     return run_audit(target, AuditOptions(can=can, **options), select_tests(ids or IDS))
 
 
-def variant(**changes: Any) -> tuple[VirtualCard, str]:
-    """The genuine card's files and keys on a chip configured otherwise (UID, behaviour)."""
-    card, can = fresh()
-    return VirtualCard(card.fs, dataclasses.replace(card.config, **changes), keys=card.keys), can
+@pytest.fixture(scope="module")
+def variant(fresh: Fresh) -> Variant:
+    """``variant(**changes)``: the genuine card's files and keys on a chip configured otherwise (UID,
+    behaviour)."""
+
+    def make(**changes: Any) -> tuple[VirtualCard, str]:
+        card, can = fresh()
+        return VirtualCard(card.fs, dataclasses.replace(card.config, **changes), keys=card.keys), can
+
+    return make
 
 
 def outcome(report: AuditReport, test_id: str) -> Outcome:
@@ -67,7 +75,7 @@ def test_catalogue_has_the_access_tests_in_order() -> None:
         assert "Passes when" in entry.description, test_id
 
 
-def test_genuine_card_passes_every_access_test() -> None:
+def test_genuine_card_passes_every_access_test(fresh: Fresh) -> None:
     card, can = fresh()
     report = audit(card, can)
     assert [r.id for r in report.results] == list(IDS)
@@ -98,7 +106,7 @@ def test_genuine_card_passes_every_access_test() -> None:
     assert float(relay["slowest_ms"]) < 250
 
 
-def test_evidence_holds_no_can_and_no_key() -> None:
+def test_evidence_holds_no_can_and_no_key(fresh: Fresh) -> None:
     card, can = fresh()
     report = audit(card, can)
     text = json.dumps(report.to_json()) + report.to_junit_xml().decode()
@@ -113,7 +121,7 @@ def test_evidence_holds_no_can_and_no_key() -> None:
     assert replay[-1].note == "replayed GENERAL AUTHENTICATE step 4" and replay[-1].response == "6300"
 
 
-def test_non_destructive_audit_leaves_the_image_byte_identical(tmp_path: Path) -> None:
+def test_non_destructive_audit_leaves_the_image_byte_identical(tmp_path: Path, fresh: Fresh) -> None:
     card, can = fresh()
     image = tmp_path / "card.img"
     card.save(image)
@@ -123,7 +131,7 @@ def test_non_destructive_audit_leaves_the_image_byte_identical(tmp_path: Path) -
     assert image.read_bytes() == before
 
 
-def test_wrong_can_given_to_the_audit_is_no_verdict() -> None:
+def test_wrong_can_given_to_the_audit_is_no_verdict(fresh: Fresh) -> None:
     card, can = fresh()
     report = audit(card, "000000" if can != "000000" else "111111", "SKIM-BYPASS", "AUTH-REPLAY")
     assert {r.outcome for r in report.results} == {Outcome.ERROR}
@@ -133,7 +141,7 @@ def test_wrong_can_given_to_the_audit_is_no_verdict() -> None:
 # --- weak cards fail the test named for them -----------------------------------------------------------
 
 
-def test_fixed_manufacturer_uid_fails_uid_accept_and_trace() -> None:
+def test_fixed_manufacturer_uid_fails_uid_accept_and_trace(variant: Variant) -> None:
     card, can = variant(uid=bytes.fromhex("04A1B2C3D4E5F6"))
     report = audit(card, can, "UID-ACCEPT", "UID-TRACE")
     accept = report.result("UID-ACCEPT")
@@ -142,7 +150,7 @@ def test_fixed_manufacturer_uid_fails_uid_accept_and_trace() -> None:
     assert outcome(report, "UID-TRACE") is Outcome.FAIL
 
 
-def test_static_uid_fails_uid_trace() -> None:
+def test_static_uid_fails_uid_trace(variant: Variant) -> None:
     card, can = variant(uid=bytes.fromhex("0811AA22"))
     result = audit(card, can, "UID-TRACE").result("UID-TRACE")
     assert result.outcome is Outcome.FAIL
@@ -158,7 +166,7 @@ def test_uid_found_in_the_data() -> None:
     assert not access._uid_in(uid, b"3273051708900001")
 
 
-def test_readable_data_group_fails_skim_enum() -> None:
+def test_readable_data_group_fails_skim_enum(fresh: Fresh) -> None:
     card, can = fresh()
     dg1 = card.fs.application(EKTP_AID).child_ef(0x0101)
     assert dg1 is not None
@@ -184,7 +192,7 @@ class PlainInsideSession(VirtualCard):
             security.channel = channel
 
 
-def test_plain_command_executed_inside_the_session_fails_skim_bypass() -> None:
+def test_plain_command_executed_inside_the_session_fails_skim_bypass(fresh: Fresh) -> None:
     card, can = fresh()
     lax = PlainInsideSession(card.fs, card.config, keys=card.keys)
     result = audit(lax, can, "SKIM-BYPASS").result("SKIM-BYPASS")
@@ -215,7 +223,7 @@ def locking(card: VirtualCard, after: int = 3) -> VirtualCard:
     return card
 
 
-def test_lock_out_by_wrong_cans_fails_auth_wrongkey() -> None:
+def test_lock_out_by_wrong_cans_fails_auth_wrongkey(fresh: Fresh) -> None:
     card, can = fresh()
     result = audit(locking(card), can, "AUTH-WRONGKEY").result("AUTH-WRONGKEY")
     assert result.outcome is Outcome.FAIL
@@ -225,7 +233,7 @@ def test_lock_out_by_wrong_cans_fails_auth_wrongkey() -> None:
     assert result.figures["right_can_same_session"] == "refused 6983"
 
 
-def test_weak_rng_fails_rng_quality_and_replay() -> None:
+def test_weak_rng_fails_rng_quality_and_replay(variant: Variant) -> None:
     card, can = variant(behaviour=CardBehaviour(rng=RngKind.LCG, rng_seed=0x4B545031))
     report = audit(card, can, "RNG-QUALITY", "AUTH-REPLAY", "UID-TRACE", challenges=32)
     rng = report.result("RNG-QUALITY")
@@ -249,7 +257,7 @@ def test_rng_statistics_catch_a_biased_generator() -> None:
     assert access.rng_statistics(alternating)["runs_z"] > 10
 
 
-def test_leaky_error_words_fail_trace_errors() -> None:
+def test_leaky_error_words_fail_trace_errors(variant: Variant) -> None:
     card, can = variant(behaviour=CardBehaviour(error_words=attacks.LEAKY_ERROR_WORDS))
     report = audit(card, can, "TRACE-ERRORS", "SKIM-BYPASS")
     result = report.result("TRACE-ERRORS")
@@ -264,7 +272,7 @@ def test_leaky_error_words_fail_trace_errors() -> None:
     assert outcome(report, "SKIM-BYPASS") is Outcome.PASS
 
 
-def test_relay_delay_fails_relay_latency() -> None:
+def test_relay_delay_fails_relay_latency(variant: Variant) -> None:
     card, can = variant(behaviour=CardBehaviour(response_delay_ms=30))
     result = audit(card, can, "RELAY-LATENCY", relay_bound_ms=20).result("RELAY-LATENCY")
     assert result.outcome is Outcome.FAIL
@@ -272,7 +280,7 @@ def test_relay_delay_fails_relay_latency() -> None:
     assert "beyond the bound of 20 ms" in result.reason
 
 
-def test_weak_can_fails_key_entropy() -> None:
+def test_weak_can_fails_key_entropy(fresh: Fresh, record: RecordOf) -> None:
     personal = record().personal
     nik, born = personal.nik, personal.date_of_birth
     card, _ = fresh()
@@ -304,7 +312,7 @@ def test_weak_can_fails_key_entropy() -> None:
     [("static-uid", "UID-TRACE"), ("relay", "RELAY-LATENCY"), ("weak-rng", "RNG-QUALITY"),
      ("leaky-errors", "TRACE-ERRORS")],
 )
-def test_attack_card_fails_its_test(kind: str, test_id: str) -> None:
+def test_attack_card_fails_its_test(kind: str, test_id: str, fresh: Fresh) -> None:
     card, can = fresh()
     attack = attacks.make_attack_card(kind, card, can, delay_ms=30)
     report = audit(attack, can, test_id, challenges=32, relay_bound_ms=20)
@@ -331,50 +339,11 @@ def test_reader_get_data_words() -> None:
     assert atr_historical_bytes(bytes.fromhex("3BD2119140" "01" "AABB" "00")[:-1]) == b"\xaa\xbb"
 
 
-@pytest.fixture
-def fake_reader() -> Iterator[FakeReader]:
-    fake = FakeReader()
-    yield fake
-    fake.close()
-
-
-def test_bridge_answers_get_data_as_the_reader(fake_reader: FakeReader) -> None:
-    card, _ = fresh()
-    bridge = VpcdBridge(card, port=fake_reader.port, connect_timeout=5.0)
-    bridge.start(wait=None)
-    fake_reader.accept()
-    fake_reader.send(b"\x01")
-    fake_reader.send(bytes.fromhex("FFCA000000"))
-    first = fake_reader.receive()
-    assert first == card.uid + b"\x90\x00" and first[0] == 0x08 and len(first) == 6
-    fake_reader.send(bytes.fromhex("FFCA010000"))
-    assert fake_reader.receive() == card.ats_historical + b"\x90\x00"
-    fake_reader.send(bytes.fromhex("FFB0000000"))  # other CLA FF commands still reach the card
-    assert fake_reader.receive() == b"\x6e\x00"
-    fake_reader.send(b"\x02")  # reset: a new UID
-    fake_reader.send(bytes.fromhex("FFCA000000"))
-    assert fake_reader.receive() == card.uid + b"\x90\x00" != first
-    bridge.stop()
-
-
-def test_bridge_without_uid_says_function_not_supported(fake_reader: FakeReader) -> None:
-    card = RecordingCard()
-    bridge = VpcdBridge(card, port=fake_reader.port, connect_timeout=5.0)
-    bridge.start(wait=None)
-    fake_reader.accept()
-    fake_reader.send(bytes.fromhex("FFCA000000"))
-    assert fake_reader.receive() == b"\x6a\x81"
-    fake_reader.send(bytes.fromhex("FFCA010000"))
-    assert fake_reader.receive() == atr_historical_bytes(ATR) + b"\x90\x00"
-    bridge.stop()
-    assert card.events == ["off"]  # the card never saw them
-
-
 # --- through pcscd ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.pcscd
-def test_get_data_uid_through_pcscd(vpcd_bridge: Serve, pcscd: str) -> None:
+def test_get_data_uid_through_pcscd(vpcd_bridge: Serve, pcscd: str, fresh: Fresh) -> None:
     from ektp_card.apdu.pcsc import PcscTransport
 
     card, _ = fresh()
@@ -390,7 +359,7 @@ def test_get_data_uid_through_pcscd(vpcd_bridge: Serve, pcscd: str) -> None:
 
 
 @pytest.mark.pcscd
-def test_genuine_card_through_pcscd(vpcd_bridge: Serve, pcscd: str) -> None:
+def test_genuine_card_through_pcscd(vpcd_bridge: Serve, pcscd: str, fresh: Fresh) -> None:
     card, can = fresh()
     vpcd_bridge(card)
     report = audit(PcscTarget(pcscd), can, "UID-TRACE", "SKIM-ENUM", "AUTH-REPLAY")
@@ -402,14 +371,14 @@ def test_genuine_card_through_pcscd(vpcd_bridge: Serve, pcscd: str) -> None:
 
 
 @pytest.mark.pcscd
-def test_static_uid_card_through_pcscd(vpcd_bridge: Serve, pcscd: str) -> None:
+def test_static_uid_card_through_pcscd(vpcd_bridge: Serve, pcscd: str, variant: Variant) -> None:
     card, can = variant(uid=bytes.fromhex("0811AA22"))
     vpcd_bridge(card)
     result = audit(PcscTarget(pcscd), can, "UID-TRACE").result("UID-TRACE")
     assert result.outcome is Outcome.FAIL and result.figures["uids"] == " ".join(["0811AA22"] * 8)
 
 
-def test_uid_tests_not_applicable_without_uid() -> None:
+def test_uid_tests_not_applicable_without_uid(fresh: Fresh) -> None:
     card, can = fresh()
 
     class NoUid(VirtualTarget):

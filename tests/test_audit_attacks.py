@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.serialization import load_der_private_key
-from test_verify import fresh, issuer, statuses
 
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.audit.attacks import (
@@ -36,18 +37,28 @@ from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.ektp import EKTP_AID, EKTP_APPLICATION, Com
 from ektp_card.session.card import CardSession, Credentials
-from ektp_card.verify.card import Verdict, verify_card
+from ektp_card.verify.card import Verdict, VerificationReport, verify_card
 from ektp_card.verify.passive import Status
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.aa import AA_PRIVATE_KEY
 from ektp_card.virtual.config import CardBehaviour, FailureKind, RngKind
 
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh, IssuerOf
+
 SELECT_APP = CommandApdu(0x00, 0xA4, 0x04, 0x0C, EKTP_AID)
 GET_CHALLENGE = bytes.fromhex("0084000008")
+Genuine = Callable[[], "tuple[VirtualCard, str]"]
 
 
-def genuine() -> tuple[VirtualCard, str]:
-    return fresh(1)
+@pytest.fixture(scope="module")
+def genuine(fresh: Fresh) -> Genuine:
+    """``genuine()``: a new copy of the genuine e-KTP (serial 1) and its CAN."""
+    return lambda: fresh(1)
+
+
+def statuses(report: VerificationReport) -> dict[str, Status]:
+    return {c.name: c.status for c in report.checks}
 
 
 def image_bytes(card: VirtualCard, tmp_path: Path, name: str = "card.img") -> bytes:
@@ -78,7 +89,7 @@ def pace(card: VirtualCard, can: str) -> CardSession:
 # --- harvest ----------------------------------------------------------------------------------------
 
 
-def test_harvest_takes_what_the_can_gives_and_leaves_the_card_alone(tmp_path: Path) -> None:
+def test_harvest_takes_what_the_can_gives_and_leaves_the_card_alone(tmp_path: Path, genuine: Genuine) -> None:
     card, can = genuine()
     before = image_bytes(card, tmp_path)
     h = harvest_card(card, can)
@@ -97,14 +108,14 @@ def test_harvest_takes_what_the_can_gives_and_leaves_the_card_alone(tmp_path: Pa
     assert can not in repr(h)
 
 
-def test_harvest_over_a_transport_with_a_wrong_can() -> None:
+def test_harvest_over_a_transport_with_a_wrong_can(genuine: Genuine) -> None:
     card, can = genuine()
     wrong = "000000" if can != "000000" else "111111"
     with pytest.raises(PacePasswordError):
         harvest(card, wrong)
 
 
-def test_harvest_without_active_authentication() -> None:
+def test_harvest_without_active_authentication(genuine: Genuine) -> None:
     card, can = genuine()
     h = harvest_card(card, can, record_aa=False)
     assert h.aa is None
@@ -116,12 +127,14 @@ def test_harvest_without_active_authentication() -> None:
 
 
 @pytest.fixture(scope="module")
-def harvested() -> Harvest:
+def harvested(genuine: Genuine) -> Harvest:
     card, can = genuine()
     return harvest_card(card, can)
 
 
-def test_clone_copies_every_readable_byte_but_not_the_chip(harvested: Harvest) -> None:
+def test_clone_copies_every_readable_byte_but_not_the_chip(
+    harvested: Harvest, genuine: Genuine, issuer: IssuerOf
+) -> None:
     card, can = genuine()
     clone = make_clone(harvested)
     assert clone.atr == card.atr
@@ -143,7 +156,7 @@ def test_clone_copies_every_readable_byte_but_not_the_chip(harvested: Harvest) -
     assert report.refused == (3,)
 
 
-def test_clone_refuses_writes_like_the_locked_genuine_card(harvested: Harvest) -> None:
+def test_clone_refuses_writes_like_the_locked_genuine_card(harvested: Harvest, genuine: Genuine) -> None:
     card, can = genuine()
     for target in (card, make_clone(harvested)):
         session = pace(target, can)
@@ -164,7 +177,9 @@ def test_clone_without_active_authentication_fails_it(harvested: Harvest) -> Non
     assert not result.passed and len(result.signature) == 64
 
 
-def test_downgrade_clone_claims_no_chip_or_active_authentication(harvested: Harvest) -> None:
+def test_downgrade_clone_claims_no_chip_or_active_authentication(
+    harvested: Harvest, genuine: Genuine, issuer: IssuerOf
+) -> None:
     card, can = genuine()
     copy = make_downgrade_clone(harvested)
     assert app_file(copy, 0x010E) is None and app_file(copy, 0x010F) is None
@@ -184,7 +199,7 @@ def test_downgrade_clone_claims_no_chip_or_active_authentication(harvested: Harv
     assert report.check("chip-authentication").reason == "EF.SOD covers DG14 but the card did not give it"
 
 
-def test_static_uid_card_keeps_one_uid(harvested: Harvest) -> None:
+def test_static_uid_card_keeps_one_uid(harvested: Harvest, genuine: Genuine, issuer: IssuerOf) -> None:
     card, can = genuine()
     genuine_uids = {card.power_on() and card.uid for _ in range(4)}
     assert len(genuine_uids) == 4  # 3 random bytes each time: a repeat is a 1 in 2^24 chance
@@ -198,7 +213,9 @@ def test_static_uid_card_keeps_one_uid(harvested: Harvest) -> None:
     assert report.verdict is Verdict.CLONED, report.reasons
 
 
-def test_replaying_card_answers_the_recorded_signature(harvested: Harvest) -> None:
+def test_replaying_card_answers_the_recorded_signature(
+    harvested: Harvest, genuine: Genuine, issuer: IssuerOf
+) -> None:
     _, can = genuine()
     replay = make_replaying_card(harvested)
     assert harvested.aa is not None
@@ -236,7 +253,7 @@ PLAIN_COMMANDS = [
 ]
 
 
-def test_relay_card_answers_the_same_bytes_later(tmp_path: Path) -> None:
+def test_relay_card_answers_the_same_bytes_later(tmp_path: Path, genuine: Genuine, issuer: IssuerOf) -> None:
     card, can = genuine()
     before = image_bytes(card, tmp_path)
     relay = make_relay_card(card, 20)
@@ -244,16 +261,18 @@ def test_relay_card_answers_the_same_bytes_later(tmp_path: Path) -> None:
     assert image_bytes(card, tmp_path) == before
     card.power_on()
     relay.power_on()
+    relayed, direct = [], []
     for hex_command in PLAIN_COMMANDS:
         command = bytes.fromhex(hex_command)
         start = time.perf_counter()
         answer = relay.transceive(command)
-        took = time.perf_counter() - start
+        relayed.append(time.perf_counter() - start)
+        start = time.perf_counter()
         assert answer == card.transceive(command)
-        assert took >= 0.020
-    start = time.perf_counter()
-    card.transceive(bytes.fromhex(PLAIN_COMMANDS[0]))
-    assert time.perf_counter() - start < 0.020
+        direct.append(time.perf_counter() - start)
+        assert relayed[-1] >= 0.020  # the delay is a floor: a busy machine only adds to it
+    # Timed side by side, the genuine card answers the same commands well inside the relay's delay.
+    assert statistics.median(direct) < statistics.median(relayed) / 2, (direct, relayed)
     # Everything the genuine chip proves, the relay passes on: only its timing gives it away.
     relay.power_on()
     assert verify_card(relay, can, issuer().trust).verdict is Verdict.GENUINE
@@ -268,7 +287,7 @@ def lcg_stream(seed: int, count: int) -> bytes:
     return bytes(out)
 
 
-def test_weak_rng_card_repeats_and_is_predictable() -> None:
+def test_weak_rng_card_repeats_and_is_predictable(genuine: Genuine, issuer: IssuerOf) -> None:
     card, can = genuine()
     weak = make_weak_rng_card(card, seed=1)
     stream = lcg_stream(1, 19)
@@ -288,7 +307,7 @@ def test_weak_rng_card_repeats_and_is_predictable() -> None:
     assert verify_card(weak, can, issuer().trust).verdict is Verdict.GENUINE
 
 
-def test_weak_rng_gives_the_active_authentication_key_away() -> None:
+def test_weak_rng_gives_the_active_authentication_key_away(genuine: Genuine) -> None:
     card, can = genuine()
     weak = make_weak_rng_card(card)
     key = Dg15.decode(app_file(card, 0x010F) or b"").public_key.to_cryptography()
@@ -340,7 +359,9 @@ def probe(card: VirtualCard, can: str, kind: str) -> int:
 FAILURES = ("wrong MAC", "wrong key", "plain during SM", "wrong password")
 
 
-def test_genuine_error_words_are_uniform_and_the_leaky_cards_are_not() -> None:
+def test_genuine_error_words_are_uniform_and_the_leaky_cards_are_not(
+    genuine: Genuine, issuer: IssuerOf
+) -> None:
     card, can = genuine()
     leaky = make_leaky_errors_card(card)
     assert leaky.behaviour.error_words == dict(LEAKY_ERROR_WORDS)
@@ -363,7 +384,7 @@ def test_genuine_error_words_are_uniform_and_the_leaky_cards_are_not() -> None:
 # --- the catalogue ------------------------------------------------------------------------------------
 
 
-def test_attack_kinds_and_make_attack_card(tmp_path: Path) -> None:
+def test_attack_kinds_and_make_attack_card(tmp_path: Path, genuine: Genuine) -> None:
     assert list(ATTACK_KINDS) == ["clone", "downgrade-clone", "static-uid", "replay", "relay", "weak-rng",
                                   "leaky-errors"]
     assert [k.caught_by for k in ATTACK_KINDS.values()] == [
@@ -386,7 +407,7 @@ def test_attack_kinds_and_make_attack_card(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", list(ATTACK_KINDS))
-def test_attack_cards_round_trip_through_images(tmp_path: Path, kind: str) -> None:
+def test_attack_cards_round_trip_through_images(tmp_path: Path, kind: str, genuine: Genuine) -> None:
     card, can = genuine()
     attack = make_attack_card(kind, card, can, delay_ms=3)
     path = tmp_path / f"{kind}.img"
@@ -407,7 +428,7 @@ def test_attack_cards_round_trip_through_images(tmp_path: Path, kind: str) -> No
         assert loaded.transceive(GET_CHALLENGE) == attack.transceive(GET_CHALLENGE)
 
 
-def test_behaviour_section_in_the_image(tmp_path: Path) -> None:
+def test_behaviour_section_in_the_image(tmp_path: Path, genuine: Genuine) -> None:
     card, _ = genuine()
     leaky = make_leaky_errors_card(card)
     path = tmp_path / "leaky.img"
@@ -417,7 +438,9 @@ def test_behaviour_section_in_the_image(tmp_path: Path) -> None:
                          "error_words": {"sm-padding": "6A80", "sm-plain": "6982"}, "aa_signature": None}
 
 
-def test_version_1_images_still_load_as_genuine_cards(tmp_path: Path) -> None:
+def test_version_1_images_still_load_as_genuine_cards(
+    tmp_path: Path, genuine: Genuine, issuer: IssuerOf
+) -> None:
     card, can = genuine()
     path = tmp_path / "card.img"
     card.save(path)

@@ -6,14 +6,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from functools import cache
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_verify import MASTER, NOW, ef, fresh, issuer, record
-from test_verify_holder import card as card_with_trust_point
-from test_verify_holder import terminal
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.sw import SW
@@ -33,6 +30,7 @@ from ektp_card.audit.targets import VirtualTarget
 from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.nik import FEMALE
+from ektp_card.lds.record import CitizenRecord, PersonalData
 from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.certs import create_csca, issue_document_signer
 from ektp_card.pki.crl import Revocation, build_crl
@@ -42,6 +40,10 @@ from ektp_card.virtual import VirtualCard
 from ektp_card.virtual import pace as virtual_pace
 from ektp_card.virtual.commands import Command
 from ektp_card.virtual.perso import blank_card
+
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh, HolderCard, Issuer, IssuerOf, RecordOf
+    from fixtures.terminal_pki import TerminalOf
 
 #: The tests of this catalogue module, in catalogue order, and their threats.
 THREATS = {
@@ -58,11 +60,28 @@ THREATS = {
 }
 IDS = tuple(THREATS)
 RUN_WITHOUT_CONSENT = IDS[:-1]
+MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
+NOW = dt.datetime.now(dt.UTC)
+Audit = Callable[..., AuditReport]
 
 
-def audit(card: VirtualCard | Path, can: str, *ids: str, **options: Any) -> AuditReport:
-    options.setdefault("trust", issuer().trust)
-    return run_audit(VirtualTarget(card), AuditOptions(can=can, **options), select_tests(ids or IDS))
+@pytest.fixture(scope="module")
+def audit(issuer: IssuerOf) -> Audit:
+    """``audit(card, can, *ids, **options)``: the tests ``ids`` (all of this module's by default) on a
+    virtual card or image; the issuer's trust store unless ``trust`` is given."""
+
+    def run(card: VirtualCard | Path, can: str, *ids: str, **options: Any) -> AuditReport:
+        options.setdefault("trust", issuer().trust)
+        return run_audit(VirtualTarget(card), AuditOptions(can=can, **options), select_tests(ids or IDS))
+
+    return run
+
+
+def ef(card: VirtualCard, number: int) -> bytearray:
+    app = card.fs.application(EKTP_AID)
+    data = app.child_ef(0x0100 + number).data  # type: ignore[union-attr]
+    assert isinstance(data, bytearray)
+    return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +94,7 @@ class Saved:
 
 
 @pytest.fixture(scope="module")
-def genuine(tmp_path_factory: pytest.TempPathFactory) -> Saved:
+def genuine(tmp_path_factory: pytest.TempPathFactory, audit: Audit, fresh: Fresh) -> Saved:
     """One audit without consent of a genuine card saved as an image, as `ektp audit --virtual` runs."""
     card, can = fresh()
     path = tmp_path_factory.mktemp("genuine") / "card.img"
@@ -162,7 +181,9 @@ def test_deciding_exchanges_are_in_each_tests_evidence(genuine: Saved) -> None:
     assert any(n.startswith("full verification") for n in notes("PA-TAMPER"))
 
 
-def test_consented_run_is_refused_everything_and_changes_nothing(tmp_path: Path) -> None:
+def test_consented_run_is_refused_everything_and_changes_nothing(
+    tmp_path: Path, audit: Audit, fresh: Fresh
+) -> None:
     card, can = fresh()
     path = tmp_path / "card.img"
     card.save(path)
@@ -179,8 +200,10 @@ def test_consented_run_is_refused_everything_and_changes_nothing(tmp_path: Path)
     assert path.read_bytes() == before
 
 
-def test_with_a_terminal_dg3_is_readable_after_terminal_authentication() -> None:
-    card, can = card_with_trust_point()
+def test_with_a_terminal_dg3_is_readable_after_terminal_authentication(
+    audit: Audit, holder_card: HolderCard, terminal: TerminalOf
+) -> None:
+    card, can = holder_card()
     report = audit(card, can, "BIO-CONF", "PA-TAMPER", terminal=terminal())
     bio = report.result("BIO-CONF")
     assert bio.outcome is Outcome.PASS, bio.reason
@@ -196,7 +219,7 @@ def test_with_a_terminal_dg3_is_readable_after_terminal_authentication() -> None
 # --- forged data ------------------------------------------------------------------------------------
 
 
-def test_altered_data_group_fails_pa_tamper() -> None:
+def test_altered_data_group_fails_pa_tamper(audit: Audit, fresh: Fresh) -> None:
     card, can = fresh()
     ef(card, 7)[-1] ^= 0x01
     result = audit(card, can, "PA-TAMPER").result("PA-TAMPER")
@@ -205,49 +228,48 @@ def test_altered_data_group_fails_pa_tamper() -> None:
 
 
 def _card_signed_by(
-    ds: DocumentSigner, serial: int, *, at: dt.datetime | None = None
+    record: CitizenRecord, ds: DocumentSigner, serial: int, *, at: dt.datetime | None = None
 ) -> tuple[VirtualCard, str]:
     card = blank_card(MASTER, serial.to_bytes(8, "big"))
-    result = personalize(card, plan_from_record(record()), MASTER, ds, now=at)
+    result = personalize(card, plan_from_record(record), MASTER, ds, now=at)
     card.power_on()
     return card, result.can
 
 
-@cache
-def _revoking() -> tuple[VirtualCard, str, TrustStore]:
+def _revoking(issuer: Issuer, record: CitizenRecord) -> tuple[VirtualCard, str, TrustStore]:
     csca_signer = PrivateKeySigner(KeySpec.parse("secp256r1").generate())
     csca = create_csca(csca_signer, country="ID", common_name="CSCA Revoking",
                        not_before=NOW - dt.timedelta(days=2))
-    ds = issue_document_signer(csca_signer, csca, issuer().ds.signer.public_key, common_name="DS Revoked",
+    ds = issue_document_signer(csca_signer, csca, issuer.ds.signer.public_key, common_name="DS Revoked",
                                not_before=NOW - dt.timedelta(days=1))
     crl = build_crl(csca_signer, csca, [Revocation(ds.serial_number, NOW - dt.timedelta(minutes=5))],
                     crl_number=2, this_update=NOW - dt.timedelta(minutes=1))
-    card, can = _card_signed_by(DocumentSigner(issuer().ds.signer, ds), 21)
+    card, can = _card_signed_by(record, DocumentSigner(issuer.ds.signer, ds), 21)
     return card, can, TrustStore((csca,), (crl,))
 
 
-@cache
-def _expired() -> tuple[VirtualCard, str, TrustStore]:
+def _expired(issuer: Issuer, record: CitizenRecord) -> tuple[VirtualCard, str, TrustStore]:
     csca_signer = PrivateKeySigner(KeySpec.parse("secp256r1").generate())
     csca = create_csca(csca_signer, country="ID", common_name="CSCA Old",
                        not_before=NOW - dt.timedelta(days=800))
     start = NOW - dt.timedelta(days=400)
-    ds = issue_document_signer(csca_signer, csca, issuer().ds.signer.public_key, common_name="DS Expired",
+    ds = issue_document_signer(csca_signer, csca, issuer.ds.signer.public_key, common_name="DS Expired",
                                not_before=start, key_usage_days=30, document_validity_years=0)
     crl = build_crl(csca_signer, csca, [], crl_number=1, this_update=NOW - dt.timedelta(hours=1))
-    card, can = _card_signed_by(DocumentSigner(issuer().ds.signer, ds), 22, at=start + dt.timedelta(days=5))
+    signer = DocumentSigner(issuer.ds.signer, ds)
+    card, can = _card_signed_by(record, signer, 22, at=start + dt.timedelta(days=5))
     return card, can, TrustStore((csca,), (crl,))
 
 
-def test_pa_trust_names_the_problem() -> None:
+def test_pa_trust_names_the_problem(audit: Audit, fresh: Fresh, issuer: IssuerOf, record: RecordOf) -> None:
     card, can = fresh()
     stranger = audit(card, can, "PA-TRUST", trust=issuer("Stranger").trust).result("PA-TRUST")
     assert stranger.outcome is Outcome.FAIL
     assert stranger.reason.startswith("unknown signer: no trusted CSCA named CN=CSCA Verify Test,C=ID")
-    revoked_card, revoked_can, revoked_trust = _revoking()
+    revoked_card, revoked_can, revoked_trust = _revoking(issuer(), record())
     revoked = audit(revoked_card, revoked_can, "PA-TRUST", trust=revoked_trust).result("PA-TRUST")
     assert revoked.outcome is Outcome.FAIL and revoked.reason.startswith("revoked signer: document signer")
-    old_card, old_can, old_trust = _expired()
+    old_card, old_can, old_trust = _expired(issuer(), record())
     expired = audit(old_card, old_can, "PA-TRUST", trust=old_trust).result("PA-TRUST")
     assert expired.outcome is Outcome.FAIL
     assert expired.reason.startswith("expired signer: document signer certificate is not valid now")
@@ -257,17 +279,17 @@ def test_pa_trust_names_the_problem() -> None:
     assert audit(old_card, old_can, "PA-TAMPER", trust=None).result("PA-TAMPER").outcome is Outcome.PASS
 
 
-def _personal_with_nik(card: VirtualCard) -> None:
+def _personal_with_nik(card: VirtualCard, personal: PersonalData) -> None:
     """Give DG1's NIK the women's +40 on the day (or take it away): same length, so only the NIK
     contradicts DG1's sex."""
-    nik = record().personal.nik.encode()
+    nik = personal.nik.encode()
     dg1 = ef(card, 1)
     at = bytes(dg1).index(nik) + 6
     tens = dg1[at] - ord("0")
-    dg1[at] = ord("0") + (tens - 4 if record().personal.sex == FEMALE else tens + 4)
+    dg1[at] = ord("0") + (tens - 4 if personal.sex == FEMALE else tens + 4)
 
 
-def test_print_chip_compares_printed_fields_and_the_nik() -> None:
+def test_print_chip_compares_printed_fields_and_the_nik(audit: Audit, fresh: Fresh, record: RecordOf) -> None:
     card, can = fresh()
     personal = record().personal
     printed = {"NIK": personal.nik, "name": personal.name.lower(), "date of birth":
@@ -279,7 +301,7 @@ def test_print_chip_compares_printed_fields_and_the_nik() -> None:
     assert other.outcome is Outcome.FAIL and other.reason == "printed name differ from DG1"
     typo = audit(card, can, "PRINT-CHIP", printed={"surname": "X"}).result("PRINT-CHIP")
     assert typo.outcome is Outcome.ERROR and "unknown printed field 'surname'" in typo.reason
-    _personal_with_nik(card)
+    _personal_with_nik(card, personal)
     forged = audit(card, can, "PRINT-CHIP").result("PRINT-CHIP")
     assert forged.outcome is Outcome.FAIL and "NIK: the NIK's day" in forged.reason
 
@@ -293,7 +315,7 @@ def test_print_chip_compares_printed_fields_and_the_nik() -> None:
      "EF.SOD commits to Chip Authentication (DG14) but the card does not offer it"),
     ("replay", "AA-REPLAY", "the card answered the same signature twice"),
 ])
-def test_attack_card_fails_its_test(kind: str, test_id: str, why: str) -> None:
+def test_attack_card_fails_its_test(kind: str, test_id: str, why: str, audit: Audit, fresh: Fresh) -> None:
     card, can = fresh()
     attack = make_attack_card(kind, card, can)
     result = audit(attack, can, test_id).result(test_id)
@@ -301,7 +323,7 @@ def test_attack_card_fails_its_test(kind: str, test_id: str, why: str) -> None:
     assert why in result.reason
 
 
-def test_a_card_with_another_cards_keys_fails_clone_copy() -> None:
+def test_a_card_with_another_cards_keys_fails_clone_copy(audit: Audit, fresh: Fresh) -> None:
     original, can = fresh(1)
     other, _ = fresh(2)
     for name in list(original.keys):
@@ -317,12 +339,14 @@ def test_a_card_with_another_cards_keys_fails_clone_copy() -> None:
 # --- access to DG3, writes, garbage --------------------------------------------------------------------
 
 
-def test_rights_granted_before_chip_authentication_fail_bio_conf() -> None:
+def test_rights_granted_before_chip_authentication_fail_bio_conf(
+    audit: Audit, holder_card: HolderCard, terminal: TerminalOf
+) -> None:
     """A chip that opens DG3 on Terminal Authentication alone, before Chip Authentication (EAC1's
     order applied to EAC2), gives the fingerprints before it has proven itself."""
     from ektp_card.virtual.ta import grant_after_ca
 
-    card, can = card_with_trust_point()
+    card, can = holder_card()
     external = card.commands[0x82]
 
     def early_rights(chip: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
@@ -339,7 +363,7 @@ def test_rights_granted_before_chip_authentication_fail_bio_conf() -> None:
     assert "READ BINARY DG3 after Terminal Authentication, before Chip Authentication" in notes
 
 
-def test_dg3_readable_after_pace_fails_bio_conf() -> None:
+def test_dg3_readable_after_pace_fails_bio_conf(audit: Audit, fresh: Fresh) -> None:
     card, can = fresh()
     dg3 = card.fs.application(EKTP_AID).child_ef(0x0103)
     assert dg3 is not None
@@ -350,7 +374,9 @@ def test_dg3_readable_after_pace_fails_bio_conf() -> None:
         "DG3 is readable without Terminal Authentication: READ BINARY DG3 by SFI: 9000")
 
 
-def test_writable_card_fails_locked_write_and_is_still_unchanged(tmp_path: Path) -> None:
+def test_writable_card_fails_locked_write_and_is_still_unchanged(
+    tmp_path: Path, audit: Audit, fresh: Fresh
+) -> None:
     card, can = fresh()
     access = card.fs.mf.child_ef(0x011C)
     assert access is not None
@@ -365,7 +391,7 @@ def test_writable_card_fails_locked_write_and_is_still_unchanged(tmp_path: Path)
     assert path.read_bytes() == before  # it accepted the very bytes it held
 
 
-def test_card_accepting_an_unknown_instruction_fails_fuzz() -> None:
+def test_card_accepting_an_unknown_instruction_fails_fuzz(audit: Audit, fresh: Fresh) -> None:
     card, can = fresh()
     card.commands[0x5A] = Command("LENIENT", lambda _card, _apdu: ResponseApdu(b"", SW.OK))
     result = audit(card, can, "FUZZ-APDU").result("FUZZ-APDU")
@@ -392,16 +418,24 @@ def _blank(serial: int, *, opens_early: bool = False) -> VirtualTarget:
     return VirtualTarget(card)
 
 
-def _kit(*, opens_early: bool = False) -> TearKit:
-    return TearKit(lambda: _blank(31, opens_early=opens_early), plan_from_record(record()), MASTER,
-                   issuer().ds, issuer().trust)
+@pytest.fixture(scope="module")
+def tear_kit(issuer: IssuerOf, record: RecordOf) -> Callable[..., TearKit]:
+    """``tear_kit(*, opens_early=False)``: the issuer's kit for TEAR-PERSO, on blank cards of serial 31."""
+
+    def make(*, opens_early: bool = False) -> TearKit:
+        return TearKit(lambda: _blank(31, opens_early=opens_early), plan_from_record(record()), MASTER,
+                       issuer().ds, issuer().trust)
+
+    return make
 
 
-def test_tearing_after_each_command_finds_a_chip_that_runs_pace_before_lock() -> None:
+def test_tearing_after_each_command_finds_a_chip_that_runs_pace_before_lock(
+    tear_kit: Callable[..., TearKit]
+) -> None:
     """A chip that takes the CAN (PUT DATA) and runs PACE before LOCK, torn between the two, verifies
     while the issuer's key still opens it for personalisation. The sweep names that cut alone."""
     recorder = Recorder()
-    finding = tear_personalisation(_kit(opens_early=True), variants=("after",), recorder=recorder)
+    finding = tear_personalisation(tear_kit(opens_early=True), variants=("after",), recorder=recorder)
     assert finding.outcome is Outcome.FAIL
     assert finding.reason.startswith("torn after command ")
     assert finding.reason.endswith("(PUT DATA), the card verifies while still open to personalisation")
@@ -410,17 +444,17 @@ def test_tearing_after_each_command_finds_a_chip_that_runs_pace_before_lock() ->
     notes = [e.note for e in recorder.exchanges if e.note]
     assert notes[0].startswith("the last commands before the card was torn after command ")
     assert notes[1:] == ["verification of the torn card: genuine", "the issuer's key on the torn card: open"]
-    before = tear_personalisation(_kit(opens_early=True), cuts=range(26, 31), variants=("before",))
+    before = tear_personalisation(tear_kit(opens_early=True), cuts=range(26, 31), variants=("before",))
     assert before.outcome is Outcome.FAIL and "(LOCK), the card verifies" in before.reason
 
 
-def test_tearing_passes_the_genuine_blank_card() -> None:
+def test_tearing_passes_the_genuine_blank_card(tear_kit: Callable[..., TearKit]) -> None:
     """The genuine chip refuses PACE until LOCK: every torn card is blank and resumable, or complete."""
-    finding = tear_personalisation(_kit(), variants=("after",))
+    finding = tear_personalisation(tear_kit(), variants=("after",))
     assert finding.outcome is Outcome.PASS, finding.reason
     assert finding.figures["complete_and_locked"] == 1
     assert finding.figures["resumed"] == finding.figures["tears"] - 1
-    before = tear_personalisation(_kit(), cuts=range(26, 31), variants=("before",))
+    before = tear_personalisation(tear_kit(), cuts=range(26, 31), variants=("before",))
     assert before.outcome is Outcome.PASS, before.reason
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET  # noqa: S405 - parsing XML we wrote ourselves
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
-from test_verify import fresh, issuer, run_cli
 
 from ektp_card._cli import audit as audit_cli
 from ektp_card._cli.util import ExitCode
@@ -18,6 +17,9 @@ from ektp_card.audit import engine
 from ektp_card.audit.attacks import ATTACK_KINDS
 from ektp_card.audit.engine import AuditContext, Finding, Threat, audit_test, select_tests
 from ektp_card.virtual import VirtualCard
+
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh, IssuerOf, RunCli
 
 Capture = pytest.CaptureFixture[str]
 
@@ -63,7 +65,7 @@ def fakes() -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def genuine(tmp_path: Path) -> tuple[Path, str]:
+def genuine(tmp_path: Path, fresh: Fresh) -> tuple[Path, str]:
     """A personalised, locked e-KTP as an image, and its CAN."""
     card, can = fresh()
     path = tmp_path / "genuine.img"
@@ -71,25 +73,22 @@ def genuine(tmp_path: Path) -> tuple[Path, str]:
     return path, can
 
 
-@pytest.fixture
-def trust_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "trust"
-    folder.mkdir()
-    (folder / "csca.pem").write_bytes(issuer().csca.public_bytes(Encoding.PEM))
-    (folder / "csca.crl").write_bytes(issuer().crl.public_bytes(Encoding.DER))
-    return folder
+@pytest.fixture(scope="module")
+def audit(run_cli: RunCli) -> RunCli:
+    """``audit(capsys, *args)``: ``ektp audit ARGS``; a leading ``--json`` goes before the command, where
+    the CLI takes it."""
 
+    def run(capsys: Capture, *args: str) -> tuple[int, str, str]:
+        head = args[:1] if args[:1] == ("--json",) else ()
+        return run_cli(capsys, *head, "audit", *args[len(head):])
 
-def audit(capsys: Capture, *args: str) -> tuple[int, str, str]:
-    """``ektp audit ARGS``; a leading ``--json`` goes before the command, where the CLI takes it."""
-    head = args[:1] if args[:1] == ("--json",) else ()
-    return run_cli(capsys, *head, "audit", *args[len(head):])
+    return run
 
 
 # --- the catalogue ------------------------------------------------------------------------------------
 
 
-def test_list_names_every_test_and_attack_card(capsys: Capture, fakes: list[str]) -> None:
+def test_list_names_every_test_and_attack_card(capsys: Capture, fakes: list[str], audit: RunCli) -> None:
     code, out, err = audit(capsys, "--list")
     assert code == 0, err
     for test in select_tests():
@@ -112,8 +111,9 @@ def test_list_names_every_test_and_attack_card(capsys: Capture, fakes: list[str]
 # --- outputs and exit codes ---------------------------------------------------------------------------
 
 
-def test_table_and_exit_0_when_nothing_failed(capsys: Capture, fakes: list[str], genuine: tuple[Path, str]
-                                              ) -> None:
+def test_table_and_exit_0_when_nothing_failed(
+    capsys: Capture, fakes: list[str], genuine: tuple[Path, str], audit: RunCli
+) -> None:
     path, can = genuine
     code, out, err = audit(capsys, "--virtual", str(path), "--can", can, "--only", "ZZ-PASS,ZZ-HARM")
     assert code == ExitCode.OK, err
@@ -127,8 +127,9 @@ def test_table_and_exit_0_when_nothing_failed(capsys: Capture, fakes: list[str],
     assert can not in out and can not in err
 
 
-def test_json_and_exit_20_when_a_test_failed(capsys: Capture, fakes: list[str], genuine: tuple[Path, str]
-                                             ) -> None:
+def test_json_and_exit_20_when_a_test_failed(
+    capsys: Capture, fakes: list[str], genuine: tuple[Path, str], audit: RunCli
+) -> None:
     path, can = genuine
     code, out, err = audit(capsys, "--json", "--virtual", str(path), "--can", can,
                            "--only", "zz-fail", "--only", "ZZ-PASS")
@@ -146,7 +147,9 @@ def test_json_and_exit_20_when_a_test_failed(capsys: Capture, fakes: list[str], 
     assert can not in out
 
 
-def test_junit_xml(capsys: Capture, fakes: list[str], genuine: tuple[Path, str], tmp_path: Path) -> None:
+def test_junit_xml(
+    capsys: Capture, fakes: list[str], genuine: tuple[Path, str], tmp_path: Path, audit: RunCli
+) -> None:
     path, can = genuine
     junit = tmp_path / "audit.xml"
     code, out, err = audit(capsys, "--virtual", str(path), "--can", can, "--only", "ZZ-PASS,ZZ-FAIL,ZZ-HARM",
@@ -168,8 +171,9 @@ def test_junit_xml(capsys: Capture, fakes: list[str], genuine: tuple[Path, str],
     assert can.encode() not in junit.read_bytes()
 
 
-def test_wrong_can_exits_8_before_any_test(capsys: Capture, fakes: list[str], genuine: tuple[Path, str]
-                                           ) -> None:
+def test_wrong_can_exits_8_before_any_test(
+    capsys: Capture, fakes: list[str], genuine: tuple[Path, str], audit: RunCli
+) -> None:
     path, can = genuine
     wrong = "000000" if can != "000000" else "111111"
     code, out, err = audit(capsys, "--virtual", str(path), "--can", wrong, "--only", "ZZ-PASS,ZZ-FAIL")
@@ -179,7 +183,7 @@ def test_wrong_can_exits_8_before_any_test(capsys: Capture, fakes: list[str], ge
 
 
 def test_can_from_the_environment(capsys: Capture, fakes: list[str], genuine: tuple[Path, str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                  monkeypatch: pytest.MonkeyPatch, audit: RunCli) -> None:
     path, can = genuine
     monkeypatch.setenv("EKTP_CAN", can)
     code, _, err = audit(capsys, "--virtual", str(path), "--only", "ZZ-PASS")
@@ -188,7 +192,7 @@ def test_can_from_the_environment(capsys: Capture, fakes: list[str], genuine: tu
 
 
 def test_usage_errors_exit_2(capsys: Capture, fakes: list[str], genuine: tuple[Path, str], tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+                             monkeypatch: pytest.MonkeyPatch, audit: RunCli) -> None:
     path, can = genuine
     monkeypatch.delenv("EKTP_CAN", raising=False)
     code, _, err = audit(capsys, "--virtual", str(path), "--can", can, "--only", "ZZ-PASS,ZZ-NOPE,AA-NONE")
@@ -210,8 +214,14 @@ def test_usage_errors_exit_2(capsys: Capture, fakes: list[str], genuine: tuple[P
     assert fakes == []
 
 
-def test_printed_fields_and_options_reach_the_tests(capsys: Capture, genuine: tuple[Path, str],
-                                                    trust_dir: Path, tmp_path: Path) -> None:
+def test_printed_fields_and_options_reach_the_tests(
+    capsys: Capture,
+    genuine: tuple[Path, str],
+    trust_dir: Path,
+    tmp_path: Path,
+    audit: RunCli,
+    issuer: IssuerOf,
+) -> None:
     seen: list[engine.AuditOptions] = []
 
     def look(ctx: AuditContext) -> Finding:
@@ -241,7 +251,9 @@ def test_printed_fields_and_options_reach_the_tests(capsys: Capture, genuine: tu
 # --- safety -------------------------------------------------------------------------------------------
 
 
-def test_destructive_on_a_reader_needs_a_confirmation(capsys: Capture, fakes: list[str]) -> None:
+def test_destructive_on_a_reader_needs_a_confirmation(
+    capsys: Capture, fakes: list[str], audit: RunCli
+) -> None:
     # Refused before any reader is opened: stdin is not a terminal here and --yes is absent.
     code, _, err = audit(capsys, "--reader", "no such reader", "--can", "123456", "--only", "ZZ-HARM",
                          "--destructive")
@@ -252,7 +264,7 @@ def test_destructive_on_a_reader_needs_a_confirmation(capsys: Capture, fakes: li
 
 
 def test_destructive_confirmation_declined(capsys: Capture, fakes: list[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                          monkeypatch: pytest.MonkeyPatch, audit: RunCli) -> None:
     asked: list[str] = []
 
     def decline(text: str, **kwargs: object) -> bool:
@@ -268,7 +280,7 @@ def test_destructive_confirmation_declined(capsys: Capture, fakes: list[str],
     assert fakes == []
 
 
-def test_destructive_with_yes_goes_to_the_reader(capsys: Capture, fakes: list[str]) -> None:
+def test_destructive_with_yes_goes_to_the_reader(capsys: Capture, fakes: list[str], audit: RunCli) -> None:
     # Past the gate, the audit looks for the reader (pcscd may or may not run on this machine).
     code, _, err = audit(capsys, "--reader", "no such reader", "--can", "123456", "--only", "ZZ-HARM",
                          "--destructive", "--yes", "--timeout", "0.5")
@@ -276,8 +288,9 @@ def test_destructive_with_yes_goes_to_the_reader(capsys: Capture, fakes: list[st
     assert "--yes" not in err and fakes == []
 
 
-def test_destructive_on_an_image_warns_and_runs(capsys: Capture, fakes: list[str], genuine: tuple[Path, str]
-                                                ) -> None:
+def test_destructive_on_an_image_warns_and_runs(
+    capsys: Capture, fakes: list[str], genuine: tuple[Path, str], audit: RunCli
+) -> None:
     path, can = genuine
     code, out, err = audit(capsys, "--virtual", str(path), "--can", can, "--only", "ZZ-HARM", "--destructive")
     assert code == 0, err
@@ -286,7 +299,7 @@ def test_destructive_on_an_image_warns_and_runs(capsys: Capture, fakes: list[str
 
 
 def test_full_audit_leaves_the_image_byte_identical(capsys: Capture, genuine: tuple[Path, str],
-                                                    trust_dir: Path) -> None:
+                                                    trust_dir: Path, audit: RunCli) -> None:
     path, can = genuine
     before = path.read_bytes()
     code, out, err = audit(capsys, "--json", "--virtual", str(path), "--can", can, "--trust", str(trust_dir),
@@ -300,7 +313,9 @@ def test_full_audit_leaves_the_image_byte_identical(capsys: Capture, genuine: tu
 # --- attack cards -------------------------------------------------------------------------------------
 
 
-def test_make_refuses_bad_requests(capsys: Capture, genuine: tuple[Path, str], tmp_path: Path) -> None:
+def test_make_refuses_bad_requests(
+    capsys: Capture, genuine: tuple[Path, str], tmp_path: Path, audit: RunCli
+) -> None:
     path, can = genuine
     out = tmp_path / "out.img"
     code, _, err = audit(capsys, "--make", "hologram", str(path), str(out), "--can", can)
@@ -319,8 +334,9 @@ def test_make_refuses_bad_requests(capsys: Capture, genuine: tuple[Path, str], t
 
 
 @pytest.mark.parametrize("kind", list(ATTACK_KINDS))
-def test_make_builds_an_attack_card_the_audit_catches(capsys: Capture, genuine: tuple[Path, str],
-                                                      trust_dir: Path, tmp_path: Path, kind: str) -> None:
+def test_make_builds_an_attack_card_the_audit_catches(
+    capsys: Capture, genuine: tuple[Path, str], trust_dir: Path, tmp_path: Path, kind: str, audit: RunCli
+) -> None:
     path, can = genuine
     before = path.read_bytes()
     out = tmp_path / f"{kind}.img"
@@ -345,7 +361,7 @@ def test_make_builds_an_attack_card_the_audit_catches(capsys: Capture, genuine: 
 
 
 def test_tear_perso_runs_on_copies_of_a_blank_image(tmp_path: Path, capsys: Capture,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch, run_cli: RunCli) -> None:
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
     from ektp_card.virtual.perso import blank_card

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_verify import issuer
-from test_verify_holder import card, terminal
 
 from ektp_card.audit.attacks import ATTACK_KINDS, make_attack_card
 from ektp_card.audit.engine import AuditOptions, Outcome, run_audit, select_tests
 from ektp_card.audit.matrix import GENUINE, DetectionMatrix, detection_matrix
 from ektp_card.audit.targets import PcscTarget
 from ektp_card.virtual import VirtualCard
+
+if TYPE_CHECKING:
+    from fixtures.cards import HolderCard, IssuerOf
+    from fixtures.terminal_pki import TerminalOf
 
 CHALLENGES = 32
 #: The relay card's added delay and the verifier's bound: every answer of the relay card takes at least
@@ -34,33 +35,43 @@ RELAY_DELAY_MS = 15
 RELAY_BOUND_MS = 12.0
 
 
-@cache
-def _genuine() -> tuple[bytes, str]:
-    """A personalised card whose trust point is the CVCA of :func:`test_verify_holder.pki`, so the
-    tests that need Terminal Authentication run too; saved once per session."""
-    the_card, can = card()
+@pytest.fixture(scope="module")
+def genuine_image(holder_card: HolderCard) -> tuple[bytes, str]:
+    """A personalised card whose trust point is the CVCA of ``terminal_chain``, so the tests that need
+    Terminal Authentication run too, saved as an image; and its CAN."""
+    the_card, can = holder_card()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "genuine.img"
         the_card.save(path)
         return path.read_bytes(), can
 
 
-def options(*, destructive: bool = True) -> AuditOptions:
-    # Each card is an in-memory copy, so the destructive tests may run: the matrix covers them too.
-    return AuditOptions(can=_genuine()[1], trust=issuer().trust, terminal=terminal(), destructive=destructive,
-                        relay_bound_ms=RELAY_BOUND_MS, challenges=CHALLENGES)
+@pytest.fixture(scope="module")
+def options(
+    genuine_image: tuple[bytes, str], issuer: IssuerOf, terminal: TerminalOf
+) -> Callable[..., AuditOptions]:
+    """``options(*, destructive=True)``: the audit options for the genuine card and its attack cards."""
+
+    def make(*, destructive: bool = True) -> AuditOptions:
+        # Each card is an in-memory copy, so the destructive tests may run: the matrix covers them too.
+        return AuditOptions(can=genuine_image[1], trust=issuer().trust, terminal=terminal(),
+                            destructive=destructive, relay_bound_ms=RELAY_BOUND_MS, challenges=CHALLENGES)
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def image(tmp_path_factory: pytest.TempPathFactory, genuine_image: tuple[bytes, str]) -> Path:
     path = tmp_path_factory.mktemp("matrix") / "genuine.img"
-    path.write_bytes(_genuine()[0])
+    path.write_bytes(genuine_image[0])
     return path
 
 
 @pytest.fixture(scope="module")
-def matrix(image: Path) -> DetectionMatrix:
-    return detection_matrix(image, _genuine()[1], options(), delay_ms=RELAY_DELAY_MS)
+def matrix(
+    image: Path, genuine_image: tuple[bytes, str], options: Callable[..., AuditOptions]
+) -> DetectionMatrix:
+    return detection_matrix(image, genuine_image[1], options(), delay_ms=RELAY_DELAY_MS)
 
 
 def test_the_matrix_holds(matrix: DetectionMatrix) -> None:
@@ -109,8 +120,10 @@ def test_the_matrix_as_markdown(matrix: DetectionMatrix) -> None:
     assert all(int(n) >= 1 for n in rows["tests failed"][1:])
 
 
-def test_the_genuine_image_is_read_never_written(image: Path, matrix: DetectionMatrix) -> None:
-    assert image.read_bytes() == _genuine()[0]
+def test_the_genuine_image_is_read_never_written(
+    image: Path, matrix: DetectionMatrix, genuine_image: tuple[bytes, str]
+) -> None:
+    assert image.read_bytes() == genuine_image[0]
 
 
 # --- through pcscd --------------------------------------------------------------------------------------
@@ -123,9 +136,15 @@ PCSCD_ATTACK = "clone"
 
 
 @pytest.mark.pcscd
-def test_a_subset_through_pcscd(vpcd_bridge: Callable[..., Any], pcscd: str, tmp_path: Path) -> None:
+def test_a_subset_through_pcscd(
+    vpcd_bridge: Callable[..., Any],
+    pcscd: str,
+    tmp_path: Path,
+    genuine_image: tuple[bytes, str],
+    options: Callable[..., AuditOptions],
+) -> None:
     path = tmp_path / "genuine.img"
-    path.write_bytes(_genuine()[0])
+    path.write_bytes(genuine_image[0])
     tests = select_tests(PCSCD_TESTS)
     target = PcscTarget(pcscd, timeout=5)
     serve = vpcd_bridge
@@ -139,11 +158,11 @@ def test_a_subset_through_pcscd(vpcd_bridge: Callable[..., Any], pcscd: str, tmp
     assert {r.id: r.outcome for r in genuine.results} == {
         t: Outcome.PASS for t in PCSCD_TESTS}, [(r.id, r.reason) for r in genuine.results]
 
-    bridge = serve(make_attack_card(PCSCD_ATTACK, path, _genuine()[1]))
+    bridge = serve(make_attack_card(PCSCD_ATTACK, path, genuine_image[1]))
     try:
         clone = run_audit(target, options(destructive=False), tests)
     finally:
         bridge.stop()
     named = ATTACK_KINDS[PCSCD_ATTACK].caught_by
     assert clone.result(named).outcome is Outcome.FAIL, clone.result(named).reason
-    assert path.read_bytes() == _genuine()[0]
+    assert path.read_bytes() == genuine_image[0]

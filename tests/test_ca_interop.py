@@ -15,10 +15,9 @@ CI=true).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -65,13 +64,6 @@ CASES = [
 IDS = [f"{curve.name}-{algorithm.cipher.value[0]}" for curve, _, algorithm in CASES]
 
 
-def _unavailable(message: str) -> NoReturn:
-    """Fail under CI, where the interop tests must run; skip on a developer's machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run the OpenPACE interop tests: {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"{message}; {INSTALL_HINT}")
-
-
 def _libeac_flags() -> list[str]:
     pkg_config = shutil.which("pkg-config")
     if pkg_config:
@@ -84,16 +76,18 @@ def _libeac_flags() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def harness(
+    tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str, str], NoReturn]
+) -> Iterator[Path]:
     gcc = shutil.which("gcc")
     if gcc is None:
-        _unavailable("gcc is not installed")
+        unavailable("gcc is not installed", INSTALL_HINT)
     binary = tmp_path_factory.mktemp("openpace-ca") / "ca_harness"
     command = [gcc, "-std=c11", "-O1", "-Wall", "-o", str(binary), str(HARNESS_SOURCE), *_libeac_flags()]
     built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     if built.returncode != 0:
         if "eac/" in built.stderr or "-leac" in built.stderr or "openssl/" in built.stderr:
-            _unavailable("OpenPACE's libeac (or the OpenSSL headers it needs) is not installed")
+            unavailable("OpenPACE's libeac (or the OpenSSL headers it needs) is not installed", INSTALL_HINT)
         pytest.fail(f"the harness does not compile:\n{built.stderr}", pytrace=False)
     yield binary
 

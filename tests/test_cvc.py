@@ -5,7 +5,6 @@ keys in SoftHSM2; the `ektp pki cvca | dv | terminal | cvc` commands."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import stat
 import subprocess
@@ -13,15 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
-import test_pkcs11
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pki_fixtures import key
 
 from ektp_card._cli import main
 from ektp_card.apdu.tlv import Tlv
@@ -55,13 +52,13 @@ from ektp_card.pki.cvc import (
 from ektp_card.pki.pkcs11 import Pkcs11Signer
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
 
+if TYPE_CHECKING:
+    from fixtures.tools import SoftHsmToken
+
 IS, AT, ST = TerminalType.IS, TerminalType.AT, TerminalType.ST
 D0 = dt.date(2026, 1, 15)
 RECENT = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)
 INSTALL_HINT = "install it with `apt-get install openpace` (it provides cvc-create and cvc-print)"
-
-# The SoftHSM2 token of tests/test_pkcs11.py (a private SOFTHSM2_CONF), reused as a fixture here.
-token = test_pkcs11.token
 
 # A chain made by OpenPACE 1.1.2 `cvc-create` (brainpoolP256r1, ECDSA_SHA_256): CVCA IDCVCA00001 (IS,
 # read fingerprint + iris, 2026-01-01..2028-12-31) -> domestic DV IDDVPOL00001 (fingerprint only,
@@ -92,6 +89,12 @@ OPENPACE_TERMINAL = bytes.fromhex(
     "06000300015f24060206000303015f374038eb8518e1eacce1c6bdbee75f677131f3dc86791ec9f8ba53ad7c7fdde931"
     "654856351ef8bf1dc8a2793d0d068e423d5149495bbec8a128a2141eb0691f5285"
 )
+
+
+@cache
+def key(spec: str, n: int = 0) -> PrivateKeySigner:
+    """Made once per test session per (spec, n): RSA generation is the slow part."""
+    return PrivateKeySigner(KeySpec.parse(spec).generate())
 
 
 def pub(signer: PrivateKeySigner | Pkcs11Signer) -> ec.EllipticCurvePublicKey:
@@ -741,13 +744,6 @@ def test_link_certificate_changes_key_and_curve() -> None:
 # --- OpenPACE as the independent judge ----------------------------------------------------------------------
 
 
-def _unavailable(message: str) -> NoReturn:
-    """Fail under CI, where OpenPACE must be there; skip on a developer's machine without it."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run the OpenPACE cross-checks: {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"{message}; {INSTALL_HINT}")
-
-
 @dataclass(frozen=True)
 class OpenPace:
     create: str
@@ -775,10 +771,10 @@ class OpenPace:
 
 
 @pytest.fixture(scope="module")
-def openpace() -> OpenPace:
+def openpace(unavailable: Callable[[str, str], NoReturn]) -> OpenPace:
     create, show = shutil.which("cvc-create"), shutil.which("cvc-print")
     if create is None or show is None:
-        _unavailable("OpenPACE's cvc-create/cvc-print are not installed")
+        unavailable("OpenPACE's cvc-create/cvc-print are not installed", INSTALL_HINT)
     return OpenPace(create, show)
 
 
@@ -940,10 +936,9 @@ def test_cvc_create_issues_under_our_cvca(openpace: OpenPace, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("curve", ["brainpoolP256r1", "secp384r1"])
-def test_cvca_in_softhsm(token: str, openpace: OpenPace, curve: str, tmp_path: Path) -> None:
-    with Pkcs11Signer.generate(
-        token, test_pkcs11.SLOT_NAME, f"cvca-{curve}", KeySpec.parse(curve), test_pkcs11.PIN
-    ) as hsm:
+def test_cvca_in_softhsm(token: SoftHsmToken, openpace: OpenPace, curve: str, tmp_path: Path) -> None:
+    spec = KeySpec.parse(curve)
+    with Pkcs11Signer.generate(token.module, token.label, f"cvca-{curve}", spec, token.pin) as hsm:
         cvca = create_cvca(
             hsm,
             holder="IDCVCAHSM00001",

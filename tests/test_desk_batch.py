@@ -1,17 +1,15 @@
 """Batch issuance (ektp_card.desk.batch): issue, skip, reject; resume after a crash anywhere; two desks.
 
-The crash tests run this file as a script (:func:`runner`): it issues a batch with a hook that counts
-every event of the run (each APDU, each registry change before and after, each file written) and kills
-its own process with SIGKILL at event N. The next run must resume to the same end state as a run that
-was never interrupted.
+The crash tests run tests/batch_runner.py as a script: it issues a batch with a hook that counts every
+event of the run (each APDU, each registry change before and after, each file written) and kills its own
+process with SIGKILL at event N. The next run must resume to the same end state as a run that was never
+interrupted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import random
 import signal
 import stat
 import subprocess
@@ -19,12 +17,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from cryptography import x509
 
 from ektp_card.desk.batch import (
     BatchProgress,
@@ -42,73 +38,37 @@ from ektp_card.desk.registry import CardState, Registry, open_registry
 from ektp_card.errors import CardRemovedError, PersonalisationError, RecordError
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.record import CitizenRecord
-from ektp_card.lds.synthetic import SyntheticCitizen, synthetic_citizen
-from ektp_card.personalize import DocumentSigner
-from ektp_card.pki.issuer import IssuerPki
-from ektp_card.pki.signer import KeySpec
 from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.passive import Policy
 from ektp_card.virtual import VirtualCard
 
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh
+    from fixtures.desk import (
+        CheckEndState,
+        Invalid,
+        LoadIssuance,
+        MakeIssuerPki,
+        Records,
+        WriteBatch,
+    )
+    from fixtures.postgres import RegistryTarget
+
 MASTER = bytes.fromhex("303132333435363738393A3B3C3D3E3F")
-CSCA_PASS, DS_PASS = b"csca-pass", b"ds-pass"
 DESK, ACTOR = "desk-test-01", "officer-1"
-HERE = Path(__file__).resolve()
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------------------
 
 
-@cache
-def citizens(count: int = 8, seed: int = 41) -> tuple[SyntheticCitizen, ...]:
-    rng = random.Random(seed)  # noqa: S311 - synthetic test data
-    people: list[SyntheticCitizen] = []
-    while len(people) < count:
-        person = synthetic_citizen(rng, photo_size=(24, 32))
-        if person.record.nik not in {p.record.nik for p in people}:
-            people.append(person)
-    return tuple(people)
-
-
-def records(*indexes: int) -> list[CitizenRecord]:
-    return [citizens()[i].record for i in indexes]
-
-
-def write_batch(path: Path, items: list[CitizenRecord | dict[str, Any]]) -> Path:
-    lines = [json.dumps(r.to_mapping() if isinstance(r, CitizenRecord) else r) for r in items]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def invalid(record: CitizenRecord) -> dict[str, Any]:
-    bad = record.to_mapping()
-    bad["nik"] = "12345"
-    return bad
-
-
-def make_pki(folder: Path) -> Path:
-    pki = IssuerPki.create(folder, CSCA_PASS, spec=KeySpec.parse("secp256r1"), country="ID",
-                           common_name="CSCA Desk Batch Test")
-    pki.issue_document_signer(CSCA_PASS, DS_PASS, common_name="DS Desk Batch Test")
-    pki.publish_crl(CSCA_PASS)
-    return folder
-
-
-def load_issuance(folder: Path, cvca: bytes | None = None) -> Issuance:
-    pki = IssuerPki(folder)
-    signer, cert = pki.document_signer(None, DS_PASS)
-    crl = x509.load_pem_x509_crl((folder / "csca.crl").read_bytes())
-    return Issuance(MASTER, DocumentSigner(signer, cert), TrustStore((pki.csca,), (crl,)), Policy(), cvca)
-
-
 @pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_pki(tmp_path_factory.mktemp("desk-batch") / "pki")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory, make_issuer_pki: MakeIssuerPki) -> Path:
+    return make_issuer_pki(tmp_path_factory.mktemp("desk-batch") / "pki")
 
 
 @pytest.fixture
-def issuance(pki_dir: Path) -> Issuance:
-    return load_issuance(pki_dir)
+def issuance(pki_dir: Path, load_issuance: LoadIssuance) -> Issuance:
+    return load_issuance(pki_dir, MASTER)
 
 
 @pytest.fixture
@@ -123,35 +83,17 @@ def sod_of(card: VirtualCard) -> bytes:
     return bytes(app.child_ef(0x011D).data)  # type: ignore[union-attr]
 
 
-def check_end_state(target: str, niks: set[str], dirs: list[Path]) -> None:
-    """One live card per NIK, personalised, its image and print job stored and matching the registry;
-    nothing pending; every image in the folders loads; the audit chain verifies."""
-    with open_registry(target) as reg:
-        assert reg.cards(states=[CardState.PENDING]) == []
-        for nik in niks:
-            live = [c for c in reg.cards(nik=nik) if c.live]
-            assert len(live) == 1, (nik, reg.cards(nik=nik))
-            card = live[0]
-            assert card.state is CardState.PERSONALISED
-            images = [d / f"{card.serial}.card" for d in dirs if (d / f"{card.serial}.card").exists()]
-            assert len(images) == 1, f"no image of live card {card.serial}"
-            image = images[0]
-            loaded = VirtualCard.load(image)
-            assert hashlib.sha256(sod_of(loaded)).hexdigest() == card.sod_sha256
-            printed = PrintedCard.decode(image.with_suffix(".print.json").read_bytes())
-            assert printed.nik == nik and printed.serial == card.serial
-        for row in reg.cards():
-            assert row.nik in niks
-        assert reg.verify_chain() is None
-    for d in dirs:
-        for image in d.glob("*.card"):
-            VirtualCard.load(image)  # complete: atomic writes leave no half image
-
-
 # --- the library, in process ------------------------------------------------------------------------------
 
 
-def test_batch_issues_skips_and_rejects(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+def test_batch_issues_skips_and_rejects(
+    tmp_path: Path,
+    registry: Registry,
+    issuance: Issuance,
+    records: Records,
+    write_batch: WriteBatch,
+    invalid: Invalid,
+) -> None:
     first, second, third, fourth = records(0, 1, 2, 3)
     # The fourth NIK already has a card from another desk.
     registry.reserve("00000000000000AA", fourth.nik, desk="desk-other", actor=ACTOR)
@@ -189,7 +131,9 @@ def test_batch_issues_skips_and_rejects(tmp_path: Path, registry: Registry, issu
     assert [e.action for e in registry.audit_entries()][-4:] == ["reserve", "confirm", "reserve", "confirm"]
 
 
-def test_rerun_issues_nothing_twice(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+def test_rerun_issues_nothing_twice(
+    tmp_path: Path, registry: Registry, issuance: Issuance, records: Records, write_batch: WriteBatch
+) -> None:
     path = write_batch(tmp_path / "batch.jsonl", records(0, 1, 2))
     station = VirtualCardDir(tmp_path / "cards", MASTER)
     first = issue_batch(path, registry, station, issuance, desk=DESK, actor=ACTOR)
@@ -233,7 +177,12 @@ class _PulledOnce(VirtualCardDir):
 
 
 def test_card_pulled_mid_write_is_spoiled_and_the_rerun_issues_it(
-    tmp_path: Path, registry: Registry, issuance: Issuance
+    tmp_path: Path,
+    registry: Registry,
+    issuance: Issuance,
+    records: Records,
+    write_batch: WriteBatch,
+    check_end_state: CheckEndState,
 ) -> None:
     path = write_batch(tmp_path / "batch.jsonl", records(0, 1))
     station = _PulledOnce(tmp_path / "cards", cut=20)
@@ -251,7 +200,7 @@ def test_card_pulled_mid_write_is_spoiled_and_the_rerun_issues_it(
     check_end_state(str(tmp_path / "registry.sqlite"), {r.nik for r in records(0, 1)}, [tmp_path / "cards"])
 
 
-def test_csv_batch(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+def test_csv_batch(tmp_path: Path, registry: Registry, issuance: Issuance, records: Records) -> None:
     import csv
 
     from ektp_card.lds.record import FIELDS
@@ -270,7 +219,9 @@ def test_csv_batch(tmp_path: Path, registry: Registry, issuance: Issuance) -> No
     assert [(o.line, o.status) for o in summary.outcomes] == [(2, Status.ISSUED), (3, Status.ISSUED)]
 
 
-def test_unreadable_batch_and_bad_master_key(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+def test_unreadable_batch_and_bad_master_key(
+    tmp_path: Path, registry: Registry, issuance: Issuance, records: Records, write_batch: WriteBatch
+) -> None:
     station = VirtualCardDir(tmp_path / "cards", MASTER)
     with pytest.raises(RecordError, match=r"batch files are \.jsonl or \.csv"):
         issue_batch(tmp_path / "batch.txt", registry, station, issuance, desk=DESK, actor=ACTOR)
@@ -283,7 +234,9 @@ def test_unreadable_batch_and_bad_master_key(tmp_path: Path, registry: Registry,
     assert registry.cards() == []
 
 
-def test_failed_read_back_spoils_the_card(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+def test_failed_read_back_spoils_the_card(
+    tmp_path: Path, registry: Registry, issuance: Issuance, records: Records, write_batch: WriteBatch
+) -> None:
     # A trust store without the CRL: the read back's Passive Authentication (CRL required) fails after
     # the card was written and locked, so the card is spoiled and the record rejected.
     no_crl = Issuance(MASTER, issuance.signer, TrustStore(issuance.trust.cscas), Policy(require_crl=True))
@@ -330,7 +283,13 @@ def _crashing_keep(station: VirtualCardDir, when: str) -> None:
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_resume_resolves_pending_cards(
-    tmp_path: Path, registry: Registry, issuance: Issuance, when: str
+    tmp_path: Path,
+    registry: Registry,
+    issuance: Issuance,
+    when: str,
+    records: Records,
+    write_batch: WriteBatch,
+    check_end_state: CheckEndState,
 ) -> None:
     path = write_batch(tmp_path / "batch.jsonl", records(0, 1))
     crashing = VirtualCardDir(tmp_path / "cards", MASTER)
@@ -363,7 +322,7 @@ def test_resume_resolves_pending_cards(
 
 
 def test_resume_spoils_an_image_of_another_nik(
-    tmp_path: Path, registry: Registry, issuance: Issuance
+    tmp_path: Path, registry: Registry, issuance: Issuance, records: Records, write_batch: WriteBatch
 ) -> None:
     path = write_batch(tmp_path / "batch.jsonl", records(0))
     crashing = VirtualCardDir(tmp_path / "cards", MASTER)
@@ -392,7 +351,9 @@ def test_resume_spoils_an_image_of_another_nik(
     assert [o.status for o in summary.outcomes] == [Status.ISSUED]
 
 
-def test_cancel_stops_between_records(tmp_path: Path, registry: Registry, issuance: Issuance) -> None:
+def test_cancel_stops_between_records(
+    tmp_path: Path, registry: Registry, issuance: Issuance, records: Records, write_batch: WriteBatch
+) -> None:
     path = write_batch(tmp_path / "batch.jsonl", records(0, 1, 2))
     cancel = threading.Event()
 
@@ -412,68 +373,19 @@ def test_cancel_stops_between_records(tmp_path: Path, registry: Registry, issuan
 # --- crashes: the runner ----------------------------------------------------------------------------------
 
 
-def runner(
-    batch: Path, target: str, cards: Path, pki: Path, desk: str, kill_at: int | None
-) -> dict[str, Any]:
-    """Issue ``batch``, counting events; SIGKILL this process at event ``kill_at``. Returns the summary
-    and the names of the events seen."""
-    from ektp_card.desk import batch as batch_module
+@pytest.fixture(scope="module")
+def run_runner(batch_runner_script: Path) -> Callable[..., subprocess.Popen[str]]:
+    """``run_runner(batch, target, cards, pki, desk=DESK, kill_at=None)``: tests/batch_runner.py in its
+    own process."""
 
-    events: list[str] = []
+    def start(batch: Path, target: str, cards: Path, pki: Path, desk: str = DESK,
+              kill_at: int | None = None) -> subprocess.Popen[str]:
+        args = [sys.executable, str(batch_runner_script), str(batch), target, str(cards), str(pki), desk,
+                str(kill_at or 0)]
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
 
-    def tick(name: str) -> None:
-        events.append(name)
-        if kill_at is not None and len(events) == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def around(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            tick(f"before {name}")
-            result = call(*args, **kwargs)
-            tick(f"after {name}")
-            return result
-        return wrapped
-
-    batch_module.write_private_atomic = around("print job", batch_module.write_private_atomic)  # type: ignore[assignment]
-    VirtualCard.save = around("card image", VirtualCard.save)  # type: ignore[method-assign]
-
-    class Station(VirtualCardDir):
-        def blank_card(self, cancel: Any, notice: Any) -> Any:
-            context = super().blank_card(cancel, notice)
-            blank = context.__enter__()
-            transceive = blank.transport.transceive
-
-            def counted(command: bytes) -> bytes:
-                tick("apdu")
-                return transceive(command)
-
-            blank.transport.transceive = counted
-            return _Entered(context, blank)
-
-    registry = open_registry(target)
-    for name in ("reserve", "confirm", "spoil"):
-        setattr(registry, name, around(name, getattr(registry, name)))
-    summary = issue_batch(batch, registry, Station(cards, MASTER), load_issuance(pki), desk=desk, actor=ACTOR)
-    registry.close()
-    return {"summary": summary.to_json(), "events": events}
-
-
-class _Entered:
-    def __init__(self, context: Any, value: Any) -> None:
-        self.context, self.value = context, value
-
-    def __enter__(self) -> Any:
-        return self.value
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self.context.__exit__(*exc)
-
-
-def run_runner(batch: Path, target: str, cards: Path, pki: Path, desk: str = DESK,
-               kill_at: int | None = None) -> subprocess.Popen[str]:
-    args = [sys.executable, str(HERE), str(batch), target, str(cards), str(pki), desk, str(kill_at or 0)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+    return start
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any] | None, str]:
@@ -485,11 +397,20 @@ def summary_lines(data: dict[str, Any]) -> dict[int, str]:
     return {r["line"]: r["status"] for r in data["summary"]["records"]}
 
 
-def test_kill_anywhere_then_resume(tmp_path: Path, pki_dir: Path) -> None:
+def test_kill_anywhere_then_resume(
+    tmp_path: Path,
+    pki_dir: Path,
+    records: Records,
+    write_batch: WriteBatch,
+    invalid: Invalid,
+    check_end_state: CheckEndState,
+    batch_runner: Callable[..., dict[str, Any]],
+    run_runner: Callable[..., subprocess.Popen[str]],
+) -> None:
     items: list[CitizenRecord | dict[str, Any]] = [*records(0, 1), invalid(records(2)[0]), *records(3)]
     niks = {r.nik for r in records(0, 1, 3)}
     batch = write_batch(tmp_path / "batch.jsonl", items)
-    clean = runner(batch, str(tmp_path / "dry.sqlite"), tmp_path / "dry", pki_dir, DESK, None)
+    clean = batch_runner(batch, str(tmp_path / "dry.sqlite"), tmp_path / "dry", pki_dir, DESK, None)
     events = clean["events"]
     # A spread of kill points, and every registry change and file write of the second card exactly.
     named = [i + 1 for i, e in enumerate(events) if not e.startswith("apdu")]
@@ -501,13 +422,13 @@ def test_kill_anywhere_then_resume(tmp_path: Path, pki_dir: Path) -> None:
         case = tmp_path / f"kill-{k}"
         case.mkdir()
         procs.append((k, case, run_runner(batch, str(case / "registry.sqlite"), case / "cards", pki_dir,
-                                          kill_at=k)))
+                                                kill_at=k)))
     for k, _case, proc in procs:
         code, _, err = finish(proc)
         assert code == -signal.SIGKILL, (k, events[k - 1], err)
     for k, case, _ in procs:
         target = str(case / "registry.sqlite")
-        result = runner(batch, target, case / "cards", pki_dir, DESK, None)
+        result = batch_runner(batch, target, case / "cards", pki_dir, DESK, None)
         assert summary_lines(result) == {1: _done(result, 1), 2: _done(result, 2), 3: "rejected",
                                          4: _done(result, 4)}, (k, events[k - 1])
         check_end_state(target, niks, [case / "cards"])
@@ -526,13 +447,19 @@ def _done(result: dict[str, Any], line: int) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    from pg_server import registry_target
-
+def target(request: pytest.FixtureRequest, tmp_path: Path, registry_target: RegistryTarget) -> str:
     return registry_target(request, tmp_path)
 
 
-def test_three_desks_with_overlapping_batches(tmp_path: Path, pki_dir: Path, target: str) -> None:
+def test_three_desks_with_overlapping_batches(
+    tmp_path: Path,
+    pki_dir: Path,
+    target: str,
+    records: Records,
+    write_batch: WriteBatch,
+    check_end_state: CheckEndState,
+    run_runner: Callable[..., subprocess.Popen[str]],
+) -> None:
     # Desk A takes records 0..5, desk B the same people from the other end, desk C in a third order:
     # every NIK is raced for by all three.
     orders = {"desk-a": (0, 1, 2, 3, 4, 5), "desk-b": (5, 4, 3, 2, 1, 0), "desk-c": (2, 5, 0, 3, 1, 4)}
@@ -559,23 +486,20 @@ def test_summary_json_round_trip() -> None:
     assert summary.to_json()["complete"] is False and summary.cards_per_hour == 0.0
 
 
-if __name__ == "__main__":
-    batch_arg, target_arg, cards_arg, pki_arg, desk_arg, kill_arg = sys.argv[1:7]
-    kill = int(kill_arg) or None
-    data = runner(Path(batch_arg), target_arg, Path(cards_arg), Path(pki_arg), desk_arg, kill)
-    print(json.dumps(data))
-
-
 # --- a PC/SC reader: one card at a time through pcscd and vpcd --------------------------------------------
 
 
 @pytest.mark.pcscd
 def test_reader_station_through_pcscd(
-    pcscd: str, tmp_path: Path, registry: Registry, issuance: Issuance
+    pcscd: str,
+    tmp_path: Path,
+    registry: Registry,
+    issuance: Issuance,
+    records: Records,
+    write_batch: WriteBatch,
+    fresh: Fresh,
 ) -> None:
     import queue
-
-    from test_verify import fresh
 
     from ektp_card.desk.batch import ReaderStation
     from ektp_card.virtual.perso import PersoState, blank_card, personalisation_state

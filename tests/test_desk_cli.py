@@ -11,29 +11,48 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from test_desk_batch import MASTER, check_end_state, citizens, invalid, make_pki, records, write_batch
-from test_desk_handover import capture, stranger
-from test_terminal_auth import make_pki as make_terminal_pki
-from test_verify import run_cli
 
 from ektp_card._cli.desk_issue import INTERRUPTED, _clock
 from ektp_card._cli.util import ExitCode
 from ektp_card.desk.registry import CardState, open_registry
 from ektp_card.pki.signer import KeyFileSigner, KeySpec
 
+if TYPE_CHECKING:
+    from fixtures.cards import RunCli
+    from fixtures.desk import (
+        CheckEndState,
+        Citizens,
+        DeskCapture,
+        DeskStranger,
+        Invalid,
+        MakeIssuerPki,
+        Records,
+        WriteBatch,
+    )
+    from fixtures.terminal_pki import MakeTerminalPki
+
+MASTER = bytes.fromhex("303132333435363738393A3B3C3D3E3F")
 TERMINAL_PASS = "terminal-pass"  # noqa: S105 - a test key file only
+# The document signer's passphrase of make_issuer_pki's folders (tests/fixtures/desk.py).
 ENV = {"EKTP_DS_PASSPHRASE": "ds-pass", "EKTP_TERMINAL_PASSPHRASE": TERMINAL_PASS}
 RESUME = "again with the same options to resume"
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def files(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_issuer_pki: MakeIssuerPki,
+    make_terminal_pki: MakeTerminalPki,
+    desk_capture: DeskCapture,
+    desk_stranger: DeskStranger,
+) -> Path:
     """Issuer PKI folder, master key file, the terminal PKI (CVCA for the chips, DV and terminal
     certificates, terminal key file) and the holder's and a stranger's captures."""
     root = tmp_path_factory.mktemp("desk-cli")
-    make_pki(root / "pki")
+    make_issuer_pki(root / "pki")
     (root / "master.hex").write_text(MASTER.hex() + "\n")
     key = root / "terminal.key"
     p = make_terminal_pki(terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
@@ -41,8 +60,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "cvca.cvcert").write_bytes(p.cvca.encode())
     (root / "dv.cvcert").write_bytes(p.dv.encode())
     (root / "terminal.cvcert").write_bytes(p.terminal.encode())
-    (root / "holder.fmr").write_bytes(capture(0).encode())
-    (root / "stranger.fmr").write_bytes(stranger().encode())
+    (root / "holder.fmr").write_bytes(desk_capture(0).encode())
+    (root / "stranger.fmr").write_bytes(desk_stranger().encode())
     return root
 
 
@@ -74,7 +93,15 @@ def handover_args(files: Path, work: Path, serial: str, finger: str) -> list[str
 
 
 def test_issue_then_every_life_cycle_command(
-    capsys: pytest.CaptureFixture[str], files: Path, tmp_path: Path, env: None
+    capsys: pytest.CaptureFixture[str],
+    files: Path,
+    tmp_path: Path,
+    env: None,
+    citizens: Citizens,
+    records: Records,
+    write_batch: WriteBatch,
+    invalid: Invalid,
+    run_cli: RunCli,
 ) -> None:
     batch = write_batch(tmp_path / "batch.jsonl", [*records(0, 1), invalid(records(2)[0]), *records(3)])
     code, out, err = run_cli(capsys, "--json", *issue_args(files, batch, tmp_path))
@@ -180,6 +207,9 @@ def _state(work: Path, serial: str) -> str:
 def test_issue_usage_and_file_errors(
     capsys: pytest.CaptureFixture[str], files: Path, tmp_path: Path, env: None,
     monkeypatch: pytest.MonkeyPatch,
+    records: Records,
+    write_batch: WriteBatch,
+    run_cli: RunCli,
 ) -> None:
     batch = write_batch(tmp_path / "batch.jsonl", records(0))
     args = issue_args(files, batch, tmp_path)
@@ -226,7 +256,9 @@ def _wait_for_first_card(proc: subprocess.Popen[str], cards: Path) -> None:
         time.sleep(0.005)
 
 
-def test_kill_9_mid_batch_then_resume(files: Path, tmp_path: Path) -> None:
+def test_kill_9_mid_batch_then_resume(
+    files: Path, tmp_path: Path, records: Records, write_batch: WriteBatch, check_end_state: CheckEndState
+) -> None:
     batch = write_batch(tmp_path / "batch.jsonl", records(0, 1, 2, 3, 4, 5, 6, 7))
     proc = _start(files, batch, tmp_path)
     _wait_for_first_card(proc, tmp_path / "cards")
@@ -243,7 +275,9 @@ def test_kill_9_mid_batch_then_resume(files: Path, tmp_path: Path) -> None:
                     [tmp_path / "cards"])
 
 
-def test_ctrl_c_stops_with_a_resume_line(files: Path, tmp_path: Path) -> None:
+def test_ctrl_c_stops_with_a_resume_line(
+    files: Path, tmp_path: Path, records: Records, write_batch: WriteBatch, check_end_state: CheckEndState
+) -> None:
     batch = write_batch(tmp_path / "batch.jsonl", records(0, 1, 2, 3, 4, 5, 6, 7))
     proc = _start(files, batch, tmp_path)
     _wait_for_first_card(proc, tmp_path / "cards")

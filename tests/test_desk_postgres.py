@@ -7,20 +7,23 @@ import multiprocessing
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg  # the test extra installs it: a missing driver fails, it is not skipped
 import pytest
-from pg_server import RawDb, fresh_schema_url
 
 from ektp_card.desk.registry import CardState, DuplicateActiveCardError, RegistryError, open_registry
+
+if TYPE_CHECKING:
+    from pg_server import RawDb
 
 NIKS = [f"{3174012501950000 + i}" for i in range(12)]
 DESKS = 4
 
 
 @pytest.fixture
-def pg_target(postgres_url: str) -> str:
-    return fresh_schema_url(postgres_url)
+def pg_target(postgres_schema: str) -> str:
+    return postgres_schema
 
 
 def _desk(url: str, desk: int, start: threading.Barrier) -> dict[str, list[str]]:
@@ -44,7 +47,7 @@ def _desk(url: str, desk: int, start: threading.Barrier) -> dict[str, list[str]]
     return outcome
 
 
-def test_desk_processes_race_on_overlapping_niks(pg_target: str) -> None:
+def test_desk_processes_race_on_overlapping_niks(pg_target: str, raw_db: type[RawDb]) -> None:
     ctx = multiprocessing.get_context("spawn")
     manager = ctx.Manager()
     try:
@@ -73,7 +76,7 @@ def test_desk_processes_race_on_overlapping_niks(pg_target: str) -> None:
             first_seen.setdefault(str(e.details["serial"]), e.action)
         assert set(first_seen.values()) == {"reserve"}
         assert registry.verify_chain() is None
-    raw = RawDb(pg_target)
+    raw = raw_db(pg_target)
     assert raw.execute("SELECT count(*) FROM schema_version") == [(3,)]
     raw.close()
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from pg_server import RawDb, registry_target
 
 from ektp_card.desk import audit
 from ektp_card.desk.backend import Backend, SqliteBackend
@@ -29,6 +29,10 @@ from ektp_card.desk.registry import (
     open_registry,
 )
 from ektp_card.errors import EktpError
+
+if TYPE_CHECKING:
+    from fixtures.postgres import RegistryTarget
+    from pg_server import RawDb
 
 NIK = "3174012501900001"
 OTHER_NIK = "3174012501900002"
@@ -53,7 +57,7 @@ class _Clock:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def target(request: pytest.FixtureRequest, tmp_path: Path, registry_target: RegistryTarget) -> str:
     return registry_target(request, tmp_path)
 
 
@@ -65,8 +69,8 @@ def reg(target: str) -> Iterator[Registry]:
 
 
 @pytest.fixture
-def raw(target: str, reg: Registry) -> Iterator[RawDb]:
-    conn = RawDb(target)
+def raw(target: str, reg: Registry, raw_db: type[RawDb]) -> Iterator[RawDb]:
+    conn = raw_db(target)
     yield conn
     conn.close()
 
@@ -91,7 +95,7 @@ def test_sqlite_pragmas_and_schema_version(tmp_path: Path) -> None:
         assert reg.backend.dialect == "sqlite"
 
 
-def test_migrations_idempotent_on_reopen(target: str) -> None:
+def test_migrations_idempotent_on_reopen(target: str, raw_db: type[RawDb]) -> None:
     with open_registry(target) as first:
         first.register("S1", NIK, desk=DESK, actor=ACTOR)
         registry_id = first.registry_id
@@ -101,14 +105,14 @@ def test_migrations_idempotent_on_reopen(target: str) -> None:
             assert again.schema_version == 3
             assert again.get("S1") is not None
             assert again.registry_id == registry_id
-    raw = RawDb(target)
+    raw = raw_db(target)
     assert raw.execute("SELECT version FROM schema_version ORDER BY version") == [(1,), (2,), (3,)]
     raw.close()
 
 
-def test_newer_schema_refused(target: str) -> None:
+def test_newer_schema_refused(target: str, raw_db: type[RawDb]) -> None:
     open_registry(target).close()
-    raw = RawDb(target)
+    raw = raw_db(target)
     raw.execute("INSERT INTO schema_version (version) VALUES (99)")
     raw.close()
     with pytest.raises(RegistryError, match="newer"):
@@ -530,8 +534,8 @@ def _five_entries(target: str) -> audit.AuditAnchor:
         return registry.audit_head()
 
 
-def _tamper(target: str, *statements: str) -> audit.ChainProblem | None:
-    raw = RawDb(target)
+def _tamper(raw_db: type[RawDb], target: str, *statements: str) -> audit.ChainProblem | None:
+    raw = raw_db(target)
     raw.drop_audit_triggers()
     for statement in statements:
         raw.execute(statement)
@@ -540,9 +544,9 @@ def _tamper(target: str, *statements: str) -> audit.ChainProblem | None:
         return registry.verify_chain()
 
 
-def test_audit_triggers_block_plain_sql(target: str) -> None:
+def test_audit_triggers_block_plain_sql(target: str, raw_db: type[RawDb]) -> None:
     _five_entries(target)
-    raw = RawDb(target)
+    raw = raw_db(target)
     with pytest.raises(raw.errors, match="append-only"):
         raw.execute("UPDATE audit SET actor = 'x' WHERE seq = 2")
     with pytest.raises(raw.errors, match="append-only"):
@@ -553,15 +557,15 @@ def test_audit_triggers_block_plain_sql(target: str) -> None:
     raw.close()
 
 
-def test_audit_edit_detected(target: str) -> None:
+def test_audit_edit_detected(target: str, raw_db: type[RawDb]) -> None:
     _five_entries(target)
-    problem = _tamper(target, "UPDATE audit SET actor = 'someone-else' WHERE seq = 3")
+    problem = _tamper(raw_db, target, "UPDATE audit SET actor = 'someone-else' WHERE seq = 3")
     assert problem == audit.ChainProblem(3, "hash does not match the entry's content")
 
 
-def test_audit_edit_with_rehash_detected_at_next(target: str) -> None:
+def test_audit_edit_with_rehash_detected_at_next(target: str, raw_db: type[RawDb]) -> None:
     _five_entries(target)
-    raw = RawDb(target)
+    raw = raw_db(target)
     row = raw.execute("SELECT seq, at, actor, desk, action, prev_hash FROM audit WHERE seq = 2")[0]
     forged = audit.entry_hash(row[0], row[1], "intruder", row[3], row[4], {"serial": "S1"}, row[5])
     raw.drop_audit_triggers()
@@ -575,15 +579,16 @@ def test_audit_edit_with_rehash_detected_at_next(target: str) -> None:
     assert problem == audit.ChainProblem(3, "prev_hash does not match the previous entry's hash")
 
 
-def test_audit_delete_detected(target: str) -> None:
+def test_audit_delete_detected(target: str, raw_db: type[RawDb]) -> None:
     _five_entries(target)
-    problem = _tamper(target, "DELETE FROM audit WHERE seq = 3")
+    problem = _tamper(raw_db, target, "DELETE FROM audit WHERE seq = 3")
     assert problem is not None and problem.seq == 3 and "missing" in problem.reason
 
 
-def test_audit_swap_detected(target: str) -> None:
+def test_audit_swap_detected(target: str, raw_db: type[RawDb]) -> None:
     _five_entries(target)
     problem = _tamper(
+        raw_db,
         target,
         "UPDATE audit SET seq = 99 WHERE seq = 2",
         "UPDATE audit SET seq = 2 WHERE seq = 4",
@@ -592,17 +597,17 @@ def test_audit_swap_detected(target: str) -> None:
     assert problem is not None and problem.seq == 2
 
 
-def test_audit_tail_truncation_needs_anchor(target: str) -> None:
+def test_audit_tail_truncation_needs_anchor(target: str, raw_db: type[RawDb]) -> None:
     anchor = _five_entries(target)
     assert anchor.seq == 5
-    assert _tamper(target, "DELETE FROM audit WHERE seq = 5") is None  # invisible without an anchor
+    assert _tamper(raw_db, target, "DELETE FROM audit WHERE seq = 5") is None  # invisible without an anchor
     with open_registry(target) as registry:
         assert registry.verify_chain(anchor) == audit.ChainProblem(5, "log ends before the anchored entry 5")
 
 
-def test_audit_full_rewrite_caught_by_anchor(target: str) -> None:
+def test_audit_full_rewrite_caught_by_anchor(target: str, raw_db: type[RawDb]) -> None:
     anchor = _five_entries(target)
-    raw = RawDb(target)
+    raw = raw_db(target)
     rows = raw.execute("SELECT seq, at, actor, desk, action, details FROM audit ORDER BY seq")
     raw.drop_audit_triggers()
     prev = audit.GENESIS_HASH

@@ -12,12 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from asn1crypto import cms  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pki_fixtures import openssl
 
 from ektp_card._cli import main
 from ektp_card._cli.util import ExitCode
@@ -46,6 +46,9 @@ from ektp_card.verify.card import Verdict, verify_card
 from ektp_card.verify.passive import Status, passive_authentication
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.perso import blank_card
+
+if TYPE_CHECKING:
+    from fixtures.tools import OpenSsl
 
 MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -172,7 +175,7 @@ def test_sod_hash_names_the_file() -> None:
     assert sod_sha256(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-def test_openssl_cms_verifies_the_list(tmp_path: Path) -> None:
+def test_openssl_cms_verifies_the_list(tmp_path: Path, openssl: OpenSsl) -> None:
     signer, cert = issuer().rs
     der = build_revocation_list([RevokedCard("cd" * 32, "0A", "revoked", T0, "fraud")], signer, cert,
                                 sequence=1, this_update=NOW)

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from pg_server import RawDb, registry_target
 
 from ektp_card._cli import main
 from ektp_card._cli.util import ExitCode
@@ -26,6 +26,10 @@ from ektp_card.desk.registry import (
     RegistryError,
     open_registry,
 )
+
+if TYPE_CHECKING:
+    from fixtures.postgres import RegistryTarget
+    from pg_server import RawDb
 
 NIKS = [f"{3174012501960000 + i}" for i in range(10)]
 A, B = "desk-A", "desk-B"
@@ -52,7 +56,7 @@ class Clock:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def central_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def central_target(request: pytest.FixtureRequest, tmp_path: Path, registry_target: RegistryTarget) -> str:
     (tmp_path / "central").mkdir()
     return registry_target(request, tmp_path / "central")
 
@@ -84,7 +88,9 @@ def local(local_path: Path) -> Iterator[Registry]:
 # -- leases on the central registry ----------------------------------------------------------------
 
 
-def test_lease_rules(central: Registry, central_clock: Clock, central_target: str) -> None:
+def test_lease_rules(
+    central: Registry, central_clock: Clock, central_target: str, raw_db: type[RawDb]
+) -> None:
     central.register("LIVE-1", NIKS[9], desk=B, actor="b")
     result = central.lease([NIKS[0], NIKS[1], NIKS[9], "12345", NIKS[0]], desk=A, actor="a", ttl=8 * HOURS)
     assert [g.nik for g in result.granted] == [NIKS[0], NIKS[1]]
@@ -98,7 +104,7 @@ def test_lease_rules(central: Registry, central_clock: Clock, central_target: st
     with pytest.raises(DuplicateActiveCardError, match="leased to another desk") as info:
         central.reserve("B-0", NIKS[0], desk=B, actor="b")
     assert NIKS[0] not in str(info.value)
-    raw = RawDb(central_target)
+    raw = raw_db(central_target)
     with pytest.raises(raw.errors, match="leased to another desk"):
         raw.execute("INSERT INTO cards (serial, nik, state, desk, created_at, updated_at, surrendered)"
                     " VALUES ('RAW', ?, 'pending', ?, ?, ?, 0)",
@@ -309,19 +315,21 @@ def test_sync_killed_mid_transaction_then_again(
         assert sync.sync(local, fresh).items == ()
 
 
-def test_tampered_local_log_is_not_synced(local: Registry, central: Registry, local_path: Path) -> None:
+def test_tampered_local_log_is_not_synced(
+    local: Registry, central: Registry, local_path: Path, raw_db: type[RawDb]
+) -> None:
     sync.lease(local, central, NIKS[:1], desk=A, actor="a", ttl=HOURS)
     local.reserve("A-0", NIKS[0], desk=A, actor="a")
     assert len(sync.sync(local, central).items) == 2
     local.confirm("A-0", sod_sha256=sod("A-0"), desk=A, actor="a")
-    raw = RawDb(str(local_path))
+    raw = raw_db(str(local_path))
     raw.drop_audit_triggers()
     raw.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
     raw.close()
     with pytest.raises(RegistryError, match="does not verify at entry 3"):
         sync.sync(local, central)
     # a log rewritten from scratch (chain recomputed) no longer holds what central took at entry 2
-    raw = RawDb(str(local_path))
+    raw = raw_db(str(local_path))
     raw.execute("DELETE FROM audit")
     raw.close()
     with pytest.raises(RegistryError, match="differs from what the central registry took at entry 2"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -173,40 +171,28 @@ def test_rsa_spki_is_what_cryptography_writes() -> None:
     assert decode_public_key_info(expected) == public_key_from(public)
 
 
-OPENSSL = shutil.which("openssl")
-
-
-def openssl_explicit(tmp_path: Path, curve: str) -> bytes:
+def openssl_explicit(openssl: str, tmp_path: Path, curve: str) -> bytes:
     """A fresh key on ``curve`` as OpenSSL writes it with explicit parameters (``-param_enc explicit``)."""
-    assert OPENSSL is not None
     key = tmp_path / "key.pem"
-    run = [OPENSSL, "ecparam", "-name", curve, "-genkey", "-noout", "-out", str(key)]
+    run = [openssl, "ecparam", "-name", curve, "-genkey", "-noout", "-out", str(key)]
     subprocess.run(run, check=True, capture_output=True)  # noqa: S603
-    export = [OPENSSL, "ec", "-in", str(key), "-pubout", "-outform", "DER", "-param_enc", "explicit"]
+    export = [openssl, "ec", "-in", str(key), "-pubout", "-outform", "DER", "-param_enc", "explicit"]
     return subprocess.run(export, check=True, capture_output=True).stdout  # noqa: S603
 
 
-@pytest.mark.skipif(
-    OPENSSL is None and os.environ.get("CI", "").lower() != "true",
-    reason="the openssl command is not installed (under CI=true this fails instead)",
-)
-def test_explicit_form_is_what_openssl_writes(tmp_path: Path) -> None:
+def test_explicit_form_is_what_openssl_writes(openssl_path: str, tmp_path: Path) -> None:
     # For the Brainpool curves OpenSSL writes no seed: the same bytes as ours.
-    spki = openssl_explicit(tmp_path, "brainpoolP256r1")
+    spki = openssl_explicit(openssl_path, tmp_path, "brainpoolP256r1")
     key = decode_public_key_info(spki)
     assert isinstance(key, EcPublicKey) and key.curve == BRAINPOOLP256R1
     assert encode_public_key_info(key) == spki
     assert parameters_form(spki) is ParametersForm.EXPLICIT
 
 
-@pytest.mark.skipif(
-    OPENSSL is None and os.environ.get("CI", "").lower() != "true",
-    reason="the openssl command is not installed (under CI=true this fails instead)",
-)
 @pytest.mark.parametrize(("name", "curve"), [("prime256v1", SECP256R1), ("secp384r1", SECP384R1)])
-def test_explicit_with_seed_from_openssl(tmp_path: Path, name: str, curve: Curve) -> None:
+def test_explicit_with_seed_from_openssl(openssl_path: str, tmp_path: Path, name: str, curve: Curve) -> None:
     # OpenSSL adds the curve seed for the NIST curves; the parameters still identify the curve.
-    spki = openssl_explicit(tmp_path, name)
+    spki = openssl_explicit(openssl_path, tmp_path, name)
     key = decode_public_key_info(spki)
     assert isinstance(key, EcPublicKey) and key.curve == curve
     # Inside DG14 the key stays as encoded, seed and all.

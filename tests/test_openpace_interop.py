@@ -67,13 +67,6 @@ READ_PACE_EF = bytes((0x00, 0xB0, 0x80 | EF_PACE_SFI, 0x00, 0x00))
 CHIP_FILE = bytes(range(256)) + b"end of the file served by libeac"
 
 
-def _unavailable(message: str) -> NoReturn:
-    """Fail under CI, where the interop test must run; skip on a developer's machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run the OpenPACE interop tests: {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"{message}; {INSTALL_HINT}")
-
-
 def _libeac_flags() -> list[str]:
     if shutil.which("pkg-config"):
         found = subprocess.run(
@@ -85,17 +78,17 @@ def _libeac_flags() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def harness(tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str, str], NoReturn]) -> Path:
     """The harness, compiled once per session."""
     gcc = shutil.which("gcc")
     if gcc is None:
-        _unavailable("gcc is not installed")
+        unavailable("gcc is not installed", INSTALL_HINT)
     binary = tmp_path_factory.mktemp("openpace") / "pace_harness"
     command = [gcc, "-std=c11", "-O1", "-Wall", "-o", str(binary), str(HARNESS_SOURCE), *_libeac_flags()]
     built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if built.returncode != 0:
         if "eac/" in built.stderr or "-leac" in built.stderr or "openssl/" in built.stderr:
-            _unavailable("OpenPACE's libeac (or the OpenSSL headers it needs) is not installed")
+            unavailable("OpenPACE's libeac (or the OpenSSL headers it needs) is not installed", INSTALL_HINT)
         pytest.fail(f"the harness does not compile:\n{built.stderr}", pytrace=False)
     return binary
 

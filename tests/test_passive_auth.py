@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pki_fixtures import DATA_GROUPS, T0, Pki, crl_for, key, openssl, pem, pki, write
 
 from ektp_card.errors import PkiError
 from ektp_card.lds.sod import build_sod, unwrap
@@ -21,14 +22,35 @@ from ektp_card.pki.masterlist import build_master_list
 from ektp_card.verify import Policy, Status, TrustStore, load_master_list, passive_authentication
 from ektp_card.verify.passive import CHECK_NAMES
 
+if TYPE_CHECKING:
+    from fixtures.document_pki import CrlFor, Key, Pki, PkiFactory
+    from fixtures.tools import OpenSsl
+
+#: The epoch of the ``pki`` fixture's certificates (tests/fixtures/document_pki.py).
+T0 = dt.datetime(2026, 1, 15, 8, 0, 0, tzinfo=dt.UTC)
 SIGNED = T0 + dt.timedelta(days=3)
 NOW = T0 + dt.timedelta(days=30)
+Trust = Callable[..., TrustStore]
+#: A card's worth of data groups (sizes as on an e-KTP: face, fingerprints, signature image...).
+DATA_GROUPS = {
+    1: b"\x61\x5b" + bytes(range(91)),
+    2: b"\x75\x82\x4e\x20" + bytes(i % 251 for i in range(20000)),
+    3: b"\x63\x82\x07\xd0" + bytes(i % 13 for i in range(2000)),
+    14: b"\x6e\x10" + bytes(16),
+}
 
 
-def trust(p: Pki, *, revoked: tuple[int, ...] = (), crl: bool = True) -> TrustStore:
-    return TrustStore(
-        (p.csca,), (crl_for(p, revoked, this_update=NOW - dt.timedelta(days=1)),) if crl else ()
-    )
+@pytest.fixture(scope="module")
+def trust(crl_for: CrlFor) -> Trust:
+    """``trust(pki, revoked=(), crl=True)``: the pki's CSCA and, unless ``crl`` is false, a CRL from
+    yesterday revoking ``revoked``."""
+
+    def make(p: Pki, *, revoked: tuple[int, ...] = (), crl: bool = True) -> TrustStore:
+        return TrustStore(
+            (p.csca,), (crl_for(p, revoked, this_update=NOW - dt.timedelta(days=1)),) if crl else ()
+        )
+
+    return make
 
 
 def sod_for(p: Pki, **kw: object) -> bytes:
@@ -39,8 +61,17 @@ def failed(result: object) -> dict[str, str]:
     return {c.name: c.reason for c in result.failures}  # type: ignore[attr-defined]
 
 
+def pem(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
+    return obj.public_bytes(Encoding.PEM)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 @pytest.mark.parametrize("spec", ["brainpoolP256r1", "rsa-pss-2048"])
-def test_genuine_document_passes_every_check(spec: str) -> None:
+def test_genuine_document_passes_every_check(spec: str, pki: PkiFactory, trust: Trust) -> None:
     p = pki(spec)
     result = passive_authentication(sod_for(p), DATA_GROUPS, trust(p), Policy(at=NOW))
     assert [c.name for c in result.checks] == list(CHECK_NAMES)
@@ -55,7 +86,7 @@ def test_genuine_document_passes_every_check(spec: str) -> None:
     }
 
 
-def test_subset_of_data_groups_is_fine_but_an_unlisted_one_is_not() -> None:
+def test_subset_of_data_groups_is_fine_but_an_unlisted_one_is_not(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     result = passive_authentication(sod_for(p), {1: DATA_GROUPS[1]}, trust(p), Policy(at=NOW))
     assert result.ok
@@ -65,7 +96,7 @@ def test_subset_of_data_groups_is_fine_but_an_unlisted_one_is_not() -> None:
 
 
 @pytest.mark.parametrize("dg", [1, 2, 14])
-def test_changed_data_group_byte(dg: int) -> None:
+def test_changed_data_group_byte(dg: int, pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     changed = dict(DATA_GROUPS)
     data = bytearray(changed[dg])
@@ -76,7 +107,7 @@ def test_changed_data_group_byte(dg: int) -> None:
     assert not result.ok
 
 
-def test_hash_algorithm_not_accepted_by_policy() -> None:
+def test_hash_algorithm_not_accepted_by_policy(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     result = passive_authentication(
         sod_for(p), DATA_GROUPS, trust(p), Policy(at=NOW, hash_algorithms=("sha512",))
@@ -85,7 +116,7 @@ def test_hash_algorithm_not_accepted_by_policy() -> None:
     assert "sha256 is not accepted" in failed(result)["hash-algorithm"]
 
 
-def test_hash_algorithm_relabelled_in_the_sod() -> None:
+def test_hash_algorithm_relabelled_in_the_sod(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     sod = bytearray(sod_for(p))
     sha256_oid = bytes.fromhex("0609608648016503040201")
@@ -97,7 +128,7 @@ def test_hash_algorithm_relabelled_in_the_sod() -> None:
     assert reasons["cms-signature"] == "message-digest attribute does not match the LDS security object"
 
 
-def test_signature_over_other_attributes_fails() -> None:
+def test_signature_over_other_attributes_fails(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     sod = bytearray(sod_for(p))
     signed_at = SIGNED.strftime("%y%m%d%H%M%S").encode()
@@ -107,7 +138,7 @@ def test_signature_over_other_attributes_fails() -> None:
     assert failed(result) == {"cms-signature": "the signature does not verify"}
 
 
-def test_signer_from_unknown_ca() -> None:
+def test_signer_from_unknown_ca(pki: PkiFactory, key: Key, trust: Trust) -> None:
     p = pki()
     other_key = key("brainpoolP256r1", 5)
     impostor = create_csca(
@@ -137,7 +168,7 @@ def test_signer_from_unknown_ca() -> None:
     assert failed(result)["certificate-chain"] == "no trusted CSCA named CN=Somebody Else,C=ID"
 
 
-def test_expired_signer() -> None:
+def test_expired_signer(pki: PkiFactory, crl_for: CrlFor) -> None:
     p = pki()
     ds = issue_document_signer(
         p.csca_signer,
@@ -155,7 +186,7 @@ def test_expired_signer() -> None:
     assert failed(result)["validity"].startswith("document signer certificate is not valid now")
 
 
-def test_signed_outside_private_key_usage_period() -> None:
+def test_signed_outside_private_key_usage_period(pki: PkiFactory, crl_for: CrlFor) -> None:
     p = pki()
     late = T0 + dt.timedelta(days=200)  # the signer's key was for 90 days from T0 + 1 day
     sod = build_sod(DATA_GROUPS, p.ds_signer, p.ds, signing_time=late)
@@ -167,7 +198,7 @@ def test_signed_outside_private_key_usage_period() -> None:
     }
 
 
-def test_revoked_signer() -> None:
+def test_revoked_signer(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     result = passive_authentication(sod_for(p), DATA_GROUPS, trust(p, revoked=(0x2001,)), Policy(at=NOW))
     assert failed(result) == {
@@ -175,7 +206,7 @@ def test_revoked_signer() -> None:
     }
 
 
-def test_missing_stale_or_forged_crl() -> None:
+def test_missing_stale_or_forged_crl(pki: PkiFactory, crl_for: CrlFor, trust: Trust) -> None:
     p = pki()
     result = passive_authentication(sod_for(p), DATA_GROUPS, trust(p, crl=False), Policy(at=NOW))
     assert failed(result) == {"revocation": "no CRL from the CSCA in the trust store"}
@@ -227,7 +258,7 @@ def _custom_ds(p: Pki, *, key_cert_sign: bool = False, country: str = "ID") -> x
     return sign_certificate(builder, p.csca_signer, "sha256")
 
 
-def test_wrong_key_usage() -> None:
+def test_wrong_key_usage(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     ds = _custom_ds(p, key_cert_sign=True)
     result = passive_authentication(
@@ -236,7 +267,7 @@ def test_wrong_key_usage() -> None:
     assert failed(result) == {"key-usage": "document signer key usage is not digitalSignature alone"}
 
 
-def test_issuer_country_mismatch() -> None:
+def test_issuer_country_mismatch(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     ds = _custom_ds(p, country="MY")
     result = passive_authentication(
@@ -251,7 +282,7 @@ def test_issuer_country_mismatch() -> None:
 
 
 @pytest.mark.parametrize("cut", [1, 10, 200, -1])
-def test_truncated_sod(cut: int) -> None:
+def test_truncated_sod(cut: int, pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     sod = sod_for(p)
     result = passive_authentication(sod[:cut], DATA_GROUPS, trust(p), Policy(at=NOW))
@@ -260,7 +291,7 @@ def test_truncated_sod(cut: int) -> None:
     assert all(c.status is Status.SKIP for c in result.checks[1:])
 
 
-def test_sod_without_certificate() -> None:
+def test_sod_without_certificate(pki: PkiFactory, trust: Trust) -> None:
     p = pki()
     info = cms.ContentInfo.load(unwrap(sod_for(p)))
     info["content"]["certificates"] = cms.CertificateSet([])
@@ -272,7 +303,7 @@ def test_sod_without_certificate() -> None:
     }
 
 
-def test_trust_store_from_folder(tmp_path: Path) -> None:
+def test_trust_store_from_folder(tmp_path: Path, pki: PkiFactory, crl_for: CrlFor) -> None:
     p = pki()
     write(tmp_path / "csca.pem", pem(p.csca))
     write(tmp_path / "csca.crl", pem(crl_for(p, this_update=NOW - dt.timedelta(days=1))))
@@ -284,10 +315,10 @@ def test_trust_store_from_folder(tmp_path: Path) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.data())
-def test_any_corrupted_byte_fails_cleanly(data: st.DataObject) -> None:
+def test_any_corrupted_byte_fails_cleanly(small_sod: bytes, pki: PkiFactory, data: st.DataObject) -> None:
     """One changed byte anywhere in EF.SOD: never an exception, never an authentic verdict."""
     p = pki()
-    sod = bytearray(_small_sod())
+    sod = bytearray(small_sod)
     at = data.draw(st.integers(0, len(sod) - 1))
     sod[at] ^= data.draw(st.integers(1, 255))
     groups = {1: b"a", 2: b"b"}
@@ -297,13 +328,15 @@ def test_any_corrupted_byte_fails_cleanly(data: st.DataObject) -> None:
     assert not result.ok
 
 
-@cache
-def _small_sod() -> bytes:
+@pytest.fixture(scope="module")
+def small_sod(pki: PkiFactory) -> bytes:
     p = pki()
     return build_sod({1: b"a", 2: b"b"}, p.ds_signer, p.ds, signing_time=SIGNED)
 
 
-def test_master_list_extends_the_trust_store(tmp_path: Path) -> None:
+def test_master_list_extends_the_trust_store(
+    tmp_path: Path, pki: PkiFactory, key: Key, crl_for: CrlFor, openssl: OpenSsl
+) -> None:
     home, foreign = pki("brainpoolP256r1"), pki("secp384r1")
     builder = (
         x509.CertificateBuilder()

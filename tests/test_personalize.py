@@ -12,15 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
-from pki_fixtures import openssl, pem, write
-from test_pkcs11 import PIN, SLOT_NAME, token  # noqa: F401 - the SoftHSM2 token fixture
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.sw import SW
@@ -74,6 +73,10 @@ from ektp_card.virtual.perso import (
     personalisation_state,
 )
 
+if TYPE_CHECKING:
+    from fixtures.cards import CutTransport
+    from fixtures.tools import OpenSsl, SoftHsmToken
+
 MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
 MASTER_256 = bytes(range(0x60, 0x80))
 SERIAL = bytes.fromhex("0011223344556677")
@@ -120,31 +123,6 @@ def record(seed: int = 3, small: bool = True) -> CitizenRecord:
 @cache
 def plan(seed: int = 3, small: bool = True) -> CardPlan:
     return plan_from_record(record(seed, small))
-
-
-class CutTransport:
-    """The card leaves the field at command ``cut`` (0-based): before the card sees it, or after the
-    card carried it out but before its answer reaches the desk."""
-
-    def __init__(self, card: VirtualCard, cut: int, *, after: bool) -> None:
-        self.card = card
-        self.cut = cut
-        self.after = after
-        self.count = 0
-        self.cut_command = b""
-
-    def transceive(self, command: bytes) -> bytes:
-        index = self.count
-        self.count += 1
-        if index == self.cut:
-            self.cut_command = command
-        if index == self.cut and not self.after:
-            self.card.power_off()
-        response = self.card.transceive(command)  # raises CardRemovedError when powered off
-        if index == self.cut:
-            self.card.power_off()
-            raise CardRemovedError("the card left the field")
-        return response
 
 
 class Recorder:
@@ -316,7 +294,7 @@ def _expected_apdus(card: VirtualCard, chunk: int | None) -> int:
 
 
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
-def test_personalise_verify_and_inspect_the_card(extended: bool, tmp_path: Path) -> None:
+def test_personalise_verify_and_inspect_the_card(extended: bool, tmp_path: Path, openssl: OpenSsl) -> None:
     card = blank_card(MASTER, SERIAL, extended_length=extended)
     recorder = Recorder(card)
     the_plan = plan(3, small=False)  # a 120 x 160 photo: DG2 takes several short commands
@@ -352,8 +330,9 @@ def test_personalise_verify_and_inspect_the_card(extended: bool, tmp_path: Path)
     for number, content in the_plan.data_groups.items():
         assert bytes(app.child_ef(0x0100 + number).data) == content  # type: ignore[union-attr]
     # OpenSSL accepts the card's EF.SOD against the CSCA.
-    der = write(tmp_path / "sod.der", unwrap(sod))
-    csca = write(tmp_path / "csca.pem", pem(issuer().csca))
+    der, csca = tmp_path / "sod.der", tmp_path / "csca.pem"
+    der.write_bytes(unwrap(sod))
+    csca.write_bytes(issuer().csca.public_bytes(Encoding.PEM))
     r = openssl("cms", "-verify", "-inform", "DER", "-in", der, "-CAfile", csca, "-out", tmp_path / "lso")
     assert r.returncode == 0 and "Verification successful" in r.stderr, r.stderr
 
@@ -639,7 +618,7 @@ def _sequence_length(card_plan: CardPlan, **create: Any) -> int:
 
 
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
-def test_interruption_at_every_apdu(extended: bool) -> None:
+def test_interruption_at_every_apdu(extended: bool, cut_transport: type[CutTransport]) -> None:
     """Cut before and after every command; the card is either locked and verifies, or not locked,
     says it is incomplete (once anything was written), and a fresh run personalises it."""
     the_plan = plan()
@@ -651,7 +630,7 @@ def test_interruption_at_every_apdu(extended: bool) -> None:
     for cut in itertools.count():
         for after in (False, True):
             card = blank_card(MASTER, SERIAL, extended_length=extended)
-            cutting = CutTransport(card, cut, after=after)
+            cutting = cut_transport(card, cut, after=after)
             try:
                 run(cutting, the_plan, verify=False)
             except CardRemovedError:
@@ -735,11 +714,12 @@ def test_interruption_at_lock(after: bool) -> None:
 # --- keys in a token, and a real pcscd ----------------------------------------------------------------------
 
 
-def test_document_signer_in_softhsm(token: str) -> None:  # noqa: F811 - the fixture
+def test_document_signer_in_softhsm(token: SoftHsmToken) -> None:
     from ektp_card.pki.pkcs11 import Pkcs11Signer
 
     iss = issuer()
-    with Pkcs11Signer.generate(token, SLOT_NAME, "perso-ds", KeySpec.parse("brainpoolP256r1"), PIN) as hsm:
+    spec = KeySpec.parse("brainpoolP256r1")
+    with Pkcs11Signer.generate(token.module, token.label, "perso-ds", spec, token.pin) as hsm:
         cert = issue_document_signer(
             iss.csca_signer,
             iss.csca,
@@ -752,7 +732,7 @@ def test_document_signer_in_softhsm(token: str) -> None:  # noqa: F811 - the fix
         assert result.verification is not None and result.verification.ok
 
     def wrong_pin() -> DocumentSigner:
-        return DocumentSigner(Pkcs11Signer(token, SLOT_NAME, "perso-ds", b"0000"), cert)
+        return DocumentSigner(Pkcs11Signer(token.module, token.label, "perso-ds", b"0000"), cert)
 
     _untouched(lambda t: run(t, signer=wrong_pin), PkiError, "cannot log in")
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,10 @@ from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.passive import Policy
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.perso import PersoState, blank_card, personalisation_state
+from ektp_card.virtual.ta import TRUST_POINT_KEY
+
+if TYPE_CHECKING:
+    from fixtures.terminal_pki import PaceTaCa, Pki
 
 MASTER = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 SERIAL = "0011223344556677"
@@ -191,3 +196,34 @@ def test_demo_issues_and_verifies_a_card(tmp_path: Path) -> None:
     assert {"read back: passive-authentication", "locked card refuses personalisation",
             "image reloaded, read back again"} <= names
     assert personalisation_state(VirtualCard.load(image)) is PersoState.LOCKED
+
+
+# --- a trust point for Terminal Authentication ------------------------------------------------------------
+
+
+def test_cli_cvca_option(terminal_chain: Pki, pace_ta_ca: PaceTaCa, tmp_path: Path) -> None:
+    """``--cvca``: the card gets the CVCA as its trust point and opens DG3 to that CVCA's terminals."""
+    pki = terminal_chain
+    root = tmp_path / "desk"
+    root.mkdir()
+    pki_dir = IssuerPki.create(root / "pki", b"csca-pass", spec=KeySpec.parse("brainpoolP256r1"),
+                               country="ID", common_name="CSCA CLI TA Test")
+    pki_dir.issue_document_signer(b"csca-pass", b"ds-pass", common_name="DS CLI TA Test")
+    pki_dir.publish_crl(b"csca-pass")
+    (root / "master.hex").write_text(MASTER.hex() + "\n")
+    write_record(synthetic_record(11), root / "record.json")
+    (tmp_path / "cvca.cvcert").write_bytes(pki.cvca.encode())
+    (tmp_path / "dv.cvcert").write_bytes(pki.dv.encode())
+    image = blank(tmp_path / "card.img")
+    before = image.read_bytes()
+    # A DV certificate is refused before the card is opened.
+    proc = ektp(*perso_args(root, image), "--cvca", str(tmp_path / "dv.cvcert"), env=PASS)
+    assert_clean_error(proc, ExitCode.FILE, "not a CVCA")
+    assert image.read_bytes() == before
+    proc = ektp("--json", *perso_args(root, image), "--cvca", str(tmp_path / "cvca.cvcert"), env=PASS)
+    assert proc.returncode == 0, proc.stderr
+    card = VirtualCard.load(image)
+    assert card.keys[TRUST_POINT_KEY] == pki.cvca.encode()
+    session, ta, ca_passed = pace_ta_ca(card, json.loads(proc.stdout)["can"], pki)
+    assert ta.passed and ca_passed
+    assert session.read_file(sfi=3)[:1] == b"\x63"  # DG3

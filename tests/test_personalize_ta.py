@@ -5,66 +5,72 @@ the card's refusals."""
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_personalize import MASTER, SERIAL, CutTransport, issuer, record, run, send
-from test_terminal_auth import Pki, make_pki
 
-from ektp_card._cli.util import ExitCode
-from ektp_card.apdu.iso7816 import Iso7816Session
-from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv
-from ektp_card.crypto.ca import chip_authenticate
-from ektp_card.crypto.pace import Password, perform_pace
-from ektp_card.crypto.ta import EphemeralKey, TaResult, terminal_authenticate
 from ektp_card.errors import ApduError, CardRemovedError, PersonalisationError
-from ektp_card.lds.dg14 import DG14_SFI, Dg14
 from ektp_card.lds.ektp import EKTP_AID
-from ektp_card.lds.record import write_record
-from ektp_card.lds.synthetic import synthetic_record
-from ektp_card.personalize import CardPlan, PersoSession, plan_from_data_groups, plan_from_record, read_back
+from ektp_card.personalize import (
+    CardPlan,
+    PersoResult,
+    PersoSession,
+    personalize,
+    plan_from_data_groups,
+    plan_from_record,
+    read_back,
+)
 from ektp_card.personalize.plan import check_trust_point
 from ektp_card.pki.cvc import CvCertificate
-from ektp_card.pki.issuer import IssuerPki
-from ektp_card.pki.signer import KeySpec
-from ektp_card.session.card import read_card_access
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.perso import PersoState, blank_card, personalisation_state
 from ektp_card.virtual.ta import EF_CVCA_FID, TRUST_POINT_KEY, terminal_rights
 
+if TYPE_CHECKING:
+    from fixtures.cards import CutTransport, IssuerOf, RecordOf
+    from fixtures.terminal_pki import MakeTerminalPki, PaceTaCa, Pki
+
 DG3_SFI = 3
+MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
+SERIAL = bytes.fromhex("0011223344556677")
+Run = Callable[..., PersoResult]
+TaPlan = Callable[["Pki"], CardPlan]
 
 
 @pytest.fixture(scope="module")
-def pki() -> Pki:
-    return make_pki()
+def pki(terminal_chain: Pki) -> Pki:
+    return terminal_chain
 
 
-def ta_plan(pki: Pki) -> CardPlan:
-    return plan_from_record(record(), cvca_certificate=pki.cvca)
+@pytest.fixture(scope="module")
+def run(issuer: IssuerOf) -> Run:
+    """``run(card, plan, *, verify=True)``: personalise with MASTER and the issuer's document signer
+    (read back against its trust store unless ``verify`` is false)."""
+
+    def personalise(card: Any, the_plan: CardPlan, *, verify: bool = True) -> PersoResult:
+        return personalize(card, the_plan, MASTER, issuer().ds, trust=issuer().trust if verify else None)
+
+    return personalise
 
 
-def pace_ta_ca(card: VirtualCard, can: str, pki: Pki) -> tuple[Iso7816Session, TaResult, bool]:
-    """PACE with the CAN, TA with the chain under ``pki``'s CVCA, CA with the same ephemeral key."""
-    card.power_on()
-    protocol = ApduProtocol(card)
-    session = Iso7816Session(protocol)
-    parameters, explicit = read_card_access(session).choose_pace()
-    pace = perform_pace(protocol, Password.can(can), parameters, send_parameter_id=explicit)
-    session.select_aid(EKTP_AID)
-    dg14 = Dg14.decode(session.read_file(sfi=DG14_SFI))
-    ephemeral = EphemeralKey.generate(dg14.ca_parameters().curve)
-    ta = terminal_authenticate(protocol, [pki.cvca, pki.dv, pki.terminal], pki.terminal_key,
-                               id_picc=pace.id_picc, ephemeral=ephemeral.compressed)
-    ca = chip_authenticate(protocol, dg14.ca_parameters(), key_source=ephemeral.key_source)
-    return session, ta, ca.passed
+def send(card: VirtualCard, apdu: str) -> tuple[bytes, int]:
+    raw = card.transceive(bytes.fromhex(apdu.replace(" ", "")))
+    return raw[:-2], int.from_bytes(raw[-2:], "big")
+
+
+@pytest.fixture(scope="module")
+def ta_plan(record: RecordOf) -> TaPlan:
+    """``ta_plan(pki)``: the plan of the citizen's card with ``pki``'s CVCA as its trust point."""
+    return lambda pki: plan_from_record(record(), cvca_certificate=pki.cvca)
 
 
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
-def test_personalised_card_opens_dg3_to_a_terminal_of_its_cvca(pki: Pki, extended: bool) -> None:
+def test_personalised_card_opens_dg3_to_a_terminal_of_its_cvca(
+    pki: Pki, extended: bool, run: Run, pace_ta_ca: PaceTaCa, ta_plan: TaPlan
+) -> None:
     the_plan = ta_plan(pki)
     card = blank_card(MASTER, SERIAL, extended_length=extended)
     result = run(card, the_plan)
@@ -81,7 +87,9 @@ def test_personalised_card_opens_dg3_to_a_terminal_of_its_cvca(pki: Pki, extende
     assert session.read_file(sfi=DG3_SFI) == the_plan.data_groups[3]
 
 
-def test_without_a_cvca_the_card_refuses_terminal_authentication(pki: Pki) -> None:
+def test_without_a_cvca_the_card_refuses_terminal_authentication(
+    pki: Pki, run: Run, record: RecordOf, pace_ta_ca: PaceTaCa
+) -> None:
     the_plan = plan_from_record(record())
     card = blank_card(MASTER, SERIAL)
     run(card, the_plan)
@@ -93,18 +101,24 @@ def test_without_a_cvca_the_card_refuses_terminal_authentication(pki: Pki) -> No
     assert info.value.sw == SW.SECURITY_STATUS_NOT_SATISFIED
 
 
-def test_a_terminal_of_another_cvca_is_refused(pki: Pki) -> None:
+def test_a_terminal_of_another_cvca_is_refused(
+    pki: Pki,
+    run: Run,
+    make_terminal_pki: MakeTerminalPki,
+    pace_ta_ca: PaceTaCa,
+    ta_plan: TaPlan,
+) -> None:
     the_plan = ta_plan(pki)
     card = blank_card(MASTER, SERIAL)
     run(card, the_plan, verify=False)
-    other = make_pki(cvca_key=7, holder="IDCVCA00009")
+    other = make_terminal_pki(cvca_key=7, holder="IDCVCA00009")
     session, ta, _ = pace_ta_ca(card, the_plan.can, other)
     assert not ta.passed
     with pytest.raises(ApduError):
         session.read_file(sfi=DG3_SFI)
 
 
-def test_plan_derives_ef_cvca_from_the_certificate(pki: Pki) -> None:
+def test_plan_derives_ef_cvca_from_the_certificate(pki: Pki, record: RecordOf) -> None:
     groups = plan_from_record(record()).data_groups
     as_bytes = plan_from_data_groups(groups, cvca_certificate=pki.cvca.encode())
     agreeing = plan_from_data_groups(groups, cvca=["IDCVCA00001"], cvca_certificate=pki.cvca)
@@ -124,7 +138,9 @@ def _tampered(cert: CvCertificate) -> bytes:
     return bytes(data)
 
 
-def test_not_a_cvca_is_refused_before_the_first_command(pki: Pki) -> None:
+def test_not_a_cvca_is_refused_before_the_first_command(
+    pki: Pki, run: Run, record: RecordOf, ta_plan: TaPlan
+) -> None:
     groups = plan_from_record(record()).data_groups
     for bad, match in ((pki.dv, "not a CVCA"), (pki.terminal, "not a CVCA"),
                        (_tampered(pki.cvca), "does not verify"), (b"\x7f\x21\x01\x00", "not a usable")):
@@ -174,14 +190,20 @@ def test_card_answers_6a80_for_a_bad_certificate_and_6982_outside_the_session(pk
     assert sw == SW.CONDITIONS_NOT_SATISFIED
 
 
-def test_interruption_at_every_apdu_with_a_trust_point(pki: Pki) -> None:
+def test_interruption_at_every_apdu_with_a_trust_point(
+    pki: Pki,
+    run: Run,
+    issuer: IssuerOf,
+    cut_transport: type[CutTransport],
+    ta_plan: TaPlan,
+) -> None:
     """Short APDUs (the certificate goes in a command chain): cut before and after every command;
     the card is locked with its trust point, or not locked and a fresh run completes it."""
     the_plan = ta_plan(pki)
     for cut in itertools.count():
         for after in (False, True):
             card = blank_card(MASTER, SERIAL, extended_length=False)
-            cutting = CutTransport(card, cut, after=after)
+            cutting = cut_transport(card, cut, after=after)
             try:
                 run(cutting, the_plan, verify=False)
             except CardRemovedError:
@@ -198,32 +220,3 @@ def test_interruption_at_every_apdu_with_a_trust_point(pki: Pki) -> None:
             assert TRUST_POINT_KEY not in card.keys or cutting.cut_command[1] in (0xDA, 0xF0)
             run(card, the_plan, verify=False)
             assert card.keys[TRUST_POINT_KEY] == pki.cvca.encode()
-
-
-def test_cli_cvca_option(pki: Pki, tmp_path: Path) -> None:
-    from test_personalize_cli import MASTER as CLI_MASTER
-    from test_personalize_cli import PASS, assert_clean_error, blank, ektp, perso_args
-
-    root = tmp_path / "desk"
-    root.mkdir()
-    pki_dir = IssuerPki.create(root / "pki", b"csca-pass", spec=KeySpec.parse("brainpoolP256r1"),
-                               country="ID", common_name="CSCA CLI TA Test")
-    pki_dir.issue_document_signer(b"csca-pass", b"ds-pass", common_name="DS CLI TA Test")
-    pki_dir.publish_crl(b"csca-pass")
-    (root / "master.hex").write_text(CLI_MASTER.hex() + "\n")
-    write_record(synthetic_record(11), root / "record.json")
-    (tmp_path / "cvca.cvcert").write_bytes(pki.cvca.encode())
-    (tmp_path / "dv.cvcert").write_bytes(pki.dv.encode())
-    image = blank(tmp_path / "card.img")
-    before = image.read_bytes()
-    # A DV certificate is refused before the card is opened.
-    proc = ektp(*perso_args(root, image), "--cvca", str(tmp_path / "dv.cvcert"), env=PASS)
-    assert_clean_error(proc, ExitCode.FILE, "not a CVCA")
-    assert image.read_bytes() == before
-    proc = ektp("--json", *perso_args(root, image), "--cvca", str(tmp_path / "cvca.cvcert"), env=PASS)
-    assert proc.returncode == 0, proc.stderr
-    card = VirtualCard.load(image)
-    assert card.keys[TRUST_POINT_KEY] == pki.cvca.encode()
-    session, ta, ca_passed = pace_ta_ca(card, json.loads(proc.stdout)["can"], pki)
-    assert ta.passed and ca_passed
-    assert session.read_file(sfi=DG3_SFI)[:1] == b"\x63"

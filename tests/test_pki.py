@@ -6,12 +6,13 @@ import datetime as dt
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from pki_fixtures import SPECS, T0, crl_for, key, openssl, pem, pki, write
 
 from ektp_card.errors import PkiError
 from ektp_card.pki.certs import (
@@ -25,6 +26,23 @@ from ektp_card.pki.certs import (
 )
 from ektp_card.pki.crl import build_crl
 from ektp_card.pki.signer import KeyFileSigner, KeySpec, passphrase_from_env, signature_algorithm
+
+if TYPE_CHECKING:
+    from fixtures.document_pki import CrlFor, Key, PkiFactory
+    from fixtures.tools import OpenSsl
+
+SPECS = ("brainpoolP256r1", "secp384r1", "rsa-pss-2048")
+#: The epoch of the ``pki`` fixture's certificates (tests/fixtures/document_pki.py).
+T0 = dt.datetime(2026, 1, 15, 8, 0, 0, tzinfo=dt.UTC)
+
+
+def pem(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
+    return obj.public_bytes(Encoding.PEM)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 def test_key_spec_parse() -> None:
@@ -52,7 +70,9 @@ def test_key_file_is_encrypted_0600_and_needs_the_passphrase(tmp_path: Path) -> 
     assert "correct" not in repr(loaded)
 
 
-def test_passphrase_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_passphrase_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openssl: OpenSsl
+) -> None:
     path = tmp_path / "ds.key"
     monkeypatch.setenv("EKTP_TEST_PASS", "s3cret-pass")
     KeyFileSigner.generate(path, KeySpec.parse("secp256r1"), passphrase_from_env("EKTP_TEST_PASS"))
@@ -66,7 +86,7 @@ def test_passphrase_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_signatures_verify_with_the_public_key(spec: str) -> None:
+def test_signatures_verify_with_the_public_key(spec: str, key: Key) -> None:
     from ektp_card.pki.signer import verify_signature
 
     signer = key(spec)
@@ -76,7 +96,7 @@ def test_signatures_verify_with_the_public_key(spec: str) -> None:
     assert verify_signature(signer.public_key, alg, sig, b"datb") == "the signature does not verify"
 
 
-def test_csca_profile() -> None:
+def test_csca_profile(pki: PkiFactory) -> None:
     p = pki("brainpoolP256r1")
     c = p.csca
     assert c.version is x509.Version.v3
@@ -100,7 +120,7 @@ def test_csca_profile() -> None:
     assert verify_certificate_signature(c, c) is None
 
 
-def test_document_signer_profile() -> None:
+def test_document_signer_profile(pki: PkiFactory) -> None:
     p = pki("brainpoolP256r1")
     d = p.ds
     assert d.issuer == p.csca.subject
@@ -123,7 +143,7 @@ def test_document_signer_profile() -> None:
     assert verify_certificate_signature(d, pki("secp384r1").csca) is not None
 
 
-def test_profile_limits() -> None:
+def test_profile_limits(pki: PkiFactory) -> None:
     p = pki("brainpoolP256r1")
     for years in (2, 6):
         with pytest.raises(PkiError, match="3 to 5 years"):
@@ -140,7 +160,7 @@ def test_profile_limits() -> None:
         build_crl(p.csca_signer, p.csca, [], crl_number=1, next_update_days=91)
 
 
-def test_empty_crl_profile() -> None:
+def test_empty_crl_profile(pki: PkiFactory, crl_for: CrlFor) -> None:
     p = pki("secp384r1")
     crl = crl_for(p, this_update=T0)
     assert len(crl) == 0
@@ -154,7 +174,9 @@ def test_empty_crl_profile() -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_openssl_accepts_chain_and_crl(spec: str, tmp_path: Path) -> None:
+def test_openssl_accepts_chain_and_crl(
+    spec: str, tmp_path: Path, pki: PkiFactory, crl_for: CrlFor, openssl: OpenSsl
+) -> None:
     p = pki(spec)
     csca = write(tmp_path / "csca.pem", pem(p.csca))
     ds = write(tmp_path / "ds.pem", pem(p.ds))
@@ -168,7 +190,9 @@ def test_openssl_accepts_chain_and_crl(spec: str, tmp_path: Path) -> None:
     assert "X509v3 Private Key Usage Period" in r.stdout and "Digital Signature" in r.stdout
 
 
-def test_openssl_rejects_revoked_and_tampered(tmp_path: Path) -> None:
+def test_openssl_rejects_revoked_and_tampered(
+    tmp_path: Path, pki: PkiFactory, crl_for: CrlFor, openssl: OpenSsl
+) -> None:
     p = pki("brainpoolP256r1")
     csca = write(tmp_path / "csca.pem", pem(p.csca))
     ds = write(tmp_path / "ds.pem", pem(p.ds))
@@ -191,7 +215,7 @@ def test_openssl_rejects_revoked_and_tampered(tmp_path: Path) -> None:
     assert "verify failure" in r.stdout + r.stderr  # openssl crl exits 0 even then: read its output
 
 
-def test_openssl_rejects_signer_from_another_ca(tmp_path: Path) -> None:
+def test_openssl_rejects_signer_from_another_ca(tmp_path: Path, pki: PkiFactory, openssl: OpenSsl) -> None:
     other = pki("secp384r1")
     csca = write(tmp_path / "csca.pem", pem(other.csca))  # same subject name, different key
     ds = write(tmp_path / "ds.pem", pem(pki("brainpoolP256r1").ds))
@@ -200,7 +224,7 @@ def test_openssl_rejects_signer_from_another_ca(tmp_path: Path) -> None:
     assert "unable to get local issuer certificate" in r.stdout + r.stderr
 
 
-def test_sign_certificate_keeps_builder_fields() -> None:
+def test_sign_certificate_keeps_builder_fields(pki: PkiFactory) -> None:
     p = pki("rsa-pss-2048")
     builder = (
         x509.CertificateBuilder()

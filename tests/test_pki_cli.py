@@ -8,9 +8,12 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from pki_fixtures import DATA_GROUPS, openssl
+
+if TYPE_CHECKING:
+    from fixtures.tools import OpenSsl
 
 # Until the lead registers the group in ektp_card/_cli/__init__.py, add it here; afterwards this is a no-op.
 RUN = (
@@ -19,6 +22,13 @@ RUN = (
 )
 CSCA_PASS = "csca-Pass-123"  # noqa: S105 - a test passphrase
 DS_PASS = "ds-Pass-456"  # noqa: S105 - a test passphrase
+#: A card's worth of data groups (sizes as on an e-KTP: face, fingerprints, signature image...).
+DATA_GROUPS = {
+    1: b"\x61\x5b" + bytes(range(91)),
+    2: b"\x75\x82\x4e\x20" + bytes(i % 251 for i in range(20000)),
+    3: b"\x63\x82\x07\xd0" + bytes(i % 13 for i in range(2000)),
+    14: b"\x6e\x10" + bytes(16),
+}
 
 
 def ektp(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -52,7 +62,7 @@ def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int, needle
     assert CSCA_PASS not in proc.stderr + proc.stdout and DS_PASS not in proc.stderr + proc.stdout
 
 
-def test_issuer_life_cycle(tmp_path: Path) -> None:
+def test_issuer_life_cycle(tmp_path: Path, openssl: OpenSsl) -> None:
     root = tmp_path / "pki"
     out = ok_json(
         ektp(

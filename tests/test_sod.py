@@ -5,18 +5,43 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from asn1crypto import cms
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pki_fixtures import DATA_GROUPS, SPECS, T0, openssl, pem, pki, write
 
 from ektp_card.apdu.tlv import parse_one
 from ektp_card.errors import LdsFormatError
 from ektp_card.lds.sod import LdsSecurityObject, build_sod, hash_data_groups, parse_sod, unwrap
 
+if TYPE_CHECKING:
+    from fixtures.document_pki import PkiFactory
+    from fixtures.tools import OpenSsl
+
+SPECS = ("brainpoolP256r1", "secp384r1", "rsa-pss-2048")
+#: The epoch of the ``pki`` fixture's certificates (tests/fixtures/document_pki.py).
+T0 = dt.datetime(2026, 1, 15, 8, 0, 0, tzinfo=dt.UTC)
 SIGNED = T0 + dt.timedelta(days=3)
+#: A card's worth of data groups (sizes as on an e-KTP: face, fingerprints, signature image...).
+DATA_GROUPS = {
+    1: b"\x61\x5b" + bytes(range(91)),
+    2: b"\x75\x82\x4e\x20" + bytes(i % 251 for i in range(20000)),
+    3: b"\x63\x82\x07\xd0" + bytes(i % 13 for i in range(2000)),
+    14: b"\x6e\x10" + bytes(16),
+}
+
+
+def pem(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
+    return obj.public_bytes(Encoding.PEM)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 def test_lds_security_object_exact_encoding() -> None:
@@ -43,7 +68,7 @@ def test_lds_version_info_makes_v1() -> None:
 
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512"])
-def test_build_and_parse(hash_name: str) -> None:
+def test_build_and_parse(hash_name: str, pki: PkiFactory) -> None:
     p = pki("brainpoolP256r1")
     sod = build_sod(DATA_GROUPS, p.ds_signer, p.ds, hash_name=hash_name, signing_time=SIGNED)  # type: ignore[arg-type]
     assert sod[0] == 0x77
@@ -74,7 +99,9 @@ def test_build_and_parse(hash_name: str) -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("hash_name", ["sha256", "sha512"])
-def test_openssl_cms_verify(spec: str, hash_name: str, tmp_path: Path) -> None:
+def test_openssl_cms_verify(
+    spec: str, hash_name: str, tmp_path: Path, pki: PkiFactory, openssl: OpenSsl
+) -> None:
     p = pki(spec)
     sod = build_sod(DATA_GROUPS, p.ds_signer, p.ds, hash_name=hash_name, signing_time=SIGNED)  # type: ignore[arg-type]
     der = write(tmp_path / "sod.der", unwrap(sod))
@@ -98,7 +125,7 @@ def test_openssl_cms_verify(spec: str, hash_name: str, tmp_path: Path) -> None:
     assert out.read_bytes() == parse_sod(sod).econtent
 
 
-def test_openssl_rejects_tampered_sod(tmp_path: Path) -> None:
+def test_openssl_rejects_tampered_sod(tmp_path: Path, pki: PkiFactory, openssl: OpenSsl) -> None:
     p = pki("secp384r1")
     sod = bytearray(unwrap(build_sod(DATA_GROUPS, p.ds_signer, p.ds, signing_time=SIGNED)))
     dg1_hash = hashlib.sha256(DATA_GROUPS[1]).digest()
@@ -123,7 +150,7 @@ def test_openssl_rejects_tampered_sod(tmp_path: Path) -> None:
     assert r.returncode != 0 and "Verification failure" in r.stderr
 
 
-def test_openssl_rejects_unknown_ca(tmp_path: Path) -> None:
+def test_openssl_rejects_unknown_ca(tmp_path: Path, pki: PkiFactory, openssl: OpenSsl) -> None:
     p = pki("secp384r1")
     der = write(tmp_path / "sod.der", unwrap(build_sod(DATA_GROUPS, p.ds_signer, p.ds, signing_time=SIGNED)))
     other = write(tmp_path / "csca.pem", pem(pki("brainpoolP256r1").csca))
@@ -144,7 +171,7 @@ def test_openssl_rejects_unknown_ca(tmp_path: Path) -> None:
     assert r.returncode != 0 and "Verification failure" in r.stderr
 
 
-def test_build_refuses_bad_input() -> None:
+def test_build_refuses_bad_input(pki: PkiFactory) -> None:
     p = pki("brainpoolP256r1")
     with pytest.raises(LdsFormatError, match="2 to 16"):
         build_sod({1: b"x"}, p.ds_signer, p.ds)
@@ -156,7 +183,7 @@ def test_build_refuses_bad_input() -> None:
         build_sod(DATA_GROUPS, p.ds_signer, p.ds, hash_name="sha1")  # type: ignore[arg-type]
 
 
-def test_parse_rejects_wrapping_errors() -> None:
+def test_parse_rejects_wrapping_errors(pki: PkiFactory) -> None:
     p = pki("brainpoolP256r1")
     sod = build_sod(DATA_GROUPS, p.ds_signer, p.ds, signing_time=SIGNED)
     with pytest.raises(LdsFormatError, match="not 77"):
@@ -170,20 +197,18 @@ def test_parse_rejects_wrapping_errors() -> None:
         parse_sod(b"\x77" + bytes([len(tlv.value[:100])]) + tlv.value[:100])
 
 
-_SOD_CACHE: dict[str, bytes] = {}
-
-
-def _sod() -> bytes:
-    if "s" not in _SOD_CACHE:
-        p = pki("brainpoolP256r1")
-        _SOD_CACHE["s"] = build_sod({1: b"a", 2: b"b"}, p.ds_signer, p.ds, signing_time=SIGNED)
-    return _SOD_CACHE["s"]
+@pytest.fixture(scope="module")
+def small_sod(pki: PkiFactory) -> bytes:
+    p = pki("brainpoolP256r1")
+    return build_sod({1: b"a", 2: b"b"}, p.ds_signer, p.ds, signing_time=SIGNED)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.data())
-def test_truncated_or_corrupted_sod_is_a_format_error_or_parses(data: st.DataObject) -> None:
-    sod = bytearray(_sod())
+def test_truncated_or_corrupted_sod_is_a_format_error_or_parses(
+    small_sod: bytes, data: st.DataObject
+) -> None:
+    sod = bytearray(small_sod)
     cut = data.draw(st.integers(0, len(sod) - 1))
     if data.draw(st.booleans()):
         with pytest.raises(LdsFormatError):

@@ -9,9 +9,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -24,15 +24,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _need(what: str, ok: bool) -> None:
-    if ok:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{what} is missing; CI must run the browser tests (scripts/install.sh installs it)",
-                    pytrace=False)
-    pytest.skip(f"{what} is missing (scripts/install.sh installs it)")
-
-
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # pragma: no cover - the test extra has it
@@ -40,9 +31,12 @@ except ImportError:  # pragma: no cover - the test extra has it
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    _need("Playwright for Python", sync_playwright is not None)
-    _need(f"Debian's Chromium ({CHROMIUM})", CHROMIUM.exists())
+def browser(unavailable: Callable[[str, str], NoReturn]) -> Iterator[Browser]:
+    hint = "scripts/install.sh installs it"
+    if sync_playwright is None:
+        unavailable("Playwright for Python is missing", hint)
+    if not CHROMIUM.exists():
+        unavailable(f"Debian's Chromium ({CHROMIUM}) is missing", hint)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b

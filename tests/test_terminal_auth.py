@@ -4,14 +4,14 @@ order PACE -> TA -> CA with one ephemeral key, and the card's refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import test_pkcs11
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ektp_card.apdu.command import CommandApdu
@@ -38,10 +38,10 @@ from ektp_card.crypto.ta import (
 from ektp_card.ec import BRAINPOOLP256R1
 from ektp_card.errors import ApduError, PkiError, TerminalAuthenticationError
 from ektp_card.lds.dg14 import DG14_FID, DG14_SFI, Dg14
-from ektp_card.pki.cvc import CvCertificate, Role, TerminalType, create_cvca, create_link, issue
+from ektp_card.pki.cvc import CvCertificate, Role, TerminalType, create_link, issue
 from ektp_card.pki.pkcs11 import Pkcs11Signer
 from ektp_card.pki.sam import VirtualSam
-from ektp_card.pki.signer import KeySpec, PrivateKeySigner, Signer
+from ektp_card.pki.signer import KeySpec, Signer
 from ektp_card.session.card import read_card_access
 from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, demo_card
 from ektp_card.virtual.ca import install_chip_keys
@@ -56,7 +56,9 @@ from ektp_card.virtual.ta import (
     terminal_rights,
 )
 
-token = test_pkcs11.token
+if TYPE_CHECKING:
+    from fixtures.terminal_pki import CvSigner, MakeTerminalPki, Pki
+    from fixtures.tools import SoftHsmToken
 
 CAN = "123456"
 AID = bytes.fromhex("D3600000004545544101")
@@ -66,44 +68,10 @@ IS = TerminalType.IS
 CURVE = "brainpoolP256r1"
 
 
-@cache
-def signer(n: int) -> PrivateKeySigner:
-    del n  # one key per number, made once per test session
-    return PrivateKeySigner(KeySpec.parse(CURVE).generate())
-
-
 def pub(s: Signer) -> ec.EllipticCurvePublicKey:
     k = s.public_key
     assert isinstance(k, ec.EllipticCurvePublicKey)
     return k
-
-
-@dataclass(frozen=True)
-class Pki:
-    cvca: CvCertificate
-    dv: CvCertificate
-    terminal: CvCertificate
-    terminal_key: Signer
-
-
-def make_pki(
-    *,
-    cvca_key: int = 1,
-    holder: str = "IDCVCA00001",
-    rights: tuple[str, ...] = ("read-dg3", "read-dg4"),
-    terminal_signer: Signer | None = None,
-    terminal_days: tuple[int, int] = (10, 40),
-) -> Pki:
-    ck, dk = signer(cvca_key), signer(cvca_key + 100)
-    tk = terminal_signer or signer(cvca_key + 200)
-    cvca = create_cvca(ck, holder=holder, terminal_type=IS, rights=["read-dg3", "read-dg4"],
-                       effective=D0, expiration=D0 + dt.timedelta(days=1095))
-    dv = issue(ck, cvca, pub(dk), holder="IDDVPOL00001", role=Role.DV_DOMESTIC,
-               rights=["read-dg3", "read-dg4"], effective=D0, expiration=D0 + dt.timedelta(days=90))
-    term = issue(dk, dv, pub(tk), holder="IDGATE00001", role=Role.TERMINAL, rights=rights,
-                 effective=D0 + dt.timedelta(days=terminal_days[0]),
-                 expiration=D0 + dt.timedelta(days=terminal_days[1]))
-    return Pki(cvca, dv, term, tk)
 
 
 def make_card(pki: Pki, *, extended_length: bool = True) -> VirtualCard:
@@ -153,8 +121,8 @@ def read_dg3(o: Open) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def pki() -> Pki:
-    return make_pki()
+def pki(terminal_chain: Pki) -> Pki:
+    return terminal_chain
 
 
 # --- the full run -------------------------------------------------------------------------------------
@@ -188,8 +156,8 @@ def test_without_ta_dg3_is_refused(pki: Pki) -> None:
     assert info.value.sw == SW.SECURITY_STATUS_NOT_SATISFIED
 
 
-def test_terminal_without_read_dg3(pki: Pki) -> None:
-    weak = make_pki(rights=("read-dg4",))
+def test_terminal_without_read_dg3(pki: Pki, make_terminal_pki: MakeTerminalPki) -> None:
+    weak = make_terminal_pki(rights=("read-dg4",))
     card = make_card(weak)
     o = open_card(card)
     result = run_ta(o, weak)
@@ -202,23 +170,25 @@ def test_terminal_without_read_dg3(pki: Pki) -> None:
     assert info.value.sw == SW.SECURITY_STATUS_NOT_SATISFIED
 
 
-def test_chain_from_another_cvca(pki: Pki) -> None:
+def test_chain_from_another_cvca(pki: Pki, make_terminal_pki: MakeTerminalPki) -> None:
     card = make_card(pki)
     # Same CVCA name, another key: Set DST finds the reference, the DV's signature fails.
-    impostor = make_pki(cvca_key=2)
+    impostor = make_terminal_pki(cvca_key=2)
     result = run_ta(open_card(card), impostor)
     assert not result.passed
     assert result.step == "PSO:VERIFY CERTIFICATE of IDDVPOL00001"
     assert result.sw == SW.VERIFICATION_FAILED
     assert "TA" not in card.security.granted
     # Another CVCA name: the card knows no such key.
-    other = make_pki(cvca_key=3, holder="IDCVCAX00001")
+    other = make_terminal_pki(cvca_key=3, holder="IDCVCAX00001")
     result = run_ta(open_card(card), other)
     assert (result.step, result.sw) == ("MSE:Set DST IDCVCAX00001", SW.REFERENCED_DATA_NOT_FOUND)
 
 
-def test_a_refusal_raised_names_the_step_and_status_word(pki: Pki) -> None:
-    impostor = make_pki(cvca_key=2)
+def test_a_refusal_raised_names_the_step_and_status_word(
+    pki: Pki, make_terminal_pki: MakeTerminalPki
+) -> None:
+    impostor = make_terminal_pki(cvca_key=2)
     result = run_ta(open_card(make_card(pki)), impostor)
     with pytest.raises(TerminalAuthenticationError) as info:
         result.require()
@@ -240,8 +210,8 @@ def test_a_short_challenge_fails_at_get_challenge(pki: Pki) -> None:
     assert result.reason == "the chip answered GET CHALLENGE with 4 bytes, not 8"
 
 
-def test_expired_terminal_certificate(pki: Pki) -> None:
-    old = make_pki(terminal_days=(1, 20))
+def test_expired_terminal_certificate(pki: Pki, make_terminal_pki: MakeTerminalPki) -> None:
+    old = make_terminal_pki(terminal_days=(1, 20))
     card = make_card(old)
     install_trust_point(card, old.cvca, date=D0 + dt.timedelta(days=30))  # the chip saw a later cert
     result = run_ta(open_card(card), old)
@@ -249,11 +219,11 @@ def test_expired_terminal_certificate(pki: Pki) -> None:
     assert current_date(card) == D0 + dt.timedelta(days=30)
 
 
-def test_wrong_terminal_key_6300(pki: Pki) -> None:
+def test_wrong_terminal_key_6300(pki: Pki, cv_signer: CvSigner) -> None:
     card = make_card(pki)
     o = open_card(card)
     with pytest.raises(TerminalAuthenticationError, match="does not hold the key of IDGATE00001"):
-        run_ta(o, pki, signer_=signer(99))
+        run_ta(o, pki, signer_=cv_signer(99))
     # The same run by hand, signed with another key.
     for cert in (pki.dv, pki.terminal):
         assert o.protocol.transmit(mse_set_dst(cert.car)).sw == SW.OK
@@ -261,7 +231,7 @@ def test_wrong_terminal_key_6300(pki: Pki) -> None:
     assert o.protocol.transmit(mse_set_at(pki.terminal.chr, o.ephemeral.compressed)).sw == SW.OK
     challenge = o.protocol.transmit(get_challenge()).data
     data = signed_data(o.pace.id_picc, challenge, o.ephemeral.compressed)
-    bad = sign_plain(signer(99), data, pki.terminal.public_key)
+    bad = sign_plain(cv_signer(99), data, pki.terminal.public_key)
     assert o.protocol.transmit(external_authenticate(bad)).sw == SW.VERIFICATION_FAILED
     assert card.security.terminal is None and "TA" not in card.security.granted
     # The run is over: EXTERNAL AUTHENTICATE with no TA in progress (and no BAC key) is refused.
@@ -293,18 +263,18 @@ def test_signature_binds_id_picc_and_challenge(pki: Pki) -> None:
     assert o.protocol.transmit(external_authenticate(sig)).sw == SW.VERIFICATION_FAILED
 
 
-def test_link_certificate_moves_the_trust_point(pki: Pki) -> None:
+def test_link_certificate_moves_the_trust_point(pki: Pki, cv_signer: CvSigner) -> None:
     card = make_card(pki)
-    new_key = signer(5)
-    link = create_link(signer(1), pki.cvca, pub(new_key), holder="IDCVCA00002",
+    new_key = cv_signer(5)
+    link = create_link(cv_signer(1), pki.cvca, pub(new_key), holder="IDCVCA00002",
                        effective=D0 + dt.timedelta(days=5), expiration=D0 + dt.timedelta(days=900))
-    dv = issue(new_key, link, pub(signer(105)), holder="IDDVPOL00002", role=Role.DV_DOMESTIC,
+    dv = issue(new_key, link, pub(cv_signer(105)), holder="IDDVPOL00002", role=Role.DV_DOMESTIC,
                rights=["read-dg3"], effective=D0 + dt.timedelta(days=5),
                expiration=D0 + dt.timedelta(days=90))
-    term = issue(signer(105), dv, pub(signer(205)), holder="IDGATE00002", role=Role.TERMINAL,
+    term = issue(cv_signer(105), dv, pub(cv_signer(205)), holder="IDGATE00002", role=Role.TERMINAL,
                  rights=["read-dg3"], effective=D0 + dt.timedelta(days=6),
                  expiration=D0 + dt.timedelta(days=30))
-    new = Pki(pki.cvca, dv, term, signer(205))
+    new = dataclasses.replace(pki, dv=dv, terminal=term, terminal_key=cv_signer(205))
     o = open_card(card)
     assert run_ta(o, new, chain=[pki.cvca, link, dv, term], trusted=("IDCVCA00001",)).passed
     assert CvCertificate.decode(card.keys[TRUST_POINT_KEY]).chr == "IDCVCA00002"
@@ -356,9 +326,9 @@ def test_install_trust_point_refuses_non_cvca(pki: Pki) -> None:
 # --- where the terminal key lives --------------------------------------------------------------------
 
 
-def test_terminal_key_in_virtual_sam() -> None:
+def test_terminal_key_in_virtual_sam(make_terminal_pki: MakeTerminalPki) -> None:
     sam = VirtualSam.generate(CURVE)
-    p = make_pki(cvca_key=7, terminal_signer=sam)
+    p = make_terminal_pki(cvca_key=7, terminal_signer=sam)
     sam.install_chain([p.dv, p.terminal])
     assert "IDGATE00001" in repr(sam)
     card = make_card(p)
@@ -373,14 +343,14 @@ def test_terminal_key_in_virtual_sam() -> None:
 
 
 @pytest.fixture
-def hsm(token: str) -> Iterator[Pkcs11Signer]:
-    with Pkcs11Signer.generate(token, test_pkcs11.SLOT_NAME, "ta-terminal", KeySpec.parse(CURVE),
-                               test_pkcs11.PIN) as s:
+def hsm(token: SoftHsmToken) -> Iterator[Pkcs11Signer]:
+    spec = KeySpec.parse(CURVE)
+    with Pkcs11Signer.generate(token.module, token.label, "ta-terminal", spec, token.pin) as s:
         yield s
 
 
-def test_terminal_key_in_softhsm(hsm: Pkcs11Signer) -> None:
-    p = make_pki(cvca_key=8, terminal_signer=hsm)
+def test_terminal_key_in_softhsm(hsm: Pkcs11Signer, make_terminal_pki: MakeTerminalPki) -> None:
+    p = make_terminal_pki(cvca_key=8, terminal_signer=hsm)
     card = make_card(p)
     o = open_card(card)
     assert run_ta(o, p).passed
@@ -388,11 +358,11 @@ def test_terminal_key_in_softhsm(hsm: Pkcs11Signer) -> None:
     assert read_dg3(o) == DG3_CONTENT
 
 
-def test_short_apdus_chain_the_link_certificate(pki: Pki) -> None:
+def test_short_apdus_chain_the_link_certificate(pki: Pki, cv_signer: CvSigner) -> None:
     """Without extended length the link certificate (with domain parameters) needs command chaining."""
     card = make_card(pki, extended_length=False)
-    new_key = signer(6)
-    link = create_link(signer(1), pki.cvca, pub(new_key), holder="IDCVCA00003",
+    new_key = cv_signer(6)
+    link = create_link(cv_signer(1), pki.cvca, pub(new_key), holder="IDCVCA00003",
                        effective=D0, expiration=D0 + dt.timedelta(days=900))
     assert len(pso_verify_certificate(link).data) > 255
     o = open_card(card)

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
-import tempfile
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from ektp_card._cli import main
 from ektp_card._cli.util import ExitCode
 from ektp_card.errors import PacePasswordError
 from ektp_card.lds.ektp import EKTP_AID, decode_dg2
-from ektp_card.lds.record import CitizenRecord
-from ektp_card.lds.synthetic import synthetic_citizen
 from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.certs import create_csca, issue_document_signer
 from ektp_card.pki.crl import Revocation, build_crl
@@ -31,65 +23,15 @@ from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.ca import CA_PRIVATE_KEY
 from ektp_card.virtual.perso import blank_card
 
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh, IssuerOf, RecordOf, RunCli
+
 MASTER = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
 NOW = dt.datetime.now(dt.UTC)
 EVERY_CHECK = (
     "card-access", "card-info", "pace", "read", "passive-authentication", "printed-data",
     "chip-authentication", "active-authentication", "terminal-authentication", "dg3", "fingerprint",
 )
-
-
-@dataclass(frozen=True)
-class Issuer:
-    csca: x509.Certificate
-    crl: x509.CertificateRevocationList
-    ds: DocumentSigner
-    trust: TrustStore
-
-
-@cache
-def issuer(name: str = "Verify Test") -> Issuer:
-    csca_signer = PrivateKeySigner(KeySpec.parse("secp256r1").generate())
-    csca = create_csca(csca_signer, country="ID", common_name=f"CSCA {name}",
-                       not_before=NOW - dt.timedelta(days=2))
-    ds_signer = PrivateKeySigner(KeySpec.parse("secp256r1").generate())
-    ds = issue_document_signer(csca_signer, csca, ds_signer.public_key, common_name=f"DS {name}",
-                               not_before=NOW - dt.timedelta(days=1))
-    crl = build_crl(csca_signer, csca, [], crl_number=1, this_update=NOW - dt.timedelta(hours=1))
-    return Issuer(csca, crl, DocumentSigner(ds_signer, ds), TrustStore((csca,), (crl,)))
-
-
-@cache
-def record() -> CitizenRecord:
-    return synthetic_citizen(random.Random(5), photo_size=(24, 32)).record  # synthetic test data
-
-
-def issue(serial: int = 1) -> tuple[VirtualCard, str]:
-    """A personalised, locked card and its CAN (not read back: these tests are the read back)."""
-    card = blank_card(MASTER, serial.to_bytes(8, "big"))
-    result = personalize(card, plan_from_record(record()), MASTER, issuer().ds)
-    card.power_on()
-    return card, result.can
-
-
-@cache
-def _image(serial: int = 1) -> tuple[bytes, str]:
-    card, can = issue(serial)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "card.img"
-        card.save(path)
-        return path.read_bytes(), can
-
-
-def fresh(serial: int = 1) -> tuple[VirtualCard, str]:
-    """A new copy of the same personalised card (issuing once per serial keeps the tests fast)."""
-    data, can = _image(serial)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "card.img"
-        path.write_bytes(data)
-        card = VirtualCard.load(path)
-    card.power_on()
-    return card, can
 
 
 def ef(card: VirtualCard, number: int) -> bytearray:
@@ -106,7 +48,7 @@ def statuses(report: VerificationReport) -> dict[str, Status]:
 # --- the library ------------------------------------------------------------------------------------
 
 
-def test_genuine_card_passes_every_check() -> None:
+def test_genuine_card_passes_every_check(fresh: Fresh, issuer: IssuerOf, record: RecordOf) -> None:
     card, can = fresh()
     report = verify_card(card, can, issuer().trust)
     assert report.verdict is Verdict.GENUINE, report.reasons
@@ -128,7 +70,7 @@ def test_genuine_card_passes_every_check() -> None:
     assert report.active is not None and report.active.passed and len(report.active.challenge) == 8
 
 
-def test_fresh_challenge_each_time() -> None:
+def test_fresh_challenge_each_time(fresh: Fresh, issuer: IssuerOf) -> None:
     card, can = fresh()
     first = verify_card(card, can, issuer().trust)
     card.power_on()
@@ -137,7 +79,7 @@ def test_fresh_challenge_each_time() -> None:
     assert first.active.challenge != second.active.challenge
 
 
-def test_altered_data_group_is_forged() -> None:
+def test_altered_data_group_is_forged(fresh: Fresh, issuer: IssuerOf, record: RecordOf) -> None:
     card, can = fresh()
     name = record().personal.name.encode()
     dg1 = ef(card, 1)
@@ -151,7 +93,7 @@ def test_altered_data_group_is_forged() -> None:
     assert statuses(report)["chip-authentication"] is Status.PASS
 
 
-def test_unknown_signer_is_forged() -> None:
+def test_unknown_signer_is_forged(fresh: Fresh, issuer: IssuerOf) -> None:
     card, can = fresh()
     stranger = issuer("Stranger")
     report = verify_card(card, can, stranger.trust)
@@ -159,7 +101,7 @@ def test_unknown_signer_is_forged() -> None:
     assert "no trusted CSCA named" in report.check("passive-authentication").reason
 
 
-def test_revoked_signer_is_forged() -> None:
+def test_revoked_signer_is_forged(issuer: IssuerOf, record: RecordOf) -> None:
     # A CSCA whose current CRL revokes the document signer that signed the card.
     csca_signer = PrivateKeySigner(KeySpec.parse("secp256r1").generate())
     csca = create_csca(csca_signer, country="ID", common_name="CSCA Revoking",
@@ -177,7 +119,7 @@ def test_revoked_signer_is_forged() -> None:
     assert "revocation" in report.check("passive-authentication").reason
 
 
-def test_clone_with_other_chip_keys_is_cloned() -> None:
+def test_clone_with_other_chip_keys_is_cloned(fresh: Fresh, issuer: IssuerOf) -> None:
     original, can = fresh(1)
     other, _ = fresh(2)  # another genuine card: its own CA and AA keys
     for name in list(original.keys):
@@ -189,7 +131,9 @@ def test_clone_with_other_chip_keys_is_cloned() -> None:
     assert statuses(report)["chip-authentication"] is Status.FAIL
 
 
-def test_clone_refusing_chip_authentication_fails_the_downgrade_policy() -> None:
+def test_clone_refusing_chip_authentication_fails_the_downgrade_policy(
+    fresh: Fresh, issuer: IssuerOf
+) -> None:
     card, can = fresh()
     del card.keys[CA_PRIVATE_KEY]  # a copy that cannot run CA "does not support" it
     report = verify_card(card, can, issuer().trust)
@@ -198,7 +142,7 @@ def test_clone_refusing_chip_authentication_fails_the_downgrade_policy() -> None
     assert statuses(report)["passive-authentication"] is Status.PASS
 
 
-def test_wrong_can_raises() -> None:
+def test_wrong_can_raises(fresh: Fresh, issuer: IssuerOf) -> None:
     card, can = fresh()
     wrong = "000000" if can != "000000" else "111111"
     with pytest.raises(PacePasswordError):
@@ -206,22 +150,6 @@ def test_wrong_can_raises() -> None:
 
 
 # --- the command line ---------------------------------------------------------------------------------
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
-@pytest.fixture
-def trust_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "trust"
-    folder.mkdir()
-    (folder / "csca.pem").write_bytes(issuer().csca.public_bytes(Encoding.PEM))
-    (folder / "csca.crl").write_bytes(issuer().crl.public_bytes(Encoding.DER))
-    return folder
 
 
 def image(tmp_path: Path, card: VirtualCard) -> Path:
@@ -233,7 +161,9 @@ def image(tmp_path: Path, card: VirtualCard) -> Path:
 Capture = pytest.CaptureFixture[str]
 
 
-def test_cli_genuine_json_and_face(capsys: Capture, tmp_path: Path, trust_dir: Path) -> None:
+def test_cli_genuine_json_and_face(
+    capsys: Capture, tmp_path: Path, trust_dir: Path, fresh: Fresh, record: RecordOf, run_cli: RunCli
+) -> None:
     card, can = fresh()
     face = tmp_path / "face.jpg"
     path = image(tmp_path, card)
@@ -248,7 +178,9 @@ def test_cli_genuine_json_and_face(capsys: Capture, tmp_path: Path, trust_dir: P
     assert can not in out and can not in err
 
 
-def test_cli_human_table(capsys: Capture, tmp_path: Path, trust_dir: Path) -> None:
+def test_cli_human_table(
+    capsys: Capture, tmp_path: Path, trust_dir: Path, fresh: Fresh, record: RecordOf, run_cli: RunCli
+) -> None:
     card, can = fresh()
     code, out, err = run_cli(capsys, "verify", "--virtual", str(image(tmp_path, card)), "--can", can,
                              "--trust", str(trust_dir))
@@ -257,7 +189,9 @@ def test_cli_human_table(capsys: Capture, tmp_path: Path, trust_dir: Path) -> No
 
 
 @pytest.mark.parametrize("kind", ["forged", "cloned"])
-def test_cli_exit_codes(capsys: Capture, tmp_path: Path, trust_dir: Path, kind: str) -> None:
+def test_cli_exit_codes(
+    capsys: Capture, tmp_path: Path, trust_dir: Path, kind: str, fresh: Fresh, run_cli: RunCli
+) -> None:
     card, can = fresh()
     if kind == "forged":
         ef(card, 7)[-1] ^= 0x01
@@ -269,7 +203,9 @@ def test_cli_exit_codes(capsys: Capture, tmp_path: Path, trust_dir: Path, kind: 
     assert json.loads(out)["verdict"] == kind
 
 
-def test_cli_wrong_can_and_usage(capsys: Capture, tmp_path: Path, trust_dir: Path) -> None:
+def test_cli_wrong_can_and_usage(
+    capsys: Capture, tmp_path: Path, trust_dir: Path, fresh: Fresh, run_cli: RunCli
+) -> None:
     card, can = fresh()
     path = image(tmp_path, card)
     wrong = "000000" if can != "000000" else "111111"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from test_terminal_auth import Pki, make_pki
-from test_verify import MASTER, issuer, run_cli
 
 from ektp_card._cli.util import ExitCode
 from ektp_card.errors import TerminalAuthenticationError
@@ -18,44 +16,18 @@ from ektp_card.lds.biometrics import MinutiaeRecord
 from ektp_card.lds.ektp import decode_dg3
 from ektp_card.lds.synthetic import (
     ENROLLED_FINGERS,
-    SyntheticCitizen,
     impression,
     make_finger,
-    synthetic_citizen,
 )
-from ektp_card.personalize import personalize, plan_from_record
 from ektp_card.pki.signer import KeyFileSigner, KeySpec
 from ektp_card.verify.card import Terminal, Verdict, VerificationReport, verify_card
 from ektp_card.verify.passive import Status
-from ektp_card.virtual import VirtualCard
-from ektp_card.virtual.perso import blank_card
+
+if TYPE_CHECKING:
+    from fixtures.cards import CaptureOf, HolderCard, IssuerOf, RunCli
+    from fixtures.terminal_pki import MakeTerminalPki, Pki, TerminalOf
 
 PASSPHRASE = "terminal-pass"  # noqa: S105 - a test key file only
-
-
-@cache
-def citizen() -> SyntheticCitizen:
-    return synthetic_citizen(random.Random(5), photo_size=(24, 32))  # noqa: S311 - synthetic test data
-
-
-@cache
-def pki() -> Pki:
-    return make_pki()
-
-
-def card() -> tuple[VirtualCard, str]:
-    """A card personalised with the CVCA of :func:`pki` as its trust point."""
-    fresh = blank_card(MASTER, (7).to_bytes(8, "big"))
-    plan = plan_from_record(citizen().record, cvca_certificate=pki().cvca)
-    result = personalize(fresh, plan, MASTER, issuer().ds)
-    fresh.power_on()
-    return fresh, result.can
-
-
-def capture(finger_index: int = 0, seed: int = 99) -> MinutiaeRecord:
-    """A new capture of the citizen's enrolled finger (not the enrolment impression in DG3)."""
-    finger = citizen().fingers[finger_index]
-    return impression(finger, random.Random(seed)).record  # noqa: S311 - synthetic test data
 
 
 def stranger() -> MinutiaeRecord:
@@ -63,18 +35,15 @@ def stranger() -> MinutiaeRecord:
     return impression(finger, random.Random(98)).record  # noqa: S311 - synthetic test data
 
 
-def terminal(p: Pki | None = None) -> Terminal:
-    p = p or pki()
-    return Terminal((p.dv, p.terminal), p.terminal_key)
-
-
 def statuses(report: VerificationReport) -> dict[str, Status]:
     return {c.name: c.status for c in report.checks}
 
 
 @pytest.mark.parametrize("finger_index", [0, 1], ids=["right-index", "left-index"])
-def test_holder_finger_matches(finger_index: int) -> None:
-    the_card, can = card()
+def test_holder_finger_matches(
+    finger_index: int, holder_card: HolderCard, capture: CaptureOf, terminal: TerminalOf, issuer: IssuerOf
+) -> None:
+    the_card, can = holder_card()
     report = verify_card(the_card, can, issuer().trust, terminal=terminal(),
                          fingerprint=capture(finger_index).encode())
     assert report.verdict is Verdict.GENUINE, report.reasons
@@ -89,8 +58,10 @@ def test_holder_finger_matches(finger_index: int) -> None:
     assert report.fingerprint is not None and report.fingerprint.matched
 
 
-def test_another_finger_is_a_holder_mismatch() -> None:
-    the_card, can = card()
+def test_another_finger_is_a_holder_mismatch(
+    holder_card: HolderCard, terminal: TerminalOf, issuer: IssuerOf
+) -> None:
+    the_card, can = holder_card()
     report = verify_card(the_card, can, issuer().trust, terminal=terminal(), fingerprint=stranger())
     assert report.verdict is Verdict.HOLDER_MISMATCH
     assert statuses(report)["fingerprint"] is Status.FAIL
@@ -98,8 +69,10 @@ def test_another_finger_is_a_holder_mismatch() -> None:
     assert report.fingerprint is not None and not report.fingerprint.matched
 
 
-def test_without_a_terminal_the_fingerprint_is_not_compared() -> None:
-    the_card, can = card()
+def test_without_a_terminal_the_fingerprint_is_not_compared(
+    holder_card: HolderCard, capture: CaptureOf, issuer: IssuerOf
+) -> None:
+    the_card, can = holder_card()
     report = verify_card(the_card, can, issuer().trust, fingerprint=capture())
     assert report.verdict is Verdict.GENUINE, report.reasons
     got = statuses(report)
@@ -108,9 +81,11 @@ def test_without_a_terminal_the_fingerprint_is_not_compared() -> None:
     assert report.refused == (3,) and report.fingerprint is None
 
 
-def test_a_terminal_without_the_read_dg3_right() -> None:
-    the_card, can = card()
-    no_dg3 = make_pki(rights=("read-dg4",))
+def test_a_terminal_without_the_read_dg3_right(
+    holder_card: HolderCard, terminal: TerminalOf, make_terminal_pki: MakeTerminalPki, issuer: IssuerOf
+) -> None:
+    the_card, can = holder_card()
+    no_dg3 = make_terminal_pki(rights=("read-dg4",))
     report = verify_card(the_card, can, issuer().trust, terminal=terminal(no_dg3), fingerprint=stranger())
     assert report.verdict is Verdict.GENUINE, report.reasons
     got = statuses(report)
@@ -122,9 +97,15 @@ def test_a_terminal_without_the_read_dg3_right() -> None:
     assert got["fingerprint"] is Status.NOT_SUPPORTED and report.refused == (3,)
 
 
-def test_a_terminal_of_another_cvca_fails_ta_but_decides_nothing() -> None:
-    the_card, can = card()
-    other = make_pki(cvca_key=7, holder="IDCVCA00009")
+def test_a_terminal_of_another_cvca_fails_ta_but_decides_nothing(
+    holder_card: HolderCard,
+    capture: CaptureOf,
+    terminal: TerminalOf,
+    make_terminal_pki: MakeTerminalPki,
+    issuer: IssuerOf,
+) -> None:
+    the_card, can = holder_card()
+    other = make_terminal_pki(cvca_key=7, holder="IDCVCA00009")
     report = verify_card(the_card, can, issuer().trust, terminal=terminal(other), fingerprint=capture())
     got = statuses(report)
     assert got["terminal-authentication"] is Status.FAIL
@@ -132,41 +113,54 @@ def test_a_terminal_of_another_cvca_fails_ta_but_decides_nothing() -> None:
     assert report.verdict is Verdict.GENUINE, report.reasons
 
 
-def test_terminal_key_must_fit_the_chain() -> None:
+def test_terminal_key_must_fit_the_chain(terminal_chain: Pki, make_terminal_pki: MakeTerminalPki) -> None:
     with pytest.raises(TerminalAuthenticationError, match="not the key of IDGATE00001"):
-        Terminal((pki().dv, pki().terminal), make_pki(cvca_key=3).terminal_key)
+        Terminal((terminal_chain.dv, terminal_chain.terminal), make_terminal_pki(cvca_key=3).terminal_key)
     with pytest.raises(TerminalAuthenticationError, match="terminal certificate"):
-        Terminal((pki().dv,), pki().terminal_key)
+        Terminal((terminal_chain.dv,), terminal_chain.terminal_key)
 
 
 # --- the command line ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def files(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    holder_card: HolderCard,
+    capture: CaptureOf,
+    make_terminal_pki: MakeTerminalPki,
+    issuer: IssuerOf,
+) -> dict[str, Path]:
     """A card image, the trust folder, and a terminal with its key in an encrypted key file."""
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "csca.pem").write_bytes(issuer().csca.public_bytes(Encoding.PEM))
     (trust / "csca.crl").write_bytes(issuer().crl.public_bytes(Encoding.DER))
     key = tmp_path / "terminal.key"
-    p = make_pki(terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
-                                                        PASSPHRASE.encode()))
+    p = make_terminal_pki(terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
+                                                                 PASSPHRASE.encode()))
     (tmp_path / "dv.cvcert").write_bytes(p.dv.encode())
     (tmp_path / "terminal.cvcert").write_bytes(p.terminal.encode())
     (tmp_path / "holder.fmr").write_bytes(capture().encode())
     (tmp_path / "stranger.fmr").write_bytes(stranger().encode())
-    the_card, can = card()
+    the_card, can = holder_card()
     the_card.save(tmp_path / "card.img")
     (tmp_path / "can").write_text(can)
     monkeypatch.setenv("EKTP_TERMINAL_PASSPHRASE", PASSPHRASE)
     return {"dir": tmp_path, "trust": trust, "key": key}
 
 
-def cli(capsys: pytest.CaptureFixture[str], files: dict[str, Path], *extra: str) -> tuple[int, str, str]:
-    d = files["dir"]
-    return run_cli(capsys, "--json", "verify", "--virtual", str(d / "card.img"), "--can",
-                   (d / "can").read_text(), "--trust", str(files["trust"]), *extra)
+@pytest.fixture
+def cli(run_cli: RunCli) -> RunCli:
+    """``cli(capsys, files, *extra)``: ``ektp --json verify`` of the card in ``files``."""
+
+    def run(capsys: pytest.CaptureFixture[str], files: dict[str, Path], *extra: str) -> tuple[int, str, str]:
+        d = files["dir"]
+        return run_cli(capsys, "--json", "verify", "--virtual", str(d / "card.img"), "--can",
+                       (d / "can").read_text(), "--trust", str(files["trust"]), *extra)
+
+    return run
 
 
 def terminal_args(files: dict[str, Path]) -> tuple[str, ...]:
@@ -175,7 +169,9 @@ def terminal_args(files: dict[str, Path]) -> tuple[str, ...]:
             "--terminal-key", str(files["key"]))
 
 
-def test_cli_holder_and_mismatch(capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:
+def test_cli_holder_and_mismatch(
+    capsys: pytest.CaptureFixture[str], files: dict[str, Path], cli: RunCli
+) -> None:
     d = files["dir"]
     code, out, err = cli(capsys, files, *terminal_args(files), "--fingerprint", str(d / "holder.fmr"))
     assert code == 0, err
@@ -189,7 +185,7 @@ def test_cli_holder_and_mismatch(capsys: pytest.CaptureFixture[str], files: dict
 
 
 def test_cli_usage_and_file_errors(
-    capsys: pytest.CaptureFixture[str], files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, cli: RunCli
 ) -> None:
     d = files["dir"]
     code, _, err = cli(capsys, files, "--fingerprint", str(d / "holder.fmr"))

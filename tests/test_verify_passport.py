@@ -4,78 +4,28 @@ and cloned; DG1's MRZ decoded (the ICAO Doc 9303-4 specimen)."""
 from __future__ import annotations
 
 import json
-import random
-import tempfile
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import test_verify as tv
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card._cli.util import ExitCode
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.errors import LdsFormatError, MrzError, PacePasswordError, VerificationFailedError
-from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
-from ektp_card.lds.ektp import decode_dg2, encode_dg2
+from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.emrtd import decode_emrtd_dg1, encode_emrtd_dg1, parse_mrz_fields
 from ektp_card.lds.profile import EMRTD_AID
-from ektp_card.lds.sod import build_sod
-from ektp_card.lds.synthetic import face_photo
 from ektp_card.verify.card import Verdict
 from ektp_card.verify.passive import Status
 from ektp_card.verify.passport import verify_passport
-from ektp_card.virtual import VirtualCard, demo_card
-from ektp_card.virtual.aa import install_active_authentication
-from ektp_card.virtual.bac import enable_bac
-from ektp_card.virtual.pace import install_pace
+from ektp_card.virtual import VirtualCard
+
+if TYPE_CHECKING:
+    from fixtures.cards import BuildPassport, FreshPassport, IssuerOf, RunCli
 
 #: ICAO Doc 9303-4 Appendix B specimen (TD3).
 SPECIMEN = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<" "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
 KEY = MrzInfo("L898902C3", "740812", "120415")
-_ALWAYS, _NEVER = AccessCondition.ALWAYS, AccessCondition.NEVER
-_SESSION = AccessCondition.require(BAC) | AccessCondition.require(PACE)
-
-
-def build(*, pace: bool) -> VirtualCard:
-    """A demo card with an eMRTD application: EF.COM, DG1, DG2, DG15 (RSA AA), EF.SOD; BAC or PACE-MRZ."""
-    card = demo_card()
-    fs = card.fs
-    app = fs.create_df(fs.mf, 0xDF02, name=EMRTD_AID, access=SecurityAttributes(_ALWAYS, _NEVER, _NEVER))
-    if pace:
-        install_pace(card, mrz=KEY)
-    else:
-        enable_bac(card, KEY)
-    dg15, _ = install_active_authentication(card, rsa_bits=2048, hash_name="sha256")
-    groups = {
-        1: encode_emrtd_dg1(SPECIMEN),
-        2: encode_dg2(face_photo(random.Random(3), (24, 32))),
-        15: dg15.encode(),
-    }
-    ds = tv.issuer().ds
-    sod = build_sod(groups, ds.signer, ds.certificate)
-    files = {0x1E: bytes.fromhex("60155F0104303130375F36063034303030305C0361756F"), 0x1D: sod} | groups
-    for sfi, data in files.items():
-        fid = 0x0100 + sfi
-        fs.create_ef(app, fid, data=data, sfi=sfi, access=SecurityAttributes(_SESSION, _NEVER))
-    return card
-
-
-@cache
-def _image(pace: bool) -> bytes:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "passport.img"
-        build(pace=pace).save(path)
-        return path.read_bytes()
-
-
-def fresh(pace: bool = False) -> VirtualCard:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "passport.img"
-        path.write_bytes(_image(pace))
-        card = VirtualCard.load(path)
-    card.power_on()
-    return card
 
 
 def ef(card: VirtualCard, sfi: int) -> bytearray:
@@ -120,9 +70,9 @@ def test_bad_check_digit_and_malformed_dg1() -> None:
 
 
 @pytest.mark.parametrize("pace", [False, True], ids=["bac", "pace-mrz"])
-def test_genuine_passport(pace: bool) -> None:
-    card = fresh(pace)
-    report = verify_passport(card, KEY, tv.issuer().trust)
+def test_genuine_passport(pace: bool, fresh_passport: FreshPassport, issuer: IssuerOf) -> None:
+    card = fresh_passport(pace)
+    report = verify_passport(card, KEY, issuer().trust)
     assert report.verdict is Verdict.GENUINE, report.reasons
     assert report.access is not None and report.access.protocol == ("PACE" if pace else "BAC")
     got = {c.name: c.status for c in report.checks}
@@ -137,72 +87,73 @@ def test_genuine_passport(pace: bool) -> None:
     assert report.active is not None and report.active.passed
 
 
-def test_changed_dg1_byte_is_forged() -> None:
-    card = fresh()
+def test_changed_dg1_byte_is_forged(fresh_passport: FreshPassport, issuer: IssuerOf) -> None:
+    card = fresh_passport()
     dg1 = ef(card, 1)
     at = bytes(dg1).index(b"ANNA")
     dg1[at] = ord("E")  # "ENNA": still a valid MRZ (names carry no check digit)
-    report = verify_passport(card, KEY, tv.issuer().trust)
+    report = verify_passport(card, KEY, issuer().trust)
     assert report.verdict is Verdict.FORGED
     assert "data groups 1 do not match their hash" in report.check("passive-authentication").reason
 
 
-def test_swapped_aa_key_is_cloned() -> None:
-    card = fresh()
-    other = build(pace=False)  # its own Active Authentication key
+def test_swapped_aa_key_is_cloned(
+    fresh_passport: FreshPassport, build_passport: BuildPassport, issuer: IssuerOf
+) -> None:
+    card = fresh_passport()
+    other = build_passport(pace=False)  # its own Active Authentication key
     for name in list(card.keys):
         if name.startswith("aa."):
             card.keys[name] = other.keys[name]
-    report = verify_passport(card, KEY, tv.issuer().trust)
+    report = verify_passport(card, KEY, issuer().trust)
     assert report.verdict is Verdict.CLONED, report.reasons
     assert report.check("passive-authentication").status is Status.PASS
     assert report.check("active-authentication").status is Status.FAIL
 
 
-def test_card_without_aa_fails_the_downgrade_policy() -> None:
-    card = fresh()
+def test_card_without_aa_fails_the_downgrade_policy(fresh_passport: FreshPassport, issuer: IssuerOf) -> None:
+    card = fresh_passport()
     for name in [n for n in card.keys if n.startswith("aa.")]:
         del card.keys[name]
-    report = verify_passport(card, KEY, tv.issuer().trust)
+    report = verify_passport(card, KEY, issuer().trust)
     assert report.verdict is Verdict.CLONED
 
 
-def test_wrong_mrz_raises() -> None:
+def test_wrong_mrz_raises(fresh_passport: FreshPassport, issuer: IssuerOf) -> None:
     wrong = MrzInfo("L898902C3", "740812", "120416")
     with pytest.raises(VerificationFailedError):
-        verify_passport(fresh(False), wrong, tv.issuer().trust)
+        verify_passport(fresh_passport(False), wrong, issuer().trust)
     with pytest.raises(PacePasswordError):
-        verify_passport(fresh(True), wrong, tv.issuer().trust)
+        verify_passport(fresh_passport(True), wrong, issuer().trust)
 
 
 # --- the command line ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def trust_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "trust"
-    folder.mkdir()
-    (folder / "csca.pem").write_bytes(tv.issuer().csca.public_bytes(Encoding.PEM))
-    (folder / "csca.crl").write_bytes(tv.issuer().crl.public_bytes(Encoding.DER))
-    return folder
-
-
 @pytest.mark.parametrize("kind", ["genuine", "forged", "cloned", "wrong-mrz", "table"])
-def test_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, trust_dir: Path, kind: str) -> None:
-    card = fresh()
+def test_cli(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    trust_dir: Path,
+    kind: str,
+    fresh_passport: FreshPassport,
+    build_passport: BuildPassport,
+    run_cli: RunCli,
+) -> None:
+    card = fresh_passport()
     mrz = "L898902C3,740812,120415"
     if kind == "forged":
         ef(card, 2)[-1] ^= 0x01
     elif kind == "cloned":
-        card.keys["aa.private"] = build(pace=False).keys["aa.private"]
+        card.keys["aa.private"] = build_passport(pace=False).keys["aa.private"]
     elif kind == "wrong-mrz":
         mrz = "L898902C3,740812,120416"
     path = tmp_path / "passport.img"
     card.save(path)
     face = tmp_path / "face.jpg"
     json_flag = () if kind == "table" else ("--json",)
-    code, out, err = tv.run_cli(capsys, *json_flag, "verify", "--virtual", str(path), "--mrz", mrz,
-                                "--trust", str(trust_dir), "--face-out", str(face))
+    code, out, err = run_cli(capsys, *json_flag, "verify", "--virtual", str(path), "--mrz", mrz,
+                             "--trust", str(trust_dir), "--face-out", str(face))
     expected = {"genuine": ExitCode.OK, "forged": ExitCode.FORGED, "cloned": ExitCode.CLONED,
                 "wrong-mrz": ExitCode.SECURITY, "table": ExitCode.OK}[kind]
     assert code == expected, err
@@ -217,12 +168,18 @@ def test_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, trust_dir: Path
         assert face.read_bytes()[:2] == b"\xff\xd8"
 
 
-def test_cli_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path, trust_dir: Path) -> None:
+def test_cli_usage(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    trust_dir: Path,
+    fresh_passport: FreshPassport,
+    run_cli: RunCli,
+) -> None:
     path = tmp_path / "passport.img"
-    fresh().save(path)
-    code, _, err = tv.run_cli(capsys, "verify", "--virtual", str(path), "--mrz", "L898902C3,740812",
-                              "--trust", str(trust_dir))
+    fresh_passport().save(path)
+    code, _, err = run_cli(capsys, "verify", "--virtual", str(path), "--mrz", "L898902C3,740812",
+                           "--trust", str(trust_dir))
     assert code == ExitCode.USAGE and "--mrz" in err
-    code, _, err = tv.run_cli(capsys, "verify", "--virtual", str(path), "--mrz", "L898902C3,740812,120415",
-                              "--can", "123456", "--trust", str(trust_dir))
+    code, _, err = run_cli(capsys, "verify", "--virtual", str(path), "--mrz", "L898902C3,740812,120415",
+                           "--can", "123456", "--trust", str(trust_dir))
     assert code == ExitCode.USAGE

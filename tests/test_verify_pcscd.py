@@ -6,52 +6,54 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if os.environ.get("CI", "").lower() != "true":  # under CI a missing pyscard must fail, not skip
-    pytest.importorskip("smartcard", reason="pyscard is not installed (pip install -e '.[test]')")
+# Under CI=true a module skipped for want of an optional package fails instead (tests/conftest.py).
+pytest.importorskip("smartcard", reason="pyscard is not installed (pip install -e '.[test]')")
 
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
-from test_terminal_auth import make_pki  # noqa: E402
-from test_verify import EVERY_CHECK, issuer  # noqa: E402
-from test_verify_holder import PASSPHRASE, capture, card, statuses, terminal  # noqa: E402
 
 from ektp_card._cli.util import ExitCode  # noqa: E402
 from ektp_card.apdu.pcsc import PcscTransport  # noqa: E402
 from ektp_card.errors import CardRemovedError  # noqa: E402
 from ektp_card.pki.signer import KeyFileSigner, KeySpec  # noqa: E402
-from ektp_card.verify.card import Verdict, verify_card  # noqa: E402
+from ektp_card.verify.card import Verdict, VerificationReport, verify_card  # noqa: E402
 from ektp_card.verify.passive import Status  # noqa: E402
 from ektp_card.virtual import VirtualCard  # noqa: E402
+
+if TYPE_CHECKING:
+    from fixtures.cards import CaptureOf, HolderCard, IssuerOf
+    from fixtures.terminal_pki import MakeTerminalPki, TerminalOf
 
 pytestmark = pytest.mark.pcscd
 
 Serve = Callable[..., Any]
 ROOT = Path(__file__).parent.parent
+CardIn = Callable[[Path], "tuple[VirtualCard, str]"]
+PASSPHRASE = "terminal-pass"  # noqa: S105 - a test key file only
+EVERY_CHECK = (
+    "card-access", "card-info", "pace", "read", "passive-authentication", "printed-data",
+    "chip-authentication", "active-authentication", "terminal-authentication", "dg3", "fingerprint",
+)
 
 
-@cache
-def _image() -> tuple[bytes, str]:
-    """One personalised card (with :func:`test_verify_holder.pki`'s CVCA), saved once per session."""
-    the_card, can = card()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "card.img"
+@pytest.fixture(scope="module")
+def card_in(holder_card: HolderCard) -> CardIn:
+    """``card_in(folder)``: a holder card (trust point: ``terminal_chain``'s CVCA) saved in ``folder`` and
+    loaded from there, and its CAN."""
+
+    def load(folder: Path) -> tuple[VirtualCard, str]:
+        the_card, can = holder_card()
+        path = folder / "card.img"
         the_card.save(path)
-        return path.read_bytes(), can
+        return VirtualCard.load(path), can
 
-
-def fresh(folder: Path) -> tuple[VirtualCard, str]:
-    data, can = _image()
-    path = folder / "card.img"
-    path.write_bytes(data)
-    return VirtualCard.load(path), can
+    return load
 
 
 class RemovedAfter:
@@ -82,19 +84,25 @@ class RemovedAfter:
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
+def files(
+    tmp_path: Path, issuer: IssuerOf, capture: CaptureOf, make_terminal_pki: MakeTerminalPki
+) -> dict[str, Path]:
     """The trust folder, the terminal's CV certificates and encrypted key, the holder's capture."""
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "csca.pem").write_bytes(issuer().csca.public_bytes(Encoding.PEM))
     (trust / "csca.crl").write_bytes(issuer().crl.public_bytes(Encoding.DER))
     key = tmp_path / "terminal.key"
-    p = make_pki(terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
-                                                        PASSPHRASE.encode()))
+    p = make_terminal_pki(terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
+                                                                 PASSPHRASE.encode()))
     (tmp_path / "dv.cvcert").write_bytes(p.dv.encode())
     (tmp_path / "terminal.cvcert").write_bytes(p.terminal.encode())
     (tmp_path / "holder.fmr").write_bytes(capture().encode())
     return {"dir": tmp_path, "trust": trust, "key": key}
+
+
+def statuses(report: VerificationReport) -> dict[str, Status]:
+    return {c.name: c.status for c in report.checks}
 
 
 def run_verify(
@@ -108,8 +116,16 @@ def run_verify(
     )
 
 
-def test_verify_card_over_pcsc_passes_every_check(vpcd_bridge: Serve, pcscd: str, tmp_path: Path) -> None:
-    the_card, can = fresh(tmp_path)
+def test_verify_card_over_pcsc_passes_every_check(
+    vpcd_bridge: Serve,
+    pcscd: str,
+    tmp_path: Path,
+    card_in: CardIn,
+    issuer: IssuerOf,
+    capture: CaptureOf,
+    terminal: TerminalOf,
+) -> None:
+    the_card, can = card_in(tmp_path)
     bridge = vpcd_bridge(the_card)
     with PcscTransport.open(pcscd, timeout=5) as transport:
         report = verify_card(transport, can, issuer().trust, terminal=terminal(),
@@ -122,8 +138,10 @@ def test_verify_card_over_pcsc_passes_every_check(vpcd_bridge: Serve, pcscd: str
     assert bridge.commands > 20  # every command went through pcscd to the card
 
 
-def test_cli_verify_through_pcscd(vpcd_bridge: Serve, pcscd: str, files: dict[str, Path]) -> None:
-    the_card, can = fresh(files["dir"])
+def test_cli_verify_through_pcscd(
+    vpcd_bridge: Serve, pcscd: str, files: dict[str, Path], card_in: CardIn
+) -> None:
+    the_card, can = card_in(files["dir"])
     vpcd_bridge(the_card)
     d = files["dir"]
     proc = run_verify(pcscd, can, files, "--terminal-chain", str(d / "dv.cvcert"), "--terminal-chain",
@@ -137,8 +155,14 @@ def test_cli_verify_through_pcscd(vpcd_bridge: Serve, pcscd: str, files: dict[st
     assert data["data_groups"] == [1, 2, 3, 7, 14, 15]
 
 
-def test_card_removed_mid_verify(vpcd_bridge: Serve, pcscd: str, tmp_path: Path) -> None:
-    the_card, can = fresh(tmp_path)
+def test_card_removed_mid_verify(
+    vpcd_bridge: Serve,
+    pcscd: str,
+    tmp_path: Path,
+    card_in: CardIn,
+    issuer: IssuerOf,
+) -> None:
+    the_card, can = card_in(tmp_path)
     leaving = RemovedAfter(the_card, after=8)  # after PACE has started, long before the end
     bridge = vpcd_bridge(leaving)
     leaving.stop = bridge.stop
@@ -149,8 +173,10 @@ def test_card_removed_mid_verify(vpcd_bridge: Serve, pcscd: str, tmp_path: Path)
     assert 8 <= bridge.commands < 20
 
 
-def test_cli_card_removed_mid_verify(vpcd_bridge: Serve, pcscd: str, files: dict[str, Path]) -> None:
-    the_card, can = fresh(files["dir"])
+def test_cli_card_removed_mid_verify(
+    vpcd_bridge: Serve, pcscd: str, files: dict[str, Path], card_in: CardIn
+) -> None:
+    the_card, can = card_in(files["dir"])
     leaving = RemovedAfter(the_card, after=12)
     bridge = vpcd_bridge(leaving)
     leaving.stop = bridge.stop

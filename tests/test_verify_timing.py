@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import test_verify as tv
-import test_verify_passport as tp
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card.airtime import raw_bits_floor
 from ektp_card.verify.card import verify_card
 from ektp_card.verify.timing import CountingTransport, timing_report
 
+if TYPE_CHECKING:
+    from fixtures.cards import Fresh, FreshPassport, IssuerOf, RunCli
+
 Capture = pytest.CaptureFixture[str]
 
 
-def test_counting_transport_counts_exact_bytes() -> None:
-    card, can = tv.fresh()
+def test_counting_transport_counts_exact_bytes(fresh: Fresh, issuer: IssuerOf) -> None:
+    card, can = fresh()
     counter = CountingTransport(card)
-    report = verify_card(counter, can, tv.issuer().trust)
+    report = verify_card(counter, can, issuer().trust)
     assert report.genuine
     assert counter.apdus == len(counter.trace) > 10
     assert counter.bytes_to_card == sum(len(c) for c, _ in counter.trace)
@@ -44,36 +47,41 @@ def _check_timing(data: dict[str, object]) -> None:
         assert rate["air_ms"] >= rate["floor_ms"] > 0
 
 
-def test_cli_timing_ektp(capsys: Capture, tmp_path: Path) -> None:
+def test_cli_timing_ektp(
+    capsys: Capture, tmp_path: Path, fresh: Fresh, issuer: IssuerOf, run_cli: RunCli
+) -> None:
     trust = tmp_path / "trust"
     trust.mkdir()
-    (trust / "csca.pem").write_bytes(tv.issuer().csca.public_bytes(tv.Encoding.PEM))
-    (trust / "csca.crl").write_bytes(tv.issuer().crl.public_bytes(tv.Encoding.DER))
-    card, can = tv.fresh()
-    path = tv.image(tmp_path, card)
-    code, out, err = tv.run_cli(capsys, "--json", "verify", "--virtual", str(path), "--can", can,
-                                "--trust", str(trust), "--timing")
+    (trust / "csca.pem").write_bytes(issuer().csca.public_bytes(Encoding.PEM))
+    (trust / "csca.crl").write_bytes(issuer().crl.public_bytes(Encoding.DER))
+    card, can = fresh()
+    path = tmp_path / "card.img"
+    card.save(path)
+    code, out, err = run_cli(capsys, "--json", "verify", "--virtual", str(path), "--can", can,
+                             "--trust", str(trust), "--timing")
     assert code == 0, err
     data = json.loads(out)
     assert data["verdict"] == "genuine"
     _check_timing(data)
-    code, out, err = tv.run_cli(capsys, "--json", "verify", "--virtual", str(path), "--can", can,
-                                "--trust", str(trust))
+    code, out, err = run_cli(capsys, "--json", "verify", "--virtual", str(path), "--can", can,
+                             "--trust", str(trust))
     assert code == 0 and "timing" not in json.loads(out)
 
 
-def test_cli_timing_passport(capsys: Capture, tmp_path: Path) -> None:
+def test_cli_timing_passport(
+    capsys: Capture, tmp_path: Path, fresh_passport: FreshPassport, issuer: IssuerOf, run_cli: RunCli
+) -> None:
     trust = tmp_path / "trust"
     trust.mkdir()
-    (trust / "csca.pem").write_bytes(tv.issuer().csca.public_bytes(tv.Encoding.PEM))
-    (trust / "csca.crl").write_bytes(tv.issuer().crl.public_bytes(tv.Encoding.DER))
+    (trust / "csca.pem").write_bytes(issuer().csca.public_bytes(Encoding.PEM))
+    (trust / "csca.crl").write_bytes(issuer().crl.public_bytes(Encoding.DER))
     path = tmp_path / "passport.img"
-    tp.fresh().save(path)
-    code, out, err = tv.run_cli(capsys, "--json", "verify", "--virtual", str(path), "--mrz",
-                                "L898902C3,740812,120415", "--trust", str(trust), "--timing")
+    fresh_passport().save(path)
+    code, out, err = run_cli(capsys, "--json", "verify", "--virtual", str(path), "--mrz",
+                             "L898902C3,740812,120415", "--trust", str(trust), "--timing")
     assert code == 0, err
     _check_timing(json.loads(out))
-    code, out, err = tv.run_cli(capsys, "verify", "--virtual", str(path), "--mrz",
-                                "L898902C3,740812,120415", "--trust", str(trust), "--timing")
+    code, out, err = run_cli(capsys, "verify", "--virtual", str(path), "--mrz",
+                             "L898902C3,740812,120415", "--trust", str(trust), "--timing")
     assert code == 0, err
     assert "Air time" in out and "848" in out and "GENUINE" in out

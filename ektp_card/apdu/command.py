@@ -55,11 +55,6 @@ class CommandApdu:
         """True when the values cannot be expressed in short form."""
         return len(self.data) > SHORT_MAX_LC or (self.le or 0) > SHORT_MAX_LE
 
-    @property
-    def is_chained(self) -> bool:
-        """True when the CLA chaining bit (0x10) says more commands of this chain follow."""
-        return bool(self.cla & 0x10) and self.cla & 0x80 == 0
-
     def with_(self, **changes: object) -> CommandApdu:
         """A copy with some fields replaced."""
         values = {

@@ -207,12 +207,6 @@ def _decode_info(protocol: str, der: bytes) -> Dg14Info:
     return OtherSecurityInfo(protocol, der)
 
 
-def _protocol_of(info: Dg14Info) -> str:
-    if isinstance(info, ActiveAuthenticationInfo):
-        return ID_AA
-    return info.protocol
-
-
 @dataclass(frozen=True)
 class Dg14:
     """The parsed content of EF.DG14: its SecurityInfos, in the file's order."""

@@ -566,9 +566,6 @@ class CvCertificate:
     def self_signed(self) -> bool:
         return self.body.car == self.body.chr
 
-    def valid_on(self, date: dt.date) -> bool:
-        return self.body.effective_date <= date <= self.body.expiration_date
-
     def encode(self) -> bytes:
         return Tlv.of(T_CERTIFICATE, self.body.encode(), Tlv(T_SIGNATURE, self.signature)).encode()
 

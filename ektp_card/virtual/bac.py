@@ -21,7 +21,7 @@ from ektp_card.crypto.bac import (
 )
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.lds.conditions import BAC
-from ektp_card.virtual.commands import Command, ok, refuse
+from ektp_card.virtual.commands import ok, refuse
 
 if TYPE_CHECKING:
     from ektp_card.virtual.card import VirtualCard
@@ -61,6 +61,3 @@ def mutual_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     security.grant(BAC)
     security.open_channel(channel)
     return ok(answer)
-
-
-MUTUAL_AUTHENTICATE = Command("MUTUAL AUTHENTICATE", mutual_authenticate)

@@ -80,11 +80,6 @@ def _status(sw: int) -> ResponseApdu:
 RANDOM_UID_PREFIX = b"\x08"
 
 
-def random_uid() -> bytes:
-    """A random single-size UID: 08 followed by three random bytes from the system's generator."""
-    return RANDOM_UID_PREFIX + secrets.token_bytes(3)
-
-
 # Numerical Recipes' 32-bit LCG constants (Press et al., "Numerical Recipes", section 7.1): a full
 # period, and no cryptographic strength at all, which is the point.
 _LCG_A, _LCG_C, _LCG_MASK = 1664525, 1013904223, 0xFFFFFFFF

@@ -415,6 +415,4 @@ def _complete(card: VirtualCard, run: ChipPace) -> None:
     security.open_channel(card.secure_channel(run.cipher, k_enc, k_mac, 0))
 
 
-#: MSE with PACE's variants only; the card composes its own (see VirtualCard.COMMANDS).
-MANAGE_SECURITY_ENVIRONMENT = mse_command(PACE_MSE_VARIANTS)
 GENERAL_AUTHENTICATE = Command("GENERAL AUTHENTICATE", general_authenticate, Chaining.EACH)
