@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from ektp_card.pki.trust import TrustStore
 
 from ektp_card.desk.batch import PrintedCard, VirtualCardDir, issue_batch
 from ektp_card.desk.handover import HandoverResult, Refusal, check_card, hand_over, handover_candidate
@@ -19,6 +18,7 @@ from ektp_card.desk.registry import CardState, Registry, open_registry
 from ektp_card.errors import RegistryError
 from ektp_card.lds.biometrics import MinutiaeRecord
 from ektp_card.lds.ektp import EKTP_AID
+from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.card import Terminal
 from ektp_card.verify.passive import Status
 from ektp_card.virtual import VirtualCard

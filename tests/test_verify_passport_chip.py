@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ektp_card.crypto.mrz import MrzInfo
-from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
+from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
 from ektp_card.lds.ektp import encode_dg2
 from ektp_card.lds.emrtd import encode_emrtd_dg1
 from ektp_card.lds.profile import EMRTD_AID
@@ -26,7 +26,6 @@ from ektp_card.virtual import VirtualCard, demo_card
 from ektp_card.virtual.bac import enable_bac
 from ektp_card.virtual.ca import CA_PRIVATE_KEY, install_chip_keys
 from ektp_card.virtual.pace import install_pace
-from ektp_card.lds.conditions import BAC, PACE
 
 if TYPE_CHECKING:
     from fixtures.cards import Issuer, IssuerOf
