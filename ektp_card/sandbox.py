@@ -78,6 +78,8 @@ class Sandbox:
     master_key: bytes = field(repr=False)
     document_signer: DocumentSigner = field(repr=False)
     cvca_certificate: bytes = field(repr=False)
+    #: The passphrase of every key file in the PKI folder (CSCA, document and revocation signers).
+    passphrase: bytes = field(repr=False)
 
     @property
     def genuine(self) -> SandboxCard:
@@ -208,7 +210,7 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
     rows = _batch_rows(rng, batch_records)
     write_file(batch, "".join(json.dumps(row) + "\n" for row in rows).encode())
     return Sandbox(root, root / "pki", root / "pki", trust, terminal, cards_dir, registry_path, revocations,
-                   tuple(made), clone, batch, master_key, signer, cvca)
+                   tuple(made), clone, batch, master_key, signer, cvca, passphrase)
 
 
 __all__ = ["SANDBOX_ACTOR", "SANDBOX_DESK", "Sandbox", "SandboxCard", "build_sandbox", "make_terminal"]

@@ -289,3 +289,18 @@ def test_concurrent_clicks_one_card_operation_at_a_time(station: Station) -> Non
         t.join()
     # Either both ran one after the other, or one was told the reader was busy: never interleaved.
     assert sorted(results) in ([200, 200], [200, 409])
+
+
+def test_jpeg2000_faces_are_shown_as_png() -> None:
+    from ektp_card._station.faces import FaceImageError, face_png
+
+    source = Image.new("RGB", (48, 64))
+    source.putdata([((x * 5) % 256, (y * 4) % 256, (x * y) % 256) for y in range(64) for x in range(48)])
+    jp2 = io.BytesIO()
+    source.save(jp2, format="JPEG2000", irreversible=False)  # lossless: every pixel must come back
+    assert jp2.getvalue()[4:8] == b"jP  "
+    with Image.open(io.BytesIO(face_png(jp2.getvalue()))) as shown:
+        assert shown.format == "PNG" and shown.size == (48, 64)
+        assert shown.convert("RGB").tobytes() == source.tobytes()
+    with pytest.raises(FaceImageError):
+        face_png(b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 40)
