@@ -255,6 +255,8 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "report.pending": {"id": "{count} kartu menunggu diserahkan; {share}% dari kartu yang diterbitkan belum diambil.",
                        "en": "{count} cards await handover; {share}% of the cards issued are uncollected."},
     "report.replacements": {"id": "Penggantian", "en": "Replacements"},
+    "report.reported": {"id": "dilaporkan", "en": "reported"},
+    "report.replaced": {"id": "sudah diganti", "en": "replaced"},
     "state.pending": {"id": "menunggu", "en": "pending"},
     "state.personalised": {"id": "siap diserahkan", "en": "ready for handover"},
     "state.handed_over": {"id": "diserahkan", "en": "handed over"},

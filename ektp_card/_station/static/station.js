@@ -51,6 +51,7 @@
         fill("progress-count", { done: p.done, total: p.total });
         fill("progress-rate", { rate: p.cards_per_hour, eta: (p.eta_seconds === null ? "?" : p.eta_seconds + " s") });
         if (p.current) { fill("progress-current", { name: p.current }); }
+        fill("progress-result", { issued: p.issued, skipped: p.skipped, rejected: p.rejected, spoiled: p.spoiled });
       })
       .catch(function () { /* the station stopped: the page shows the last progress */ })
       .finally(function () { window.setTimeout(poll, 700); });
