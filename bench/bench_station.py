@@ -42,7 +42,7 @@ class Served:
     def __init__(self, config: StationConfig) -> None:
         self.sessions = Sessions()
         self.app = build_app(config, self.sessions)
-        sock = socket.socket()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,

@@ -53,7 +53,7 @@ class Served:
         from ektp_card._station.security import Sessions
 
         self.sessions = Sessions()
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(uvicorn.Config(build_app(config, self.sessions), log_level="warning",

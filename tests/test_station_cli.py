@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,3 +135,15 @@ def test_a_station_killed_mid_batch_loses_nothing(tmp_path: Path) -> None:
     assert set(states) <= {CardState.PERSONALISED, CardState.SPOILED}
     for row in issued:
         assert (office.cards_dir / f"{row.serial}.card").is_file()
+
+
+def test_the_listening_socket_says_it_is_tcp() -> None:
+    # asyncio turns Nagle off only for sockets whose protocol is TCP; without it every answer on a
+    # kept-alive connection waits for the browser's delayed ACK (about 40 ms a request).
+    from ektp_card._cli.station import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
