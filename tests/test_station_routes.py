@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -304,3 +305,26 @@ def test_jpeg2000_faces_are_shown_as_png() -> None:
         assert shown.convert("RGB").tobytes() == source.tobytes()
     with pytest.raises(FaceImageError):
         face_png(b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 40)
+
+
+@pytest.mark.parametrize("pace", [False, True])
+def test_a_passport_with_the_mrz(tmp_path: Path, fresh_passport: Any, issuer: Any, pace: bool) -> None:
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    fresh_passport(pace=pace).save(folder / "passport.card")
+    slot = VirtualSlot(folder)
+    sessions = Sessions()
+    app = build_app(StationConfig(slot, issuer().trust), sessions)
+    client = TestClient(app, base_url=BASE)
+    client.get(f"/open?token={sessions.token}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/clerk").text)
+    assert csrf is not None
+    slot.insert("passport.card")
+    # The key fields of the ICAO Doc 9303-3 specimen, as a clerk would type them.
+    page = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": "L898902C3,740812,120415"})
+    assert verdict(page.text) == "genuine"
+    assert "ERIKSSON" in page.text and ('data-check="bac"' in page.text) != pace
+    face = re.search(r'src="(/clerk/face/[^"]+)"', page.text)
+    assert face is not None and client.get(face.group(1)).headers["content-type"] == "image/png"
+    wrong = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": "L898902C3,740812,130415"})
+    assert wrong.status_code == 400 and "MRZ" in error(wrong.text)
