@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -36,6 +37,9 @@ from ektp_card.pki.revocation import build_revocation_list
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner, write_file
 from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.report import READ_DG3, Terminal
+
+if TYPE_CHECKING:
+    from ektp_card.virtual.card import VirtualCard
 
 #: Who the sandbox's desk and actor are in its registry.
 SANDBOX_DESK = "demo-desk"
@@ -54,6 +58,8 @@ class SandboxCard:
     name: str
     holder_capture: Path
     other_capture: Path
+    #: The citizen record the card was personalised from.
+    record: CitizenRecord = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -190,7 +196,8 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
             write_file(other, impression(stranger.fingers[0], rng).record.encode())
             personal = citizen.record.personal
             image = station.card_path(serial)
-            made.append(SandboxCard(image, serial, printed.can, personal.nik, personal.name, holder, other))
+            made.append(SandboxCard(image, serial, printed.can, personal.nik, personal.name, holder, other,
+                                    citizen.record))
         for card in (made[0], made[-1]):
             registry.hand_over(card.serial, desk=SANDBOX_DESK, actor=SANDBOX_ACTOR)
         registry.report_lost(made[-1].serial, "LP/B/0001/XII/2026/SANDBOX", desk=SANDBOX_DESK,
@@ -213,4 +220,76 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
                    tuple(made), clone, batch, master_key, signer, cvca, passphrase)
 
 
-__all__ = ["SANDBOX_ACTOR", "SANDBOX_DESK", "Sandbox", "SandboxCard", "build_sandbox", "make_terminal"]
+#: The specimen MRZ of ICAO Doc 9303-3 Appendix B (TD3), for synthetic passports.
+SPECIMEN_MRZ = (
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
+)
+#: EF.COM of a synthetic passport: LDS 1.7, Unicode 4.0.0, DG1, DG2, DG15.
+_PASSPORT_COM = bytes.fromhex("60155F0104303130375F36063034303030305C0361756F")
+
+
+def make_passport(sandbox: Sandbox, *, pace: bool = False, seed: int = 3) -> VirtualCard:
+    """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
+    signer: DG1 (the MRZ), DG2 (a synthetic face), DG15 (an RSA Active Authentication key made on the
+    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``). Its MRZ is
+    :data:`SPECIMEN_MRZ`."""
+    from ektp_card.crypto.mrz import MrzInfo
+    from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
+    from ektp_card.lds.ektp import encode_dg2
+    from ektp_card.lds.emrtd import encode_emrtd_dg1
+    from ektp_card.lds.profile import EMRTD_AID
+    from ektp_card.lds.sod import build_sod
+    from ektp_card.lds.synthetic import face_photo
+    from ektp_card.virtual.aa import install_active_authentication
+    from ektp_card.virtual.bac import enable_bac
+    from ektp_card.virtual.demo import demo_card
+    from ektp_card.virtual.pace import install_pace
+
+    mrz = MrzInfo.from_mrz(SPECIMEN_MRZ[:44] + "\n" + SPECIMEN_MRZ[44:])
+    always, never = AccessCondition.ALWAYS, AccessCondition.NEVER
+    opened = AccessCondition.require(BAC) | AccessCondition.require(PACE)
+    card = demo_card()
+    readable = SecurityAttributes(always, never, never)
+    app = card.fs.create_df(card.fs.mf, 0xDF02, name=EMRTD_AID, access=readable)
+    if pace:
+        install_pace(card, mrz=mrz)
+    else:
+        enable_bac(card, mrz)
+    dg15, _ = install_active_authentication(card, rsa_bits=2048, hash_name="sha256")
+    rng = random.Random(seed)  # noqa: S311 - a synthetic face
+    groups = {1: encode_emrtd_dg1(SPECIMEN_MRZ), 2: encode_dg2(face_photo(rng, (96, 128))), 15: dg15.encode()}
+    signer = sandbox.document_signer
+    sod = build_sod(groups, signer.signer, signer.certificate)
+    for sfi, data in ({0x1E: _PASSPORT_COM, 0x1D: sod} | groups).items():
+        card.fs.create_ef(app, 0x0100 + sfi, data=data, sfi=sfi, access=SecurityAttributes(opened, never))
+    return card
+
+
+def make_forged(image: Path) -> VirtualCard:
+    """The card of ``image`` with one printed character of DG1 changed, EF.SOD left as it was: what a
+    forger who rewrites the data (but cannot sign it) makes. A verifier must call it forged."""
+    from ektp_card.lds.ektp import EKTP_AID, TAG_DG1
+    from ektp_card.virtual.card import VirtualCard
+
+    card = VirtualCard.load(image)
+    dg1 = card.fs.application(EKTP_AID).child_ef(0x0101)
+    if dg1 is None or not dg1.data or dg1.data[0] != TAG_DG1:
+        raise ValueError(f"{image} holds no e-KTP DG1")
+    data = bytes(dg1.data)
+    # The last byte of DG1 is inside the last printed field's value: change it to another letter.
+    dg1.data[len(data) - 1] = ord("X") if data[-1] != ord("X") else ord("Y")
+    return card
+
+
+__all__ = [
+    "SANDBOX_ACTOR",
+    "SANDBOX_DESK",
+    "SPECIMEN_MRZ",
+    "Sandbox",
+    "SandboxCard",
+    "build_sandbox",
+    "make_forged",
+    "make_passport",
+    "make_terminal",
+]

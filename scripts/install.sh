@@ -13,10 +13,11 @@ extras="${1:-test}"
 # libjpeg-turbo-progs: djpeg, an independent decoder for the JPEGs we generate; postgresql: the server
 # the registry tests start on loopback (tests/pg_server.py) for the shared-registry (PostgreSQL) backend;
 # chromium + fonts-dejavu-core: the real browser the station's tests drive through Playwright (never a
-# browser download: Playwright is pointed at Debian's /usr/bin/chromium).
+# browser download: Playwright is pointed at Debian's /usr/bin/chromium); opensc: opensc-tool, another
+# PC/SC client than ours, which the plugin's reader fixture is tested with.
 apt_packages=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-dev python3-venv pcsc-tools
               libeac-dev libeac3 openpace libssl-dev pkg-config openssl softhsm2
-              libjpeg-turbo-progs postgresql chromium fonts-dejavu-core)
+              libjpeg-turbo-progs postgresql chromium fonts-dejavu-core opensc)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

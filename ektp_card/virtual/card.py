@@ -389,9 +389,12 @@ class VirtualCard:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the card's non-volatile state to an image file, atomically."""
+        image.write_atomic(path, self.dumps())
+
+    def dumps(self) -> bytes:
+        """The card's non-volatile state as image bytes (what :meth:`save` writes, :meth:`loads` reads)."""
         with self._lock:
-            encoded = image.encode(image.CardImage(self._config, self.fs, dict(self.keys)))
-        image.write_atomic(path, encoded)
+            return image.encode(image.CardImage(self._config, self.fs, dict(self.keys)))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
