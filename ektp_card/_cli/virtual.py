@@ -172,16 +172,26 @@ def show(obj: Ctx, image: Path) -> None:
               help="35963 for reader 'Virtual PCD 00 00', 35964 for '00 01'.")
 @click.option("--connect-timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for vpcd to accept the card.")
+@click.option("--pcscd", "start_pcscd", is_flag=True,
+              help="Start a private pcscd for as long as the card is served, unless one already runs.")
 @click.pass_obj
-def serve(obj: Ctx, image: Path, host: str, port: int, connect_timeout: float) -> None:
+def serve(obj: Ctx, image: Path, host: str, port: int, connect_timeout: float, start_pcscd: bool) -> None:
     """Put IMAGE into a real pcscd as reader "Virtual PCD 00 00" until Ctrl-C.
 
-    Changes the card makes are saved to IMAGE as they happen.
+    Changes the card makes are saved to IMAGE as they happen. Software in any language then reads the
+    card through its own PC/SC stack (docs/testing.md).
     """
     from ektp_card.virtual import VirtualCard
     from ektp_card.virtual.vpcd import VpcdBridge
 
     card = VirtualCard.load(image)
+    started = None
+    if start_pcscd:
+        from ektp_card.virtual.pcscd import ensure_pcscd
+
+        started = ensure_pcscd(timeout=15.0)
+        if started is not None and not obj.json:
+            click.echo("Started a private pcscd; it stops with the card.", err=True)
     bridge = VpcdBridge(card, host, port, on_change=lambda: card.save(image), connect_timeout=connect_timeout)
     if not obj.json:
         click.echo(f"Serving {image} to vpcd at {host}:{port}; Ctrl-C to stop.", err=True)
@@ -191,6 +201,8 @@ def serve(obj: Ctx, image: Path, host: str, port: int, connect_timeout: float) -
         bridge.stop()
     finally:
         card.save(image)
+        if started is not None:
+            started.stop()
     if obj.json:
         obj.emit({"image": str(image), "commands": bridge.commands})
     else:
