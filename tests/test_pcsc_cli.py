@@ -54,14 +54,16 @@ def test_pcscd_not_running_exit_code() -> None:
     assert proc.stderr.startswith("Error:") and "Traceback" not in proc.stderr
 
 
-def test_virtual_serve_then_read(pcscd: str, tmp_path: Path) -> None:
-    """`ektp virtual serve` in one process, `ektp apdu --reader` in another; the write lands in the image."""
+@pytest.mark.parametrize("flags", [[], ["--pcscd"]])
+def test_virtual_serve_then_read(pcscd: str, tmp_path: Path, flags: list[str]) -> None:
+    """`ektp virtual serve` in one process, `ektp apdu --reader` in another; the write lands in the image.
+    With --pcscd and a pcscd already running, the card goes to that one (no second pcscd)."""
     import time
 
     image = tmp_path / "card.img"
     demo_card().save(image)
     server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "ektp_card", "virtual", "serve", str(image)], cwd=ROOT,
+        [sys.executable, "-m", "ektp_card", "virtual", "serve", str(image), *flags], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
