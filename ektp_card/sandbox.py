@@ -39,6 +39,7 @@ from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.report import READ_DG3, Terminal
 
 if TYPE_CHECKING:
+    from ektp_card.lds.biometrics import FaceImage
     from ektp_card.virtual.card import VirtualCard
 
 #: Who the sandbox's desk and actor are in its registry.
@@ -225,19 +226,22 @@ SPECIMEN_MRZ = (
     "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
     "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
 )
-#: EF.COM of a synthetic passport: LDS 1.7, Unicode 4.0.0, DG1, DG2, DG15.
-_PASSPORT_COM = bytes.fromhex("60155F0104303130375F36063034303030305C0361756F")
+#: EF.COM of a synthetic passport: LDS 1.7, Unicode 4.0.0, DG1, DG2, DG11, DG12, DG15.
+_PASSPORT_COM = bytes.fromhex("60175F0104303130375F36063034303030305C056175" "6B6C6F")
 
 
-def make_passport(sandbox: Sandbox, *, pace: bool = False, seed: int = 3) -> VirtualCard:
+def make_passport(
+    sandbox: Sandbox, *, pace: bool = False, seed: int = 3, face: FaceImage | None = None
+) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
-    signer: DG1 (the MRZ), DG2 (a synthetic face), DG15 (an RSA Active Authentication key made on the
+    signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and
+    DG12 (additional personal and document details), DG15 (an RSA Active Authentication key made on the
     chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``). Its MRZ is
     :data:`SPECIMEN_MRZ`."""
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
     from ektp_card.lds.ektp import encode_dg2
-    from ektp_card.lds.emrtd import encode_emrtd_dg1
+    from ektp_card.lds.emrtd import encode_dg11, encode_dg12, encode_emrtd_dg1
     from ektp_card.lds.profile import EMRTD_AID
     from ektp_card.lds.sod import build_sod
     from ektp_card.lds.synthetic import face_photo
@@ -258,7 +262,11 @@ def make_passport(sandbox: Sandbox, *, pace: bool = False, seed: int = 3) -> Vir
         enable_bac(card, mrz)
     dg15, _ = install_active_authentication(card, rsa_bits=2048, hash_name="sha256")
     rng = random.Random(seed)  # noqa: S311 - a synthetic face
-    groups = {1: encode_emrtd_dg1(SPECIMEN_MRZ), 2: encode_dg2(face_photo(rng, (96, 128))), 15: dg15.encode()}
+    dg11 = encode_dg11(full_name="ERIKSSON<<ANNA<MARIA", place_of_birth="ZENITH", date_of_birth="19740812",
+                       profession="SYNTHETIC TEST PERSON")
+    dg12 = encode_dg12(issuing_authority="UTOPIA PASSPORT OFFICE (SYNTHETIC)", date_of_issue="20120416")
+    photo = face if face is not None else face_photo(rng, (96, 128))
+    groups = {1: encode_emrtd_dg1(SPECIMEN_MRZ), 2: encode_dg2(photo), 11: dg11, 12: dg12, 15: dg15.encode()}
     signer = sandbox.document_signer
     sod = build_sod(groups, signer.signer, signer.certificate)
     for sfi, data in ({0x1E: _PASSPORT_COM, 0x1D: sod} | groups).items():

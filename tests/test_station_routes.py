@@ -328,3 +328,29 @@ def test_a_passport_with_the_mrz(tmp_path: Path, fresh_passport: Any, issuer: An
     assert face is not None and client.get(face.group(1)).headers["content-type"] == "image/png"
     wrong = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": "L898902C3,740812,130415"})
     assert wrong.status_code == 400 and "MRZ" in error(wrong.text)
+
+
+def test_a_passport_with_a_jpeg2000_face(tmp_path: Path, ektp_office: Any) -> None:
+    from ektp_card.lds.biometrics import FaceImage, ImageDataType
+    from ektp_card.sandbox import SPECIMEN_MRZ, make_passport
+
+    source = Image.new("RGB", (60, 80), (200, 150, 120))
+    jp2 = io.BytesIO()
+    source.save(jp2, format="JPEG2000", irreversible=False)
+    face = FaceImage(jp2.getvalue(), 60, 80, image_data_type=ImageDataType.JPEG2000)
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    make_passport(ektp_office, face=face).save(folder / "passport.card")
+    slot = VirtualSlot(folder)
+    slot.insert("passport.card")
+    sessions = Sessions()
+    client = TestClient(build_app(StationConfig(slot, ektp_office.trust), sessions), base_url=BASE)
+    client.get(f"/open?token={sessions.token}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/clerk").text)
+    assert csrf is not None
+    page = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": SPECIMEN_MRZ})
+    assert verdict(page.text) == "genuine" and "jpeg2000" in page.text and "ZENITH" in page.text
+    shown = re.search(r'src="(/clerk/face/[^"]+)"', page.text)
+    assert shown is not None
+    with Image.open(io.BytesIO(client.get(shown.group(1)).content)) as png:
+        assert png.format == "PNG" and png.convert("RGB").tobytes() == source.tobytes()

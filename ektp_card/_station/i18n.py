@@ -293,6 +293,32 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "outcome.skipped": {"id": "dilewati", "en": "skipped"},
     "outcome.error": {"id": "galat", "en": "error"},
 
+    # --- passports: DG11 and DG12 ---------------------------------------------------------------------
+    "result.additional": {"id": "Data tambahan (DG11, DG12)", "en": "Additional details (DG11, DG12)"},
+    "result.other_groups": {"id": "Kelompok data lain di chip: DG{groups}", "en": "Other data groups on the chip: DG{groups}"},
+    "dg.field.full_name": {"id": "Nama lengkap", "en": "Full name"},
+    "dg.field.other_name": {"id": "Nama lain", "en": "Other names"},
+    "dg.field.personal_number": {"id": "Nomor pribadi", "en": "Personal number"},
+    "dg.field.date_of_birth": {"id": "Tanggal lahir lengkap", "en": "Full date of birth"},
+    "dg.field.place_of_birth": {"id": "Tempat lahir", "en": "Place of birth"},
+    "dg.field.address": {"id": "Alamat", "en": "Address"},
+    "dg.field.telephone": {"id": "Telepon", "en": "Telephone"},
+    "dg.field.profession": {"id": "Pekerjaan", "en": "Profession"},
+    "dg.field.title": {"id": "Gelar", "en": "Title"},
+    "dg.field.personal_summary": {"id": "Ringkasan pribadi", "en": "Personal summary"},
+    "dg.field.proof_of_citizenship": {"id": "Bukti kewarganegaraan", "en": "Proof of citizenship"},
+    "dg.field.other_travel_documents": {"id": "Dokumen perjalanan lain", "en": "Other travel documents"},
+    "dg.field.custody_information": {"id": "Informasi hak asuh", "en": "Custody information"},
+    "dg.field.issuing_authority": {"id": "Instansi penerbit", "en": "Issuing authority"},
+    "dg.field.date_of_issue": {"id": "Tanggal terbit", "en": "Date of issue"},
+    "dg.field.other_persons": {"id": "Orang lain", "en": "Other persons"},
+    "dg.field.endorsements": {"id": "Catatan", "en": "Endorsements and observations"},
+    "dg.field.tax_exit_requirements": {"id": "Persyaratan pajak/keluar", "en": "Tax or exit requirements"},
+    "dg.field.image_of_front": {"id": "Gambar halaman depan", "en": "Image of the front"},
+    "dg.field.image_of_rear": {"id": "Gambar halaman belakang", "en": "Image of the rear"},
+    "dg.field.date_of_personalisation": {"id": "Tanggal personalisasi", "en": "Date of personalisation"},
+    "dg.field.personalisation_system": {"id": "Sistem personalisasi", "en": "Personalisation system"},
+
 }
 
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.errors import LdsFormatError
 from ektp_card.lds.biometrics import FaceImage
-from ektp_card.lds.emrtd import MrzFields, decode_emrtd_dg1
+from ektp_card.lds.emrtd import AdditionalDetails, MrzFields, decode_dg11, decode_dg12, decode_emrtd_dg1
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.document import PassportSession
 from ektp_card.verify import pipeline
@@ -62,12 +63,33 @@ def verify_passport(
     passive = pipeline.passive_check(reading, trust, policy, checks)
     document, face = _printed_data(reading.groups, mrz, checks)
     chip, active = pipeline.chip_checks(session, reading, checks, random_bytes)
+    additional, notes = _additional_details(reading.groups)
     done = checks.done()
     return PassportReport(
         verdict=verdict_of(done), checks=done, access=access, card_access=session.card_access,
         card_info=session.card_info, face=face, data_groups=reading.groups, refused=tuple(reading.refused),
-        passive=passive, chip=chip, active=active, document=document,
+        passive=passive, chip=chip, active=active, document=document, additional=additional,
+        other_groups=tuple(n for n in sorted(reading.groups) if n not in _SHOWN), notes=notes,
     )
+
+
+#: Data groups the report shows (the rest are listed by number): MRZ, face, signature, DG11, DG12, and
+#: the chip's keys.
+_SHOWN = frozenset({1, 2, 7, 11, 12, 14, 15})
+
+
+def _additional_details(groups: Mapping[int, bytes]) -> tuple[tuple[AdditionalDetails, ...], tuple[str, ...]]:
+    """DG11 and DG12 decoded where the passport has them. A malformed one is a note, not a verdict:
+    Passive Authentication already says whether it is what the issuer signed."""
+    found: list[AdditionalDetails] = []
+    notes: list[str] = []
+    for number, decode in ((11, decode_dg11), (12, decode_dg12)):
+        if number in groups:
+            try:
+                found.append(decode(groups[number]))
+            except LdsFormatError as exc:
+                notes.append(str(exc))
+    return tuple(found), tuple(notes)
 
 
 def _printed_data(

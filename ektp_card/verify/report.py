@@ -26,7 +26,7 @@ from ektp_card.crypto.ta import TaResult
 from ektp_card.errors import TerminalAuthenticationError
 from ektp_card.lds.biometrics import FaceImage, ImageDataType
 from ektp_card.lds.card_access import CardAccess
-from ektp_card.lds.emrtd import MrzFields
+from ektp_card.lds.emrtd import AdditionalDetails, MrzFields
 from ektp_card.lds.nik import nik_violations
 from ektp_card.lds.record import PersonalData
 from ektp_card.pki.cvc import CvCertificate, CvPublicKey, Role
@@ -220,13 +220,23 @@ class VerificationReport:
 
 @dataclass(frozen=True, kw_only=True)
 class PassportReport(VerificationReport):
-    """A :class:`VerificationReport` whose printed data is DG1's MRZ."""
+    """A :class:`VerificationReport` whose printed data is DG1's MRZ, with DG11 and DG12 when the
+    passport has them."""
 
     document: MrzFields | None = None
+    #: DG11 (additional personal details) and DG12 (additional document details), decoded.
+    additional: tuple[AdditionalDetails, ...] = ()
+    #: Data groups read that this library shows no more of than their presence (DG5, DG6, DG13, ...),
+    #: and those present but malformed (a note each; they decide nothing).
+    other_groups: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
         data["document"] = None if self.document is None else self.document.to_json()
+        data["additional"] = [a.to_json() for a in self.additional]
+        data["other_data_groups"] = list(self.other_groups)
+        data["notes"] = list(self.notes)
         return data
 
 
