@@ -9,6 +9,7 @@ ratio to a bare ``python -c pass`` and to ``python -c "import cryptography.x509"
 
   python -c pass                        the interpreter alone
   import cryptography.x509              what any command that touches a certificate pays at least
+  import <verify path>                  what ``ektp verify`` imports before its first APDU (VERIFY_PATH)
   ektp --version / --help / verify --help
   ektp verify --virtual IMG ...         a real clerk's verification (PACE-CAN, PA, CA, AA) of a card
   ektp read --virtual IMG --can CAN     PACE-CAN and the application's usual files
@@ -25,8 +26,9 @@ every process starts from bytecode as an installed package does.
 ``--root`` is the checkout whose ``ektp_card`` is measured (default: this one): it goes first on
 PYTHONPATH for the card's issuance and every measured process, so the same interpreter measures another
 checkout, e.g. ``--root /work/main`` for the figures before a change. ``--baseline DIR`` runs every
-ektp case with that checkout too, in the same rounds (a shared machine's load then weighs on both alike),
-as a row "(baseline)" under each.
+case that runs the package (the ektp cases and the verify path's imports) with that checkout too, in the
+same rounds (a shared machine's load then weighs on both alike), as a row "(baseline)" under each. Every
+case runs in a scratch folder, so that ``python -c`` does not import the package from the current one.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ SERVE = (
     "from ektp_card.virtual.vpcd import VpcdBridge\n"
     "VpcdBridge(VirtualCard.load(Path(sys.argv[1]))).run()\n"
 )
+#: The modules ``ektp verify`` has imported when it opens the card: the command, the clerk's verification,
+#: the card sources and the trust store.
+VERIFY_PATH = "import ektp_card._cli.verify, ektp_card.verify.card, ektp_card.device, ektp_card.pki.trust"
 
 
 def issue_card(root: Path, python: str, folder: Path, env: dict[str, str]) -> tuple[Path, Path, str]:
@@ -68,8 +73,8 @@ def issue_card(root: Path, python: str, folder: Path, env: dict[str, str]) -> tu
         "report = run_demo(Path(sys.argv[1]), Path(sys.argv[1]) / 'card.img', seed=int(sys.argv[2]))\n"
         "print(json.dumps({'ok': report.ok, 'can': report.can}))\n"
     )
-    done = subprocess.run([python, "-c", script, str(folder), str(SEED)], env=env, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run([python, "-c", script, str(folder), str(SEED)], env=env, cwd=folder.parent,
+                          check=True, capture_output=True, text=True)
     issued = json.loads(done.stdout)
     if not issued["ok"]:
         raise SystemExit(f"the card issued in {folder} did not verify")
@@ -93,7 +98,7 @@ def served(image: Path, python: str, env: dict[str, str]) -> Iterator[str]:
     lock = os.open(VPCD_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(lock, fcntl.LOCK_EX)
     daemon = ensure_pcscd()
-    server = subprocess.Popen([python, "-c", SERVE, str(image)], env=env)
+    server = subprocess.Popen([python, "-c", SERVE, str(image)], env=env, cwd=image.parent)
     try:
         deadline = time.monotonic() + 10
         while not any(r.name == VPCD_READER and r.card_present for r in list_readers()):
@@ -109,9 +114,9 @@ def served(image: Path, python: str, env: dict[str, str]) -> Iterator[str]:
         os.close(lock)
 
 
-def run_once(argv: list[str], env: dict[str, str], expect: int) -> float:
+def run_once(argv: list[str], env: dict[str, str], expect: int, cwd: Path) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
     if done.returncode != expect:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}, not {expect}: {done.stderr.decode()}")
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         cases: list[tuple[str, list[str]]] = [
             ("python -c pass", [python, "-c", "pass"]),
             ("python -c 'import cryptography.x509'", [python, "-c", "import cryptography.x509"]),
+            ("python -c 'import <verify path>'", [python, "-c", VERIFY_PATH]),
             ("ektp --version", [*ektp, "--version"]),
             ("ektp --help", [*ektp, "--help"]),
             ("ektp verify --help", [*ektp, "verify", "--help"]),
@@ -172,13 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[tuple[str, list[str], dict[str, str]]] = []
         for name, command in cases:
             runs.append((name, command, env))
-            if baseline is not None and command[:len(ektp)] == ektp:
+            if baseline is not None and (command[:len(ektp)] == ektp or VERIFY_PATH in command):
                 runs.append((f"  (baseline) {name}", command, baseline))
         samples: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for round_number in range(args.runs + 1):  # round 0 warms the caches and is not counted
             for name, command, run_env in runs:
                 shutil.copyfile(image, work)
-                elapsed = run_once(command, run_env, 0)
+                elapsed = run_once(command, run_env, 0, folder)
                 if round_number:
                     samples[name].append(elapsed)
 

@@ -117,7 +117,6 @@ def verify(
     from ektp_card.device import open_card
     from ektp_card.verify.card import Verdict, verify_card
     from ektp_card.verify.passive import Policy
-    from ektp_card.verify.passport import verify_passport
     from ektp_card.verify.timing import CountingTransport, timing_report
 
     hsm = terminal_token_choice(
@@ -156,6 +155,8 @@ def verify(
         with open_card(source) as card:
             transport = CountingTransport(card)
             if mrz_info is not None:
+                from ektp_card.verify.passport import verify_passport
+
                 report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended)
             else:
                 assert can is not None  # noqa: S101 - checked above

@@ -36,7 +36,6 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SUCCESS, SW
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
 from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
-from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac
 from ektp_card.ec import (
     STANDARDIZED_CURVES,
@@ -218,6 +217,8 @@ class Password:
     def mrz(cls, document_number: str, date_of_birth: str, date_of_expiry: str) -> Password:
         """The MRZ password from its three fields (check digits computed; :class:`MrzError` if
         malformed)."""
+        from ektp_card.crypto.mrz import MrzInfo  # a passport's password: the e-KTP's are the CAN and PIN
+
         info = MrzInfo(document_number, date_of_birth, date_of_expiry)
         return cls.from_mrz_information(info.mrz_information)
 

@@ -36,7 +36,6 @@ from ektp_card.lds.biometrics import (
     finger_template,
 )
 from ektp_card.lds.conditions import AccessCondition
-from ektp_card.lds.jpeg import jpeg_info
 from ektp_card.lds.nik import LIFETIME
 from ektp_card.lds.profile import Application, FileRef
 from ektp_card.lds.record import MAX_FACE_BYTES, MAX_SIGNATURE_BYTES, CitizenRecord, PersonalData
@@ -253,6 +252,8 @@ def _children(data: bytes, tag: int, name: str) -> list[Tlv]:
 
 def face_image_from_jpeg(jpeg: bytes) -> FaceImage:
     """An ISO/IEC 19794-5 image for a JPEG photo: full frontal, size and colour space from the JPEG."""
+    from ektp_card.lds.jpeg import jpeg_info  # issuing only: reading DG2 parses no JPEG
+
     info = jpeg_info(jpeg)
     colour_space = 3 if info.components == 1 else 1  # 8-bit greyscale / 24-bit RGB
     return FaceImage(bytes(jpeg), info.width, info.height, colour_space=colour_space)

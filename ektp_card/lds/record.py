@@ -36,7 +36,6 @@ from pathlib import Path
 
 from ektp_card.errors import BiometricFormatError, RecordError, RecordFileError, Violation
 from ektp_card.lds.biometrics import FingerPosition, MinutiaeRecord
-from ektp_card.lds.jpeg import jpeg_info
 from ektp_card.lds.nik import LIFETIME, personal_violations
 
 TEXT_FIELDS = (
@@ -225,6 +224,8 @@ def biometric_violations(
 ) -> list[Violation]:
     """The rules for the images and templates: JPEG structure and size, templates that parse, hold one
     finger view of a known finger with at least :data:`MIN_MINUTIAE` minutiae, of two different fingers."""
+    from ektp_card.lds.jpeg import jpeg_info  # with the JPEG encoder: for records, not for reading a card
+
     found: list[Violation] = []
     for name, image, limit in (("face", face, MAX_FACE_BYTES), ("signature", signature, MAX_SIGNATURE_BYTES)):
         if len(image) > limit:

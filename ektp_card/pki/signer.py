@@ -14,7 +14,6 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,6 +309,8 @@ def write_file(path: Path, data: bytes, *, private: bool = False) -> None:
     Private files are created 0600 from the start, so the key is never readable by others even
     for a moment.
     """
+    import tempfile  # with shutil, bz2 and lzma: for the issuer's files, not for a verifier
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates 0600
     try:

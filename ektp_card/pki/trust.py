@@ -10,12 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asn1crypto import cms  # type: ignore[import-untyped]
 from cryptography import x509
 
 from ektp_card.errors import PkiError
 from ektp_card.pki.certs import verify_certificate_signature
-from ektp_card.pki.masterlist import OID_CSCA_MASTER_LIST, CscaMasterList
 from ektp_card.pki.signer import as_public_key, digest, verify_signature
 
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
@@ -101,6 +99,11 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
     ICAO 9303-12 section 9: the master list signer's certificate is issued by a CSCA; the list is
     only as trustworthy as that CSCA, so the caller names the CSCAs it already trusts.
     """
+    # Here, not at the top: a trust folder alone needs neither CMS nor the master list's ASN.1.
+    from asn1crypto import cms  # type: ignore[import-untyped]
+
+    from ektp_card.pki.masterlist import OID_CSCA_MASTER_LIST, CscaMasterList
+
     try:
         if data[:1] != b"\x30":
             raise ValueError("not a DER SEQUENCE")

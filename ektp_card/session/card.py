@@ -23,14 +23,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ektp_card.apdu.iso7816 import EF_ATR_INFO_SFI, CardInfo, Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
-from ektp_card.crypto.bac import bac
 from ektp_card.crypto.kdf import Cipher
-from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import PaceParameters, PaceResult, Password, perform_pace
 from ektp_card.crypto.sm import max_short_data
 from ektp_card.errors import (
@@ -44,6 +43,9 @@ from ektp_card.errors import (
 )
 from ektp_card.lds.card_access import EF_CARD_ACCESS_SFI, CardAccess
 from ektp_card.lds.profile import DEMO, EMRTD, MF_FILES, Application, FileRef
+
+if TYPE_CHECKING:
+    from ektp_card.crypto.mrz import MrzInfo  # BAC and the MRZ are imported by the sessions that use them
 
 log = logging.getLogger("ektp_card.session")
 
@@ -224,6 +226,8 @@ class CardSession:
         return AccessResult(AccessProtocol.PACE, proven, parameters, parameters.cipher)
 
     def _bac(self, mrz: MrzInfo, applications: Sequence[Application]) -> AccessResult:
+        from ektp_card.crypto.bac import bac
+
         # ICAO Doc 9303-10: the terminal selects the eMRTD application, then runs BAC in it.
         if applications and self.application is None:
             self.select_application(applications)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.protocol import ApduProtocol
@@ -24,18 +24,21 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
-from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import PaceResult
-from ektp_card.crypto.ta import EphemeralKey, TaResult, terminal_authenticate
 from ektp_card.ec import KeySource, default_key_source
 from ektp_card.errors import CardFileNotFoundError, ChipAuthenticationError, TerminalAuthenticationError
 from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.ektp import EKTP_APPLICATION
 from ektp_card.lds.profile import EMRTD, Application
-from ektp_card.pki.cvc import CvCertificate
-from ektp_card.pki.signer import Signer
 from ektp_card.session.card import AccessResult, CardSession, Credentials
+
+if TYPE_CHECKING:
+    # Terminal Authentication and the MRZ are imported by the sessions that use them.
+    from ektp_card.crypto.mrz import MrzInfo
+    from ektp_card.crypto.ta import EphemeralKey, TaResult
+    from ektp_card.pki.cvc import CvCertificate
+    from ektp_card.pki.signer import Signer
 
 
 class DocumentSession:
@@ -163,6 +166,8 @@ class EktpSession(DocumentSession):
         """Terminal Authentication version 2 with the terminal's CV certificates (from the card's
         trust point down) and the ``signer`` of its key, announcing ``ephemeral`` for the Chip
         Authentication that must follow (BSI TR-03110-2 section 3.4). Needs PACE."""
+        from ektp_card.crypto.ta import terminal_authenticate
+
         pace = self.pace
         if pace is None:
             raise TerminalAuthenticationError("Terminal Authentication needs PACE first")

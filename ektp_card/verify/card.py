@@ -39,20 +39,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.ca import CaResult
-from ektp_card.crypto.ta import EphemeralKey, TaResult
 from ektp_card.errors import ApduError, ChipAuthenticationError, LdsFormatError, TerminalAuthenticationError
 from ektp_card.lds.biometrics import FaceImage, MinutiaeRecord
 from ektp_card.lds.ektp import decode_dg1, decode_dg3
 from ektp_card.lds.record import PersonalData
-from ektp_card.pki.revocation import RevocationList
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.document import EktpSession
 from ektp_card.verify import pipeline
 from ektp_card.verify.chip import chip_check, decode_dg14
-from ektp_card.verify.matcher import MatchResult, match
 from ektp_card.verify.passive import Check, Policy, Status
 from ektp_card.verify.pipeline import Checks
 from ektp_card.verify.report import (
@@ -66,6 +64,13 @@ from ektp_card.verify.report import (
     nik_check,
     verdict_of,
 )
+
+if TYPE_CHECKING:
+    # Terminal Authentication, the fingerprint matcher and revocation lists are imported by the runs
+    # that use them (a terminal, a captured fingerprint, a list given by the caller).
+    from ektp_card.crypto.ta import EphemeralKey, TaResult
+    from ektp_card.pki.revocation import RevocationList
+    from ektp_card.verify.matcher import MatchResult
 
 #: Data groups read when EF.SOD cannot be parsed (for the report only: the verdict is already forged).
 _PROFILE_DATA_GROUPS = (1, 2, 7, 14, 15)
@@ -158,6 +163,8 @@ def _terminal_authentication(
     except ApduError as exc:
         reason = f"not run: DG14 (the curve of the ephemeral key) could not be read: {exc}"
         return Check(TERMINAL_AUTHENTICATION, Status.NOT_SUPPORTED, reason), None, None, {}
+    from ektp_card.crypto.ta import EphemeralKey
+
     dg14, unusable = decode_dg14(dg14_bytes)
     try:
         if dg14 is None:
@@ -219,6 +226,8 @@ def _fingerprint_check(
     if probe is None:
         checks.add(FINGERPRINT, Status.NOT_SUPPORTED, "not compared: no fingerprint captured")
         return None
+    from ektp_card.verify.matcher import match
+
     results = [match(probe, template) for template in templates]
     index = max(range(len(results)), key=lambda i: results[i].score)
     best = results[index]

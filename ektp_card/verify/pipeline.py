@@ -23,23 +23,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ektp_card.crypto.aa import AaResult
 from ektp_card.crypto.ca import CaResult
-from ektp_card.crypto.ta import EphemeralKey
 from ektp_card.ec import default_key_source
 from ektp_card.errors import ApduError, LdsFormatError, SecurityStatusNotSatisfiedError
 from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.sod import Sod, parse_sod
-from ektp_card.pki.revocation import RevocationList
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.card import AccessProtocol, AccessResult
 from ektp_card.session.document import DocumentSession
 from ektp_card.verify.chip import active_check, chip_check, decode_dg14
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
 from ektp_card.verify.report import CheckName, face_format
+
+if TYPE_CHECKING:
+    from ektp_card.crypto.ta import EphemeralKey
+    from ektp_card.pki.revocation import RevocationList
 
 T = TypeVar("T")
 

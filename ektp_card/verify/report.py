@@ -15,25 +15,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.crypto.aa import AaResult
 from ektp_card.crypto.ca import CaResult
-from ektp_card.crypto.ta import TaResult
 from ektp_card.errors import TerminalAuthenticationError
 from ektp_card.lds.biometrics import FaceImage, ImageDataType
 from ektp_card.lds.card_access import CardAccess
-from ektp_card.lds.emrtd import AdditionalDetails, MrzFields
 from ektp_card.lds.nik import nik_violations
 from ektp_card.lds.record import PersonalData
-from ektp_card.pki.cvc import CvCertificate, CvPublicKey, Role
 from ektp_card.pki.signer import Signer
 from ektp_card.session.card import AccessResult
-from ektp_card.verify.matcher import MatchResult
 from ektp_card.verify.passive import Check, PassiveAuthResult, Status
+
+if TYPE_CHECKING:
+    # Terminal Authentication, the matcher and the passport's MRZ are loaded by the runs that use them.
+    from ektp_card.crypto.ta import TaResult
+    from ektp_card.lds.emrtd import AdditionalDetails, MrzFields
+    from ektp_card.pki.cvc import CvCertificate
+    from ektp_card.verify.matcher import MatchResult
 
 
 class Verdict(Enum):
@@ -122,6 +125,8 @@ class Terminal:
     signer: Signer
 
     def __post_init__(self) -> None:
+        from ektp_card.pki.cvc import CvPublicKey, Role
+
         if not self.chain or self.chain[-1].role is not Role.TERMINAL:
             raise TerminalAuthenticationError("the terminal chain must end with a terminal certificate")
         leaf, key = self.chain[-1].public_key, self.signer.public_key

@@ -8,10 +8,12 @@ computed from that trace after the verification, so the verification itself is u
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ektp_card.airtime import BIT_RATES, ChipTimes, Link, raw_bits_floor, trace_time
 from ektp_card.apdu.transport import Transport
+
+if TYPE_CHECKING:
+    from ektp_card.airtime import ChipTimes, Link
 
 
 class CountingTransport:
@@ -82,6 +84,8 @@ def timing_report(trace: list[tuple[bytes, bytes]], chip: ChipTimes | None = Non
                   link: Link | None = None) -> TimingReport:
     """The air-time report of ``trace`` at every bit rate of ISO/IEC 14443-2; ``link`` gives the other
     link parameters (its bit rate is replaced), ``chip`` the on-chip computation times."""
+    from ektp_card.airtime import BIT_RATES, ChipTimes, Link, raw_bits_floor, trace_time
+
     base = link or Link()
     times = chip or ChipTimes()
     sent = sum(len(c) for c, _ in trace)

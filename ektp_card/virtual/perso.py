@@ -76,7 +76,6 @@ from ektp_card.crypto.sm import CardSecureMessaging
 from ektp_card.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
 from ektp_card.lds.conditions import PERSO, AccessCondition
-from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
 from ektp_card.pki.cvc import T_CERTIFICATE
 from ektp_card.virtual.aa import install_active_authentication
@@ -315,6 +314,9 @@ def put_data(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
 
 
 def _put_trust_point(card: VirtualCard, data: bytes) -> ResponseApdu:
+    # Here, not at the top: the e-KTP's data group codecs are no part of a card OS that only serves them.
+    from ektp_card.lds.ektp import EKTP_AID
+
     # EF.CVCA belongs to the e-KTP application: created there if the desk did not write it, so it
     # always names the trust point the chip really has.
     application = next((df for df in card.fs.dfs() if df.name == EKTP_AID), None)
