@@ -27,7 +27,8 @@ The demo application's card, for the APDU layer:
     ektp_card_factory  build more virtual cards: ``ektp_card_factory(extended_length=False)``
 
 Options: ``--ektp-reader NAME`` runs ``ektp_transport`` against a card in a real PC/SC reader (tests
-marked ``ektp_virtual_only`` are then skipped, tests marked ``ektp_reader`` run only then);
+marked ``ektp_virtual_only`` are then skipped, tests marked ``ektp_reader`` run only then;
+``ektp_reader_blank_card`` gives destructive device tests the card only once it has shown it is blank);
 ``--ektp-keep`` copies the card images and the office of a failed test to ``ektp-keep/<test>/``.
 """
 
@@ -135,6 +136,33 @@ def ektp_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
 
     timeout = float(request.config.getoption("--ektp-timeout"))
     with PcscTransport.open(reader, timeout=timeout) as transport:
+        yield transport
+
+
+def require_blank(transport: Transport) -> None:
+    """Fail the test unless the card is blank (life-cycle status: creation or initialisation, ISO/IEC
+    7816-4 section 7.4.10): a destructive test must never run against a card someone depends on."""
+    from ektp_card.personalize.readback import life_cycle_status
+
+    status = life_cycle_status(transport)
+    if status not in (0x01, 0x03):
+        shown = "unknown" if status is None else f"{status:02X}"
+        pytest.fail(f"the card in the reader is not blank (life-cycle status {shown}): refusing to run a "
+                    "destructive test against it", pytrace=False)
+
+
+@pytest.fixture
+def ektp_reader_blank_card(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    """For destructive device tests (``@pytest.mark.ektp_reader``): the card in ``--ektp-reader``, only
+    once it has shown it is blank (a personalised card is refused, the test fails)."""
+    reader = request.config.getoption("--ektp-reader")
+    if reader is None:
+        pytest.skip("a device test: give --ektp-reader NAME to run it")
+    from ektp_card.apdu.pcsc import PcscTransport
+
+    timeout = float(request.config.getoption("--ektp-timeout"))
+    with PcscTransport.open(reader, timeout=timeout) as transport:
+        require_blank(transport)
         yield transport
 
 

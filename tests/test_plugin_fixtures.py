@@ -94,3 +94,16 @@ def test_a_card_behind_a_real_pcsc_reader(
     out = subprocess.run([tool, "--reader", reader, "--send-apdu", "00A4000C023F00"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "SW1=0x90, SW2=0x00" in out.stdout, out.stdout + out.stderr
+
+
+def test_destructive_device_fixtures_refuse_a_card_that_is_not_blank(
+    ektp_issued_card: IssuedCard, ektp_office: Any
+) -> None:
+    from ektp_card.pytest_plugin import require_blank
+    from ektp_card.virtual.perso import blank_card
+
+    with pytest.raises(pytest.fail.Exception, match="not blank"):
+        require_blank(ektp_issued_card.card)
+    blank = blank_card(ektp_office.master_key)
+    blank.power_on()
+    require_blank(blank)  # a blank chip is the one card a destructive test may write
