@@ -29,9 +29,11 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from ektp_card.errors import PkiError
+from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
+from ektp_card.log import printable
 from ektp_card.pki.certs import (
     EKTP_ARC,
+    load_certificate,
     now,
     revocation_signer_problem,
     verify_certificate_signature,
@@ -235,7 +237,8 @@ class RevocationList:
         csca = next((c for c in trust.issuers_of(self.signer)
                      if verify_certificate_signature(self.signer, c) is None), None)
         if csca is None:
-            return f"the signer {self.signer.subject.rfc4514_string()} does not chain to a trusted CSCA"
+            signer = printable(self.signer.subject.rfc4514_string())
+            return f"the signer {signer} does not chain to a trusted CSCA"
         for moment, what in ((self.this_update, "when it signed the list"), (when, "now")):
             for role, cert in (("signer", self.signer), ("CSCA", csca)):
                 if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
@@ -341,7 +344,7 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         if si["sid"].name != "issuer_and_serial_number" or si["signed_attrs"].native is None:
             raise ValueError("the signer info needs issuerAndSerialNumber and signed attributes")
         sid = si["sid"].chosen
-        certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"]
+        certs = [load_certificate(c.chosen.dump()) for c in sd["certificates"]
                  if c.name == "certificate"]
         signer = next((c for c in certs if c.serial_number == sid["serial_number"].native
                        and c.issuer.public_bytes() == sid["issuer"].dump()), None)
@@ -374,16 +377,16 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         if hashes != sorted(set(hashes)):
             raise ValueError("entries are not sorted by EF.SOD hash without repeats")
         issuer_der = content["issuer"].dump()
-        issuer = (signer.issuer.rfc4514_string() if issuer_der == signer.issuer.public_bytes()
-                  else str(content["issuer"].human_friendly))
+        issuer = printable(signer.issuer.rfc4514_string() if issuer_der == signer.issuer.public_bytes()
+                           else str(content["issuer"].human_friendly))
         return RevocationList(
             version, issuer, content["this_update"].native, content["next_update"].native,
             int(content["sequence_number"].native), entries, signer, signed, issuer_der,
         )
     except PkiError as e:
-        raise PkiError(f"malformed revocation list: {e}") from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        raise PkiError(f"malformed revocation list: {e}") from None
+        raise PkiError(f"malformed revocation list: {one_line(e)}") from None
+    except ASN1_ERRORS as e:
+        raise PkiError(f"malformed revocation list: {one_line(e)}") from None
 
 
 def load_revocation_list(

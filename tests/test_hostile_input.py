@@ -1,0 +1,176 @@
+"""What the fuzzing campaign found (docs/fuzzing.md), one test per finding: every parser given hostile
+bytes returns a value or raises an error of the project's hierarchy, whose message is one printable
+line and never quotes a secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pki_fixtures import T0, key, pki
+
+from ektp_card.apdu.tlv import Tlv
+from ektp_card.crypto.ca import ID_PK_ECDH
+from ektp_card.errors import EktpError, LdsFormatError, PkiError, one_line
+from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.dg14 import Dg14
+from ektp_card.lds.public_key import ID_EC_PUBLIC_KEY, decode_public_key_info, parameters_form
+from ektp_card.lds.sod import build_sod
+from ektp_card.log import printable
+from ektp_card.pki.certs import issue_document_signer, issue_revocation_signer, load_certificate
+from ektp_card.pki.cvc import encode_oid
+from ektp_card.pki.masterlist import build_master_list
+from ektp_card.pki.revocation import RevokedCard, RevokedState, build_revocation_list, parse_revocation_list
+from ektp_card.pki.trust import TrustStore, load_master_list
+from ektp_card.verify.passive import Policy, passive_authentication
+
+
+def one_line_error(exc: pytest.ExceptionInfo[EktpError]) -> str:
+    message = str(exc.value)
+    assert "\n" not in message and "\r" not in message, message
+    message.encode("utf-8")  # no lone surrogates
+    return message
+
+
+# --- asn1crypto's messages and exceptions --------------------------------------------------------------
+
+
+def test_one_line_drops_asn1crypto_parsing_context() -> None:
+    error = ValueError("Insufficient data - 1 bytes requested\n    while parsing a.B\n    while parsing c.D")
+    assert one_line(error) == "Insufficient data - 1 bytes requested"
+    assert one_line(ValueError("")) == "ValueError"
+
+
+@pytest.mark.parametrize("data", [b"\x31\x03\x30\x01\x06", bytes.fromhex("3108300606042a0304")])
+def test_truncated_security_infos_give_a_one_line_error(data: bytes) -> None:
+    with pytest.raises(LdsFormatError) as exc:
+        CardAccess.decode(data)
+    assert one_line_error(exc).startswith("malformed SecurityInfos: Insufficient data")
+
+
+def test_dg14_key_of_a_type_asn1crypto_cannot_read_is_malformed() -> None:
+    # An ObjectDescriptor (tag 07) where the SubjectPublicKeyInfo goes: asn1crypto's .native raised
+    # AttributeError from inside its lazy parsing.
+    info = Tlv.of(0x30, Tlv(0x06, encode_oid(ID_PK_ECDH)), Tlv(0x07, b""))
+    with pytest.raises(LdsFormatError) as exc:
+        Dg14.decode(Tlv(0x6E, Tlv.of(0x31, info).encode()).encode())
+    assert "ChipAuthenticationPublicKeyInfo" in one_line_error(exc)
+
+
+def test_dg14_key_in_an_odd_encoding_re_encodes_as_read() -> None:
+    # A constructed OBJECT IDENTIFIER where the key goes: asn1crypto's dump(force=True) re-serialised
+    # it as 26 02 04 01, dropping a byte, so DG14 no longer matched its hash after decode and encode.
+    key = bytes.fromhex("26030401aa")
+    info = Tlv.of(0x30, Tlv(0x06, encode_oid(ID_PK_ECDH)), key)
+    data = Tlv(0x6E, Tlv.of(0x31, info).encode()).encode()
+    dg14 = Dg14.decode(data)
+    assert dg14.chip_authentication_public_keys[0].public_key_info == key
+    assert dg14.encode() == data
+
+
+def test_parameters_form_of_unparsable_ec_parameters_is_malformed() -> None:
+    # Parameters that asn1crypto only parses when dumped (a constructed universal tag 0): the dump
+    # ran outside the error handling.
+    spki = Tlv.of(
+        0x30, Tlv.of(0x30, Tlv(0x06, encode_oid(ID_EC_PUBLIC_KEY)), Tlv(0x20, b"")), Tlv(0x03, b"\x00\x04")
+    ).encode()
+    for parse in (parameters_form, decode_public_key_info):
+        with pytest.raises(LdsFormatError) as exc:
+            parse(spki)
+        assert one_line_error(exc).startswith("malformed SubjectPublicKeyInfo")
+
+
+# --- certificates inside signed files ------------------------------------------------------------------
+
+
+def _revocation_list() -> bytes:
+    p = pki("secp384r1")
+    rs_signer = key("secp384r1", 7)
+    rs = issue_revocation_signer(p.csca_signer, p.csca, rs_signer.public_key, common_name="RS Hostile",
+                                 not_before=T0 + dt.timedelta(days=1))
+    entry = RevokedCard("ab" * 32, "00AA", RevokedState.LOST, T0 + dt.timedelta(days=2), "LP/1/2026")
+    return build_revocation_list([entry], rs_signer, rs, sequence=1, this_update=T0 + dt.timedelta(days=3))
+
+
+def test_certificate_name_with_a_string_of_unknown_type_is_malformed() -> None:
+    # cryptography parses names lazily and raised KeyError (the unknown tag) from subject, deep in
+    # trust_problem() or to_json(); load_certificate parses them at once.
+    data = _revocation_list()
+    at = data.find(b"RS Hostile")
+    hostile = data[: at - 2] + b"\xc3" + data[at - 1 :]
+    with pytest.raises(PkiError) as exc:
+        parse_revocation_list(hostile)
+    assert "a name holds a string of unknown type 195" in one_line_error(exc)
+
+
+def _master_list(cscas: list[x509.Certificate] | None = None) -> tuple[bytes, TrustStore]:
+    p = pki("secp384r1")
+    return build_master_list(p.ds_signer, p.ds, cscas or [p.csca]), TrustStore((p.csca,))
+
+
+def test_master_list_certificate_of_an_invalid_version_is_malformed() -> None:
+    data, trust = _master_list()
+    version = data.find(bytes.fromhex("a003020102"))
+    hostile = data[: version + 4] + b"\x2f" + data[version + 5 :]
+    with pytest.raises(PkiError) as exc:
+        load_master_list(hostile, trust)
+    message = one_line_error(exc)
+    assert message == "malformed master list: malformed certificate: 47 is not a valid X509 version"
+
+
+def test_master_list_certificate_with_a_repeated_extension_is_malformed() -> None:
+    p = pki("secp384r1")
+    cert = asn1_x509.Certificate.load(p.csca.public_bytes(Encoding.DER))
+    extensions = cert["tbs_certificate"]["extensions"]
+    extensions.append(extensions[0].copy())
+    twice = x509.load_der_x509_certificate(cert.dump(force=True))
+    data, trust = _master_list([twice])
+    with pytest.raises(PkiError) as exc:
+        load_master_list(data, trust)
+    assert "malformed certificate" in one_line_error(exc)
+
+
+def test_master_list_signer_key_off_its_curve_is_refused() -> None:
+    data, trust = _master_list()
+    point = pki("secp384r1").ds.public_key().public_bytes(Encoding.X962, _uncompressed())
+    at = data.find(point)
+    hostile = data[: at + 10] + bytes([data[at + 10] ^ 1]) + data[at + 11 :]
+    with pytest.raises(PkiError) as exc:
+        load_master_list(hostile, trust)
+    assert one_line_error(exc).startswith("master list signer key is unusable")
+
+
+def _uncompressed() -> object:
+    from cryptography.hazmat.primitives.serialization import PublicFormat
+
+    return PublicFormat.UncompressedPoint
+
+
+def test_load_certificate_reports_one_line() -> None:
+    with pytest.raises(ValueError, match="^malformed certificate: ") as exc:
+        load_certificate(bytes.fromhex("3003020100"))
+    assert "\n" not in str(exc.value)
+
+
+# --- names from a card in reports ----------------------------------------------------------------------
+
+
+def test_printable_escapes_line_breaks_controls_and_lone_surrogates() -> None:
+    assert printable("CN=DS Jakarta") == "CN=DS Jakarta"
+    assert printable("CN=DS\nFuzz\x00\ud800") == "CN=DS\\nFuzz\\x00\\ud800"
+
+
+def test_passive_authentication_reports_a_signer_name_with_a_line_break_on_one_line() -> None:
+    p = pki("secp384r1")
+    signer = key("secp384r1", 8)
+    ds = issue_document_signer(p.csca_signer, p.csca, signer.public_key, common_name="DS\nHostile",
+                               not_before=T0 + dt.timedelta(days=1))
+    groups = {1: b"\x61\x03\x01\x02\x03", 2: b"\x75\x01\x00"}
+    sod = build_sod(groups, signer, ds, signing_time=T0 + dt.timedelta(days=2))
+    result = passive_authentication(sod, groups, TrustStore((p.csca,)), Policy(at=T0 + dt.timedelta(days=3)))
+    texts = [c.reason for c in result.checks]
+    assert "signed by CN=DS\\nHostile,C=ID" in texts
+    assert not any("\n" in t for t in texts)
