@@ -281,6 +281,11 @@ class RegistryError(EktpError):
     """A desk registry operation was refused or the registry database could not be used."""
 
 
+class PrintJobError(EktpError, ValueError):
+    """A print job file (the CAN and printed fields of an issued card) that is not one this library
+    wrote. The message never quotes the CAN."""
+
+
 class DuplicateActiveCardError(RegistryError):
     """The NIK already has a live card (personalised, handed over or active)."""
 

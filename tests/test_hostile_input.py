@@ -4,7 +4,11 @@ line and never quotes a secret."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import os
+from pathlib import Path
 
 import pytest
 from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
@@ -14,10 +18,20 @@ from pki_fixtures import T0, key, pki
 
 from ektp_card.apdu.tlv import Tlv
 from ektp_card.crypto.ca import ID_PK_ECDH
-from ektp_card.errors import EktpError, LdsFormatError, PkiError, one_line
+from ektp_card.desk.batch import PrintedCard
+from ektp_card.errors import (
+    CardImageError,
+    EktpError,
+    LdsFormatError,
+    PkiError,
+    PrintJobError,
+    RecordError,
+    one_line,
+)
 from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.public_key import ID_EC_PUBLIC_KEY, decode_public_key_info, parameters_form
+from ektp_card.lds.record import load_record, read_batch, record_from_mapping
 from ektp_card.lds.sod import build_sod
 from ektp_card.log import printable
 from ektp_card.pki.certs import issue_document_signer, issue_revocation_signer, load_certificate
@@ -26,6 +40,10 @@ from ektp_card.pki.masterlist import build_master_list
 from ektp_card.pki.revocation import RevokedCard, RevokedState, build_revocation_list, parse_revocation_list
 from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.passive import Policy, passive_authentication
+from ektp_card.virtual import image
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+LONG_NUMBER = "1" * 100_000
 
 
 def one_line_error(exc: pytest.ExceptionInfo[EktpError]) -> str:
@@ -174,3 +192,97 @@ def test_passive_authentication_reports_a_signer_name_with_a_line_break_on_one_l
     texts = [c.reason for c in result.checks]
     assert "signed by CN=DS\\nHostile,C=ID" in texts
     assert not any("\n" in t for t in texts)
+
+
+# --- JSON files: records, card images, print jobs ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [DEEP_JSON, LONG_NUMBER, '{"nik": ' + LONG_NUMBER + "}"])
+def test_record_json_nested_too_deep_or_with_a_huge_number_is_a_record_error(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "record.json"
+    path.write_text(text)
+    with pytest.raises(RecordError) as exc:
+        load_record(path)
+    assert exc.value.rules == ("record.json",)
+    one_line_error(exc)
+
+
+def test_batch_line_nested_too_deep_is_a_row_error(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text(DEEP_JSON + "\n" + LONG_NUMBER + "\n")
+    rows = list(read_batch(path))
+    assert [(r.line, r.error.rules if r.error else None) for r in rows] == [
+        (1, ("record.json",)), (2, ("record.json",))]
+
+
+def test_unknown_record_field_is_named_on_one_line() -> None:
+    with pytest.raises(RecordError) as exc:
+        record_from_mapping({"bad\nfield\ud800" + "x" * 100: 1})
+    assert exc.value.violations[0].field.startswith("bad\\nfield\\ud800x")
+    assert len(exc.value.violations[0].field) <= 60
+    one_line_error(exc)
+
+
+@pytest.mark.parametrize("name", ["face\x00.jpg", "face\ud800.jpg"])
+def test_binary_file_name_with_a_nul_or_a_lone_surrogate_is_a_violation(tmp_path: Path, name: str) -> None:
+    with pytest.raises(RecordError) as exc:
+        record_from_mapping({"face": name}, tmp_path)
+    assert "face.file" in exc.value.rules
+    one_line_error(exc)
+
+
+def test_binary_file_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None:
+    # /dev/zero reports size 0 and never ends; a FIFO blocks on open until a writer comes.
+    fifo = tmp_path / "face.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(RecordError) as exc:
+        record_from_mapping({"face": "/dev/zero", "signature": str(fifo)}, tmp_path)
+    problems = {v.rule: v.message for v in exc.value.violations}
+    assert problems["face.file"] == "/dev/zero is not a regular file"
+    assert problems["signature.file"].endswith("face.fifo is not a regular file")
+
+
+@pytest.mark.parametrize("text", [DEEP_JSON, LONG_NUMBER])
+def test_card_image_nested_too_deep_or_with_a_huge_number_is_corrupt(text: str) -> None:
+    with pytest.raises(CardImageError, match="not a JSON document"):
+        image.decode(text.encode())
+
+
+def _print_job() -> dict[str, object]:
+    return {"serial": "0011223344556677", "can": "918273", "nik": "3171015508900003", "synthetic": True,
+            "lines": [["NIK", "3171015508900003"]], "batch": "batch.jsonl", "line": 2}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"line": float("inf")},  # int(inf) raised OverflowError
+        {"line": "2"},
+        {"lines": [["NIK"]]},
+        {"lines": "NI"},
+        {"can": "٩١٨٢٧٣"},  # Arabic-Indic digits pass str.isdigit()
+        {"serial": None},
+        {"synthetic": "yes"},
+    ],
+)
+def test_print_job_of_the_wrong_shape_is_a_print_job_error(change: dict[str, object]) -> None:
+    data = json.dumps(_print_job() | change).encode()
+    with pytest.raises(PrintJobError) as exc:
+        PrintedCard.decode(data)
+    assert "918273" not in one_line_error(exc)
+
+
+@pytest.mark.parametrize("data", [b"\xff", b"[1]", DEEP_JSON.encode(), LONG_NUMBER.encode(), b"{"])
+def test_print_job_that_is_not_a_json_object_is_a_print_job_error(data: bytes) -> None:
+    with pytest.raises(PrintJobError) as exc:
+        PrintedCard.decode(data)
+    one_line_error(exc)
+    assert isinstance(exc.value, ValueError)  # callers that caught ValueError still do
+
+
+def test_print_job_written_is_read_back() -> None:
+    printed = PrintedCard.decode(json.dumps(_print_job()).encode())
+    assert PrintedCard.decode(printed.encode()) == printed
+    assert "918273" not in repr(printed) and "918273" not in repr(dataclasses.replace(printed))

@@ -273,7 +273,8 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
     """Parse an image document; :class:`CardImageError` names ``source`` and what is wrong."""
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError: not UTF-8, not JSON, or an integer with more digits than Python converts.
         raise CardImageError(f"{source} is corrupt: not a JSON document") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CardImageError(f"{source} is not an ektp-card virtual card image")
