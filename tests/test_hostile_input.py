@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
+from asn1crypto import cms, core  # type: ignore[import-untyped]
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pki_fixtures import T0, key, pki
@@ -32,12 +33,20 @@ from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.public_key import ID_EC_PUBLIC_KEY, decode_public_key_info, parameters_form
 from ektp_card.lds.record import load_record, read_batch, record_from_mapping
-from ektp_card.lds.sod import build_sod
+from ektp_card.lds.sod import build_sod, parse_sod, unwrap
 from ektp_card.log import printable
 from ektp_card.pki.certs import issue_document_signer, issue_revocation_signer, load_certificate
-from ektp_card.pki.cvc import encode_oid
+from ektp_card.pki.cms import signed_data
+from ektp_card.pki.cvc import Chat, encode_oid
 from ektp_card.pki.masterlist import build_master_list
-from ektp_card.pki.revocation import RevokedCard, RevokedState, build_revocation_list, parse_revocation_list
+from ektp_card.pki.revocation import (
+    OID_CARD_REVOCATION_LIST,
+    RevokedCard,
+    RevokedState,
+    _RevocationList,
+    build_revocation_list,
+    parse_revocation_list,
+)
 from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.passive import Policy, passive_authentication
 from ektp_card.virtual import image
@@ -286,3 +295,67 @@ def test_print_job_written_is_read_back() -> None:
     printed = PrintedCard.decode(json.dumps(_print_job()).encode())
     assert PrintedCard.decode(printed.encode()) == printed
     assert "918273" not in repr(printed) and "918273" not in repr(dataclasses.replace(printed))
+
+
+# --- times, numbers and texts read from signed files -------------------------------------------------
+
+NAIVE_TIME = b"\x18\x0e20260117080000"  # GeneralizedTime without a zone
+YEAR_ZERO = b"\x18\x0f00000117080000Z"  # asn1crypto reads it as its own extended_datetime
+
+
+@pytest.mark.parametrize("time", [NAIVE_TIME, YEAR_ZERO])
+def test_sod_signing_time_without_a_zone_is_malformed(time: bytes) -> None:
+    # A naive signing time made Passive Authentication raise TypeError comparing it with the
+    # certificates' validity.
+    p = pki("secp384r1")
+    groups = {1: b"\x61\x03\x01\x02\x03", 2: b"\x75\x01\x00"}
+    info = cms.ContentInfo.load(unwrap(build_sod(groups, p.ds_signer, p.ds, signing_time=T0)))
+    for attribute in info["content"]["signer_infos"][0]["signed_attrs"]:
+        if attribute["type"].native == "signing_time":
+            attribute["values"] = cms.SetOfTime([cms.Time.load(time)])
+    sod = Tlv(0x77, info.dump()).encode()
+    with pytest.raises(LdsFormatError, match="the signing time is not a time with its time zone"):
+        parse_sod(sod)
+    result = passive_authentication(sod, groups, TrustStore((p.csca,)), Policy(at=T0 + dt.timedelta(days=3)))
+    assert result.checks[0].reason == "the signing time is not a time with its time zone"
+
+
+def _signed_list(**content: object) -> bytes:
+    p = pki("secp384r1")
+    rs_signer = key("secp384r1", 7)
+    rs = issue_revocation_signer(p.csca_signer, p.csca, rs_signer.public_key, common_name="RS Hostile",
+                                 not_before=T0 + dt.timedelta(days=1))
+    values = {"version": 0, "issuer": asn1_x509.Name.load(rs.issuer.public_bytes()), "this_update": T0,
+              "next_update": T0 + dt.timedelta(days=9), "sequence_number": 1, "revoked_cards": []} | content
+    return signed_data(OID_CARD_REVOCATION_LIST, _RevocationList(values).dump(), rs_signer, rs,
+                       hash_name="sha384", signing_time=T0 + dt.timedelta(days=3))
+
+
+def test_revocation_list_time_of_year_zero_is_malformed() -> None:
+    # asn1crypto's extended_datetime broke describe() (TypeError from its __format__) and the
+    # staleness check.
+    with pytest.raises(PkiError) as exc:
+        parse_revocation_list(_signed_list(this_update=core.GeneralizedTime.load(YEAR_ZERO)))
+    assert one_line_error(exc) == "malformed revocation list: thisUpdate is not a time with its time zone"
+
+
+def test_revocation_list_sequence_number_beyond_20_octets_is_malformed() -> None:
+    # Python will not print an integer of more than 4300 digits: describe() raised ValueError.
+    with pytest.raises(PkiError, match="sequence number is not a non-negative integer of at most 20 octets"):
+        parse_revocation_list(_signed_list(sequence_number=10**5000))
+
+
+def test_revoked_card_line_and_errors_escape_the_serial_and_reason() -> None:
+    card = RevokedCard("ab" * 32, "0A\n1B", RevokedState.LOST, T0, "LP/1\r\n2026")
+    assert card.describe() == "card 0A\\n1B lost on 2026-01-15 (police report LP/1\\r\\n2026)"
+    with pytest.raises(PkiError) as exc:
+        RevokedCard("AB" * 32, "0A\n1B", RevokedState.LOST, T0)
+    assert one_line_error(exc) == "card 0A\\n1B: the EF.SOD hash must be 64 lower-case hex digits"
+
+
+def test_cv_certificate_oid_too_long_to_print_is_malformed() -> None:
+    # An arc of more than 4300 decimal digits: str() raised ValueError out of Chat.decode.
+    chat = Tlv.of(0x7F4C, Tlv(0x06, b"\xff" * 2100 + b"\x7f"), Tlv(0x53, b"\x01")).encode()
+    with pytest.raises(LdsFormatError) as exc:
+        Chat.decode(chat)
+    assert one_line_error(exc) == "CHAT: object identifier longer than 128 bytes"

@@ -257,6 +257,10 @@ def parse_sod(data: bytes) -> Sod:
                     message_digest = bytes(values[0].native)
                 elif name == "signing_time":
                     signing_time = values[0].native
+                    # A GeneralizedTime without a zone reads as a naive datetime, year 0 as
+                    # asn1crypto's extended_datetime: neither compares with a certificate's validity.
+                    if not isinstance(signing_time, dt.datetime) or signing_time.tzinfo is None:
+                        raise LdsFormatError("the signing time is not a time with its time zone")
         lso = LdsSecurityObject.decode(econtent)
         return Sod(
             raw=bytes(data),

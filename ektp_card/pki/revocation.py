@@ -129,25 +129,27 @@ class RevokedCard:
     reason: str | None = None
 
     def __post_init__(self) -> None:
+        # The serial first: the other messages quote it (escaped, since a parsed list may hold anything).
+        if not 1 <= len(self.serial) <= _SERIAL_MAX:
+            raise PkiError(f"a card serial has 1 to {_SERIAL_MAX} characters, got {len(self.serial)}")
+        card = printable(self.serial)
         if len(self.sod_sha256) != 64 or self.sod_sha256.strip("0123456789abcdef"):
-            raise PkiError(f"card {self.serial}: the EF.SOD hash must be 64 lower-case hex digits")
+            raise PkiError(f"card {card}: the EF.SOD hash must be 64 lower-case hex digits")
         try:
             # A plain string from a registry row or a parsed list becomes the enum here.
             object.__setattr__(self, "state", RevokedState(self.state))
         except ValueError:
-            listed = f"state {self.state!r} is not listed on revocation lists"
-            raise PkiError(f"card {self.serial}: {listed}") from None
-        if not 1 <= len(self.serial) <= _SERIAL_MAX:
-            raise PkiError(f"a card serial has 1 to {_SERIAL_MAX} characters, got {len(self.serial)}")
+            listed = f"state {printable(repr(self.state))} is not listed on revocation lists"
+            raise PkiError(f"card {card}: {listed}") from None
 
     def describe(self) -> str:
         """The clerk's line: ``card 0A1B lost on 2026-01-05 (police report LP/12/2026)``."""
         why = {RevokedState.LOST: "police report", RevokedState.REVOKED: "reason",
                RevokedState.SPOILED: "reason"}.get(self.state)
-        text = f"card {self.serial} {self.state} on {self.date:%Y-%m-%d}"
+        text = f"card {printable(self.serial)} {self.state} on {self.date:%Y-%m-%d}"
         if self.state is RevokedState.DAMAGED:
             return text + " (surrendered at the desk)"
-        return text + (f" ({why} {self.reason})" if self.reason and why else "")
+        return text + (f" ({why} {printable(self.reason)})" if self.reason and why else "")
 
     def to_json(self) -> dict[str, Any]:
         return {"sod_sha256": self.sod_sha256, "serial": self.serial, "state": self.state.value,
@@ -367,9 +369,12 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         version = int(content["version"].native)
         if version != LIST_VERSION:
             raise ValueError(f"version {version + 1} is not supported")
+        sequence = int(content["sequence_number"].native)
+        if not 0 <= sequence < 1 << 160:
+            raise ValueError("the sequence number is not a non-negative integer of at most 20 octets")
         entries = tuple(
             RevokedCard(bytes(c["sod_hash"].native).hex(), str(c["card_serial"].native),
-                        RevokedState(str(c["state"].native)), c["date"].native,
+                        RevokedState(str(c["state"].native)), _time(c["date"].native, "a card's date"),
                         None if c["reason"].native is None else str(c["reason"].native))
             for c in content["revoked_cards"]
         )
@@ -380,13 +385,21 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         issuer = printable(signer.issuer.rfc4514_string() if issuer_der == signer.issuer.public_bytes()
                            else str(content["issuer"].human_friendly))
         return RevocationList(
-            version, issuer, content["this_update"].native, content["next_update"].native,
-            int(content["sequence_number"].native), entries, signer, signed, issuer_der,
+            version, issuer, _time(content["this_update"].native, "thisUpdate"),
+            _time(content["next_update"].native, "nextUpdate"), sequence, entries, signer, signed, issuer_der,
         )
     except PkiError as e:
         raise PkiError(f"malformed revocation list: {one_line(e)}") from None
     except ASN1_ERRORS as e:
         raise PkiError(f"malformed revocation list: {one_line(e)}") from None
+
+
+def _time(value: object, what: str) -> dt.datetime:
+    # asn1crypto reads a GeneralizedTime without a zone as a naive datetime (which cannot be compared
+    # with the verifier's clock) and year 0 as its own extended_datetime.
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValueError(f"{what} is not a time with its time zone")
+    return value.astimezone(dt.UTC)
 
 
 def load_revocation_list(

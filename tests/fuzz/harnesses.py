@@ -232,10 +232,10 @@ def fuzz_revocation_list(data: bytes) -> None:
     for problem in (parse(rl.trust_problem, _world().trust, _AT), rl.stale_problem(_AT)):
         if problem is not None:
             check_message(ValueError(problem))
-    rl.to_json()
-    rl.describe()
-    for entry in rl.entries:
-        entry.describe()
+    json.dumps(rl.to_json())
+    # The clerk's lines: one line each, whatever the list holds.
+    for line in (rl.describe(), *(entry.describe() for entry in rl.entries)):
+        check_message(ValueError(line))
     rl.lookup(b"\x77\x00")
 
 
