@@ -49,7 +49,7 @@ from ektp_card.pki.revocation import (
 )
 from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.passive import Policy, passive_authentication
-from ektp_card.virtual import image
+from ektp_card.virtual import demo_card, image
 
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 LONG_NUMBER = "1" * 100_000
@@ -359,3 +359,21 @@ def test_cv_certificate_oid_too_long_to_print_is_malformed() -> None:
     with pytest.raises(LdsFormatError) as exc:
         Chat.decode(chat)
     assert one_line_error(exc) == "CHAT: object identifier longer than 128 bytes"
+
+
+@pytest.mark.parametrize("fid", ["+101", "0_01", " 001", "-001"])
+def test_card_image_file_identifier_is_exactly_four_hex_digits(fid: str) -> None:
+    # int(text, 16) took a sign, an underscore or a space: "+101" made a second EF 0101.
+    doc = json.loads(image.encode(image.CardImage(demo_card().config, demo_card().fs, {})))
+    doc["mf"]["children"][0]["fid"] = fid
+    with pytest.raises(CardImageError) as exc:
+        image.decode(json.dumps(doc).encode())
+    assert one_line_error(exc).endswith(f"file identifier {fid!r} is not four hex digits")
+
+
+def test_card_image_status_word_is_exactly_four_hex_digits() -> None:
+    card = demo_card()
+    doc = json.loads(image.encode(image.CardImage(card.config, card.fs, {})))
+    doc["config"]["behaviour"]["error_words"] = {"sm-mac": "+6_9"}
+    with pytest.raises(CardImageError, match="status word for 'sm-mac' is not four hex digits"):
+        image.decode(json.dumps(doc).encode())
