@@ -13,7 +13,8 @@ tests/fuzz/contract.py) is written to WORK/NAME/crashes/ and the harness starts 
 of its time, so one crash does not hide the next. At the end it prints, per harness, the inputs
 executed, the rate, and each distinct crash (exception and where it was raised).
 
-``--write-seeds`` rebuilds the seeds (real outputs of the library, tests/fuzz/world.py).
+``--write-seeds`` rebuilds the seeds (real outputs of the library, tests/fuzz/world.py) of every
+harness, or of those in --only.
 ``--minimize`` shrinks a crash input, in process, to CRASH_FILE.min (the same exception raised at
 the same place), within --seconds.
 """
@@ -165,11 +166,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def write_seeds() -> None:
+def write_seeds(only: list[str] | None) -> None:
     sys.path.insert(0, str(FUZZ_DIR))
     import world
 
     for name, seeds in world.seed_inputs().items():
+        if only and name not in only:
+            continue
         folder = SEEDS / name
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("seed-*"):
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         _worker(args.worker, args.seconds, args.runs, args.work)
         return 0
     if args.write_seeds:
-        write_seeds()
+        write_seeds(args.only.split(",") if args.only else None)
         return 0
     sys.path.insert(0, str(FUZZ_DIR))
     from harnesses import HARNESSES

@@ -25,10 +25,12 @@ from contract import ContractViolation, check_message, parse, require
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.tlv import Tlv, parse_dict, parse_list, unpack
+from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo, check_digit
 from ektp_card.crypto.sm import CardSecureMessaging, SecureMessagingSession
 from ektp_card.desk.batch import PrintedCard
-from ektp_card.errors import ApduFormatError, EktpError, SecureMessagingError
+from ektp_card.ec import Curve
+from ektp_card.errors import ApduFormatError, CardRemovedError, EktpError, SecureMessagingError
 from ektp_card.lds.biometrics import FaceRecord, MinutiaeRecord, face_template, finger_template
 from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.dg14 import Dg14
@@ -535,6 +537,77 @@ def fuzz_virtual_card(data: bytes) -> None:
                 terminal = None
 
 
+# --- the reader against a hostile card -------------------------------------------------------------------
+
+
+class ScriptedCard:
+    """A card that answers each command with the next response of a script, whatever was asked, and
+    leaves the field when the script ends (as a card pulled away would)."""
+
+    def __init__(self, responses: list[bytes]) -> None:
+        self.responses = responses
+        self.commands: list[bytes] = []
+
+    def transceive(self, command: bytes) -> bytes:
+        self.commands.append(command)
+        if len(self.commands) > len(self.responses):
+            raise CardRemovedError("the scripted card has no more answers")
+        return self.responses[len(self.commands) - 1]
+
+
+def reader_input(responses: list[bytes]) -> bytes:
+    """An input of :func:`fuzz_reader`: each response with a two-byte length."""
+    return b"".join(len(r).to_bytes(2, "big") + r for r in responses)
+
+
+def _responses(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos + 2 <= len(data) and len(out) < 256:
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        out.append(data[pos + 2 : pos + 2 + length])
+        pos += 2 + length
+    return out
+
+
+def fixed_key(curve: Curve) -> int:
+    """The terminal's PACE keys in the reader harness: fixed, so that a recorded session replays."""
+    return 0x5EED_C0FFEE % curve.n
+
+
+def reader_session(card: Transport) -> None:
+    """What a reader does with an e-KTP: SELECT MF, EF.CardAccess and EF.ATR/INFO, PACE with the CAN
+    (the terminal's keys from :func:`fixed_key`), the application, then EF.COM, DG1 and EF.SOD."""
+    from world import CAN
+
+    from ektp_card.crypto.pace import Password, perform_pace
+    from ektp_card.lds.ektp import EKTP_APPLICATION, decode_dg1
+    from ektp_card.session.card import CardSession
+
+    reader = CardSession(card)
+    reader.discover()
+    if reader.card_access is None:
+        return
+    parameters, send_id = reader.card_access.choose_pace()
+    perform_pace(reader.protocol, Password.can(CAN), parameters, send_parameter_id=send_id,
+                 key_source=fixed_key)
+    if reader.select_application([EKTP_APPLICATION]) is None:
+        return
+    for name in ("COM", "DG1", "SOD"):
+        ref = EKTP_APPLICATION.file(name)
+        assert ref is not None
+        content = reader.read(ref)
+        (Com.decode if name == "COM" else decode_dg1 if name == "DG1" else parse_sod)(content)
+
+
+def fuzz_reader(data: bytes) -> None:
+    """The reader's side against a card that answers anything (:func:`reader_session`); every failure
+    must be an EktpError with a one-line message."""
+    try:
+        reader_session(ScriptedCard(_responses(data)))
+    except EktpError as exc:
+        check_message(exc)
+
+
 # --- the world's fixed parts ---------------------------------------------------------------------------
 
 
@@ -600,6 +673,7 @@ HARNESSES: dict[str, Harness] = {
         Harness("print_job", fuzz_print_job, 8192),
         Harness("master_list", fuzz_master_list, 8192),
         Harness("virtual_card", fuzz_virtual_card, 8192),
+        Harness("reader", fuzz_reader, 8192),
     )
 }
 

@@ -276,7 +276,31 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         "mrz": {"td1": _td1().encode(), "td2": _td2().encode(), "td3": _td3().encode(),
                 "td3-lines": (_td3()[:44] + "\n" + _td3()[44:] + "\n").encode()},
         "virtual_card": _card_seeds(),
+        "reader": {"ektp-session": _reader_seed()},
     }
+
+
+def _reader_seed() -> bytes:
+    """What the issued card answers to a whole e-KTP session (PACE with the CAN, EF.COM, DG1, EF.SOD)."""
+    from harnesses import ScriptedCard, _responses, reader_input, reader_session
+
+    class Recorder:
+        def __init__(self, card: VirtualCard) -> None:
+            self.card = card
+            self.responses: list[bytes] = []
+
+        def transceive(self, command: bytes) -> bytes:
+            response = self.card.transceive(command)
+            self.responses.append(response)
+            return response
+
+    recorder = Recorder(VirtualCard.loads(issued_card().image))
+    reader_session(recorder)
+    seed = reader_input(recorder.responses)
+    replay = ScriptedCard(_responses(seed))
+    reader_session(replay)  # the same session again, every answer used
+    assert len(replay.commands) == len(recorder.responses)
+    return seed
 
 
 def _lds_security_object(content_info: bytes) -> bytes:
