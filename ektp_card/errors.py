@@ -314,6 +314,11 @@ class RegistryError(EktpError):
     """A desk registry operation was refused or the registry database could not be used."""
 
 
+class PrintJobError(EktpError, ValueError):
+    """A print job file (the CAN and printed fields of an issued card) that is not one this library
+    wrote. The message never quotes the CAN."""
+
+
 class DuplicateActiveCardError(RegistryError):
     """The NIK already has a live card (personalised, handed over or active)."""
 
@@ -344,3 +349,19 @@ class ReadBackError(PersonalisationError):
     def __init__(self, message: str, sod_sha256: str) -> None:
         super().__init__(message)
         self.sod_sha256 = sod_sha256
+
+
+#: What asn1crypto raises on malformed input: mostly ValueError, but TypeError, KeyError, IndexError and
+#: AttributeError escape its lazy parsing of odd universal types, OverflowError a huge length and
+#: RecursionError a deep nesting. Parsers catch these around their asn1crypto calls only, and raise
+#: their own error instead.
+ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of a foreign exception (asn1crypto, cryptography, json) fit to go into ours: one
+    line. asn1crypto appends a "while parsing <class>" line per nesting level, which names our
+    internal classes and would break a log line or the CLI's one-line error in two."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("while parsing ")]
+    return " ".join(kept) or type(exc).__name__

@@ -24,3 +24,12 @@ def redacted_response(raw: bytes, sensitive: bool = False) -> str:
     if sensitive and len(raw) > 2:
         return f"<{len(raw) - 2} bytes redacted> {raw[-2:].hex().upper()}"
     return raw.hex().upper()
+
+
+def printable(text: str) -> str:
+    """``text`` fit for one line of a report or a log: every character Python would not print as
+    is (line breaks, other control characters, lone surrogates) escaped as in a ``repr``. Names read
+    from a card or a file (a certificate's subject, a field of a record) may hold any of them."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

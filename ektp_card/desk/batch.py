@@ -59,6 +59,7 @@ from ektp_card.errors import (
     PaceError,
     PersonalisationError,
     PkiError,
+    PrintJobError,
     ReadBackError,
     RecordError,
     SecureMessagingError,
@@ -252,16 +253,37 @@ class PrintedCard:
 
     @classmethod
     def decode(cls, data: bytes) -> PrintedCard:
-        """:class:`ValueError` for anything but a print file of this module."""
-        raw = json.loads(data.decode("utf-8"))
+        """Parse a print file of this module; :class:`PrintJobError` (a :class:`ValueError`) for
+        anything else, without quoting the CAN."""
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):
+            # ValueError: not UTF-8, not JSON, or an integer longer than Python converts;
+            # RecursionError: arrays or objects nested deeper than the parser's stack.
+            raise PrintJobError("a print job is a UTF-8 JSON document") from None
         if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        lines = tuple((str(a), str(b)) for a, b in raw["lines"])
-        can = raw["can"]
-        if not isinstance(can, str) or not can.isdigit():
-            raise ValueError("no CAN")
-        return cls(str(raw["serial"]), can, str(raw["nik"]), bool(raw["synthetic"]), lines,
-                   str(raw["batch"]), int(raw["line"]))
+            raise PrintJobError("a print job is a JSON object")
+        texts = {}
+        for name in ("serial", "can", "nik", "batch"):
+            value = raw.get(name)
+            if not isinstance(value, str):
+                raise PrintJobError(f"the print job's {name} is missing or not text")
+            texts[name] = value
+        if not (texts["can"].isascii() and texts["can"].isdigit()):
+            raise PrintJobError("the print job's CAN is not digits")
+        synthetic, line, lines = raw.get("synthetic"), raw.get("line"), raw.get("lines")
+        if not isinstance(synthetic, bool):
+            raise PrintJobError("the print job's synthetic flag is not true or false")
+        if not isinstance(line, int) or isinstance(line, bool):
+            raise PrintJobError("the print job's line number is not an integer")
+        if not isinstance(lines, list) or not all(_text_pair(pair) for pair in lines):
+            raise PrintJobError("the print job's lines are not pairs of label and text")
+        return cls(texts["serial"], texts["can"], texts["nik"], synthetic,
+                   tuple((label, text) for label, text in lines), texts["batch"], line)
+
+
+def _text_pair(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
 
 
 def write_private_atomic(path: Path, data: bytes) -> None:
@@ -405,7 +427,7 @@ class VirtualCardDir:
         try:
             printed = PrintedCard.decode(self.print_path(serial).read_bytes())
             card = VirtualCard.load(self.card_path(serial))
-        except (OSError, ValueError, KeyError, TypeError, CardImageError) as exc:
+        except (OSError, PrintJobError, CardImageError) as exc:
             log.info("card %s: no usable image and print job (%s)", serial, type(exc).__name__)
             yield None
             return

@@ -27,7 +27,7 @@ from asn1crypto import core  # type: ignore[import-untyped]
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import PACE_ALGORITHMS, PaceAlgorithm, PaceParameters
 from ektp_card.ec import STANDARDIZED_CURVES
-from ektp_card.errors import LdsFormatError, PaceError
+from ektp_card.errors import ASN1_ERRORS, LdsFormatError, PaceError, one_line
 from ektp_card.lds.security_infos import der_set_of, split_security_infos
 
 #: EF.CardAccess under the MF (ICAO Doc 9303-10; ICAO Doc 9303-11 section 9.2.11).
@@ -87,8 +87,8 @@ class PaceInfo:
             protocol = str(parsed["protocol"].dotted)
             version = int(parsed["version"].native)
             parameter = parsed["parameter_id"].native
-        except (ValueError, TypeError) as exc:
-            raise LdsFormatError(f"malformed PACEInfo: {exc}") from None
+        except ASN1_ERRORS as exc:
+            raise LdsFormatError(f"malformed PACEInfo: {one_line(exc)}") from None
         if protocol not in PACE_ALGORITHMS:
             raise LdsFormatError(f"{protocol} is not a PACE protocol")
         return cls(protocol, version, None if parameter is None else int(parameter))

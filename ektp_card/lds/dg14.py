@@ -34,7 +34,7 @@ from ektp_card.apdu.tlv import Tlv, parse_one
 from ektp_card.crypto.aa import ID_AA, PLAIN_ECDSA_OIDS, SIGNATURE_HASHES, signature_hash
 from ektp_card.crypto.ca import CA_ALGORITHMS, ID_CA, ID_PK_DH, ID_PK_ECDH, CaAlgorithm, CaParameters
 from ektp_card.crypto.pace import PACE_ALGORITHMS
-from ektp_card.errors import ChipAuthenticationError, LdsFormatError, TlvError
+from ektp_card.errors import ASN1_ERRORS, ChipAuthenticationError, LdsFormatError, TlvError, one_line
 from ektp_card.lds.card_access import OtherSecurityInfo, PaceInfo
 from ektp_card.lds.public_key import (
     EcPublicKey,
@@ -79,8 +79,8 @@ def _load(spec: type[core.Sequence], data: bytes, what: str) -> core.Sequence:
     try:
         parsed = spec.load(data, strict=True)
         parsed.native  # noqa: B018 - parse every field now, so errors surface here
-    except (ValueError, TypeError) as exc:
-        raise LdsFormatError(f"malformed {what}: {exc}") from None
+    except ASN1_ERRORS as exc:
+        raise LdsFormatError(f"malformed {what}: {one_line(exc)}") from None
     return parsed
 
 
@@ -139,13 +139,13 @@ class ChipAuthenticationPublicKeyInfo:
         return decode_public_key_info(self.public_key_info)
 
     def encode(self) -> bytes:
-        values: dict[str, object] = {
-            "protocol": self.protocol,
-            "public_key": core.Any.load(self.public_key_info),
-        }
+        # The key goes in as the file held it: asn1crypto's dump(force=True) would re-serialise a
+        # key read in BER (an indefinite length inside, say), and the file would no longer match its
+        # hash in EF.SOD after a decode and an encode.
+        parts = [bytes(core.ObjectIdentifier(self.protocol).dump()), self.public_key_info]
         if self.key_id is not None:
-            values["key_id"] = self.key_id
-        return bytes(_ChipAuthenticationPublicKeyInfo(values).dump(force=True))
+            parts.append(bytes(core.Integer(self.key_id).dump()))
+        return Tlv.of(0x30, *parts).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> ChipAuthenticationPublicKeyInfo:

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
-from ektp_card.errors import LdsFormatError
+from ektp_card.errors import ASN1_ERRORS, LdsFormatError, one_line
 
 ID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 ID_PRIME_FIELD = "1.2.840.10045.1.1"
@@ -270,11 +270,11 @@ def decode_public_key_info(data: bytes) -> PublicKey:
         if algorithm in (ID_EC_PUBLIC_KEY, ID_STANDARDIZED_DOMAIN_PARAMETERS):
             return EcPublicKey(_curve_of(algorithm, parameters), key_bytes)
     except InvalidPointError as exc:
-        raise LdsFormatError(f"malformed EC public key: {exc}") from None
+        raise LdsFormatError(f"malformed EC public key: {one_line(exc)}") from None
     except LdsFormatError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise LdsFormatError(f"malformed SubjectPublicKeyInfo: {exc}") from None
+    except ASN1_ERRORS as exc:
+        raise LdsFormatError(f"malformed SubjectPublicKeyInfo: {one_line(exc)}") from None
     raise LdsFormatError(f"public key algorithm {algorithm} is not supported")
 
 
@@ -284,13 +284,15 @@ def parameters_form(data: bytes) -> ParametersForm | None:
         info = _SubjectPublicKeyInfo.load(data, strict=True)
         algorithm = str(info["algorithm"]["algorithm"].dotted)
         parameters = info["algorithm"]["parameters"]
-    except (ValueError, TypeError) as exc:
-        raise LdsFormatError(f"malformed SubjectPublicKeyInfo: {exc}") from None
+        # Dumping parses the parameters, which asn1crypto reads lazily: it can fail on them too.
+        first = b"" if isinstance(parameters, core.Void) else bytes(parameters.dump())[:1]
+    except ASN1_ERRORS as exc:
+        raise LdsFormatError(f"malformed SubjectPublicKeyInfo: {one_line(exc)}") from None
     if algorithm == ID_STANDARDIZED_DOMAIN_PARAMETERS:
         return ParametersForm.STANDARDIZED
-    if algorithm != ID_EC_PUBLIC_KEY or isinstance(parameters, core.Void):
+    if algorithm != ID_EC_PUBLIC_KEY or not first:
         return None
-    return ParametersForm.NAMED if bytes(parameters.dump())[:1] == b"\x06" else ParametersForm.EXPLICIT
+    return ParametersForm.NAMED if first == b"\x06" else ParametersForm.EXPLICIT
 
 
 __all__ = [

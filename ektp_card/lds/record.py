@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +38,7 @@ from pathlib import Path
 from ektp_card.errors import BiometricFormatError, RecordError, RecordFileError, Violation
 from ektp_card.lds.biometrics import FingerPosition, MinutiaeRecord
 from ektp_card.lds.nik import LIFETIME, personal_violations
+from ektp_card.log import printable
 
 TEXT_FIELDS = (
     "nik",
@@ -288,7 +290,7 @@ def record_from_mapping(
     parsed: dict[str, object] = {}
     for key in values:
         if key not in FIELDS:
-            found.append(Violation(str(key), "record.unknown_field", "not a field of the record"))
+            found.append(Violation(_shown(str(key)), "record.unknown_field", "not a field of the record"))
     for name in TEXT_FIELDS:
         value = values.get(name)
         if value is None:
@@ -372,17 +374,35 @@ def _binary(value: object, name: str, base: Path | None, found: list[Violation])
         found.append(Violation(name, f"{name}.inline", "must be inline (base64:...): no files are read here"))
         return None
     path = base / value
+    shown = _shown(str(path), 200)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            found.append(
-                Violation(name, f"{name}.size", f"{path} has {size} bytes, more than any valid {name}")
-            )
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # A device, a pipe or a folder: reading it could block, or never end.
+            found.append(Violation(name, f"{name}.file", f"{shown} is not a regular file"))
             return None
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            # At most one byte more than allowed: the size stat gave may be wrong (/proc) or grow.
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as e:
-        found.append(Violation(name, f"{name}.file", f"cannot read {path}: {e.strerror or e}"))
+        reason = e.strerror or type(e).__name__
+        found.append(Violation(name, f"{name}.file", f"cannot read {shown}: {reason}"))
         return None
+    except ValueError:
+        # A NUL character, or a lone surrogate that no file name can carry.
+        found.append(Violation(name, f"{name}.file", f"{shown} is not a usable file name"))
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        message = f"{shown} has more than {MAX_FILE_BYTES} bytes, more than any valid {name}"
+        found.append(Violation(name, f"{name}.size", message))
+        return None
+    return data
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A name taken from the input as a message may quote it: one printable line, cut short."""
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_record(path: str | Path, *, today: dt.date | None = None) -> CitizenRecord:
@@ -408,6 +428,12 @@ def _json_object(text: str, where: Path | str) -> Mapping[str, object]:
                     f"{where} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
                 )
             ]
+        ) from None
+    except (ValueError, RecursionError):
+        # A number with more digits than Python converts, or arrays and objects nested deeper than the
+        # parser's stack: JSON, but never a record.
+        raise RecordError(
+            [Violation("record", "record.json", f"{where} holds a number too long or nesting too deep")]
         ) from None
     if not isinstance(value, dict):
         raise RecordError([Violation("record", "record.json", f"{where} does not hold a JSON object")])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from asn1crypto import core  # type: ignore[import-untyped]
 
-from ektp_card.errors import LdsFormatError
+from ektp_card.errors import ASN1_ERRORS, LdsFormatError, one_line
 
 
 class SecurityInfoSpec(core.Sequence):  # type: ignore[misc]
@@ -29,8 +29,8 @@ def split_security_infos(data: bytes) -> list[tuple[str, bytes]]:
     try:
         parsed = SecurityInfosSpec.load(data, strict=True)
         elements = [(str(element["protocol"].dotted), bytes(element.dump())) for element in parsed]
-    except (ValueError, TypeError) as exc:
-        raise LdsFormatError(f"malformed SecurityInfos: {exc}") from None
+    except ASN1_ERRORS as exc:
+        raise LdsFormatError(f"malformed SecurityInfos: {one_line(exc)}") from None
     if not all(protocol for protocol, _ in elements):
         # asn1crypto reads an OID cut off in the middle of an arc as empty.
         raise LdsFormatError("malformed SecurityInfos: a protocol OID is cut off")

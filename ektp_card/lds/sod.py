@@ -27,7 +27,8 @@ from asn1crypto import algos, cms, core  # type: ignore[import-untyped]
 from cryptography import x509
 
 from ektp_card.apdu.tlv import encode_length, parse_one
-from ektp_card.errors import LdsFormatError, TlvError
+from ektp_card.errors import ASN1_ERRORS, LdsFormatError, TlvError, one_line
+from ektp_card.pki.certs import load_certificate
 from ektp_card.pki.cms import signed_data
 from ektp_card.pki.signer import HASH_NAMES, HashName, Signer, digest, same_key
 
@@ -106,8 +107,8 @@ class LdsSecurityObject:
                 for item in native["data_group_hash_values"]
             )
             info = native["lds_version_info"]
-        except (ValueError, TypeError, KeyError, IndexError) as e:
-            raise LdsFormatError(f"malformed LDSSecurityObject: {e}") from None
+        except ASN1_ERRORS as e:
+            raise LdsFormatError(f"malformed LDSSecurityObject: {one_line(e)}") from None
         if version not in (0, 1) or (version == 1) != (info is not None):
             raise LdsFormatError(f"LDSSecurityObject version {version} does not fit its content")
         if not 2 <= len(hashes) <= MAX_DATA_GROUP:
@@ -232,9 +233,7 @@ def parse_sod(data: bytes) -> Sod:
                    if c.name == "certificate"]
         if any(c["tbs_certificate"]["serial_number"].native <= 0 for c in choices):
             raise LdsFormatError("a certificate serial number is not positive (RFC 5280 section 4.1.2.2)")
-        certs = tuple(x509.load_der_x509_certificate(c.dump()) for c in choices)
-        for cert in certs:
-            cert.extensions  # noqa: B018 - cryptography parses extensions lazily; fail here, not later
+        certs = tuple(load_certificate(c.dump()) for c in choices)
         sid = si["sid"]
         issuer_serial: tuple[bytes, int] | None = None
         ski: bytes | None = None
@@ -258,6 +257,10 @@ def parse_sod(data: bytes) -> Sod:
                     message_digest = bytes(values[0].native)
                 elif name == "signing_time":
                     signing_time = values[0].native
+                    # A GeneralizedTime without a zone reads as a naive datetime, year 0 as
+                    # asn1crypto's extended_datetime: neither compares with a certificate's validity.
+                    if not isinstance(signing_time, dt.datetime) or signing_time.tzinfo is None:
+                        raise LdsFormatError("the signing time is not a time with its time zone")
         lso = LdsSecurityObject.decode(econtent)
         return Sod(
             raw=bytes(data),
@@ -277,6 +280,6 @@ def parse_sod(data: bytes) -> Sod:
         )
     except LdsFormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, x509.InvalidVersion) as e:
-        raise LdsFormatError(f"malformed EF.SOD: {e}") from None
+    except ASN1_ERRORS as e:
+        raise LdsFormatError(f"malformed EF.SOD: {one_line(e)}") from None
 

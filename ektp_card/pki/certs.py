@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ektp_card.errors import PkiError
+from ektp_card.errors import PkiError, one_line
 from ektp_card.pki.signer import (
     HashName,
     PublicKey,
@@ -189,13 +189,31 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer,
     return x509.load_der_x509_crl(signed.dump())
 
 
+def load_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate from outside (a card's EF.SOD, a signed list), with the parts a verifier reads
+    parsed now. ``cryptography`` reads names, extensions and validity lazily, and on hostile input
+    raises KeyError or ValueError only when one is first touched, deep in a check; here it is a
+    :class:`ValueError` (with a one-line message) at once."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        cert.extensions  # noqa: B018 - parsed for the error, not the value
+        cert.not_valid_before_utc  # noqa: B018
+        cert.not_valid_after_utc  # noqa: B018
+    except (KeyError, TypeError, ValueError, x509.InvalidVersion, x509.DuplicateExtension) as e:
+        detail = f"a name holds a string of unknown type {e}" if isinstance(e, KeyError) else one_line(e)
+        raise ValueError(f"malformed certificate: {detail}") from None
+    return cert
+
+
 def verify_certificate_signature(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
     """``None`` when ``issuer``'s key signed ``cert``, else why not (RFC 5280 section 6.1.3 (a)(1))."""
     try:
         algorithm = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))["signature_algorithm"]
         key = as_public_key(issuer.public_key())
     except (PkiError, ValueError, UnsupportedAlgorithm) as e:
-        return str(e)
+        return one_line(e)
     return verify_signature(key, algorithm, cert.signature, cert.tbs_certificate_bytes)
 
 
@@ -205,7 +223,7 @@ def verify_crl_signature(crl: x509.CertificateRevocationList, issuer: x509.Certi
         algorithm = asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER))["signature_algorithm"]
         key = as_public_key(issuer.public_key())
     except (PkiError, ValueError, UnsupportedAlgorithm) as e:
-        return str(e)
+        return one_line(e)
     return verify_signature(key, algorithm, crl.signature, crl.tbs_certlist_bytes)
 
 

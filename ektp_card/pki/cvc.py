@@ -120,10 +120,17 @@ def encode_oid(dotted: str) -> bytes:
     return bytes(out)
 
 
+#: The longest OBJECT IDENTIFIER contents decoded (the UUID arc 2.25.x takes at most 21 bytes).
+MAX_OID_BYTES = 128
+
+
 def decode_oid(data: bytes) -> str:
     """Dotted form of OBJECT IDENTIFIER contents; sub-identifiers must be in their shortest form."""
     if not data or data[-1] & 0x80:
         raise LdsFormatError("truncated object identifier")
+    if len(data) > MAX_OID_BYTES:
+        # Python will not print an integer of more than 4300 digits; no OID of these protocols is close.
+        raise LdsFormatError(f"object identifier longer than {MAX_OID_BYTES} bytes")
     values: list[int] = []
     n, first_byte = 0, True
     for b in data:

@@ -29,9 +29,11 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from ektp_card.errors import PkiError
+from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
+from ektp_card.log import printable
 from ektp_card.pki.certs import (
     EKTP_ARC,
+    load_certificate,
     now,
     revocation_signer_problem,
     verify_certificate_signature,
@@ -127,25 +129,27 @@ class RevokedCard:
     reason: str | None = None
 
     def __post_init__(self) -> None:
+        # The serial first: the other messages quote it (escaped, since a parsed list may hold anything).
+        if not 1 <= len(self.serial) <= _SERIAL_MAX:
+            raise PkiError(f"a card serial has 1 to {_SERIAL_MAX} characters, got {len(self.serial)}")
+        card = printable(self.serial)
         if len(self.sod_sha256) != 64 or self.sod_sha256.strip("0123456789abcdef"):
-            raise PkiError(f"card {self.serial}: the EF.SOD hash must be 64 lower-case hex digits")
+            raise PkiError(f"card {card}: the EF.SOD hash must be 64 lower-case hex digits")
         try:
             # A plain string from a registry row or a parsed list becomes the enum here.
             object.__setattr__(self, "state", RevokedState(self.state))
         except ValueError:
-            listed = f"state {self.state!r} is not listed on revocation lists"
-            raise PkiError(f"card {self.serial}: {listed}") from None
-        if not 1 <= len(self.serial) <= _SERIAL_MAX:
-            raise PkiError(f"a card serial has 1 to {_SERIAL_MAX} characters, got {len(self.serial)}")
+            listed = f"state {printable(repr(self.state))} is not listed on revocation lists"
+            raise PkiError(f"card {card}: {listed}") from None
 
     def describe(self) -> str:
         """The clerk's line: ``card 0A1B lost on 2026-01-05 (police report LP/12/2026)``."""
         why = {RevokedState.LOST: "police report", RevokedState.REVOKED: "reason",
                RevokedState.SPOILED: "reason"}.get(self.state)
-        text = f"card {self.serial} {self.state} on {self.date:%Y-%m-%d}"
+        text = f"card {printable(self.serial)} {self.state} on {self.date:%Y-%m-%d}"
         if self.state is RevokedState.DAMAGED:
             return text + " (surrendered at the desk)"
-        return text + (f" ({why} {self.reason})" if self.reason and why else "")
+        return text + (f" ({why} {printable(self.reason)})" if self.reason and why else "")
 
     def to_json(self) -> dict[str, Any]:
         return {"sod_sha256": self.sod_sha256, "serial": self.serial, "state": self.state.value,
@@ -235,7 +239,8 @@ class RevocationList:
         csca = next((c for c in trust.issuers_of(self.signer)
                      if verify_certificate_signature(self.signer, c) is None), None)
         if csca is None:
-            return f"the signer {self.signer.subject.rfc4514_string()} does not chain to a trusted CSCA"
+            signer = printable(self.signer.subject.rfc4514_string())
+            return f"the signer {signer} does not chain to a trusted CSCA"
         for moment, what in ((self.this_update, "when it signed the list"), (when, "now")):
             for role, cert in (("signer", self.signer), ("CSCA", csca)):
                 if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
@@ -341,7 +346,7 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         if si["sid"].name != "issuer_and_serial_number" or si["signed_attrs"].native is None:
             raise ValueError("the signer info needs issuerAndSerialNumber and signed attributes")
         sid = si["sid"].chosen
-        certs = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"]
+        certs = [load_certificate(c.chosen.dump()) for c in sd["certificates"]
                  if c.name == "certificate"]
         signer = next((c for c in certs if c.serial_number == sid["serial_number"].native
                        and c.issuer.public_bytes() == sid["issuer"].dump()), None)
@@ -364,9 +369,12 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         version = int(content["version"].native)
         if version != LIST_VERSION:
             raise ValueError(f"version {version + 1} is not supported")
+        sequence = int(content["sequence_number"].native)
+        if not 0 <= sequence < 1 << 160:
+            raise ValueError("the sequence number is not a non-negative integer of at most 20 octets")
         entries = tuple(
             RevokedCard(bytes(c["sod_hash"].native).hex(), str(c["card_serial"].native),
-                        RevokedState(str(c["state"].native)), c["date"].native,
+                        RevokedState(str(c["state"].native)), _time(c["date"].native, "a card's date"),
                         None if c["reason"].native is None else str(c["reason"].native))
             for c in content["revoked_cards"]
         )
@@ -374,16 +382,24 @@ def parse_revocation_list(data: bytes) -> RevocationList:
         if hashes != sorted(set(hashes)):
             raise ValueError("entries are not sorted by EF.SOD hash without repeats")
         issuer_der = content["issuer"].dump()
-        issuer = (signer.issuer.rfc4514_string() if issuer_der == signer.issuer.public_bytes()
-                  else str(content["issuer"].human_friendly))
+        issuer = printable(signer.issuer.rfc4514_string() if issuer_der == signer.issuer.public_bytes()
+                           else str(content["issuer"].human_friendly))
         return RevocationList(
-            version, issuer, content["this_update"].native, content["next_update"].native,
-            int(content["sequence_number"].native), entries, signer, signed, issuer_der,
+            version, issuer, _time(content["this_update"].native, "thisUpdate"),
+            _time(content["next_update"].native, "nextUpdate"), sequence, entries, signer, signed, issuer_der,
         )
     except PkiError as e:
-        raise PkiError(f"malformed revocation list: {e}") from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        raise PkiError(f"malformed revocation list: {e}") from None
+        raise PkiError(f"malformed revocation list: {one_line(e)}") from None
+    except ASN1_ERRORS as e:
+        raise PkiError(f"malformed revocation list: {one_line(e)}") from None
+
+
+def _time(value: object, what: str) -> dt.datetime:
+    # asn1crypto reads a GeneralizedTime without a zone as a naive datetime (which cannot be compared
+    # with the verifier's clock) and year 0 as its own extended_datetime.
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValueError(f"{what} is not a time with its time zone")
+    return value.astimezone(dt.UTC)
 
 
 def load_revocation_list(

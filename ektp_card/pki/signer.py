@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from ektp_card.errors import PkiError
+from ektp_card.errors import PkiError, one_line
 
 HashName = Literal["sha256", "sha384", "sha512"]
 HASH_NAMES: tuple[HashName, ...] = get_args(HashName)
@@ -166,7 +166,7 @@ def verify_signature(
     except InvalidSignature:
         return "the signature does not verify"
     except (PkiError, UnsupportedAlgorithm, ValueError, TypeError, KeyError) as e:
-        return f"cannot check the signature: {e}"
+        return f"cannot check the signature: {one_line(e)}"
 
 
 class Signer(abc.ABC):

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
-from ektp_card.errors import PkiError
-from ektp_card.pki.certs import verify_certificate_signature
+from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
+from ektp_card.pki.certs import load_certificate, verify_certificate_signature
 from ektp_card.pki.signer import as_public_key, digest, verify_signature
 
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
@@ -114,14 +115,16 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
             raise PkiError("not an ICAO CSCA master list (ICAO 9303-12 section 9)")
         econtent = bytes(sd["encap_content_info"]["content"])
         master = CscaMasterList.load(econtent, strict=True)
-        listed = [x509.load_der_x509_certificate(c.dump()) for c in master["cert_list"]]
+        listed = [load_certificate(c.dump()) for c in master["cert_list"]]
         si = sd["signer_infos"][0]
         signers = [
-            x509.load_der_x509_certificate(c.chosen.dump())
+            load_certificate(c.chosen.dump())
             for c in sd["certificates"]
             if c.name == "certificate"
         ]
         sid = si["sid"].chosen
+        by_serial = si["sid"].name == "issuer_and_serial_number"
+        signer_serial = sid["serial_number"].native if by_serial else None
         attrs = si["signed_attrs"]
         md = next(a["values"][0].native for a in attrs if a["type"].native == "message_digest")
         hash_name = si["digest_algorithm"]["algorithm"].native
@@ -130,18 +133,18 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
         sig_alg = si["signature_algorithm"]
     except PkiError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, StopIteration) as e:
-        raise PkiError(f"malformed master list: {e}") from None
+    except (*ASN1_ERRORS, StopIteration) as e:
+        raise PkiError(f"malformed master list: {one_line(e)}") from None
     if md != digest(hash_name, econtent):
         raise PkiError("master list content does not match its message digest")
-    signer = next(
-        (c for c in signers if si["sid"].name == "issuer_and_serial_number"
-         and c.serial_number == sid["serial_number"].native),
-        None,
-    )
+    signer = next((c for c in signers if by_serial and c.serial_number == signer_serial), None)
     if signer is None:
         raise PkiError("master list signer certificate is missing")
-    reason = verify_signature(as_public_key(signer.public_key()), sig_alg, signature, signed_attrs)
+    try:
+        key = as_public_key(signer.public_key())
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise PkiError(f"master list signer key is unusable: {one_line(e)}") from None
+    reason = verify_signature(key, sig_alg, signature, signed_attrs)
     if reason is not None:
         raise PkiError(f"master list signature: {reason}")
     if any(verify_certificate_signature(signer, ca) is None for ca in anchors.issuers_of(signer)):

@@ -20,6 +20,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from ektp_card.errors import LdsFormatError, PkiError
 from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT, Sod, parse_sod
+from ektp_card.log import printable
 from ektp_card.pki.certs import (
     country_of,
     parse_private_key_usage_period,
@@ -154,7 +155,7 @@ def passive_authentication(
     if ds is None:
         r.add("cms-signature", "EF.SOD lacks the document signer certificate its signer info names", "")
     else:
-        r.add("cms-signature", _cms_reason(parsed, ds), f"signed by {ds.subject.rfc4514_string()}")
+        r.add("cms-signature", _cms_reason(parsed, ds), f"signed by {_name(ds.subject)}")
 
     csca: x509.Certificate | None = None
     if ds is None:
@@ -183,12 +184,22 @@ def passive_authentication(
         else:
             r.add("revocation", reason, "not revoked on a current CRL")
     r.add("issuer-country", _country_reason(ds, csca, policy.expected_country),
-          f"country {country_of(ds.subject)}")
+          f"country {_country(ds.subject)}")
     return PassiveAuthResult(tuple(r.checks), parsed.signing_time, ds, csca)
 
 
 def _subject(cert: x509.Certificate | None) -> str | None:
-    return cert.subject.rfc4514_string() if cert is not None else None
+    return _name(cert.subject) if cert is not None else None
+
+
+def _country(name: x509.Name) -> str | None:
+    country = country_of(name)
+    return None if country is None else printable(country)
+
+
+def _name(name: x509.Name) -> str:
+    """A certificate name for a report: the EF.SOD comes from the card, its names may hold anything."""
+    return printable(name.rfc4514_string())
 
 
 def _numbers(data_groups: Mapping[int, bytes]) -> str:
@@ -252,7 +263,7 @@ def _chain(ds: x509.Certificate, trust: TrustStore) -> tuple[x509.Certificate | 
     """ICAO 9303-12 section 6: the document signer must be issued directly by a trusted CSCA."""
     candidates = trust.issuers_of(ds)
     if not candidates:
-        return None, f"no trusted CSCA named {ds.issuer.rfc4514_string()}"
+        return None, f"no trusted CSCA named {_name(ds.issuer)}"
     last = ""
     for csca in candidates:
         reason = verify_certificate_signature(ds, csca)
@@ -349,15 +360,15 @@ def _revocation(ds: x509.Certificate, csca: x509.Certificate, trust: TrustStore,
 def _country_reason(ds: x509.Certificate, csca: x509.Certificate | None, expected: str | None) -> str | None:
     """ICAO 9303-12 section 7.1.1: one country code in the CSCA and document signer names."""
     countries = {
-        "document signer subject": country_of(ds.subject),
-        "document signer issuer": country_of(ds.issuer),
+        "document signer subject": _country(ds.subject),
+        "document signer issuer": _country(ds.issuer),
     }
     if csca is not None:
-        countries["CSCA subject"] = country_of(csca.subject)
+        countries["CSCA subject"] = _country(csca.subject)
     if None in countries.values():
         return "a certificate name lacks a single country code"
     if len(set(countries.values())) != 1:
         return "country codes differ: " + ", ".join(f"{k} {v}" for k, v in countries.items())
-    if expected is not None and country_of(ds.subject) != expected:
-        return f"issuing country {country_of(ds.subject)} is not the expected {expected}"
+    if expected is not None and _country(ds.subject) != expected:
+        return f"issuing country {_country(ds.subject)} is not the expected {expected}"
     return None

@@ -32,6 +32,7 @@ from ektp_card.errors import ApduError, LdsFormatError, SecurityStatusNotSatisfi
 from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.sod import Sod, parse_sod
+from ektp_card.log import printable
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.card import AccessProtocol, AccessResult
 from ektp_card.session.document import DocumentSession
@@ -178,7 +179,7 @@ def passive_check(
     if sod is not None:
         missing = set(reading.numbers) - set(reading.groups) - set(reading.refused) - CHIP_GROUPS
         problems += [f"DG{n} is listed in EF.SOD but the card does not give it" for n in sorted(missing)]
-    signer = passive.document_signer.subject.rfc4514_string() if passive.document_signer else "?"
+    signer = printable(passive.document_signer.subject.rfc4514_string()) if passive.document_signer else "?"
     ok = f"EF.SOD signed by {signer}, a trusted document signer; data group hashes match"
     checks.add(PA, Status.FAIL if problems else Status.PASS, "; ".join(problems) or ok)
     return passive

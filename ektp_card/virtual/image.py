@@ -31,6 +31,7 @@ import binascii
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 #: Nesting deeper than this is not a card but a broken (or hostile) file.
 _MAX_DEPTH = 16
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 
 
 @dataclass(frozen=True)
@@ -174,14 +176,17 @@ def _base64(text: object, what: str) -> bytes:
         raise CardImageError(f"{what} is not base64") from None
 
 
+def _hex4(text: str) -> int | None:
+    """Four hex digits as a number; int(text, 16) alone would take "+0_1" or " 3F0" too."""
+    return int(text, 16) if _HEX4.fullmatch(text) else None
+
+
 def _fid(node: Mapping[str, object]) -> int:
     text = _str(node, "fid")
-    if len(text) != 4:
-        raise CardImageError(f"file identifier {text!r} is not four hex digits")
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise CardImageError(f"file identifier {text!r} is not four hex digits") from None
+    fid = _hex4(text)
+    if fid is None:
+        raise CardImageError(f"file identifier {text[:8]!r} is not four hex digits")
+    return fid
 
 
 def _attributes(node: Mapping[str, object]) -> tuple[SecurityAttributes, LifeCycle]:
@@ -219,7 +224,7 @@ def _children(fs: FileSystem, df: DedicatedFile, node: Mapping[str, object], dep
             sub = fs.create_df(df, fid, name=_opt_hex(child, "name"), access=access, lcs=lcs)
             _children(fs, sub, child, depth + 1)
         else:
-            raise CardImageError(f"unknown file kind {kind!r}")
+            raise CardImageError(f"unknown file kind {kind[:16]!r}")
 
 
 def _decode_behaviour(raw: Mapping[str, object]) -> CardBehaviour:
@@ -232,13 +237,11 @@ def _decode_behaviour(raw: Mapping[str, object]) -> CardBehaviour:
         try:
             kind = FailureKind(name)
         except ValueError:
-            raise CardImageError(f"unknown failure kind {name!r}") from None
-        if not isinstance(value, str) or len(value) != 4:
+            raise CardImageError(f"unknown failure kind {name[:16]!r}") from None
+        word = _hex4(value) if isinstance(value, str) else None
+        if word is None:
             raise CardImageError(f"status word for {name!r} is not four hex digits")
-        try:
-            words[kind] = int(value, 16)
-        except ValueError:
-            raise CardImageError(f"status word for {name!r} is not four hex digits") from None
+        words[kind] = word
     signature = _field(raw, "aa_signature")
     return CardBehaviour(
         rng=rng,
@@ -273,7 +276,8 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
     """Parse an image document; :class:`CardImageError` names ``source`` and what is wrong."""
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError: not UTF-8, not JSON, or an integer with more digits than Python converts.
         raise CardImageError(f"{source} is corrupt: not a JSON document") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CardImageError(f"{source} is not an ektp-card virtual card image")
