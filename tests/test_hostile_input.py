@@ -9,13 +9,13 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from asn1crypto import cms, core  # type: ignore[import-untyped]
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pki_fixtures import T0, key, pki
 
 from ektp_card.apdu.tlv import Tlv
 from ektp_card.crypto.ca import ID_PK_ECDH
@@ -50,6 +50,11 @@ from ektp_card.pki.revocation import (
 from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.passive import Policy, passive_authentication
 from ektp_card.virtual import demo_card, image
+
+if TYPE_CHECKING:
+    from fixtures.document_pki import Key, PkiFactory
+
+T0 = dt.datetime(2026, 1, 15, 8, 0, 0, tzinfo=dt.UTC)
 
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 LONG_NUMBER = "1" * 100_000
@@ -113,7 +118,7 @@ def test_parameters_form_of_unparsable_ec_parameters_is_malformed() -> None:
 # --- certificates inside signed files ------------------------------------------------------------------
 
 
-def _revocation_list() -> bytes:
+def _revocation_list(pki: PkiFactory, key: Key) -> bytes:
     p = pki("secp384r1")
     rs_signer = key("secp384r1", 7)
     rs = issue_revocation_signer(p.csca_signer, p.csca, rs_signer.public_key, common_name="RS Hostile",
@@ -122,10 +127,10 @@ def _revocation_list() -> bytes:
     return build_revocation_list([entry], rs_signer, rs, sequence=1, this_update=T0 + dt.timedelta(days=3))
 
 
-def test_certificate_name_with_a_string_of_unknown_type_is_malformed() -> None:
+def test_certificate_name_with_a_string_of_unknown_type_is_malformed(pki: PkiFactory, key: Key) -> None:
     # cryptography parses names lazily and raised KeyError (the unknown tag) from subject, deep in
     # trust_problem() or to_json(); load_certificate parses them at once.
-    data = _revocation_list()
+    data = _revocation_list(pki, key)
     at = data.find(b"RS Hostile")
     hostile = data[: at - 2] + b"\xc3" + data[at - 1 :]
     with pytest.raises(PkiError) as exc:
@@ -133,13 +138,13 @@ def test_certificate_name_with_a_string_of_unknown_type_is_malformed() -> None:
     assert "a name holds a string of unknown type 195" in one_line_error(exc)
 
 
-def _master_list(cscas: list[x509.Certificate] | None = None) -> tuple[bytes, TrustStore]:
+def _master_list(pki: PkiFactory, cscas: list[x509.Certificate] | None = None) -> tuple[bytes, TrustStore]:
     p = pki("secp384r1")
     return build_master_list(p.ds_signer, p.ds, cscas or [p.csca]), TrustStore((p.csca,))
 
 
-def test_master_list_certificate_of_an_invalid_version_is_malformed() -> None:
-    data, trust = _master_list()
+def test_master_list_certificate_of_an_invalid_version_is_malformed(pki: PkiFactory) -> None:
+    data, trust = _master_list(pki)
     version = data.find(bytes.fromhex("a003020102"))
     hostile = data[: version + 4] + b"\x2f" + data[version + 5 :]
     with pytest.raises(PkiError) as exc:
@@ -148,20 +153,20 @@ def test_master_list_certificate_of_an_invalid_version_is_malformed() -> None:
     assert message == "malformed master list: malformed certificate: 47 is not a valid X509 version"
 
 
-def test_master_list_certificate_with_a_repeated_extension_is_malformed() -> None:
+def test_master_list_certificate_with_a_repeated_extension_is_malformed(pki: PkiFactory) -> None:
     p = pki("secp384r1")
     cert = asn1_x509.Certificate.load(p.csca.public_bytes(Encoding.DER))
     extensions = cert["tbs_certificate"]["extensions"]
     extensions.append(extensions[0].copy())
     twice = x509.load_der_x509_certificate(cert.dump(force=True))
-    data, trust = _master_list([twice])
+    data, trust = _master_list(pki, [twice])
     with pytest.raises(PkiError) as exc:
         load_master_list(data, trust)
     assert "malformed certificate" in one_line_error(exc)
 
 
-def test_master_list_signer_key_off_its_curve_is_refused() -> None:
-    data, trust = _master_list()
+def test_master_list_signer_key_off_its_curve_is_refused(pki: PkiFactory) -> None:
+    data, trust = _master_list(pki)
     point = pki("secp384r1").ds.public_key().public_bytes(Encoding.X962, _uncompressed())
     at = data.find(point)
     hostile = data[: at + 10] + bytes([data[at + 10] ^ 1]) + data[at + 11 :]
@@ -190,7 +195,9 @@ def test_printable_escapes_line_breaks_controls_and_lone_surrogates() -> None:
     assert printable("CN=DS\nFuzz\x00\ud800") == "CN=DS\\nFuzz\\x00\\ud800"
 
 
-def test_passive_authentication_reports_a_signer_name_with_a_line_break_on_one_line() -> None:
+def test_passive_authentication_reports_a_signer_name_with_a_line_break_on_one_line(
+    pki: PkiFactory, key: Key
+) -> None:
     p = pki("secp384r1")
     signer = key("secp384r1", 8)
     ds = issue_document_signer(p.csca_signer, p.csca, signer.public_key, common_name="DS\nHostile",
@@ -304,7 +311,7 @@ YEAR_ZERO = b"\x18\x0f00000117080000Z"  # asn1crypto reads it as its own extende
 
 
 @pytest.mark.parametrize("time", [NAIVE_TIME, YEAR_ZERO])
-def test_sod_signing_time_without_a_zone_is_malformed(time: bytes) -> None:
+def test_sod_signing_time_without_a_zone_is_malformed(pki: PkiFactory, time: bytes) -> None:
     # A naive signing time made Passive Authentication raise TypeError comparing it with the
     # certificates' validity.
     p = pki("secp384r1")
@@ -320,7 +327,7 @@ def test_sod_signing_time_without_a_zone_is_malformed(time: bytes) -> None:
     assert result.checks[0].reason == "the signing time is not a time with its time zone"
 
 
-def _signed_list(**content: object) -> bytes:
+def _signed_list(pki: PkiFactory, key: Key, **content: object) -> bytes:
     p = pki("secp384r1")
     rs_signer = key("secp384r1", 7)
     rs = issue_revocation_signer(p.csca_signer, p.csca, rs_signer.public_key, common_name="RS Hostile",
@@ -331,18 +338,18 @@ def _signed_list(**content: object) -> bytes:
                        hash_name="sha384", signing_time=T0 + dt.timedelta(days=3))
 
 
-def test_revocation_list_time_of_year_zero_is_malformed() -> None:
+def test_revocation_list_time_of_year_zero_is_malformed(pki: PkiFactory, key: Key) -> None:
     # asn1crypto's extended_datetime broke describe() (TypeError from its __format__) and the
     # staleness check.
     with pytest.raises(PkiError) as exc:
-        parse_revocation_list(_signed_list(this_update=core.GeneralizedTime.load(YEAR_ZERO)))
+        parse_revocation_list(_signed_list(pki, key, this_update=core.GeneralizedTime.load(YEAR_ZERO)))
     assert one_line_error(exc) == "malformed revocation list: thisUpdate is not a time with its time zone"
 
 
-def test_revocation_list_sequence_number_beyond_20_octets_is_malformed() -> None:
+def test_revocation_list_sequence_number_beyond_20_octets_is_malformed(pki: PkiFactory, key: Key) -> None:
     # Python will not print an integer of more than 4300 digits: describe() raised ValueError.
     with pytest.raises(PkiError, match="sequence number is not a non-negative integer of at most 20 octets"):
-        parse_revocation_list(_signed_list(sequence_number=10**5000))
+        parse_revocation_list(_signed_list(pki, key, sequence_number=10**5000))
 
 
 def test_revoked_card_line_and_errors_escape_the_serial_and_reason() -> None:
