@@ -204,6 +204,20 @@ class Guard(BaseHTTPMiddleware):
         return response
 
 
+def card_problem(exc: Exception, *, wrong_can: str = "error.wrong_can") -> tuple[str, int] | None:
+    """The message and HTTP status for a card operation that failed through what a user did (a busy
+    reader, a refused CAN, a card taken away or missing); ``None`` for anything else."""
+    if isinstance(exc, SlotBusy):
+        return "reader.busy", 409
+    if isinstance(exc, errors.PacePasswordError):
+        return wrong_can, 400
+    if isinstance(exc, errors.CardRemovedError):
+        return "error.removed", 409
+    if isinstance(exc, errors.NoCardError):
+        return "error.no_card", 409
+    return None
+
+
 def _local(path: str) -> str:
     """``path`` when it is a page of this station, else the clerk's page: never a redirect elsewhere."""
     ok = path.startswith("/") and not path.startswith("//") and "\\" not in path and path.isprintable()

@@ -43,7 +43,7 @@ _FIELDS = {"lost": "police_report", "damaged": "surrendered", "revoke": "reason"
 
 def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
     """The desk's routes for ``station``."""
-    from ektp_card._station.app import MAX_FINGERPRINT, _form, _session
+    from ektp_card._station.app import MAX_FINGERPRINT, _form, _session, card_problem
 
     def page(request: Request, template: str, code: int = 200, **values: Any) -> Response:
         return station.render(request, template, code, desk=desk, **values)
@@ -226,17 +226,12 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
             result = await run_in_threadpool(
                 _hand_over, station, desk, serial, can, finger, station.actor(_session(request))
             )
-        except SlotBusy:
-            return handover_page(request, 409, "reader.busy")
-        except errors.PacePasswordError:
-            return handover_page(request, 400, "error.wrong_can")
-        except errors.CardRemovedError:
-            return handover_page(request, 409, "error.removed")
-        except errors.NoCardError:
-            return handover_page(request, 409, "error.no_card")
-        except errors.RegistryError as exc:
-            return handover_page(request, 409, "action.refused", {"why": str(exc)})
-        except errors.EktpError as exc:
+        except (SlotBusy, errors.EktpError) as exc:
+            known = card_problem(exc)
+            if known is not None:
+                return handover_page(request, known[1], known[0])
+            if isinstance(exc, errors.RegistryError):
+                return handover_page(request, 409, "action.refused", {"why": str(exc)})
             return handover_page(request, 422, "error.card", {"why": str(exc)})
         if result.refusal is not None:
             why = "; ".join([result.refusal.value, *result.reasons])

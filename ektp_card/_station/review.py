@@ -113,7 +113,7 @@ def _try_can(slot: CardSlot, can: str) -> None:
 
 
 def review_routes(station: Station) -> list[Route]:
-    from ektp_card._station.app import _form, _session
+    from ektp_card._station.app import _form, _session, card_problem
 
     jobs: dict[str, AuditJob] = {}
 
@@ -140,15 +140,10 @@ def review_routes(station: Station) -> list[Route]:
         # The CAN first, in the request: a wrong one is said at once, and no test runs.
         try:
             await run_in_threadpool(_try_can, config.slot, can)
-        except SlotBusy:
-            return page(request, 409, "reader.busy")
-        except errors.PacePasswordError:
-            return page(request, 400, "review.wrong_can")
-        except errors.CardRemovedError:
-            return page(request, 409, "error.removed")
-        except errors.NoCardError:
-            return page(request, 409, "error.no_card")
-        except errors.EktpError as exc:
+        except (SlotBusy, errors.EktpError) as exc:
+            known = card_problem(exc, wrong_can="review.wrong_can")
+            if known is not None:
+                return page(request, known[1], known[0])
             log.info("review could not start: %s", exc)
             return page(request, 422, "review.no_start")
         options = AuditOptions(can=can, trust=config.trust, terminal=config.terminal, destructive=destructive)
