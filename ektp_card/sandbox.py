@@ -85,8 +85,13 @@ class Sandbox:
     master_key: bytes = field(repr=False)
     document_signer: DocumentSigner = field(repr=False)
     cvca_certificate: bytes = field(repr=False)
-    #: The passphrase of every key file in the PKI folder (CSCA, document and revocation signers).
+    #: The passphrase of every key file (CSCA, document and revocation signers, the terminal's key).
     passphrase: bytes = field(repr=False)
+
+    @property
+    def terminal_dir(self) -> Path:
+        """``cvca.cvcert``, ``dv.cvcert``, ``terminal.cvcert`` and ``terminal.key`` (encrypted)."""
+        return self.root / "terminal"
 
     @property
     def genuine(self) -> SandboxCard:
@@ -97,20 +102,44 @@ class Sandbox:
         return self.cards[-1]
 
 
-def make_terminal(today: dt.date, *, rights: tuple[str, ...] = (READ_DG3,)) -> tuple[bytes, Terminal]:
+def make_terminal(
+    today: dt.date,
+    *,
+    rights: tuple[str, ...] = (READ_DG3,),
+    folder: Path | None = None,
+    passphrase: bytes | None = None,
+) -> tuple[bytes, Terminal]:
     """A CVCA (its certificate, the cards' Terminal Authentication trust point), a document verifier
-    and an inspection terminal with ``rights``, keys in memory."""
-    cvca_priv, dv_priv, terminal_priv = (ec.generate_private_key(ec.BrainpoolP256R1()) for _ in range(3))
+    and an inspection terminal with ``rights``, keys in memory. With ``folder`` (and ``passphrase``),
+    the certificates are written there (``cvca.cvcert``, ``dv.cvcert``, ``terminal.cvcert``) and the
+    terminal's key as an encrypted key file (``terminal.key``), as ``ektp verify --terminal-chain
+    dv.cvcert --terminal-chain terminal.cvcert --terminal-key terminal.key`` takes them."""
+    from ektp_card.pki.signer import KeyFileSigner, Signer
+
+    cvca_priv, dv_priv = (ec.generate_private_key(ec.BrainpoolP256R1()) for _ in range(2))
     cvca_key, dv_key = PrivateKeySigner(cvca_priv), PrivateKeySigner(dv_priv)
+    terminal_key: Signer
+    if folder is not None:
+        if passphrase is None:
+            raise ValueError("a terminal key file needs a passphrase")
+        terminal_key = KeyFileSigner.generate(folder / "terminal.key", KeySpec.parse("brainpoolP256r1"),
+                                              passphrase)
+    else:
+        terminal_key = PrivateKeySigner(ec.generate_private_key(ec.BrainpoolP256R1()))
     cvca = create_cvca(cvca_key, holder="IDCVCA00001", terminal_type=TerminalType.IS, rights=list(rights),
                        effective=today - dt.timedelta(days=30), expiration=today + dt.timedelta(days=1000))
     dv = issue(cvca_key, cvca, dv_priv.public_key(), holder="IDDVDEMO0001", role=Role.DV_DOMESTIC,
                rights=list(rights), effective=today - dt.timedelta(days=10),
                expiration=today + dt.timedelta(days=90))
-    terminal = issue(dv_key, dv, terminal_priv.public_key(), holder="IDSTATION001", role=Role.TERMINAL,
+    terminal_public = terminal_key.public_key
+    assert isinstance(terminal_public, ec.EllipticCurvePublicKey)  # noqa: S101 - made as EC just above
+    terminal = issue(dv_key, dv, terminal_public, holder="IDSTATION001", role=Role.TERMINAL,
                      rights=list(rights), effective=today - dt.timedelta(days=1),
                      expiration=today + dt.timedelta(days=30))
-    return cvca.encode(), Terminal((dv, terminal), PrivateKeySigner(terminal_priv))
+    if folder is not None:
+        for name, certificate in (("cvca", cvca), ("dv", dv), ("terminal", terminal)):
+            write_file(folder / f"{name}.cvcert", certificate.encode())
+    return cvca.encode(), Terminal((dv, terminal), terminal_key)
 
 
 def _write_media(record: CitizenRecord, media: Path, names: Mapping[str, str]) -> None:
@@ -154,7 +183,7 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
     crl = pki.publish_crl(passphrase)
     trust = TrustStore((pki.csca,), (crl,))
     signer = DocumentSigner(*pki.document_signer(None, passphrase))
-    cvca, terminal = make_terminal(today)
+    cvca, terminal = make_terminal(today, folder=root / "terminal", passphrase=passphrase)
     master_key = secrets.token_bytes(16)
 
     people: list[SyntheticCitizen] = []

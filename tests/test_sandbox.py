@@ -50,3 +50,21 @@ def test_registry_and_folders(sandbox: Sandbox) -> None:
     rows = list(read_batch(sandbox.batch))
     assert len(rows) == 20 and [r.line for r in rows if r.record is None] == [2, 5]
     assert "can=" not in repr(sandbox.genuine) and f"'{sandbox.genuine.can}'" not in repr(sandbox)
+
+
+def test_the_cli_verifies_with_the_offices_files(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # What an integrator outside Python gets: files for `ektp verify`, a passphrase in the environment.
+    from ektp_card._cli import main
+
+    t = sandbox.terminal_dir
+    monkeypatch.setenv("EKTP_TERMINAL_PASSPHRASE", sandbox.passphrase.decode())
+    args = ["verify", "--virtual", str(sandbox.cards[1].image), "--can", sandbox.cards[1].can, "--trust",
+            str(sandbox.trust_dir), "--terminal-chain", str(t / "dv.cvcert"), "--terminal-chain",
+            str(t / "terminal.cvcert"), "--terminal-key", str(t / "terminal.key")]
+    for finger, code in ((sandbox.cards[1].holder_capture, 0), (sandbox.cards[1].other_capture, 13)):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--fingerprint", str(finger)])
+        assert exit_info.value.code == code, capsys.readouterr().err
+    assert (t / "cvca.cvcert").read_bytes() == sandbox.cvca_certificate
+    assert (t / "terminal.key").stat().st_mode & 0o077 == 0
