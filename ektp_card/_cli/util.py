@@ -73,6 +73,7 @@ def exit_codes() -> dict[type[errors.EktpError], ExitCode]:
         e.RecordFileError: code.FILE,
         e.IssuerMaterialError: code.FILE,
         e.InputFileError: code.FILE,
+        e.PrintJobError: code.FILE,
         # Terminal Authentication reaches a command only when the terminal's chain and key do not go
         # together (a refusal by the chip is a check of the verification report).
         e.TerminalAuthenticationError: code.FILE,
