@@ -78,6 +78,21 @@ def test_truncated_security_infos_give_a_one_line_error(data: bytes) -> None:
     assert one_line_error(exc).startswith("malformed SecurityInfos: Insufficient data")
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes.fromhex("311430800607003080060700d8c50100300221000000"),  # found by the campaign
+        bytes.fromhex("310c30800603120304020102" "0000"),
+    ],
+)
+def test_security_info_of_indefinite_length_is_malformed(data: bytes) -> None:
+    # asn1crypto re-serialised such an element when it was kept, wrongly in the first case: the
+    # EF.CardAccess decoded, but what it encoded to did not decode again.
+    with pytest.raises(LdsFormatError) as exc:
+        CardAccess.decode(data)
+    assert one_line_error(exc) == "malformed SecurityInfos: an indefinite length, which DER does not allow"
+
+
 def test_dg14_key_of_a_type_asn1crypto_cannot_read_is_malformed() -> None:
     # An ObjectDescriptor (tag 07) where the SubjectPublicKeyInfo goes: asn1crypto's .native raised
     # AttributeError from inside its lazy parsing.
