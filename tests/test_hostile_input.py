@@ -17,8 +17,13 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ektp_card.apdu.command import CommandApdu
+from ektp_card.apdu.protocol import ApduProtocol
+from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv
 from ektp_card.crypto.ca import ID_PK_ECDH
+from ektp_card.crypto.kdf import Cipher
+from ektp_card.crypto.sm import CardSecureMessaging, SecureMessagingSession
 from ektp_card.desk.batch import PrintedCard
 from ektp_card.errors import (
     CardImageError,
@@ -31,6 +36,7 @@ from ektp_card.errors import (
 )
 from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.dg14 import Dg14
+from ektp_card.lds.profile import DEMO_AID, EF_LARGE_SFI
 from ektp_card.lds.public_key import ID_EC_PUBLIC_KEY, decode_public_key_info, parameters_form
 from ektp_card.lds.record import load_record, read_batch, record_from_mapping
 from ektp_card.lds.sod import build_sod, parse_sod, unwrap
@@ -50,6 +56,7 @@ from ektp_card.pki.revocation import (
 from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.verify.passive import Policy, passive_authentication
 from ektp_card.virtual import demo_card, image
+from ektp_card.virtual.demo import LARGE_CONTENT
 
 if TYPE_CHECKING:
     from fixtures.document_pki import Key, PkiFactory
@@ -81,6 +88,21 @@ def test_truncated_security_infos_give_a_one_line_error(data: bytes) -> None:
     with pytest.raises(LdsFormatError) as exc:
         CardAccess.decode(data)
     assert one_line_error(exc).startswith("malformed SecurityInfos: Insufficient data")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes.fromhex("311430800607003080060700d8c50100300221000000"),  # found by the campaign
+        bytes.fromhex("310c30800603120304020102" "0000"),
+    ],
+)
+def test_security_info_of_indefinite_length_is_malformed(data: bytes) -> None:
+    # asn1crypto re-serialised such an element when it was kept, wrongly in the first case: the
+    # EF.CardAccess decoded, but what it encoded to did not decode again.
+    with pytest.raises(LdsFormatError) as exc:
+        CardAccess.decode(data)
+    assert one_line_error(exc) == "malformed SecurityInfos: an indefinite length, which DER does not allow"
 
 
 def test_dg14_key_of_a_type_asn1crypto_cannot_read_is_malformed() -> None:
@@ -384,3 +406,24 @@ def test_card_image_status_word_is_exactly_four_hex_digits() -> None:
     doc["config"]["behaviour"]["error_words"] = {"sm-mac": "+6_9"}
     with pytest.raises(CardImageError, match="status word for 'sm-mac' is not four hex digits"):
         image.decode(json.dumps(doc).encode())
+
+
+# --- the virtual card ----------------------------------------------------------------------------------
+
+
+def test_protected_answer_with_a_warning_longer_than_ne_is_split_not_cut() -> None:
+    # Found by fuzzing: 240 bytes up to the end of the file (6282) protect to 275, more than Ne 256 of
+    # the short protected command; the card cut the answer (its MAC with it) instead of announcing the
+    # rest with 61xx, so the terminal could not verify it.
+    card = demo_card()
+    card.transceive(CommandApdu(0x00, 0xA4, 0x04, 0x0C, DEMO_AID).encode())
+    key = bytes(range(16))
+    card.security.open_channel(CardSecureMessaging(Cipher.AES128, key, key, 0))
+    protocol = ApduProtocol(card)
+    protocol.secure_messaging = SecureMessagingSession(Cipher.AES128, key, key, 0)
+    offset = len(LARGE_CONTENT) - 240
+    read = CommandApdu(0x00, 0xB0, 0x80 | EF_LARGE_SFI, 0, le=255)
+    protocol.send(read)  # selects EF.LARGE by its SFI
+    answer = protocol.send(read.with_(p1=offset >> 8, p2=offset & 0xFF),
+                           allow=frozenset({SW.END_OF_FILE}))
+    assert (answer.data, answer.sw) == (LARGE_CONTENT[offset:], SW.END_OF_FILE)

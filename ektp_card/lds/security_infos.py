@@ -29,8 +29,13 @@ def split_security_infos(data: bytes) -> list[tuple[str, bytes]]:
     try:
         parsed = SecurityInfosSpec.load(data, strict=True)
         elements = [(str(element["protocol"].dotted), bytes(element.dump())) for element in parsed]
+        body = bytes(parsed.contents)
     except ASN1_ERRORS as exc:
         raise LdsFormatError(f"malformed SecurityInfos: {one_line(exc)}") from None
+    if data[1:2] == b"\x80" or b"".join(der for _, der in elements) != body:
+        # asn1crypto re-serialises an element read with an indefinite length, and wrongly: the bytes
+        # kept would not decode again. SecurityInfos are DER, which has no indefinite length.
+        raise LdsFormatError("malformed SecurityInfos: an indefinite length, which DER does not allow")
     if not all(protocol for protocol, _ in elements):
         # asn1crypto reads an OID cut off in the middle of an arc as empty.
         raise LdsFormatError("malformed SecurityInfos: a protocol OID is cut off")

@@ -196,10 +196,13 @@ class Session:
     current_ef: ElementaryFile | None = None
     security: SecurityState = field(default_factory=SecurityState)
     chain: _Chain | None = None
-    #: Response bytes announced with 61xx and not yet fetched.
+    #: Response bytes announced with 61xx and not yet fetched, and the status word they end with (a
+    #: warning such as 6282 stays with the data it qualifies).
     remainder: bytes = b""
+    remainder_sw: int = SW.OK
     #: What GET RESPONSE may return while the current command runs (the previous remainder).
     offered: bytes = b""
+    offered_sw: int = SW.OK
     #: The authentication protocol MSE:Set AT started and GENERAL AUTHENTICATE continues (e.g.
     #: a :class:`~ektp_card.virtual.pace.ChipPace` run); each protocol module checks its own type.
     protocol_state: object | None = None
@@ -437,6 +440,7 @@ class VirtualCard:
         session = self.session
         # GET RESPONSE must come right after the response it continues; any other command drops it.
         session.offered, session.remainder = session.remainder, b""
+        session.offered_sw, session.remainder_sw = session.remainder_sw, SW.OK
         try:
             apdu = CommandApdu.decode(raw)
         except ApduFormatError:
@@ -523,13 +527,15 @@ class VirtualCard:
         return self._deliver(response, apdu) if fit else response
 
     def _deliver(self, response: ResponseApdu, apdu: CommandApdu) -> ResponseApdu:
-        """Fit the response into Ne: a longer successful response is split, the rest waiting for
-        GET RESPONSE behind 61xx (ISO/IEC 7816-4 section 5.3.4)."""
+        """Fit the response into Ne: a longer response of a command that completed (9000, or a
+        warning 62xx/63xx) is split, the rest waiting for GET RESPONSE behind 61xx (ISO/IEC 7816-4
+        section 5.3.4); the last part ends with the command's status word. A protected answer is
+        longer than the data it carries, so a warning such as end of file (6282) must not cut it."""
         limit = self.response_limit(apdu)
         if len(response.data) <= limit:
             return response
-        if response.sw != SW.OK:
+        if response.sw != SW.OK and response.sw >> 8 not in (0x62, 0x63):
             return ResponseApdu(response.data[:limit], response.sw)
         rest = response.data[limit:]
-        self.session.remainder = rest
+        self.session.remainder, self.session.remainder_sw = rest, response.sw
         return ResponseApdu(response.data[:limit], SW.bytes_remaining(min(len(rest), 256)))

@@ -455,7 +455,7 @@ def get_response(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     waiting = card.session.offered
     if not waiting:
         refuse(SW.CONDITIONS_NOT_SATISFIED)
-    return ok(waiting)
+    return ResponseApdu(waiting, card.session.offered_sw)
 
 
 #: The interindustry command set of the base card OS, keyed by INS.
