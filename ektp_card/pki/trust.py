@@ -14,6 +14,7 @@ from asn1crypto import cms  # type: ignore[import-untyped]
 from cryptography import x509
 
 from ektp_card.errors import PkiError
+from ektp_card.files import CERTIFICATE_LIMIT, CRL_LIMIT, read_file
 from ektp_card.pki.certs import verify_certificate_signature
 from ektp_card.pki.masterlist import OID_CSCA_MASTER_LIST, CscaMasterList
 from ektp_card.pki.signer import as_public_key, digest, verify_signature
@@ -46,9 +47,11 @@ class TrustStore:
         """Every certificate and CRL file in ``folder`` (not recursive)."""
         if not folder.is_dir():
             raise PkiError(f"trust store {folder} is not a folder")
+        # Everything named like a certificate or CRL is read (and must be a regular file): a FIFO or a
+        # link to a device there is refused, not skipped and not read forever.
         return cls.from_files(
             path for path in sorted(folder.iterdir())
-            if path.is_file() and path.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES
+            if path.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES
         )
 
     @classmethod
@@ -59,7 +62,7 @@ class TrustStore:
         for path in paths:
             suffix = path.suffix.lower()
             try:
-                data = path.read_bytes()
+                data = read_file(path, CRL_LIMIT if suffix in CRL_SUFFIXES else CERTIFICATE_LIMIT)
             except OSError as e:
                 raise PkiError(f"{path}: {e.strerror or e}") from None
             try:

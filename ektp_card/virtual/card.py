@@ -389,9 +389,12 @@ class VirtualCard:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the card's non-volatile state to an image file, atomically."""
+        image.write_atomic(path, self.image_bytes())
+
+    def image_bytes(self) -> bytes:
+        """The card's non-volatile state as an image file holds it."""
         with self._lock:
-            encoded = image.encode(image.CardImage(self._config, self.fs, dict(self.keys)))
-        image.write_atomic(path, encoded)
+            return image.encode(image.CardImage(self._config, self.fs, dict(self.keys)))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
@@ -418,10 +421,12 @@ class VirtualCard:
                 raise CardRemovedError("the virtual card is not powered")
             try:
                 response = self._process(bytes(command)).encode()
-            except Exception:
+            except Exception as exc:
                 # Last line of defence: a card answers, it never takes the reader down with it.
                 # The command bytes stay out of the log: they may carry secrets.
-                log.exception("internal error in the virtual card, answering 6F00")
+                # One line; the traceback only with -vv (debug), like every other failure.
+                log.warning("internal error in the virtual card (%s), answering 6F00", type(exc).__name__,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
                 response = _status(SW.NO_PRECISE_DIAGNOSIS).encode()
         delay = self._config.behaviour.response_delay_ms
         if delay:
