@@ -362,11 +362,14 @@ def setup_logging(verbosity: int) -> None:
     root = logging.getLogger("ektp_card")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # nfcpy logs its own warnings when a card leaves the field; our error line already says so.
-    nfc_log = logging.getLogger("nfc")
-    nfc_log.handlers[:] = [handler] if verbosity >= 2 else [logging.NullHandler()]
-    nfc_log.propagate = False
-    nfc_log.setLevel(level)
+    # nfcpy logs its own warnings when a card leaves the field; our error line already says so. Python
+    # warnings from libraries (cryptography's about a certificate it reads) likewise show only with -vv.
+    logging.captureWarnings(True)
+    for name in ("nfc", "py.warnings"):
+        quiet = logging.getLogger(name)
+        quiet.handlers[:] = [handler] if verbosity >= 2 else [logging.NullHandler()]
+        quiet.propagate = False
+        quiet.setLevel(level)
 
 
 def parse_hex(value: str, what: str) -> bytes:

@@ -87,7 +87,7 @@ class PaceInfo:
             protocol = str(parsed["protocol"].dotted)
             version = int(parsed["version"].native)
             parameter = parsed["parameter_id"].native
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # asn1crypto: AttributeError for some types
             raise LdsFormatError(f"malformed PACEInfo: {exc}") from None
         if protocol not in PACE_ALGORITHMS:
             raise LdsFormatError(f"{protocol} is not a PACE protocol")

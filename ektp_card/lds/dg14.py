@@ -79,7 +79,7 @@ def _load(spec: type[core.Sequence], data: bytes, what: str) -> core.Sequence:
     try:
         parsed = spec.load(data, strict=True)
         parsed.native  # noqa: B018 - parse every field now, so errors surface here
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # asn1crypto: AttributeError for some types
         raise LdsFormatError(f"malformed {what}: {exc}") from None
     return parsed
 

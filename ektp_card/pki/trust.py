@@ -128,9 +128,14 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
         signed_attrs = cms.CMSAttributes(list(attrs)).dump()
         signature = bytes(si["signature"].native)
         sig_alg = si["signature_algorithm"]
+        for cert in (*listed, *signers):
+            # cryptography parses these fields when first asked: a corrupted certificate in the list is
+            # a malformed list now, not an internal error when it is used as a trust anchor.
+            _ = (cert.subject.public_bytes(), cert.issuer.public_bytes(), cert.extensions)
     except PkiError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, StopIteration) as e:
+    except (ValueError, TypeError, KeyError, IndexError, StopIteration, AttributeError, x509.InvalidVersion,
+            x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as e:
         raise PkiError(f"malformed master list: {e}") from None
     if md != digest(hash_name, econtent):
         raise PkiError("master list content does not match its message digest")
