@@ -43,14 +43,17 @@ def open_card(source: CardSource) -> Iterator[Transport]:
         from ektp_card.virtual.card import VirtualCard
 
         card = VirtualCard.load(source.virtual)
+        before = card.dumps()
         card.power_on()
         try:
             yield card
         finally:
             # Like EEPROM on a real chip: whatever the card committed stays, even if a later
-            # command of the session failed. The save itself is atomic.
+            # command of the session failed. The save itself is atomic; a session that changed
+            # nothing (a clerk's read) leaves the file as it was.
             card.power_off()
-            card.save(source.virtual)
+            if card.dumps() != before:
+                card.save(source.virtual)
     elif source.nfc is not None:
         from ektp_card.apdu.nfc import NfcTransport
 

@@ -172,6 +172,8 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
     reproducible (the keys are always fresh)."""
     if cards < 2:
         raise ValueError("a sandbox needs at least two cards: one handed over, one lost")
+    if batch_records < 5:
+        raise ValueError("a sandbox batch has at least five records: the second and fifth are invalid")
     rng = random.Random(secrets.randbits(32) if seed is None else seed)  # noqa: S311 - synthetic people
     root.mkdir(parents=True, exist_ok=True)
     today = dt.datetime.now(dt.UTC).date()
@@ -218,7 +220,7 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
         for outcome, citizen in zip(issued, people, strict=True):
             serial = outcome.serial
             assert serial is not None  # noqa: S101 - issued outcomes carry their serial
-            printed = PrintedCard.decode(station.print_path(serial).read_bytes())
+            printed = PrintedCard.load(station.print_path(serial))
             holder = captures / f"{serial}-holder.fmr"
             other = captures / f"{serial}-other-person.fmr"
             write_file(holder, impression(citizen.fingers[0], rng).record.encode())

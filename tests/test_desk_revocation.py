@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card._cli import main
 from ektp_card._cli.util import ExitCode
-from ektp_card.desk.registry import Registry
+from ektp_card.desk.registry import Registry, open_registry
 from ektp_card.desk.revocation import registry_entries
 from ektp_card.errors import PkiError
 from ektp_card.lds.record import CitizenRecord
@@ -511,6 +511,7 @@ def test_cli_revocation_signer_and_errors(capsys: Capture, tmp_path: Path, env: 
     info = json.loads(out)["revocation_signer"]
     assert info["subject"] == "CN=RS CLI,C=ID"
     assert (root / "rs" / f"{int(info['serial'], 16):x}.key").stat().st_mode & 0o777 == 0o600
+    open_registry(registry).close()  # `desk revocations` lists an existing registry, never makes one
     code, out, err = run_cli(capsys, "desk", "revocations", "--registry", registry, "--issuer", str(root),
                              "-o", str(tmp_path / "l.der"))
     assert code == 0, err

@@ -7,13 +7,15 @@ audit or PKI commands. The root help takes each command's short help from :data:
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import sys
 
 import click
 
 from ektp_card import __version__, errors
-from ektp_card._cli.util import CliError, Ctx, ExitCode, exit_code_for, setup_logging
+from ektp_card._cli.util import LATER, CliError, Ctx, ExitCode, exit_code_for, one_line, setup_logging
 
 #: Every command: the module and attribute that define it, and the short help `ektp --help` shows
 #: (the first sentence of its docstring; tests/test_cli_errors.py holds the two to each other).
@@ -95,15 +97,45 @@ def _log_failure(what: str) -> None:
     logging.getLogger("ektp_card.cli").debug(what, exc_info=True)
 
 
+def _error_line(message: str) -> None:
+    """The one line on stderr: a message quoting what the user typed or a file held stays one line,
+    and an escape sequence in it is shown, not obeyed."""
+    click.echo(f"Error: {one_line(message)}", err=True)
+
+
+def _silence_stdout() -> None:
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command line; its exit code, its failures raised. Not through click's own main, which
+    would turn Ctrl-C into an empty line and "Aborted." (exit 1) instead of "Interrupted." (130)."""
+    import os
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if os.environ.get("_EKTP_COMPLETE"):
+        cli.main(args=args, prog_name="ektp")  # shell completion, as click's main offers it; exits
+    try:
+        with cli.make_context("ektp", args) as ctx:
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    return rv if isinstance(rv, int) else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI with the one error contract (message + documented exit code)."""
+    LATER.clear()
     try:
-        # Without standalone mode click returns the code of an Exit instead of raising it.
-        rv = cli.main(args=argv, prog_name="ektp", standalone_mode=False)
+        rv = _run(argv)
     except CliError as e:
         if e.__cause__ is not None:
             _log_failure("failure")
-        click.echo(f"Error: {e}", err=True)
+        _error_line(str(e))
         sys.exit(int(e.code))
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
@@ -114,12 +146,17 @@ def main(argv: list[str] | None = None) -> None:
     except errors.EktpError as e:
         code = exit_code_for(e)
         _log_failure("failure")
-        click.echo(f"Error: {e}", err=True)
+        _error_line(str(e))
         sys.exit(int(code))
     except OSError as e:
+        if e.errno == errno.EPIPE:
+            # The reader of our output went away (`ektp ... | head`): nothing left to tell anyone,
+            # and the interpreter's last flush must not fail on the closed pipe either.
+            _silence_stdout()
+            sys.exit(1)
         _log_failure("file error")
         where = f": {e.filename}" if e.filename else ""
-        click.echo(f"Error: {e.strerror or e}{where}", err=True)
+        _error_line(f"{e.strerror or e}{where}")
         sys.exit(int(ExitCode.FILE))
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -128,4 +165,6 @@ def main(argv: list[str] | None = None) -> None:
         _log_failure("internal error")
         click.echo(f"Internal error: {type(e).__name__}. Run with -vv for details.", err=True)
         sys.exit(int(ExitCode.INTERNAL))
+    for warning in LATER:
+        click.echo(one_line(warning), err=True)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -39,7 +39,8 @@ def apdu(
         for cmd in commands:
             resp = protocol.transmit(cmd)
             results.append((cmd, resp))
-    failed = any(r.sw1 not in (0x90, 0x62, 0x63) or (r.sw1 == 0x90 and r.sw2) for _, r in results)
+    failed = [(i, r) for i, (_, r) in enumerate(results, start=1)
+              if r.sw1 not in (0x90, 0x62, 0x63) or (r.sw1 == 0x90 and r.sw2)]
     if obj.json:
         obj.emit([
             {"command": c.encode().hex().upper(), "data": r.data.hex().upper(), "sw": f"{r.sw:04X}",
@@ -53,4 +54,6 @@ def apdu(
                 obj.out.print(f"<< {r.data.hex().upper()}")
             obj.out.print(f"   {r.sw:04X} {r.meaning}")
     if failed:
-        raise click.exceptions.Exit(int(ExitCode.CARD_STATUS))
+        index, response = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        fail(f"APDU {index} answered {response.sw:04X}: {response.meaning}{more}", ExitCode.CARD_STATUS)

@@ -11,10 +11,22 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ektp_card._cli.passwords import prompt_if_asked
+from ektp_card._cli.options import TIMEOUT
+from ektp_card._cli.passwords import card_password
 from ektp_card._cli.personalize import MASTER_KEY_FILE, document_signer, issuer_trust, master_key
 from ektp_card._cli.pki import DS_PASS
-from ektp_card._cli.util import Ctx, ExitCode, explain, fail
+from ektp_card._cli.util import (
+    Ctx,
+    ExitCode,
+    FilePath,
+    Finite,
+    Word,
+    check_output,
+    explain,
+    fail,
+    one_line,
+    read_input,
+)
 from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
@@ -26,16 +38,16 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--reader", "-r", metavar="NAME|INDEX",
               help="PC/SC reader (name substring or index; default: the first reader with a card).")
-@click.option("--virtual", "virtual", metavar="IMAGE", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--virtual", "virtual", metavar="IMAGE", type=FilePath(path_type=Path, dir_okay=False),
               help="Virtual card image (saved back after every session, so any change shows in the file).")
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for a card.")
+@click.option("--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds to wait for a card.")
 @click.option("--can", envvar="EKTP_CAN", metavar="CAN|-",
               help="Card access number printed on the card; '-' asks for it (hidden). Default: $EKTP_CAN.")
-@click.option("--trust", "trust_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--trust", "trust_dir", metavar="DIR", type=FilePath(path_type=Path, file_okay=False),
               help="Trusted country signing CA certificates and CRLs, for the Passive Authentication tests "
                    "(without it they are not applicable).")
 @terminal_options("For the tests that need Terminal Authentication.")
-@click.option("--only", "only", multiple=True, metavar="ID,...",
+@click.option("--only", "only", multiple=True, metavar="ID,...", type=Word(2000),
               help="Run only these tests (comma-separated IDs, or repeat the option).")
 @click.option("--list", "list_only", is_flag=True, help="List the catalogue and exit; no card is needed.")
 @click.option("--destructive", is_flag=True,
@@ -43,30 +55,30 @@ if TYPE_CHECKING:
                    "asks for confirmation on a real card.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True,
               help="Confirm --destructive on a real card without asking (for scripts).")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--junit", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="Also write the report as JUnit XML for CI servers.")
-@click.option("--relay-bound", "relay_bound", type=click.FloatRange(min=0, min_open=True), metavar="MS",
+@click.option("--relay-bound", "relay_bound", type=Finite(min=0, min_open=True, max=60_000), metavar="MS",
               help="The verifier's relay bound in milliseconds for RELAY-LATENCY (default 250).")
-@click.option("--challenges", type=click.IntRange(min=2), metavar="N",
+@click.option("--challenges", type=click.IntRange(min=2, max=65_536), metavar="N",
               help="Random challenges RNG-QUALITY draws (default 256).")
-@click.option("--printed", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.json",
+@click.option("--printed", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE.json",
               help="The fields printed on the card surface, as a JSON object field -> text, for PRINT-CHIP.")
-@click.option("--make", "make", type=(str, click.Path(path_type=Path, dir_okay=False),
-                                      click.Path(path_type=Path, dir_okay=False)),
+@click.option("--make", "make", type=(str, FilePath(path_type=Path, dir_okay=False),
+                                      FilePath(path_type=Path, dir_okay=False)),
               metavar="KIND GENUINE_IMAGE OUT_IMAGE", default=None,
               help="Build an attack card of KIND (see --list) from what GENUINE_IMAGE gives away when read "
                    "with --can; GENUINE_IMAGE is not changed. Runs no audit.")
-@click.option("--make-clone", "make_clone", type=(click.Path(path_type=Path, dir_okay=False),
-                                                  click.Path(path_type=Path, dir_okay=False)),
+@click.option("--make-clone", "make_clone", type=(FilePath(path_type=Path, dir_okay=False),
+                                                  FilePath(path_type=Path, dir_okay=False)),
               metavar="GENUINE_IMAGE OUT_IMAGE", default=None, help="The same as --make clone.")
-@click.option("--delay-ms", type=click.IntRange(min=0), metavar="N",
+@click.option("--delay-ms", type=click.IntRange(min=0, max=60_000), metavar="N",
               help="With --make relay: milliseconds the relay adds to every answer.")
 @click.option("--force", is_flag=True, help="With --make: overwrite an existing OUT_IMAGE.")
-@click.option("--tear-blank", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="IMAGE",
+@click.option("--tear-blank", type=FilePath(path_type=Path, dir_okay=False, exists=True), metavar="IMAGE",
               help="TEAR-PERSO: a blank card image of the issuer; every cut personalises a fresh copy of it "
                    "(the image itself is never written). Needs --pki and the master key.")
 @click.option("--pki", "pki_dir", metavar="DIR",
-              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              type=FilePath(path_type=Path, file_okay=False, exists=True),
               help="TEAR-PERSO: the issuer PKI folder whose document signer signs the torn cards.")
 @DS_PASS
 @MASTER_KEY_FILE
@@ -103,7 +115,7 @@ def audit(
     if make is None and delay_ms is not None:
         fail("--delay-ms goes with --make relay", ExitCode.USAGE)
     tear_only = bool(only) and make is None and {t.id for t in _select(only)} == {"TEAR-PERSO"}
-    can = prompt_if_asked(can, "CAN")
+    can = card_password(can, "CAN")
     if not can and not (tear_only and reader is None and virtual is None):
         fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
     if make is not None:
@@ -114,10 +126,13 @@ def audit(
     if reader is not None and virtual is not None:
         raise click.UsageError("use only one of --reader, --virtual")
     tests = _select(only)
+    if junit is not None:
+        check_output(junit)  # before the audit, not after it
     # Nothing to confirm when none of the chosen tests is destructive.
     # A tearing-only run without a card works on in-memory copies of the blank image: nothing to confirm.
     copies_only = tear_only and virtual is None and reader is None
-    _consent(destructive and not copies_only and any(t.destructive for t in tests), virtual, assume_yes)
+    warning = _consent(destructive and not copies_only and any(t.destructive for t in tests), virtual,
+                       assume_yes)
 
     from ektp_card.audit.engine import AuditOptions, run_audit
 
@@ -145,13 +160,17 @@ def audit(
         else:
             target = _target(reader, virtual, timeout)
             _check_can(target, options.can)
+        if warning is not None:
+            click.echo(one_line(warning), err=True)
         report = run_audit(target, options, tests, progress=_progress(len(tests)))
     finally:
         close = getattr(getattr(options.terminal, "signer", None), "close", None)
         if callable(close):
             close()
     if junit is not None:
-        junit.write_bytes(report.to_junit_xml())
+        from ektp_card.files import write_atomic
+
+        write_atomic(junit, report.to_junit_xml(), mode=0o644)
     if obj.json:
         obj.emit(report.to_json())
     else:
@@ -167,15 +186,13 @@ def _tear_kit(blank: Path | None, pki_dir: Path | None, ds_env: str, key_file: P
         fail("TEAR-PERSO needs --tear-blank IMAGE and --pki DIR together", ExitCode.USAGE)
     from ektp_card.audit.catalogue.authenticity import TearKit
     from ektp_card.audit.targets import VirtualTarget
+    from ektp_card.files import CARD_IMAGE_LIMIT
     from ektp_card.lds.synthetic import synthetic_record
     from ektp_card.personalize import plan_from_record
     from ektp_card.virtual.card import VirtualCard
     from ektp_card.virtual.perso import PersoState, personalisation_state
 
-    try:
-        image = blank.read_bytes()
-    except OSError as e:
-        fail(f"{blank}: {e.strerror or e}", ExitCode.FILE)
+    image = read_input(blank, CARD_IMAGE_LIMIT)
     card = VirtualCard.loads(image, str(blank))
     if personalisation_state(card) is not PersoState.BLANK:
         fail(f"{blank} is not a blank card: TEAR-PERSO personalises copies of a blank one", ExitCode.USAGE)
@@ -249,39 +266,40 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _consent(destructive: bool, virtual: Path | None, assume_yes: bool) -> None:
-    """--destructive on a real card needs a confirmation; on an image it only warns."""
+def _consent(destructive: bool, virtual: Path | None, assume_yes: bool) -> str | None:
+    """--destructive on a real card needs a confirmation; on an image it only warns: the warning is
+    returned, to be shown once every check has passed (a refused command stays one line)."""
     if not destructive:
-        return
+        return None
     if virtual is not None:
-        click.echo(f"Warning: --destructive tests may alter or block the card in {virtual} "
-                   "(retry counters, writes, an interrupted personalisation); audit a copy to keep it.",
-                   err=True)
-        return
+        return (f"Warning: --destructive tests may alter or block the card in {virtual} (retry counters, "
+                "writes, an interrupted personalisation); audit a copy to keep it.")
     if assume_yes:
-        return
+        return None
     if not _interactive():
         fail("--destructive may alter or block the card in the reader: confirm on a terminal or add --yes",
              ExitCode.USAGE)
     click.confirm("The destructive tests may alter or block the card in the reader (retry counters, "
                   "writes, an interrupted personalisation). Run them?", abort=True, err=True)
+    return None
 
 
 # --- inputs -----------------------------------------------------------------------------------------
 
 
 def _load_printed(path: Path) -> Mapping[str, str]:
+    from ektp_card.files import SMALL_JSON_LIMIT, parse_json
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
+        text = read_input(path, SMALL_JSON_LIMIT).decode("utf-8")
     except UnicodeDecodeError:
         fail(f"{path}: not UTF-8 text", ExitCode.USAGE)
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except json.JSONDecodeError as e:
         fail(f"{path}: not JSON: {e.msg} (line {e.lineno})", ExitCode.USAGE)
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+    # Printed text has no control characters (nor lone surrogates, which no card can carry).
+    if not isinstance(data, dict) or not all(isinstance(v, str) and v.isprintable() for v in data.values()):
         fail(f"{path}: give a JSON object of field name -> printed text", ExitCode.USAGE)
     return {str(k): v for k, v in data.items()}
 
@@ -389,6 +407,7 @@ def _make(obj: Ctx, make: tuple[str, Path, Path], can: str, delay_ms: int | None
         fail("OUT_IMAGE is GENUINE_IMAGE: the genuine card is never overwritten", ExitCode.USAGE)
     if out.exists() and not force:
         fail(f"{out} exists; use --force to overwrite it", ExitCode.FILE)
+    check_output(out)
     # Loaded, read, never saved: harvesting must leave the genuine image as it was.
     card = VirtualCard.load(genuine)
     if delay_ms is None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from ektp_card._cli.util import Ctx, ExitCode
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, check_output
 
 
 @click.command()
-@click.option("--image", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--image", type=FilePath(path_type=Path, dir_okay=False),
               help="Keep the personalised card image here (default: a temporary directory).")
 @click.option("--seed", type=click.IntRange(0), help="Seed of the synthetic record (default: random).")
 @click.pass_obj
@@ -23,8 +23,16 @@ def demo(obj: Ctx, image: Path | None, seed: int | None) -> None:
     """
     from ektp_card.demo import run_demo
 
+    if image is not None:
+        check_output(image)
+
     with tempfile.TemporaryDirectory(prefix="ektp-demo-") as tmp:
-        report = run_demo(Path(tmp), image, seed=seed)
+        report = run_demo(Path(tmp), seed=seed)
+        if image is not None:
+            from ektp_card.files import write_atomic
+
+            # The card is made in the scratch folder; --image gets it whole at the end, or not at all.
+            write_atomic(image, report.image.read_bytes(), mode=0o600)
     if obj.json:
         obj.emit({
             "ok": report.ok, "card_serial": report.card_serial, "can": report.can, "nik": report.nik,

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ektp_card._cli.passwords import prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.options import TIMEOUT
+from ektp_card._cli.passwords import card_password
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, Nik, Serial, Word, fail, one_line
 from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
@@ -49,10 +50,11 @@ def registry_options(func: F) -> F:
     """--registry / --desk / --actor (env EKTP_REGISTRY, EKTP_DESK, EKTP_ACTOR)."""
     decorators = [
         REGISTRY,
-        click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname,
+        click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname, type=Word(100),
                      show_default="the host name", metavar="ID",
                      help="This desk's ID, recorded with every change (env EKTP_DESK)."),
         click.option("--actor", envvar="EKTP_ACTOR", default=_login_name, show_default="the login name",
+                     type=Word(100),
                      metavar="NAME", help="Who acts, recorded with every change (env EKTP_ACTOR)."),
     ]
     for d in reversed(decorators):
@@ -61,11 +63,13 @@ def registry_options(func: F) -> F:
 
 
 @contextmanager
-def open_desk_registry(target: str) -> Iterator[Registry]:
-    """The registry at ``target``; a failure to open it is a RegistryError (exit 15)."""
+def open_desk_registry(target: str, *, create: bool = False) -> Iterator[Registry]:
+    """The registry at ``target``; a failure to open it is a RegistryError (exit 15). Only with
+    ``create`` is a new registry made where there is none (a command that only reads or changes
+    cards never leaves an empty registry behind)."""
     from ektp_card.desk.registry import open_registry
 
-    registry = open_registry(target)
+    registry = open_registry(target, create=create)
     try:
         yield registry
     finally:
@@ -119,8 +123,9 @@ def _changed(obj: Ctx, row: CardRow, what: str) -> None:
 
 
 @click.command()
-@click.argument("serial", required=False)
-@click.option("--nik", metavar="NIK", help="Every card of this NIK, oldest first, instead of one SERIAL.")
+@click.argument("serial", required=False, type=Serial())
+@click.option("--nik", metavar="NIK", type=Nik(),
+              help="Every card of this NIK, oldest first, instead of one SERIAL.")
 @registry_options
 @click.pass_obj
 def show(
@@ -153,7 +158,7 @@ def show(
 
 
 @click.command()
-@click.argument("serial")
+@click.argument("serial", type=Serial())
 @registry_options
 @click.pass_obj
 def activate(obj: Ctx, serial: str, registry_target: str, desk_id: str, actor: str) -> None:
@@ -164,8 +169,9 @@ def activate(obj: Ctx, serial: str, registry_target: str, desk_id: str, actor: s
 
 
 @click.command()
-@click.argument("serial")
-@click.option("--police-report", required=True, metavar="REF", help="The police report reference (required).")
+@click.argument("serial", type=Serial())
+@click.option("--police-report", required=True, metavar="REF", type=Word(100),
+              help="The police report reference (required).")
 @registry_options
 @click.pass_obj
 def lost(obj: Ctx, serial: str, police_report: str, registry_target: str, desk_id: str, actor: str) -> None:
@@ -178,7 +184,7 @@ def lost(obj: Ctx, serial: str, police_report: str, registry_target: str, desk_i
 
 
 @click.command()
-@click.argument("serial")
+@click.argument("serial", type=Serial())
 @click.option("--surrendered", is_flag=True,
               help="The damaged card has been handed in at the desk (required).")
 @registry_options
@@ -193,8 +199,9 @@ def damaged(obj: Ctx, serial: str, surrendered: bool, registry_target: str, desk
 
 
 @click.command()
-@click.argument("serial")
-@click.option("--reason", required=True, metavar="TEXT", help="Why the card is withdrawn (required).")
+@click.argument("serial", type=Serial())
+@click.option("--reason", required=True, metavar="TEXT", type=Word(500),
+              help="Why the card is withdrawn (required).")
 @registry_options
 @click.pass_obj
 def revoke(obj: Ctx, serial: str, reason: str, registry_target: str, desk_id: str, actor: str) -> None:
@@ -207,8 +214,8 @@ def revoke(obj: Ctx, serial: str, reason: str, registry_target: str, desk_id: st
 
 
 @click.command()
-@click.argument("old_serial", metavar="OLD")
-@click.argument("new_serial", metavar="NEW")
+@click.argument("old_serial", metavar="OLD", type=Serial())
+@click.argument("new_serial", metavar="NEW", type=Serial())
 @registry_options
 @click.pass_obj
 def replace(
@@ -247,7 +254,7 @@ def audit_verify(obj: Ctx, anchor: str | None, registry_target: str, desk_id: st
     del desk_id, actor  # accepted like every desk command's, unused by a check
     wanted = _anchor(anchor)
     with open_desk_registry(registry_target) as registry:
-        problem = registry.verify_chain(wanted)
+        problem = registry.verify(wanted)
         head = registry.audit_head()
     if obj.json:
         obj.emit({"ok": problem is None, "head": {"seq": head.seq, "hash": head.hash},
@@ -283,10 +290,10 @@ def _printed_can(virtual_dir: Path, serial: str) -> str:
 
     path = virtual_dir / f"{serial}{PRINT_SUFFIX}"
     try:
-        return PrintedCard.decode(path.read_bytes()).can
+        return PrintedCard.load(path).can
     except OSError as e:
         fail(f"cannot read the CAN from {path}: {e.strerror or e} (give --can)", ExitCode.FILE)
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         fail(f"{path} is not a print job of `ektp desk issue` (give --can)", ExitCode.FILE)
 
 
@@ -314,20 +321,20 @@ def _handover_exit() -> dict[str, ExitCode]:
 
 
 @click.command()
-@click.argument("serial")
-@click.option("--fingerprint", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+@click.argument("serial", type=Serial())
+@click.option("--fingerprint", required=True, type=FilePath(path_type=Path, dir_okay=False, exists=True),
               metavar="FILE", help="The holder's fresh capture, an ISO/IEC 19794-2 minutiae record.")
 @click.option("--can", envvar="EKTP_CAN", metavar="CAN|-",
               help="The CAN printed on the card; '-' asks for it (hidden). Default: $EKTP_CAN, or with "
                    "--virtual-dir the card's print job.")
 @click.option("--reader", "-r", metavar="NAME|INDEX", help="PC/SC reader holding the card.")
-@click.option("--virtual-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), metavar="DIR",
+@click.option("--virtual-dir", type=FilePath(path_type=Path, file_okay=False, exists=True), metavar="DIR",
               help="The virtual card directory of `ektp desk issue`: the card is DIR/SERIAL.card.")
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for a card.")
+@click.option("--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds to wait for a card.")
 @click.option("--issuer", "--pki", "issuer_dir", metavar="DIR",
-              type=click.Path(path_type=Path, file_okay=False),
+              type=FilePath(path_type=Path, file_okay=False),
               help="The issuer PKI folder: its CSCA and CRL are trusted.")
-@click.option("--trust", "trust_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--trust", "trust_dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="Instead of --issuer: a folder of trusted CSCA certificates and CRLs (as `ektp verify`).")
 @terminal_options("The desk's terminal: DG3 is read after Terminal Authentication.", required=True)
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is at hand.")
@@ -363,13 +370,16 @@ def handover(
              "Terminal Authentication", ExitCode.USAGE)
     capture = _load_fingerprint(fingerprint)
     trust = _handover_trust(issuer_dir, trust_dir, no_crl)
-    secret = prompt_if_asked(can, "CAN")
-    if not secret:
-        if virtual_dir is None:
-            fail("give the CAN printed on the card with --can (or $EKTP_CAN)", ExitCode.USAGE)
-        secret = _printed_can(virtual_dir, serial)
+    secret = card_password(can, "CAN")
+    if not secret and virtual_dir is None:
+        fail("give the CAN printed on the card with --can (or $EKTP_CAN)", ExitCode.USAGE)
     with open_desk_registry(registry_target) as registry:
-        handover_candidate(registry, serial)  # before the card and the terminal key are touched
+        # An unknown or unpersonalised card is the registry's refusal (15), found before its print
+        # job, the card and the terminal key are touched.
+        handover_candidate(registry, serial)
+        if not secret:
+            assert virtual_dir is not None  # noqa: S101 - checked above
+            secret = _printed_can(virtual_dir, serial)
         terminal = load_terminal(terminal_chain, terminal_key, hsm)
         try:
             with _handover_card(reader, virtual_dir, serial, timeout) as transport:
@@ -396,8 +406,8 @@ def _render_handover(obj: Ctx, result: HandoverResult) -> None:
     if result.refusal is None:
         o.print(f"Card {result.serial} handed over to its holder", markup=False)
     else:
-        click.echo(f"Error: card {result.serial} not handed over ({result.refusal.value}): "
-                   + "; ".join(result.reasons), err=True)
+        click.echo(one_line(f"Error: card {result.serial} not handed over ({result.refusal.value}): "
+                            + "; ".join(result.reasons)), err=True)
 
 
 __all__ = [

@@ -30,7 +30,7 @@ from ektp_card._cli.personalize import (
 )
 from ektp_card._cli.pkcs11 import token_choice
 from ektp_card._cli.pki import DS_PASS
-from ektp_card._cli.util import Ctx, ExitCode
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, check_output, fail
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,9 +103,11 @@ def _station(reader: str | None, virtual_dir: Path | None, print_dir: Path | Non
         if print_dir is not None:
             raise click.UsageError(
                 "--print-dir is for --reader: virtual cards keep their print job beside them")
+        check_output(virtual_dir, folder=True)  # before a card is personalised, not after
         return VirtualCardDir(virtual_dir, key)
     if print_dir is None:
         raise click.UsageError("--reader needs --print-dir DIR for the print jobs (CAN and printed fields)")
+    check_output(print_dir, folder=True)
     return ReaderStation(reader, print_dir)
 
 
@@ -145,18 +147,18 @@ def _render(obj: Ctx, summary: BatchSummary) -> None:
 
 @click.command()
 @click.argument("batch_path", metavar="BATCH.csv|BATCH.jsonl",
-                type=click.Path(path_type=Path, dir_okay=False))
+                type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--issuer", "--pki", "issuer_dir", required=True,
-              type=click.Path(path_type=Path, file_okay=False),
+              type=FilePath(path_type=Path, file_okay=False),
               metavar="DIR",
               help="The issuer PKI folder (`ektp pki csca create`): CSCA, document signer, CRL.")
 @click.option("--reader", "-r", metavar="NAME|INDEX",
               help="Personalise cards in this PC/SC reader, one at a time (needs --print-dir).")
-@click.option("--virtual-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--virtual-dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="Issue virtual cards: DIR/SERIAL.card and its print job DIR/SERIAL.print.json.")
-@click.option("--print-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--print-dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="With --reader: where the print jobs go (CAN and printed fields; mode 0600).")
-@click.option("--cvca", "cvca_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--cvca", "cvca_path", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="CVCA certificate (binary CV certificate) the chips trust for Terminal Authentication; "
                    "without it no terminal reads DG3 and `ektp desk handover` cannot match a finger.")
 @DS_TOKEN
@@ -182,7 +184,8 @@ def issue(
     from ektp_card.verify.passive import Policy
 
     hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, ds_cert, "--ds-cert")
-    count_records(batch_path)
+    if count_records(batch_path) == 0:
+        fail(f"{batch_path} holds no record", ExitCode.USAGE)
     key = master_key(master_key_file)
     station = _station(reader, virtual_dir, print_dir, key)
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
@@ -191,7 +194,7 @@ def issue(
     issuance = Issuance(key, ds, trust, Policy(require_crl=not no_crl), cvca)
     resume = f"run `ektp desk issue {batch_path}` again with the same options to resume"
     try:
-        with (open_desk_registry(registry_target) as registry, _cancel_on_sigint() as cancel,
+        with (open_desk_registry(registry_target, create=True) as registry, _cancel_on_sigint() as cancel,
               _progress(not obj.json, f"Batch {batch_path.name}") as (show, notice)):
             try:
                 summary = issue_batch(batch_path, registry, station, issuance, desk=desk_id, actor=actor,

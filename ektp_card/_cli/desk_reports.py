@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ektp_card._cli.desk_revocation import REGISTRY
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, check_output, fail
 
 if TYPE_CHECKING:
     from ektp_card.desk.reports import DeskReport
@@ -34,9 +34,9 @@ def _parse_day(value: str | None) -> dt.date | None:
               help="Cards per desk per day to aim for.")
 @click.option("--since", metavar="YYYY-MM-DD",
               help="Only days from this date on (throughput and replacements); pending cards are always all.")
-@click.option("--csv", "csv_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--csv", "csv_dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="Also write daily.csv, pending_handovers.csv, uncollected.csv, replacements.csv here.")
-@click.option("--chart", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE.png",
+@click.option("--chart", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE.png",
               help="Also draw the daily throughput per desk against the target as a PNG.")
 @click.option("--utc", is_flag=True, help="Count days in UTC instead of this computer's time zone.")
 @click.pass_obj
@@ -45,16 +45,23 @@ def report(obj: Ctx, registry_target: str, target: int, since: str | None, csv_d
     """Report where the backlog is: cards per desk per day, pending handovers, uncollected cards by
     age, replacements by reason. Exit 15 when the registry cannot be read."""
     from ektp_card.desk.registry import open_registry
-    from ektp_card.desk.reports import desk_report, write_chart, write_csv
+    from ektp_card.desk.reports import csv_files, desk_report, throughput_chart
+    from ektp_card.files import write_files
 
     since_day = _parse_day(since)
-    tz = dt.UTC if utc else (dt.datetime.now().astimezone().tzinfo or dt.UTC)
-    with open_registry(registry_target) as registry:
-        result = desk_report(registry, target=target, since=since_day, tz=tz)
-    written = write_csv(result, csv_dir) if csv_dir is not None else []
+    if csv_dir is not None:
+        check_output(csv_dir, folder=True)
     if chart is not None:
-        write_chart(result, chart)
-        written.append(chart)
+        check_output(chart)
+    tz = dt.UTC if utc else (dt.datetime.now().astimezone().tzinfo or dt.UTC)
+    with open_registry(registry_target, create=False) as registry:
+        result = desk_report(registry, target=target, since=since_day, tz=tz)
+    files = csv_files(result, csv_dir) if csv_dir is not None else {}
+    if chart is not None:
+        files[chart] = throughput_chart(result.daily, result.target).png()
+    # The tables and the chart are written together, or nothing is (a folder made for them too).
+    write_files(files, mode=0o600, folder_mode=0o700)
+    written = list(files)
     if obj.json:
         data = result.to_json()
         data["files"] = [str(p) for p in written]

@@ -10,7 +10,7 @@ import click
 
 from ektp_card._cli.pkcs11 import Pkcs11Choice, token_choice, token_options
 from ektp_card._cli.pki import CSCA_PASS, KEY_TYPES, passphrase
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, Word, check_output, fail, one_line, read_input
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -25,7 +25,7 @@ REGISTRY = click.option(
 )
 ISSUER = click.option(
     "--issuer", "--pki", "issuer_dir", required=True, metavar="DIR",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=FilePath(path_type=Path, file_okay=False),
     help="The issuer PKI folder (`ektp pki csca create`) holding the revocation list signer.",
 )
 RS_PASS = click.option(
@@ -36,8 +36,9 @@ RS_PASS = click.option(
 
 @click.command("revocation-signer")
 @ISSUER
-@click.option("--cn", "common_name", required=True, help="Common name of the revocation list signer.")
-@click.option("--org", "organization", help="Organization name.")
+@click.option("--cn", "common_name", required=True, type=Word(64),
+              help="Common name of the revocation list signer.")
+@click.option("--org", "organization", type=Word(64), help="Organization name.")
 @click.option("--key", "key_type", type=click.Choice(KEY_TYPES), help="Key type (default: the CSCA's).")
 @click.option("--days", type=click.IntRange(1, 3 * 366), default=365, show_default=True,
               help="Validity of the signer certificate (its key signs lists only within it).")
@@ -68,7 +69,7 @@ def revocation_signer(obj: Ctx, issuer_dir: Path, common_name: str, organization
 @click.command("revocations")
 @REGISTRY
 @ISSUER
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--out", "-o", required=True, type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="Where to write the signed list (DER).")
 @click.option("--validity", type=click.IntRange(1, 90), default=7, show_default=True, metavar="DAYS",
               help="Days until the list's next update; verifiers refuse it afterwards.")
@@ -90,22 +91,27 @@ def revocations(
     from ektp_card.desk.revocation import registry_entries
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.revocation import build_revocation_list, parse_revocation_list
-    from ektp_card.pki.signer import write_file
 
     hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, rs_cert, "--rs-cert")
+    check_output(out)
     issuer = IssuerPki(issuer_dir)
-    with open_registry(registry_target) as registry:
+    if hsm is None or hsm.certificate is None:
+        issuer.revocation_signer_certificate()  # the issuer's material first: no signer, no list
+    # A missing registry is refused, not taken for an empty one: a list signed from a mistyped path
+    # would tell verifiers that no card is lost.
+    with open_registry(registry_target, create=False) as registry:
         entries, skipped = registry_entries(registry)
     signer: Signer | None = None
     try:
         signer, cert = _open_signer(issuer, hsm, rs_env)
-        number = issuer.next_revocation_list_number()
+        number = issuer.reserve_revocation_list_number()
         der = build_revocation_list(entries, signer, cert, sequence=number, validity_days=validity)
     finally:
         close = getattr(signer, "close", None)
         if callable(close):
             close()
-    write_file(out, der)
+    # The list and the state that numbered it go to disk together, or neither does.
+    issuer.save(also={out: der})
     rl = parse_revocation_list(der)
     if obj.json:
         data = rl.to_json()
@@ -119,9 +125,9 @@ def revocations(
     obj.out.print(f"Wrote {out}: {rl.describe()}, {summary}; next update "
                   f"{rl.next_update:%Y-%m-%d %H:%M} UTC", markup=False)
     if skipped:
-        click.echo(f"Warning: {len(skipped)} card(s) not listed, the registry has no EF.SOD hash for them: "
-                   + ", ".join(row.serial for row in skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
-                   err=True)
+        listed = ", ".join(row.serial for row in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        click.echo(one_line(f"Warning: {len(skipped)} card(s) not listed, the registry has no EF.SOD hash "
+                            f"for them: {listed}"), err=True)
 
 
 def _open_signer(issuer: IssuerPki, hsm: Pkcs11Choice | None, rs_env: str) -> tuple[Signer, x509.Certificate]:
@@ -132,11 +138,13 @@ def _open_signer(issuer: IssuerPki, hsm: Pkcs11Choice | None, rs_env: str) -> tu
     if hsm is None:
         return issuer.revocation_signer(passphrase(rs_env, "revocation list signer key"))
     if hsm.certificate is not None:
+        from ektp_card.files import CERTIFICATE_LIMIT
+
+        data = read_input(hsm.certificate, CERTIFICATE_LIMIT, "certificate")
         try:
-            cert = x509.load_pem_x509_certificate(hsm.certificate.read_bytes())
-        except (OSError, ValueError) as e:
-            fail(f"cannot read the certificate {hsm.certificate}: {getattr(e, 'strerror', None) or e}",
-                 ExitCode.FILE)
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError as e:
+            fail(f"cannot read the certificate {hsm.certificate}: {e}", ExitCode.FILE)
     else:
         cert = issuer.revocation_signer_certificate()
     return open_signer(hsm), cert

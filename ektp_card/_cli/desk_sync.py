@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, Finite, Word, fail
 
 if TYPE_CHECKING:
     from ektp_card.desk.registry import Registry
@@ -36,30 +36,33 @@ _CENTRAL = click.option("--central", required=True, envvar="EKTP_CENTRAL_REGISTR
                              " (env EKTP_CENTRAL_REGISTRY).")
 _LOCAL = click.option("--local", "local_target", required=True, envvar="EKTP_REGISTRY", metavar="PATH",
                       help="This desk's own SQLite registry (env EKTP_REGISTRY).")
-_DESK = click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname,
+_DESK = click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname, type=Word(100),
                      show_default="the host name", metavar="ID",
                      help="This desk's ID, recorded with every change (env EKTP_DESK).")
 _ACTOR = click.option("--actor", envvar="EKTP_ACTOR", default=_login_name, show_default="the login name",
+                      type=Word(100),
                       metavar="NAME", help="Who acts, recorded with every change (env EKTP_ACTOR).")
 
 
 @contextmanager
-def _open_both(local_target: str, central: str) -> Iterator[tuple[Registry, Registry]]:
+def _open_both(local_target: str, central: str, *, new_local: bool) -> Iterator[tuple[Registry, Registry]]:
+    """Both registries; the central one first (it must exist), then the local one, made when
+    ``new_local`` and there is none yet (a desk's first lease)."""
     from ektp_card.desk.registry import open_registry
 
     if local_target.startswith(("postgresql://", "postgres://")):
         fail("--local is this desk's own SQLite registry, not a PostgreSQL URL", ExitCode.USAGE)
     with ExitStack() as stack:
-        local = stack.enter_context(open_registry(local_target))
-        remote = stack.enter_context(open_registry(central))
+        remote = stack.enter_context(open_registry(central, create=False))
+        local = stack.enter_context(open_registry(local_target, create=new_local))
         yield local, remote
 
 
 @click.command()
-@click.argument("nik_file", type=click.Path(dir_okay=False), metavar="NIK_FILE")
+@click.argument("nik_file", type=FilePath(dir_okay=False), metavar="NIK_FILE")
 @_CENTRAL
 @_LOCAL
-@click.option("--ttl", "ttl_hours", type=click.FloatRange(min=0, min_open=True), required=True,
+@click.option("--ttl", "ttl_hours", type=Finite(min=0, min_open=True, max=24 * 366), required=True,
               metavar="HOURS", help="How long the leases hold.")
 @_DESK
 @_ACTOR
@@ -78,7 +81,7 @@ def lease(
     niks = desk_sync.read_nik_file(nik_file)
     if not niks:
         fail(f"{nik_file} names no NIK", ExitCode.USAGE)
-    with _open_both(local_target, central) as (local, remote):
+    with _open_both(local_target, central, new_local=True) as (local, remote):
         result = desk_sync.lease(local, remote, niks, desk=desk_id, actor=actor,
                                  ttl=timedelta(hours=ttl_hours))
     expires = max((g.expires_at for g in result.granted), default=None)
@@ -124,7 +127,7 @@ def sync(obj: Ctx, central: str, local_target: str, dry_run: bool) -> None:
     """
     from ektp_card.desk import sync as desk_sync
 
-    with _open_both(local_target, central) as (local, remote):
+    with _open_both(local_target, central, new_local=False) as (local, remote):
         report = desk_sync.sync(local, remote, dry_run=dry_run)
     if obj.json:
         obj.emit(_report_json(report))

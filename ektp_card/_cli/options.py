@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ektp_card._cli.util import FilePath, Finite
+
+#: Seconds to wait for a card: a finite wait (an hour at most), never a negative one.
+TIMEOUT = Finite(0, 3600)
+
 if TYPE_CHECKING:
     from ektp_card.device import CardSource
 
@@ -21,10 +26,10 @@ def card_source_options(func: F) -> F:
         click.option("--reader", "-r", metavar="NAME|INDEX", help="PC/SC reader (name substring or index)."),
         click.option("--nfc", metavar="PATH", help="nfcpy device path, e.g. usb or udp:127.0.0.1:54321."),
         click.option(
-            "--virtual", "virtual", metavar="IMAGE", type=click.Path(path_type=Path, dir_okay=False),
+            "--virtual", "virtual", metavar="IMAGE", type=FilePath(path_type=Path, dir_okay=False),
             help="Virtual card image file (saved back after the session).",
         ),
-        click.option("--timeout", type=float, default=5.0, show_default=True,
+        click.option("--timeout", type=TIMEOUT, default=5.0, show_default=True,
                       help="Seconds to wait for a card."),
     ]
     for d in reversed(decorators):

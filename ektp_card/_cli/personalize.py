@@ -21,7 +21,7 @@ from ektp_card import errors
 from ektp_card._cli.options import card_source_options, make_source
 from ektp_card._cli.pkcs11 import Pkcs11Choice, open_signer, token_choice, token_options
 from ektp_card._cli.pki import DS_PASS, passphrase
-from ektp_card._cli.util import Ctx, ExitCode, about, explain, fail
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, about, explain, fail, read_input
 
 if TYPE_CHECKING:
     from ektp_card.personalize import CardPlan, DocumentSigner, PersoResult
@@ -49,7 +49,7 @@ DS_TOKEN = token_options(
 )
 
 MASTER_KEY_FILE = click.option(
-    "--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+    "--master-key-file", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
     help="The issuer's AES personalisation master key (16 or 32 bytes, hex or binary). "
          "Default: hex in the environment variable EKTP_PERSO_MASTER_KEY.",
 )
@@ -65,12 +65,10 @@ def master_key(path: Path | None) -> bytes:
 def load_trust_point(path: Path) -> bytes:
     """The CVCA certificate file (a binary 7F21 CV certificate), checked as the chip will check it;
     exit 7 when unreadable or not a usable CVCA certificate."""
+    from ektp_card.files import CERTIFICATE_LIMIT
     from ektp_card.personalize.plan import check_trust_point
 
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        fail(f"{path}: cannot read the CVCA certificate: {e.strerror or e}", ExitCode.FILE)
+    data = read_input(path, CERTIFICATE_LIMIT, "cannot read the CVCA certificate")
     with about(str(path), errors.PersonalisationError):
         return check_trust_point(data).encode()
 
@@ -93,14 +91,11 @@ def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.trust import TrustStore
 
-    csca = IssuerPki(pki_dir).csca
-    crl_path = pki_dir / "csca.crl"
-    crls: tuple[x509.CertificateRevocationList, ...] = ()
-    if crl_path.is_file():
-        try:
-            crls = (x509.load_pem_x509_crl(crl_path.read_bytes()),)
-        except ValueError:
-            fail(f"{crl_path} is not a PEM CRL", ExitCode.FILE)
+    # Opening the folder checks that its CRL is this CSCA's (signed by it), the one the read-back
+    # will hold the document signer against: a wrong one must stop us before the first card write.
+    pki = IssuerPki(pki_dir)
+    csca, crl = pki.csca, pki.crl()
+    crls: tuple[x509.CertificateRevocationList, ...] = () if crl is None else (crl,)
     if require_crl:
         now = dt.datetime.now(dt.UTC)
         if not crls:
@@ -128,11 +123,13 @@ def document_signer(
         ds = DocumentSigner(signer, cert)
     else:
         if hsm.certificate is not None:
+            from ektp_card.files import CERTIFICATE_LIMIT
+
+            data = read_input(hsm.certificate, CERTIFICATE_LIMIT, "certificate")
             try:
-                cert = x509.load_pem_x509_certificate(hsm.certificate.read_bytes())
-            except (OSError, ValueError) as e:
-                reason = getattr(e, "strerror", None) or e
-                fail(f"cannot read the certificate {hsm.certificate}: {reason}", ExitCode.FILE)
+                cert = x509.load_pem_x509_certificate(data)
+            except ValueError as e:
+                fail(f"cannot read the certificate {hsm.certificate}: {e}", ExitCode.FILE)
         else:
             cert = pki.current().certificate
         ds = DocumentSigner(open_signer(hsm), cert)
@@ -254,15 +251,15 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
 
 
 @click.command()
-@click.argument("record_path", metavar="RECORD.json", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--pki", "pki_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.argument("record_path", metavar="RECORD.json", type=FilePath(path_type=Path, dir_okay=False))
+@click.option("--pki", "pki_dir", required=True, type=FilePath(path_type=Path, file_okay=False),
               metavar="DIR", help="The issuer PKI folder (`ektp pki csca create`): CSCA, signer, CRL.")
 @card_source_options
 @DS_TOKEN
 @MASTER_KEY_FILE
 @DS_PASS
 @click.option("--no-crl", is_flag=True, help="Read back without requiring a current CRL.")
-@click.option("--cvca", "cvca_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--cvca", "cvca_path", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="CVCA certificate (binary CV certificate) the chip trusts for Terminal Authentication; "
                    "without it no terminal ever reads DG3.")
 @click.pass_obj

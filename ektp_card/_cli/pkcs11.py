@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ektp_card._cli.pki import passphrase
+from ektp_card._cli.util import FilePath
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +51,7 @@ def token_options(cert_flag: str, cert_help: str) -> Callable[[F], F]:
         click.option("--pin-env", default="EKTP_PKCS11_PIN", show_default=True, metavar="NAME",
                      help="Environment variable holding the token PIN "
                           "(prompted for when unset on a terminal)."),
-        click.option(cert_flag, type=click.Path(path_type=Path, dir_okay=False), metavar="PEM",
+        click.option(cert_flag, type=FilePath(path_type=Path, dir_okay=False), metavar="PEM",
                      help=cert_help),
     ]
 

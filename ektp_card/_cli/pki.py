@@ -4,10 +4,8 @@ terminal PKI (CV certificates for Terminal Authentication)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ektp_card import errors
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Country, Ctx, ExitCode, FilePath, Word, about, check_output, fail, read_input
+from ektp_card.files import CERTIFICATE_LIMIT, DOCUMENT_LIMIT, MASTER_LIST_LIMIT
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from ektp_card.pki.cvc import CvCertificate, Role, TerminalType
     from ektp_card.pki.signer import KeyFileSigner
 
-PKI_DIR = click.argument("pki_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+PKI_DIR = click.argument("pki_dir", metavar="DIR", type=FilePath(path_type=Path, file_okay=False))
 CSCA_PASS = click.option(
     "--passphrase-env", "csca_env", default="EKTP_CSCA_PASSPHRASE", show_default=True, metavar="NAME",
     help="Environment variable holding the CSCA key passphrase (prompted for when unset on a terminal).",
@@ -43,9 +42,11 @@ def passphrase(variable: str, what: str, *, confirm: bool = False) -> Callable[[
     """Read the passphrase from ``variable``, else prompt on the terminal; never from an argument."""
 
     def read() -> bytes:
-        value = os.environ.get(variable)
+        from ektp_card.pki.signer import env_bytes
+
+        value = env_bytes(variable)  # the bytes as set: a passphrase need not be UTF-8
         if value:
-            return value.encode()
+            return value
         if not sys.stdin.isatty():
             fail(f"set {variable} to the {what} passphrase (no terminal to prompt on)", ExitCode.USAGE)
         entered = click.prompt(f"{what} passphrase", hide_input=True, confirmation_prompt=confirm, err=True)
@@ -60,9 +61,15 @@ def _data_groups(values: tuple[str, ...]) -> dict[int, bytes]:
         number, sep, path = value.partition("=")
         if not sep or not number.isdigit() or not 1 <= int(number) <= 16:
             fail(f"--dg wants N=FILE with N in 1..16, got {value!r}", ExitCode.USAGE)
-        groups[int(number)] = Path(path).read_bytes()
+        data = read_input(Path(path), DOCUMENT_LIMIT, f"data group {number}")
+        if not data:
+            fail(f"{path}: data group {number} is empty", ExitCode.FILE)
+        groups[int(number)] = data
     return groups
 
+
+#: A country code as certificates carry it (ISO 3166-1 alpha-2).
+COUNTRY = Country()
 
 DG_OPTION = click.option("--dg", "dgs", multiple=True, metavar="N=FILE", required=True,
                          help="Data group N as read from the card (whole file); repeat for each.")
@@ -80,9 +87,9 @@ def csca() -> None:
 
 @csca.command("create")
 @PKI_DIR
-@click.option("--country", required=True, help="Two-letter issuing country code, e.g. ID.")
-@click.option("--cn", "common_name", required=True, help="Common name of the CSCA.")
-@click.option("--org", "organization", help="Organization name.")
+@click.option("--country", required=True, type=COUNTRY, help="Two-letter issuing country code, e.g. ID.")
+@click.option("--cn", "common_name", required=True, type=Word(64), help="Common name of the CSCA.")
+@click.option("--org", "organization", type=Word(64), help="Organization name.")
 @click.option("--key", "key_type", type=click.Choice(KEY_TYPES), default="brainpoolP256r1", show_default=True)
 @click.option("--years", type=click.IntRange(3, 5), default=5, show_default=True,
               help="Private key usage period in years (ICAO 9303-12: 3 to 5).")
@@ -117,8 +124,9 @@ def ds() -> None:
 def _issue_options(func: Callable[..., None]) -> Callable[..., None]:
     for decorator in reversed([
         PKI_DIR,
-        click.option("--cn", "common_name", required=True, help="Common name of the document signer."),
-        click.option("--org", "organization", help="Organization name."),
+        click.option("--cn", "common_name", required=True, type=Word(64),
+                     help="Common name of the document signer."),
+        click.option("--org", "organization", type=Word(64), help="Organization name."),
         click.option("--key", "key_type", type=click.Choice(KEY_TYPES), help="Key type (default: CSCA's)."),
         click.option("--days", type=click.IntRange(1, 92), default=90, show_default=True,
                      help="Private key usage period in days (ICAO 9303-12: at most 3 months)."),
@@ -179,7 +187,7 @@ def _issue(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None, 
 
 @ds.command("revoke")
 @PKI_DIR
-@click.argument("serial")
+@click.argument("serial", type=Word(64))
 @click.option("--reason", type=click.Choice(REASON_NAMES))
 @click.pass_obj
 def ds_revoke(obj: Ctx, pki_dir: Path, serial: str, reason: str | None) -> None:
@@ -225,20 +233,19 @@ def crl() -> None:
 @PKI_DIR
 @click.option("--days", type=click.IntRange(1, 90), default=90, show_default=True,
               help="Days until the next update (ICAO 9303-12: at most 90).")
-@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--out", "-o", type=FilePath(path_type=Path, dir_okay=False),
               help="Also write the CRL here (DER when the name ends in .der, else PEM).")
 @CSCA_PASS
 @click.pass_obj
 def crl_publish(obj: Ctx, pki_dir: Path, days: int, out: Path | None, csca_env: str) -> None:
     """Sign a CRL of every revocation so far (also when there is none)."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     from ektp_card.pki.issuer import IssuerPki
-    from ektp_card.pki.signer import write_file
 
-    result = IssuerPki(pki_dir).publish_crl(passphrase(csca_env, "CSCA key"), next_update_days=days)
     if out is not None:
-        write_file(out, result.public_bytes(Encoding.DER if out.suffix == ".der" else Encoding.PEM))
+        check_output(out)
+    # The folder's CRL, its number and the copy go to disk together, or nothing does.
+    result = IssuerPki(pki_dir).publish_crl(passphrase(csca_env, "CSCA key"), next_update_days=days,
+                                            copy_to=out)
     info = {"file": str(pki_dir / "csca.crl"), "revoked": len(result),
             "this_update": result.last_update_utc.isoformat(),
             "next_update": result.next_update_utc.isoformat() if result.next_update_utc else None}
@@ -251,7 +258,7 @@ def crl_publish(obj: Ctx, pki_dir: Path, days: int, out: Path | None, csca_env: 
 @pki.command("sign-sod")
 @PKI_DIR
 @DG_OPTION
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--out", "-o", required=True, type=FilePath(path_type=Path, dir_okay=False),
               help="EF.SOD file.")
 @click.option("--hash", "hash_name", type=click.Choice(["sha256", "sha384", "sha512"]), default="sha256",
               show_default=True)
@@ -259,16 +266,19 @@ def crl_publish(obj: Ctx, pki_dir: Path, days: int, out: Path | None, csca_env: 
 @click.pass_obj
 def sign_sod(obj: Ctx, pki_dir: Path, dgs: tuple[str, ...], out: Path, hash_name: str, ds_env: str) -> None:
     """Sign EF.SOD over the given data groups with the current document signer."""
+    from ektp_card.files import write_atomic
     from ektp_card.lds.sod import build_sod
     from ektp_card.pki.issuer import IssuerPki
-    from ektp_card.pki.signer import write_file
 
+    check_output(out)
+    issuer = IssuerPki(pki_dir)
+    issuer.current()  # a folder without a signer fails before any file is read
     groups = _data_groups(dgs)
     if len(groups) < 2:
         fail("EF.SOD covers 2 to 16 data groups: give --dg for each", ExitCode.USAGE)
-    signer, cert = IssuerPki(pki_dir).document_signer(None, passphrase(ds_env, "document signer key"))
+    signer, cert = issuer.document_signer(None, passphrase(ds_env, "document signer key"))
     sod = build_sod(groups, signer, cert, hash_name=hash_name)  # type: ignore[arg-type]
-    write_file(out, sod)
+    write_atomic(out, sod, mode=0o644)
     if obj.json:
         obj.emit({"file": str(out), "size": len(sod), "data_groups": sorted(groups),
                   "signer": f"{cert.serial_number:X}"})
@@ -278,14 +288,14 @@ def sign_sod(obj: Ctx, pki_dir: Path, dgs: tuple[str, ...], out: Path, hash_name
 
 
 @pki.command("verify-sod")
-@click.argument("sod_file", metavar="SOD", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("sod_file", metavar="SOD", type=FilePath(path_type=Path, dir_okay=False, exists=True))
 @DG_OPTION
 @click.option("--trust", "trust_dir", required=True,
-              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              type=FilePath(path_type=Path, file_okay=False, exists=True),
               help="Folder of trusted CSCA certificates and their CRLs.")
-@click.option("--master-list", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+@click.option("--master-list", type=FilePath(path_type=Path, dir_okay=False, exists=True),
               help="ICAO CSCA master list whose signer chains to a CSCA in --trust.")
-@click.option("--country", help="Expected issuing country.")
+@click.option("--country", type=COUNTRY, help="Expected issuing country.")
 @click.option("--no-crl", "no_crl", is_flag=True, help="Do not fail when no current CRL is available.")
 @click.pass_obj
 def verify_sod(obj: Ctx, sod_file: Path, dgs: tuple[str, ...], trust_dir: Path, master_list: Path | None,
@@ -294,10 +304,14 @@ def verify_sod(obj: Ctx, sod_file: Path, dgs: tuple[str, ...], trust_dir: Path, 
     from ektp_card.verify import Policy, Status, TrustStore, load_master_list, passive_authentication
 
     groups = _data_groups(dgs)
+    sod = read_input(sod_file, DOCUMENT_LIMIT, "EF.SOD")
     store = TrustStore.from_folder(trust_dir)
+    if not store.cscas and master_list is None:
+        fail(f"{trust_dir} holds no certificate to trust", ExitCode.FILE)  # as for `ektp verify`
     if master_list is not None:
-        store = load_master_list(master_list.read_bytes(), store)
-    result = passive_authentication(sod_file.read_bytes(), groups, store,
+        with about(str(master_list), errors.PkiError):
+            store = load_master_list(read_input(master_list, MASTER_LIST_LIMIT), store)
+    result = passive_authentication(sod, groups, store,
                                     Policy(require_crl=not no_crl, expected_country=country))
     if obj.json:
         obj.emit(result.to_json())
@@ -339,9 +353,9 @@ TERMINAL_PASS = click.option(
     metavar="NAME",
     help="Environment variable holding the terminal key passphrase (prompted for when unset on a terminal).",
 )
-CERT_OUT = click.argument("cert_out", metavar="CERT", type=click.Path(path_type=Path, dir_okay=False))
-EXISTING = click.Path(path_type=Path, dir_okay=False, exists=True)
-NEW_KEY = click.Path(path_type=Path, dir_okay=False)
+CERT_OUT = click.argument("cert_out", metavar="CERT", type=FilePath(path_type=Path, dir_okay=False))
+EXISTING = FilePath(path_type=Path, dir_okay=False, exists=True)
+NEW_KEY = FilePath(path_type=Path, dir_okay=False)
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 EFFECTIVE = click.option("--effective", type=DATE, metavar="YYYY-MM-DD",
                          help="Effective date (default: today, UTC).")
@@ -391,7 +405,7 @@ def _ec_key(key: object, what: str) -> EllipticCurvePublicKey:
 def _public_key_file(path: Path) -> EllipticCurvePublicKey:
     from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-    data = path.read_bytes()
+    data = read_input(path, CERTIFICATE_LIMIT, "public key")
     try:
         key = load_pem_public_key(data) if data.lstrip().startswith(b"-----") else load_der_public_key(data)
     except (ValueError, TypeError):
@@ -399,36 +413,50 @@ def _public_key_file(path: Path) -> EllipticCurvePublicKey:
     return _ec_key(key, str(path))
 
 
-@contextmanager
-def _new_key(path: Path, spec: str, secret: Callable[[], bytes]) -> Iterator[KeyFileSigner]:
-    """A new encrypted key file at ``path``, there only if the block succeeds (no orphan keys)."""
+@dataclass
+class _NewKey:
+    """A new key, in memory until its certificate is written with it (:func:`_emit_cvc`)."""
+
+    path: Path
+    signer: KeyFileSigner
+    pem: bytes
+
+
+def _new_key(path: Path, spec: str, secret: Callable[[], bytes]) -> _NewKey:
+    """A new key for ``path``, generated but not written: the key file goes to disk with its
+    certificate or not at all (no key without its certificate, no certificate without its key)."""
     from ektp_card.pki.signer import KeyFileSigner, KeySpec
 
-    if path.exists():
-        fail(f"{path} exists; refusing to overwrite a private key", ExitCode.FILE)
-    tmp = path.with_name(f".{path.name}.new")
-    signer = KeyFileSigner.generate(tmp, KeySpec.parse(spec), secret, overwrite=True)
-    try:
-        yield signer
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
+    _writable(path, "refusing to overwrite a private key")
+    signer, pem = KeyFileSigner.prepare(path, KeySpec.parse(spec), secret)
+    return _NewKey(path, signer, pem)
 
 
-def _emit_cvc(obj: Ctx, verb: str, cert: CvCertificate, cert_out: Path, key: Path | None) -> None:
-    from ektp_card.pki.signer import write_file
+def _writable(path: Path, refusal: str = "refusing to overwrite it") -> None:
+    """Refuse an output path that exists or cannot be written, before any key is opened or generated."""
+    if path.exists() or path.is_symlink():
+        fail(f"{path} exists; {refusal}", ExitCode.FILE)
+    check_output(path)
 
-    write_file(cert_out, cert.encode())
-    info = {**_cvc_json(cert), "file": str(cert_out), "key": str(key) if key else None}
+
+def _emit_cvc(obj: Ctx, verb: str, cert: CvCertificate, cert_out: Path, key: _NewKey | None,
+              also: dict[Path, bytes] | None = None) -> None:
+    from ektp_card.files import write_files
+
+    files = {cert_out: cert.encode(), **(also or {})}
+    if key is not None:
+        files[key.path] = key.pem
+    write_files(files, mode=0o644, modes={key.path: 0o600} if key is not None else None)
+    key_path = key.path if key is not None else None
+    info = {**_cvc_json(cert), "file": str(cert_out), "key": str(key_path) if key_path else None}
     if obj.json:
         obj.emit(info)
         return
     obj.out.print(f"{verb} {info['role']} certificate {cert.chr} (signed by {cert.car}): {cert_out}")
     obj.out.print(f"  valid {info['effective']} to {info['expiration']}; "
                   f"rights: {', '.join(info['rights']) or 'none'}")
-    if key:
-        obj.out.print(f"  private key: {key}")
+    if key_path:
+        obj.out.print(f"  private key: {key_path}")
 
 
 @pki.group()
@@ -439,9 +467,11 @@ def cvca() -> None:
 @cvca.command("create")
 @CERT_OUT
 @click.option("--key", "key_out", required=True, type=NEW_KEY, help="New CVCA private key file (encrypted).")
-@click.option("--country", required=True, help="Two-letter country code, e.g. ID.")
-@click.option("--mnemonic", default="CVCA", show_default=True, help="Holder mnemonic, up to 9 characters.")
-@click.option("--sequence", default="00001", show_default=True, help="5-character sequence number.")
+@click.option("--country", required=True, type=COUNTRY, help="Two-letter country code, e.g. ID.")
+@click.option("--mnemonic", default="CVCA", show_default=True, type=Word(16),
+              help="Holder mnemonic, up to 9 characters.")
+@click.option("--sequence", default="00001", show_default=True, type=Word(16),
+              help="5-character sequence number.")
 @click.option("--type", "terminal_type", type=click.Choice(TERMINAL_TYPES), default="is", show_default=True,
               help="Terminal type: is (inspection system), at (authentication), st (signature).")
 @RIGHTS
@@ -458,10 +488,11 @@ def cvca_create(obj: Ctx, cert_out: Path, key_out: Path, country: str, mnemonic:
 
     start, end = _validity(effective, days)
     holder = _holder(country, mnemonic, sequence, TerminalType(terminal_type), Role.CVCA, rights)
-    with _new_key(key_out, curve, passphrase(cvca_env, "CVCA key", confirm=True)) as signer:
-        cert = create_cvca(signer, holder=holder, terminal_type=TerminalType(terminal_type),
-                           rights=rights, effective=start, expiration=end)
-    _emit_cvc(obj, "Created", cert, cert_out, key_out)
+    _writable(cert_out)
+    key = _new_key(key_out, curve, passphrase(cvca_env, "CVCA key", confirm=True))
+    cert = create_cvca(key.signer, holder=holder, terminal_type=TerminalType(terminal_type),
+                       rights=rights, effective=start, expiration=end)
+    _emit_cvc(obj, "Created", cert, cert_out, key)
 
 
 @cvca.command("link")
@@ -469,7 +500,8 @@ def cvca_create(obj: Ctx, cert_out: Path, key_out: Path, country: str, mnemonic:
 @click.option("--cvca", "cvca_file", required=True, type=EXISTING, help="The current CVCA certificate.")
 @click.option("--cvca-key", required=True, type=EXISTING, help="The current CVCA private key file.")
 @click.option("--key", "key_out", required=True, type=NEW_KEY, help="New CVCA private key file (encrypted).")
-@click.option("--sequence", required=True, help="Sequence number of the new key (5 characters).")
+@click.option("--sequence", required=True, type=Word(16),
+              help="Sequence number of the new key (5 characters).")
 @click.option("--curve", type=click.Choice(EC_KEY_TYPES), help="Curve of the new key (default: the current).")
 @EFFECTIVE
 @_days(1095)
@@ -486,21 +518,23 @@ def cvca_link(obj: Ctx, cert_out: Path, cvca_file: Path, cvca_key: Path, key_out
     certificate goes next to CERT with `-self` added to its name, for verifiers that start there.
     """
     from ektp_card.pki.cvc import Role, create_cvca, create_link, split_reference
-    from ektp_card.pki.signer import KeyFileSigner, write_file
+    from ektp_card.pki.signer import KeyFileSigner
 
     old = _read_cvc(cvca_file)
     start, end = _validity(effective, days)
     country, mnemonic, _ = split_reference(old.chr)
     holder = _holder(country, mnemonic, sequence, old.chat.terminal_type, Role.CVCA, ())
+    self_out = cert_out.with_name(f"{cert_out.stem}-self{cert_out.suffix}")
+    _writable(cert_out)
+    _writable(self_out)
     old_signer = KeyFileSigner.load(cvca_key, passphrase(cvca_env, "current CVCA key"))
     spec = curve or (old.public_key.domain.name if old.public_key.domain else "brainpoolP256r1")
-    with _new_key(key_out, spec, passphrase(new_env, "new CVCA key", confirm=True)) as signer:
-        new_key = _ec_key(signer.public_key, str(key_out))
-        link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
-        self_signed = create_cvca(signer, holder=holder, terminal_type=old.chat.terminal_type,
-                                  rights=link.chat.names, effective=start, expiration=end)
-    write_file(cert_out.with_name(f"{cert_out.stem}-self{cert_out.suffix}"), self_signed.encode())
-    _emit_cvc(obj, "Linked", link, cert_out, key_out)
+    key = _new_key(key_out, spec, passphrase(new_env, "new CVCA key", confirm=True))
+    new_key = _ec_key(key.signer.public_key, str(key_out))
+    link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
+    self_signed = create_cvca(key.signer, holder=holder, terminal_type=old.chat.terminal_type,
+                              rights=link.chat.names, effective=start, expiration=end)
+    _emit_cvc(obj, "Linked", link, cert_out, key, also={self_out: self_signed.encode()})
 
 
 @dataclass(frozen=True)
@@ -527,26 +561,31 @@ def _issue_cvc(obj: Ctx, cert_out: Path, issuer_file: Path, issuer_key: Path,
     if key_out is not None and public_key is not None:
         fail("give either --key (generate a new key) or --public-key (certify an existing one), not both",
              ExitCode.USAGE)
+    if key_out is None and public_key is None:
+        fail("give --key (generate a new key) or --public-key (certify an existing one)", ExitCode.USAGE)
     issuer = _read_cvc(issuer_file)
     start, end = _validity(subject.effective, subject.days)
     country = subject.country or split_reference(issuer.chr)[0]
     reference = _holder(country, subject.mnemonic, subject.sequence, issuer.chat.terminal_type, role,
                         subject.rights)
+    _writable(cert_out)
+    subject_key = None if public_key is None else _public_key_file(public_key)
+    if key_out is not None:
+        _writable(key_out, "refusing to overwrite a private key")
     signer = KeyFileSigner.load(issuer_key, issuer_pass)
 
     def certify(key: EllipticCurvePublicKey) -> CvCertificate:
         return issue(signer, issuer, key, holder=reference, role=role, rights=subject.rights,
                      effective=start, expiration=end)
 
-    if public_key is not None:
-        cert = certify(_public_key_file(public_key))
-    elif key_out is not None:
-        spec = curve_of(_ec_key(signer.public_key, str(issuer_key))).name
-        with _new_key(key_out, spec, subject_pass) as new:
-            cert = certify(_ec_key(new.public_key, str(key_out)))
+    new = None
+    if subject_key is not None:
+        cert = certify(subject_key)
     else:
-        fail("give --key (generate a new key) or --public-key (certify an existing one)", ExitCode.USAGE)
-    _emit_cvc(obj, "Issued", cert, cert_out, subject.key_out)
+        assert key_out is not None  # noqa: S101 - checked above
+        new = _new_key(key_out, curve_of(_ec_key(signer.public_key, str(issuer_key))).name, subject_pass)
+        cert = certify(_ec_key(new.signer.public_key, str(key_out)))
+    _emit_cvc(obj, "Issued", cert, cert_out, new)
 
 
 @pki.group()
@@ -560,9 +599,11 @@ def dv() -> None:
 @click.option("--cvca-key", required=True, type=EXISTING, help="The CVCA private key file.")
 @click.option("--key", "key_out", type=NEW_KEY, help="Generate the DV key into this file (encrypted).")
 @click.option("--public-key", type=EXISTING, help="Certify this DV public key (PEM or DER) instead.")
-@click.option("--country", help="Country code of the DV (default: the CVCA's).")
-@click.option("--mnemonic", required=True, help="Holder mnemonic, up to 9 characters (e.g. POLRI).")
-@click.option("--sequence", default="00001", show_default=True, help="5-character sequence number.")
+@click.option("--country", type=COUNTRY, help="Country code of the DV (default: the CVCA's).")
+@click.option("--mnemonic", required=True, type=Word(16),
+              help="Holder mnemonic, up to 9 characters (e.g. POLRI).")
+@click.option("--sequence", default="00001", show_default=True, type=Word(16),
+              help="5-character sequence number.")
 @click.option("--foreign", is_flag=True, help="A foreign DV (role bits 01) instead of a domestic one (10).")
 @RIGHTS
 @EFFECTIVE
@@ -593,9 +634,10 @@ def terminal() -> None:
 @click.option("--dv-key", required=True, type=EXISTING, help="The DV private key file.")
 @click.option("--key", "key_out", type=NEW_KEY, help="Generate the terminal key into this file (encrypted).")
 @click.option("--public-key", type=EXISTING, help="Certify this terminal public key (PEM or DER) instead.")
-@click.option("--country", help="Country code of the terminal (default: the DV's).")
-@click.option("--mnemonic", required=True, help="Holder mnemonic, up to 9 characters.")
-@click.option("--sequence", default="00001", show_default=True, help="5-character sequence number.")
+@click.option("--country", type=COUNTRY, help="Country code of the terminal (default: the DV's).")
+@click.option("--mnemonic", required=True, type=Word(16), help="Holder mnemonic, up to 9 characters.")
+@click.option("--sequence", default="00001", show_default=True, type=Word(16),
+              help="5-character sequence number.")
 @RIGHTS
 @EFFECTIVE
 @_days(30)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ektp_card._cli.options import card_source_options, make_source
-from ektp_card._cli.passwords import prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, about, explain, fail, parse_hex
+from ektp_card._cli.passwords import card_password, prompt_if_asked
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, about, check_output, explain, fail, parse_hex
 from ektp_card.errors import MrzError, PacePasswordError, SecurityStatusNotSatisfiedError
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ FORMATS = ("hex", "decoded", "raw")
               help="Application to read from: the eMRTD or demo one, or an AID in hex.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="hex", show_default=True,
               help="hex dump, decoded where known (EF.CardAccess, EF.ATR/INFO), or raw bytes (one FILE).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", type=FilePath(path_type=Path, file_okay=False),
               help="Write each file's bytes to DIR/NAME.bin instead of printing them.")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
 @click.argument("files", nargs=-1, metavar="[FILE...]")
@@ -62,6 +62,8 @@ def read(
         fail("give --mrz alone, or --can and / or --pin", ExitCode.USAGE)
     if fmt == "raw" and out is None and len(files) != 1:
         fail("--format raw without --out writes one FILE to stdout: name exactly one", ExitCode.USAGE)
+    if out is not None:
+        check_output(out, folder=True)
     application = _application(app_name)
     try:
         candidates = (application,) if application is not None else candidate_applications(files)
@@ -69,8 +71,8 @@ def read(
             parse_file(spec, candidates[0])
     except ValueError as e:
         fail(str(e), ExitCode.USAGE)
-    can = prompt_if_asked(can, "CAN")
-    pin = prompt_if_asked(pin, "PIN")
+    can = card_password(can, "CAN")
+    pin = card_password(pin, "PIN")
     mrz = prompt_if_asked(mrz, "MRZ")
     try:
         with about("--mrz", MrzError):
@@ -116,11 +118,13 @@ def _application(name: str) -> Application | None:
 def _render(obj: Ctx, result: ReadResult, fmt: str, out: Path | None) -> None:
     paths: dict[int, Path] = {}
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        from ektp_card.files import write_files
+
         for i, content in enumerate(result.files):
-            path = out / f"{_safe(content.ref.name)}.bin"
-            path.write_bytes(content.data)
-            paths[i] = path
+            paths[i] = out / f"{_safe(content.ref.name)}.bin"
+        # Personal data: readable by the owner only, every file or none (the folder too when made here).
+        write_files({paths[i]: content.data for i, content in enumerate(result.files)}, mode=0o600,
+                    folder_mode=0o700)
     if obj.json:
         obj.emit({
             "access": _access_json(result.access),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, check_output, fail
 
 
 @click.group()
@@ -17,7 +17,7 @@ def record() -> None:
 
 
 @record.command()
-@click.argument("out", metavar="OUT", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("out", metavar="OUT", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--seed", type=click.IntRange(0),
               help="Seed for the same records again (default: random, printed).")
 @click.option("--count", type=click.IntRange(1, 100000), default=1, show_default=True,
@@ -42,13 +42,14 @@ def synthetic(obj: Ctx, out: Path, seed: int | None, count: int, jsonl: bool, as
         raise click.UsageError("--files is for one JSON record; JSON Lines keep images inline")
     if out.exists() and not force:
         fail(f"{out} exists; use --force to overwrite it", ExitCode.FILE)
+    check_output(out)
     chosen = secrets.randbelow(2**31) if seed is None else seed
     records = synthetic_records(chosen, count)
     if jsonl:
+        from ektp_card.files import write_atomic
+
         lines = (json.dumps(r.to_mapping(), ensure_ascii=False) for r in records)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        tmp.replace(out)
+        write_atomic(out, "".join(line + "\n" for line in lines).encode("utf-8"))
     else:
         write_record(records[0], out, inline=not as_files)
     if obj.json:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ektp_card._cli.util import Ctx, ExitCode, fail
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, Word, check_output, fail, read_input
 from ektp_card._cli.verify import terminal_options
 
 if TYPE_CHECKING:
@@ -32,43 +32,44 @@ def _loopback(host: str) -> bool:
 
 @click.command()
 @click.option("--reader", metavar="NAME", help="A PC/SC reader (name or part of it) holding the cards.")
-@click.option("--virtual-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--virtual-dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="A folder of virtual card images: the station's virtual reader inserts one at a time.")
-@click.option("--trust", "trust_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--trust", "trust_dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="Folder of trusted country signing CA certificates and CRLs.")
-@click.option("--revocations", "revocations_file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--revocations", "revocations_file", type=FilePath(path_type=Path, dir_okay=False),
               metavar="FILE", help="A signed card revocation list: a card on it is shown as REVOKED.")
 @terminal_options("Lets the clerk match the holder's fingerprint against DG3.")
 @click.option("--registry", "registry_target", envvar="EKTP_REGISTRY", metavar="URL_OR_PATH",
               help="The desk registry (SQLite file or postgresql:// URL): turns on the desk's pages.")
-@click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname,
+@click.option("--desk", "desk_id", envvar="EKTP_DESK", default=socket.gethostname, type=Word(100),
               show_default="the host name", metavar="ID", help="This desk's ID in the registry.")
 @click.option("--target", type=click.IntRange(1, 100_000), default=150, show_default=True,
               help="Cards per day the desk aims at (the report's target line).")
-@click.option("--pki", "issuer_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--pki", "issuer_dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="The issuer PKI folder: lets the desk issue batches (with the master key).")
-@click.option("--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--master-key-file", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="The personalisation master key (default: hex in $EKTP_PERSO_MASTER_KEY).")
-@click.option("--cvca", "cvca_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--cvca", "cvca_path", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="The CVCA certificate issued chips trust for Terminal Authentication.")
 @click.option("--ds-passphrase-env", "ds_env", default="EKTP_DS_PASSPHRASE", show_default=True,
               metavar="NAME",
               help="Environment variable with the document signer's key passphrase (else prompted now).")
-@click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("ektp-station"),
+@click.option("--work-dir", type=FilePath(path_type=Path, file_okay=False), default=Path("ektp-station"),
               show_default=True, metavar="DIR", help="Where the desk keeps uploaded batch files.")
 @click.option("--demo", is_flag=True,
               help="A station with synthetic cards, a PKI and a terminal made now in a temporary folder "
                    "(or --demo-dir): nothing else to set up.")
-@click.option("--demo-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+@click.option("--demo-dir", type=FilePath(path_type=Path, file_okay=False), metavar="DIR",
               help="With --demo: make the synthetic office here and keep it.")
 @click.option("--operator", default=lambda: os.environ.get("USER", "operator"), show_default="$USER",
+              type=Word(100),
               help="Who runs the station: recorded with the station session in the registry's audit trail.")
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, type=Word(253),
               help="Address to listen on. Anything but loopback needs --tls-cert and --tls-key.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port).")
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="PEM")
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="PEM")
+@click.option("--tls-cert", type=FilePath(path_type=Path, dir_okay=False, exists=True), metavar="PEM")
+@click.option("--tls-key", type=FilePath(path_type=Path, dir_okay=False, exists=True), metavar="PEM")
 @click.pass_obj
 def station(
     obj: Ctx, reader: str | None, virtual_dir: Path | None, trust_dir: Path | None,
@@ -95,12 +96,12 @@ def station(
 
     if (tls_cert is None) != (tls_key is None):
         fail("give --tls-cert and --tls-key together", ExitCode.USAGE)
+    if tls_cert is not None and tls_key is not None:
+        _check_tls(tls_cert, tls_key)
     if not _loopback(host):
         if tls_cert is None:
             fail(f"--host {host} is reachable from other machines: give --tls-cert and --tls-key",
                  ExitCode.USAGE)
-        click.echo(f"WARNING: the station listens on {host}, reachable from other machines. Anyone with the "
-                   "address and token can use it.", err=True)
     scratch = contextlib.ExitStack()
     if demo:
         if reader or virtual_dir or trust_dir or revocations_file or terminal_chain:
@@ -116,6 +117,7 @@ def station(
                          terminal_pkcs11, terminal_token, terminal_key_label, terminal_pin_env, operator,
                          secure=tls_cert is not None)
         if registry_target is not None:
+            check_output(work_dir, folder=True)
             config = dataclasses.replace(config, desk=_desk_config(
                 registry_target, desk_id, target, issuer_dir, master_key_file, cvca_path, ds_env, work_dir,
                 reader, virtual_dir))
@@ -135,6 +137,10 @@ def station(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.USAGE)
     bound = sock.getsockname()[1]
+    if not _loopback(host):
+        # Said once every check has passed and the port is ours: a refused start stays one line.
+        click.echo(f"WARNING: the station listens on {host}, reachable from other machines. Anyone with the "
+                   "address and token can use it.", err=True)
     scheme = "https" if tls_cert is not None else "http"
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"ektp station: open {scheme}://{shown}:{bound}/open?token={sessions.token}")
@@ -145,6 +151,21 @@ def station(
         finally:
             # A batch being issued stops after the card in hand: nothing is left half-issued.
             app.state.station.jobs.stop_all()
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    """The certificate and key must be usable now, not when the server starts to listen."""
+    import ssl
+
+    from ektp_card.files import CERTIFICATE_LIMIT, KEY_LIMIT
+
+    read_input(cert, CERTIFICATE_LIMIT, "TLS certificate")  # a regular file of a certificate's size
+    read_input(key, KEY_LIMIT, "TLS key")
+    try:
+        # No passphrase callback that could prompt: the server gets none either.
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=lambda: b"")
+    except (ssl.SSLError, OSError, ValueError) as e:
+        fail(f"--tls-cert {cert} and --tls-key {key} cannot serve TLS: {e}", ExitCode.FILE)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -202,7 +223,7 @@ def _desk_config(
     from ektp_card._station.desk import DeskConfig
     from ektp_card.desk.batch import Issuance
 
-    with open_desk_registry(registry_target):
+    with open_desk_registry(registry_target, create=True):
         pass  # an unreachable or foreign registry fails now, not at the first page
     if issuer_dir is None:
         return DeskConfig(registry_target, work_dir, desk_id, target)

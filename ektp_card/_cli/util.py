@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache, cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -170,6 +171,161 @@ def fail(message: str, code: ExitCode) -> NoReturn:
     raise CliError(message, code)
 
 
+#: Warnings shown when the command has done its work (:func:`warn_later`).
+LATER: list[str] = []
+
+
+def warn_later(text: str) -> None:
+    """A warning shown on stderr after the command's output, and only when the command got that far:
+    a command that then fails prints its one error line alone."""
+    LATER.append(text)
+
+
+def read_input(path: Path, limit: int, what: str = "") -> bytes:
+    """The file ``path`` (a regular file of at most ``limit`` bytes, see :mod:`ektp_card.files`); a
+    file problem (exit 7) naming it otherwise."""
+    from ektp_card.files import read_file
+
+    try:
+        return read_file(path, limit)
+    except OSError as e:
+        fail(f"{path}: {what + ': ' if what else ''}{e.strerror or e}", ExitCode.FILE)
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters (but line breaks) and lone surrogates shown escaped."""
+    return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in text)
+
+
+def _visible_hook() -> Any:
+    """A rich render hook that passes every rendered text through :func:`visible` (rich itself sends
+    an escape sequence in a table cell to the terminal as it is)."""
+    from rich.console import ConsoleOptions, ConsoleRenderable, RenderHook, RenderResult
+    from rich.segment import Segment
+
+    class Visible:
+        def __init__(self, renderable: ConsoleRenderable) -> None:
+            self.renderable = renderable
+
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            for segment in console.render(self.renderable, options):
+                yield segment if segment.control else Segment(visible(segment.text), segment.style)
+
+    class Hook(RenderHook):
+        def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
+            return [Visible(r) for r in renderables]
+
+    return Hook()
+
+
+def one_line(text: str) -> str:
+    """``text`` fit for one line of a terminal: control characters (a line break, an ANSI escape that
+    would recolour or clear the screen) and lone surrogates shown escaped, never sent raw."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _hint(param: click.Parameter | None, ctx: click.Context | None) -> str:
+    return param.get_error_hint(ctx).strip("'") if param is not None and ctx is not None else "value"
+
+
+class Word(click.ParamType[str, str]):
+    """Text the command stores or prints (a reason, a name, a reference): printable, at most
+    ``max_length`` characters; else one line and exit 2."""
+
+    name = "text"
+
+    def __init__(self, max_length: int = 200) -> None:
+        self.max_length = max_length
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.isprintable():
+            fail(f"{_hint(param, ctx)}: control characters or bytes that are not UTF-8 text are not "
+                 "allowed", ExitCode.USAGE)
+        if len(text) > self.max_length:
+            fail(f"{_hint(param, ctx)}: at most {self.max_length} characters", ExitCode.USAGE)
+        return text
+
+
+#: A card serial as the desk and the chip know it: 8 bytes, 16 hex digits.
+SERIAL_DIGITS = 16
+
+
+class Serial(click.ParamType[str, str]):
+    """A card serial (16 hex digits, upper-cased): never anything a file name could be made of."""
+
+    name = "serial"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if len(text) != SERIAL_DIGITS or any(c not in "0123456789abcdefABCDEF" for c in text):
+            fail(f"{_hint(param, ctx)}: a card serial is {SERIAL_DIGITS} hex digits", ExitCode.USAGE)
+        return text.upper()
+
+
+class Country(click.ParamType[str, str]):
+    """A two-letter country code (ISO 3166-1 alpha-2, upper case)."""
+
+    name = "country"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if len(text) != 2 or not ("A" <= text[0] <= "Z" and "A" <= text[1] <= "Z"):
+            fail(f"{_hint(param, ctx)}: a country is two upper-case letters, e.g. ID", ExitCode.USAGE)
+        return text
+
+
+class Nik(click.ParamType[str, str]):
+    """A NIK: 16 digits."""
+
+    name = "nik"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if len(text) != 16 or not (text.isascii() and text.isdigit()):
+            fail(f"{_hint(param, ctx)}: a NIK is 16 digits", ExitCode.USAGE)
+        return text
+
+
+class Finite(click.FloatRange):
+    """:class:`click.FloatRange` that also refuses ``nan`` and ``inf`` (which compare as inside any
+    range, or make every bound meaningless)."""
+
+    def convert(self, value: float, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return float(number)
+
+
+def check_output(path: Path, *, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written, before the work it would hold is done: a folder
+    where a file goes (with ``folder``: a file where a folder goes), or no folder to put it in."""
+    if folder:
+        if path.exists() and not path.is_dir():
+            fail(f"{path}: not a folder", ExitCode.FILE)
+        ancestor = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+        if not ancestor.is_dir():
+            fail(f"{path}: {ancestor} is not a folder", ExitCode.FILE)
+        return
+    if path.is_dir():
+        fail(f"{path}: a folder, not a file", ExitCode.FILE)
+    if not path.parent.is_dir():
+        fail(f"{path}: there is no folder {path.parent} to write it in", ExitCode.FILE)
+
+
+class FilePath(click.Path):
+    """:class:`click.Path` whose refusals (no such file, a folder where a file belongs, a file where a
+    folder belongs) are file problems like any other: one line and exit 7, not a usage error."""
+
+    def fail(self, message: str, param: click.Parameter | None = None,
+             ctx: click.Context | None = None) -> NoReturn:
+        where = param.get_error_hint(ctx).strip("'") if param is not None and ctx is not None else "path"
+        raise CliError(f"{where}: {message}", ExitCode.FILE)
+
+
 @dataclass
 class Ctx:
     """Typed state shared by every command (instead of string keys in ctx.obj)."""
@@ -179,10 +335,15 @@ class Ctx:
 
     @cached_property
     def out(self) -> Console:
-        """The console for human-readable output (rich is imported by the first command that prints)."""
+        """The console for human-readable output (rich is imported by the first command that prints).
+
+        What it prints comes also from cards, files and the registry (a name in DG1, a revocation
+        reason someone typed): control characters in it are shown escaped, never sent to the terminal."""
         from rich.console import Console
 
-        return Console(highlight=False, soft_wrap=True)
+        console = Console(highlight=False, soft_wrap=True)
+        console.push_render_hook(_visible_hook())
+        return console
 
     def emit(self, data: Any) -> None:
         """Machine-readable output for --json."""
@@ -202,11 +363,14 @@ def setup_logging(verbosity: int) -> None:
     root = logging.getLogger("ektp_card")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # nfcpy logs its own warnings when a card leaves the field; our error line already says so.
-    nfc_log = logging.getLogger("nfc")
-    nfc_log.handlers[:] = [handler] if verbosity >= 2 else [logging.NullHandler()]
-    nfc_log.propagate = False
-    nfc_log.setLevel(level)
+    # nfcpy logs its own warnings when a card leaves the field; our error line already says so. Python
+    # warnings from libraries (cryptography's about a certificate it reads) likewise show only with -vv.
+    logging.captureWarnings(True)
+    for name in ("nfc", "py.warnings"):
+        quiet = logging.getLogger(name)
+        quiet.handlers[:] = [handler] if verbosity >= 2 else [logging.NullHandler()]
+        quiet.propagate = False
+        quiet.setLevel(level)
 
 
 def parse_hex(value: str, what: str) -> bytes:

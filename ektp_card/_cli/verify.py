@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ektp_card._cli.options import card_source_options, make_source
-from ektp_card._cli.passwords import prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, about, fail
+from ektp_card._cli.passwords import card_password, prompt_if_asked
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, about, check_output, fail, read_input, warn_later
 
 if TYPE_CHECKING:
     from ektp_card._cli.pkcs11 import Pkcs11Choice
@@ -32,10 +32,10 @@ def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F
     ``terminal_token``, ``terminal_key_label``, ``terminal_pin_env``)."""
     options = [
         click.option("--terminal-chain", multiple=True, required=required, metavar="FILE",
-                     type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     type=FilePath(path_type=Path, dir_okay=False, exists=True),
                      help=f"The terminal's CV certificates (binary), DV then terminal (repeat the option). "
                           f"{purpose}"),
-        click.option("--terminal-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        click.option("--terminal-key", type=FilePath(path_type=Path, dir_okay=False, exists=True),
                      metavar="FILE", help="The terminal certificate's encrypted key file (passphrase from "
                                           "$EKTP_TERMINAL_PASSPHRASE, else prompted for)."),
         click.option("--terminal-pkcs11", metavar="MODULE",
@@ -65,25 +65,25 @@ def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F
               help="Verify an ICAO passport (eMRTD) instead: its whole MRZ, or DOCUMENT,BIRTH,EXPIRY "
                    "(dates YYMMDD), for PACE-MRZ or BAC; '-' asks for it (hidden).")
 @click.option("--trust", "trust_dir", metavar="DIR",
-              type=click.Path(path_type=Path, file_okay=False),
+              type=FilePath(path_type=Path, file_okay=False),
               help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl).")
 @click.option("--master-list", "master_lists", multiple=True, metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False),
+              type=FilePath(path_type=Path, dir_okay=False),
               help="An ICAO CSCA master list (DER CMS, ICAO 9303-12 section 9) whose CSCAs are trusted too "
                    "(repeat the option); its signer must chain to a CSCA of --master-list-anchor or --trust.")
 @click.option("--master-list-anchor", "anchors", multiple=True, metavar="CERT",
-              type=click.Path(path_type=Path, dir_okay=False),
+              type=FilePath(path_type=Path, dir_okay=False),
               help="A CSCA certificate (PEM or DER) trusted to issue master list signers "
                    "(repeat the option).")
-@click.option("--face-out", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
+@click.option("--face-out", type=FilePath(path_type=Path, dir_okay=False), metavar="PATH",
               help="Write the holder's face image from DG2 to PATH (JPEG as stored on the card).")
 @terminal_options("Runs Terminal Authentication and reads DG3.")
-@click.option("--fingerprint", type=click.Path(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
+@click.option("--fingerprint", type=FilePath(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
               help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
                    "(needs --terminal-chain and a terminal key).")
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
 @click.option("--revocations", "revocations_file", metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False),
+              type=FilePath(path_type=Path, dir_okay=False),
               help="A signed card revocation list (`ektp desk revocations`); its signer must chain to a "
                    "trusted CSCA. A card on it is refused (exit 14) although its signatures are valid.")
 @click.option("--allow-stale-revocations", is_flag=True,
@@ -135,14 +135,19 @@ def verify(
         fail("--revocations lists e-KTP cards: give it without --mrz", ExitCode.USAGE)
     capture = None if fingerprint is None else _load_fingerprint(fingerprint)
     mrz_info = None if mrz is None else _parse_mrz(prompt_if_asked(mrz, "MRZ"))
-    can = None if mrz_info is not None else prompt_if_asked(can, "CAN")
+    can = None if mrz_info is not None else card_password(can, "CAN")
     if not can and mrz_info is None:
         fail("give the card access number with --can (or $EKTP_CAN)", ExitCode.USAGE)
     if trust_dir is None and not master_lists:
         fail("give the trusted CSCAs with --trust DIR or --master-list FILE", ExitCode.USAGE)
+    if anchors and not master_lists:
+        fail("--master-list-anchor goes with --master-list: it says whose master lists to trust",
+             ExitCode.USAGE)
     if master_lists and trust_dir is None and not anchors:
         fail("--master-list needs --master-list-anchor CERT (or --trust DIR): a master list is only as "
              "trustworthy as the CSCA that issued its signer", ExitCode.USAGE)
+    if face_out is not None:
+        check_output(face_out)
     trust = _load_trust(trust_dir, master_lists, anchors)
     revocations = (None if revocations_file is None
                    else _load_revocations(revocations_file, trust, allow_stale_revocations))
@@ -170,7 +175,9 @@ def verify(
     air = timing_report(transport.trace) if timing else None
     face_path: Path | None = None
     if face_out is not None and report.face is not None:
-        face_out.write_bytes(report.face.image)
+        from ektp_card.files import write_atomic
+
+        write_atomic(face_out, report.face.image, mode=0o600)  # the holder's face: owner only
         face_path = face_out
     if obj.json:
         data = report.to_json()
@@ -202,6 +209,7 @@ def _load_trust(
 ) -> TrustStore:
     """--trust, extended by each master list whose signer chains to a CSCA of --trust or the anchors."""
     from ektp_card.errors import PkiError
+    from ektp_card.files import MASTER_LIST_LIMIT
     from ektp_card.pki.trust import TrustStore, load_master_list
 
     trust = TrustStore(()) if trust_dir is None else TrustStore.from_folder(trust_dir)
@@ -211,10 +219,7 @@ def _load_trust(
         anchor_store = TrustStore.from_files(anchors)
         base = TrustStore(trust.cscas + anchor_store.cscas, trust.crls + anchor_store.crls)
         for path in master_lists:
-            try:
-                data = path.read_bytes()
-            except OSError as e:
-                fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
+            data = read_input(path, MASTER_LIST_LIMIT)
             with about(str(path), PkiError):
                 base = load_master_list(data, base)
         trust = base
@@ -225,12 +230,10 @@ def _load_revocations(path: Path, trust: TrustStore, allow_stale: bool) -> Revoc
     """The --revocations list: exit 7 when unreadable or malformed, 8 when its signature, signer or
     (unless allowed) its dates do not hold."""
     from ektp_card.errors import PkiError
+    from ektp_card.files import DOCUMENT_LIMIT
     from ektp_card.pki.revocation import parse_revocation_list
 
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        fail(f"{path}: {e.strerror or e}", ExitCode.FILE)
+    data = read_input(path, DOCUMENT_LIMIT)
     with about(str(path), PkiError):
         revocations = parse_revocation_list(data)
     problem = revocations.trust_problem(trust)
@@ -241,7 +244,7 @@ def _load_revocations(path: Path, trust: TrustStore, allow_stale: bool) -> Revoc
         if not allow_stale:
             fail(f"{path}: revocation list refused: {stale} (or give --allow-stale-revocations)",
                  ExitCode.SECURITY)
-        click.echo(f"Warning: {path}: {stale}; used anyway (--allow-stale-revocations)", err=True)
+        warn_later(f"Warning: {path}: {stale}; used anyway (--allow-stale-revocations)")
     return revocations
 
 

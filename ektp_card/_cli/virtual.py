@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from ektp_card._cli.passwords import new_password, prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, about, fail, parse_hex
+from ektp_card._cli.util import Ctx, ExitCode, FilePath, Finite, Word, about, check_output, fail, parse_hex
 
 log = logging.getLogger("ektp_card.cli")
 
-IMAGE = click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+IMAGE = click.argument("image", type=FilePath(path_type=Path, dir_okay=False))
 
 
 @click.group()
@@ -47,6 +47,7 @@ def create(
 
     if image.exists() and not force:
         fail(f"{image} exists; use --force to overwrite it", ExitCode.FILE)
+    check_output(image)
     uid_bytes = parse_hex(uid, "UID") if uid is not None else None
     if uid_bytes is not None and len(uid_bytes) not in (4, 7):
         fail("UID must be 4 or 7 bytes", ExitCode.USAGE)
@@ -86,7 +87,7 @@ def create(
 @virtual.command()
 @IMAGE
 @click.option("--serial", metavar="HEX", help="The card's 8-byte serial (default: random).")
-@click.option("--master-key-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--master-key-file", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="The issuer's AES master key (16 or 32 bytes, hex or binary). "
                    "Default: hex in the environment variable EKTP_PERSO_MASTER_KEY.")
 @click.option("--extended/--no-extended", default=True, show_default=True,
@@ -109,6 +110,7 @@ def blank(
 
     if image.exists() and not force:
         fail(f"{image} exists; use --force to overwrite it", ExitCode.FILE)
+    check_output(image)
     serial_bytes = parse_hex(serial, "serial") if serial is not None else None
     if serial_bytes is not None and len(serial_bytes) != SERIAL_LENGTH:
         fail(f"a card serial is {SERIAL_LENGTH} bytes ({2 * SERIAL_LENGTH} hex digits)", ExitCode.USAGE)
@@ -167,10 +169,11 @@ def show(obj: Ctx, image: Path) -> None:
 
 @virtual.command()
 @IMAGE
-@click.option("--host", default="127.0.0.1", show_default=True, help="Where pcscd's vpcd driver listens.")
-@click.option("--port", type=int, default=35963, show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, type=Word(253),
+              help="Where pcscd's vpcd driver listens.")
+@click.option("--port", type=click.IntRange(1, 65535), default=35963, show_default=True,
               help="35963 for reader 'Virtual PCD 00 00', 35964 for '00 01'.")
-@click.option("--connect-timeout", type=float, default=10.0, show_default=True,
+@click.option("--connect-timeout", type=Finite(0, 3600), default=10.0, show_default=True,
               help="Seconds to wait for vpcd to accept the card.")
 @click.option("--pcscd", "start_pcscd", is_flag=True,
               help="Start a private pcscd for as long as the card is served, unless one already runs.")
@@ -192,15 +195,22 @@ def serve(obj: Ctx, image: Path, host: str, port: int, connect_timeout: float, s
         started = ensure_pcscd(timeout=15.0)
         if started is not None and not obj.json:
             click.echo("Started a private pcscd; it stops with the card.", err=True)
-    bridge = VpcdBridge(card, host, port, on_change=lambda: card.save(image), connect_timeout=connect_timeout)
-    if not obj.json:
-        click.echo(f"Serving {image} to vpcd at {host}:{port}; Ctrl-C to stop.", err=True)
+    before = card.dumps()
+
+    def connected() -> None:
+        # Said once vpcd took the card: a failure to connect stays the one line it should be.
+        if not obj.json:
+            click.echo(f"Serving {image} to vpcd at {host}:{port}; Ctrl-C to stop.", err=True)
+
+    bridge = VpcdBridge(card, host, port, on_change=lambda: card.save(image), connect_timeout=connect_timeout,
+                        on_connect=connected)
     try:
         bridge.run()
     except KeyboardInterrupt:
         bridge.stop()
     finally:
-        card.save(image)
+        if card.dumps() != before:
+            card.save(image)
         if started is not None:
             started.stop()
     if obj.json:

@@ -172,7 +172,7 @@ def desk_routes(station: Station, desk: DeskConfig) -> list[Route]:
             printed = None
             if isinstance(desk.cards, VirtualCardDir):
                 try:
-                    printed = PrintedCard.decode(desk.cards.print_path(row.serial).read_bytes())
+                    printed = PrintedCard.load(desk.cards.print_path(row.serial))
                 except (OSError, ValueError, KeyError, TypeError):
                     printed = None
             jobs.append((row, printed))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Protocol
 
+from ektp_card.apdu.command import EXTENDED_MAX_LC, EXTENDED_MAX_LE, SHORT_MAX_LC, SHORT_MAX_LE
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
@@ -254,11 +255,17 @@ def _buffers(h: Harvest) -> tuple[bool, int | None, int | None]:
     if info is None or not info.extended_length:
         return False, None, None
     command, response = info.max_command_apdu, info.max_response_apdu
-    return (
-        True,
-        None if command is None else command - COMMAND_APDU_OVERHEAD,
-        None if response is None else response - RESPONSE_APDU_OVERHEAD,
-    )
+    # The card's word, held to what a card can have: odd sizes in its EF.ATR/INFO (a byte buffer, a
+    # gigabyte) make the programmable card as near as it can, never a configuration it refuses.
+    nc = None if command is None else _within(command - COMMAND_APDU_OVERHEAD, SHORT_MAX_LC,
+                                              EXTENDED_MAX_LC)
+    ne = None if response is None else _within(response - RESPONSE_APDU_OVERHEAD, SHORT_MAX_LE,
+                                               EXTENDED_MAX_LE)
+    return True, nc, ne
+
+
+def _within(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
 
 
 def _programmable_card(

@@ -29,6 +29,21 @@ DOCUMENT_NUMBER_FIELD = 9
 _TD1, _TD2, _TD3 = (3, 30), (2, 36), (2, 44)
 
 
+#: Days in each month, February as in a leap year (the century of a YYMMDD date is not known).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _calendar(yymmdd: str) -> bool:
+    """Whether the month and day of ``yymmdd`` can be a date (a part filled with '<' is unknown)."""
+    month, day = yymmdd[2:4], yymmdd[4:6]
+    if month.isdigit() and not 1 <= int(month) <= 12:
+        return False
+    if day.isdigit():
+        limit = _MONTH_DAYS[int(month) - 1] if month.isdigit() else 31
+        return 1 <= int(day) <= limit
+    return True
+
+
 def check_digit(field: str) -> str:
     """The check digit of ``field``: weights 7, 3, 1 repeated, sum modulo 10 (ICAO Doc 9303-3 section 4.9)."""
     if not _FIELD.fullmatch(field):
@@ -57,10 +72,10 @@ class MrzInfo:
         if not number or not _FIELD.fullmatch(number):
             raise MrzError("the document number must be capital letters, digits and '<'")
         birth, expiry = self.date_of_birth.strip(), self.date_of_expiry.strip()
-        if not _DATE.fullmatch(birth):
-            raise MrzError("the date of birth must be six digits, YYMMDD")
-        if not expiry.isascii() or not expiry.isdigit() or len(expiry) != 6:
-            raise MrzError("the date of expiry must be six digits, YYMMDD")
+        if not _DATE.fullmatch(birth) or not _calendar(birth):
+            raise MrzError("the date of birth must be six digits, YYMMDD, a date of the calendar")
+        if not expiry.isascii() or not expiry.isdigit() or len(expiry) != 6 or not _calendar(expiry):
+            raise MrzError("the date of expiry must be six digits, YYMMDD, a date of the calendar")
         object.__setattr__(self, "document_number", number)
         object.__setattr__(self, "date_of_birth", birth)
         object.__setattr__(self, "date_of_expiry", expiry)

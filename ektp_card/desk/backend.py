@@ -10,7 +10,10 @@ both databases enforce the same states, transitions and uniqueness.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.request import pathname2url
 
 from ektp_card.errors import RegistryError
 
@@ -154,21 +158,59 @@ class SqliteBackend(Backend):
         self._owned = owned
 
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout: float = 30.0) -> SqliteBackend:
-        """Open (creating if needed) the file and set the pragmas that make commits survive a power cut."""
+    def open(cls, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True) -> SqliteBackend:
+        """Open the file (with ``create``, a new one when there is none: mode 0600, it holds NIKs and
+        police reports) and set the pragmas that make commits survive a power cut.
+
+        Only a registry is opened: a FIFO, a device, an empty file or another program's SQLite database
+        is refused before anything is written to it (not even the journal mode)."""
+        target = Path(path)
+        fresh = False
         try:
-            conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+            mode_bits = os.stat(target).st_mode
+        except FileNotFoundError:
+            if not create:
+                raise RegistryError(f"no registry at {target}") from None
+            try:
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except OSError as exc:
+                raise RegistryError(f"cannot open registry {target}: {exc.strerror or exc}") from None
+            fresh = True
+        except OSError as exc:
+            raise RegistryError(f"cannot open registry {target}: {exc.strerror or exc}") from None
+        else:
+            if not stat.S_ISREG(mode_bits):
+                raise RegistryError(f"{target} is not a registry file")
+        try:
+            return cls._connect(target, busy_timeout, fresh)
+        except BaseException:
+            if fresh:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{target}{suffix}")
+            raise
+
+    @classmethod
+    def _connect(cls, target: Path, busy_timeout: float, fresh: bool) -> SqliteBackend:
+        # mode=rw: SQLite must not create the file itself (it would, with the umask's mode).
+        uri = f"file:{pathname2url(os.path.abspath(target))}?mode=rw"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
-            raise RegistryError(f"cannot open registry {path}: {exc}") from exc
+            raise RegistryError(f"cannot open registry {target}: {exc}") from exc
         try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not fresh and "schema_version" not in tables:
+                what = "an empty file" if not tables else "a SQLite database of another program"
+                raise RegistryError(f"{target} is {what}, not an ektp registry; it was left as it is")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":
-                raise RegistryError(f"registry {path} cannot use WAL journaling")
+                raise RegistryError(f"registry {target} cannot use WAL journaling")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         except sqlite3.Error as exc:
             conn.close()
-            raise RegistryError(f"cannot open registry {path}: {exc}") from exc
+            raise RegistryError(f"cannot open registry {target}: {exc}") from exc
         except RegistryError:
             conn.close()
             raise

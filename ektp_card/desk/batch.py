@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +64,7 @@ from ektp_card.errors import (
     SecureMessagingError,
     TransportError,
 )
+from ektp_card.files import SMALL_JSON_LIMIT, open_regular, read_file, write_atomic
 from ektp_card.lds.record import CitizenRecord, count_records, read_batch
 from ektp_card.personalize import DocumentSigner, check_document_signer, personalize, plan_from_record
 
@@ -100,7 +100,7 @@ def batch_id(path: str | Path) -> str:
     """The batch's ID: the first :data:`BATCH_ID_LENGTH` hex digits of the file's SHA-256, so running
     the same file again resumes the same batch (and an edited file is a new batch)."""
     digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
+    with os.fdopen(open_regular(path), "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()[:BATCH_ID_LENGTH]
@@ -252,6 +252,12 @@ class PrintedCard:
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
+    def load(cls, path: Path) -> PrintedCard:
+        """The print job in the file ``path``: :class:`OSError` when it cannot be read (or is no regular
+        file of a print job's size), :class:`ValueError` when it is not a print job."""
+        return cls.decode(read_file(path, SMALL_JSON_LIMIT))
+
+    @classmethod
     def decode(cls, data: bytes) -> PrintedCard:
         """Parse a print file of this module; :class:`PrintJobError` (a :class:`ValueError`) for
         anything else, without quoting the CAN."""
@@ -289,19 +295,22 @@ def _text_pair(value: object) -> bool:
 def write_private_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` readable by the owner only (mode 0600): a temporary file in the
     same folder, fsynced, renamed, and the folder fsynced so the rename survives a power cut."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    write_atomic(path, data, mode=0o600)
+
+
+@contextmanager
+def _private_folder(folder: Path) -> Iterator[None]:
+    """Make ``folder`` (owner only: print jobs hold CANs) when the first card is kept in it, not before,
+    and remove it again when that first keep fails: a batch that stored nothing leaves no folder."""
+    made = not folder.exists()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        yield
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when nothing is in it
         raise
-    _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -377,7 +386,6 @@ class VirtualCardDir:
         self.directory = Path(directory)
         self.master_key = master_key
         self.description = f"virtual cards in {self.directory}"
-        self.directory.mkdir(parents=True, exist_ok=True)
 
     def card_path(self, serial: str) -> Path:
         return self.directory / f"{serial}{CARD_SUFFIX}"
@@ -400,9 +408,10 @@ class VirtualCardDir:
         # The print job first and the image last: the image is what resume looks for, and it is
         # useless without the CAN beside it.
         virtual = _virtual(card.transport)
-        write_private_atomic(self.print_path(printed.serial), printed.encode())
-        virtual.power_off()
-        virtual.save(self.card_path(printed.serial))
+        with _private_folder(self.directory):
+            write_private_atomic(self.print_path(printed.serial), printed.encode())
+            virtual.power_off()
+            virtual.save(self.card_path(printed.serial))
 
     def finished(self, serial: str | None, cancel: threading.Event | None, notice: Notice) -> None:
         return None
@@ -425,7 +434,7 @@ class VirtualCardDir:
         from ektp_card.virtual.perso import card_serial
 
         try:
-            printed = PrintedCard.decode(self.print_path(serial).read_bytes())
+            printed = PrintedCard.load(self.print_path(serial))
             card = VirtualCard.load(self.card_path(serial))
         except (OSError, PrintJobError, CardImageError) as exc:
             log.info("card %s: no usable image and print job (%s)", serial, type(exc).__name__)
@@ -461,7 +470,6 @@ class ReaderStation:
         self.print_dir = Path(print_dir)
         self.timeout = timeout
         self.description = f"reader {reader}" if reader else "the first PC/SC reader"
-        self.print_dir.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
     def blank_card(self, cancel: threading.Event | None, notice: Notice) -> Iterator[BlankCard]:
@@ -485,7 +493,8 @@ class ReaderStation:
             yield BlankCard(transport)
 
     def keep(self, card: BlankCard, printed: PrintedCard) -> None:
-        write_private_atomic(self.print_dir / f"{printed.serial}{PRINT_SUFFIX}", printed.encode())
+        with _private_folder(self.print_dir):
+            write_private_atomic(self.print_dir / f"{printed.serial}{PRINT_SUFFIX}", printed.encode())
 
     def finished(self, serial: str | None, cancel: threading.Event | None, notice: Notice) -> None:
         self._wait_removed(f"take card {serial} out of" if serial else "take the card out of", cancel, notice)
@@ -626,7 +635,8 @@ class _Run:
         self.registry.spoil(serial, reason, desk=self.desk, actor=self.actor, sod_sha256=sod_sha256)
         self.station.discard(serial)
         self.spoiled.append(SpoiledCard(serial, reason))
-        log.warning("card %s spoiled: %s", serial, reason)
+        # The summary lists spoiled cards (and an error that stops the batch names its card).
+        log.info("card %s spoiled: %s", serial, reason)
 
     # -- resume ------------------------------------------------------------------------------------------
 
@@ -711,8 +721,10 @@ class _Run:
                         self.station.keep(blank, PrintedCard.of(serial, result.can, record, self.batch, line))
                     except (OSError, CardImageError) as exc:
                         # Nowhere to keep cards: spoil this one and stop rather than spoil every card.
-                        self.spoil(serial, f"the card could not be stored: {exc}", result.sod_sha256)
-                        raise
+                        why = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+                        self.spoil(serial, f"the card could not be stored: {why}", result.sod_sha256)
+                        raise CardImageError(f"card {serial} could not be stored ({why}); it is spoiled "
+                                             "and the batch stopped") from exc
                     # Only now, with the card and its print job stored, does the card count as issued.
                     self.registry.confirm(serial, sod_sha256=result.sod_sha256, desk=self.desk,
                                           actor=self.actor)

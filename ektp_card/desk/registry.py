@@ -13,6 +13,7 @@ survives a power cut. docs/desk-registry.md describes the schema.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from ektp_card.desk.backend import (
     Backend,
     ConstraintViolation,
     DatabaseError,
+    Row,
     SchemaRules,
     SqliteBackend,
     Violation,
@@ -187,23 +189,35 @@ def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _version_number(row: Row | None) -> int:
+    """The schema version in ``row`` (0 for none); :class:`RegistryError` when it is not a number."""
+    if row is None or row[0] is None:
+        return 0
+    value = row[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RegistryError(f"the registry's schema version {str(value)[:20]!r} is not a number")
+    return value
+
+
 def open_registry(
-    target: str | Path, *, busy_timeout: float = 30.0, clock: Callable[[], datetime] = _utc_now
+    target: str | Path, *, busy_timeout: float = 30.0, clock: Callable[[], datetime] = _utc_now,
+    create: bool = True,
 ) -> Registry:
     """Open a registry: a file path or ``sqlite:///abs/path`` for SQLite, a ``postgresql://`` URL for
-    PostgreSQL (needs the ``desk`` extra, psycopg 3)."""
+    PostgreSQL (needs the ``desk`` extra, psycopg 3). Without ``create`` a registry must be there
+    already: nothing is created (a missing SQLite file, the tables in an empty database)."""
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from ektp_card.desk.postgres import PostgresBackend
 
-        return Registry(PostgresBackend.connect(text, timeout=busy_timeout), clock=clock)
+        return Registry(PostgresBackend.connect(text, timeout=busy_timeout), clock=clock, create=create)
     if text.startswith("sqlite://"):
         text = text[len("sqlite://"):]
         if not text.startswith("/"):
             raise RegistryError("a sqlite:// registry URL needs an absolute path: sqlite:///abs/path")
     elif "://" in text:
         raise RegistryError(f"unknown registry URL scheme in {text.split('://', 1)[0]!r}")
-    return Registry(text, busy_timeout=busy_timeout, clock=clock)
+    return Registry(text, busy_timeout=busy_timeout, clock=clock, create=create)
 
 
 class Registry:
@@ -211,13 +225,16 @@ class Registry:
 
     def __init__(
         self, target: str | Path | Backend, *, busy_timeout: float = 30.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = _utc_now, create: bool = True,
     ) -> None:
         self._clock = clock
         self._db = (
-            target if isinstance(target, Backend) else SqliteBackend.open(target, busy_timeout=busy_timeout)
+            target if isinstance(target, Backend)
+            else SqliteBackend.open(target, busy_timeout=busy_timeout, create=create)
         )
         try:
+            if not create and self._version() is None:
+                raise RegistryError("the database holds no ektp registry (no schema_version table)")
             self._migrate()
         except BaseException:
             self._db.close()
@@ -257,8 +274,7 @@ class Registry:
             pass  # a new database: no schema_version table yet
         with db.write():
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.one("SELECT max(version) FROM schema_version")
-            current = 0 if row is None or row[0] is None else int(row[0])
+            current = _version_number(db.one("SELECT max(version) FROM schema_version"))
             if current > len(MIGRATIONS):
                 raise RegistryError(f"registry schema version {current} is newer than this software")
             for version in range(current + 1, len(MIGRATIONS) + 1):
@@ -272,8 +288,14 @@ class Registry:
     @property
     def schema_version(self) -> int:
         """The schema version of the open database."""
-        row = self._db.one("SELECT max(version) FROM schema_version")
-        return 0 if row is None or row[0] is None else int(row[0])
+        return _version_number(self._db.one("SELECT max(version) FROM schema_version"))
+
+    def _version(self) -> int | None:
+        """The schema version, or None when the database has no schema_version table."""
+        try:
+            return self.schema_version
+        except DatabaseError:
+            return None
 
     @property
     def registry_id(self) -> str:
@@ -340,6 +362,15 @@ class Registry:
     def verify_chain(self, anchor: audit.AuditAnchor | None = None) -> audit.ChainProblem | None:
         """Check the audit chain; see :func:`ektp_card.desk.audit.verify_chain`."""
         return audit.verify_chain(self._db, anchor)
+
+    def verify(self, anchor: audit.AuditAnchor | None = None) -> audit.ChainProblem | None:
+        """Check the audit chain (:meth:`verify_chain`) and that it vouches for the cards as they are:
+        every card row must be what replaying the log's changes gives, so a row edited, added or
+        removed without its audit entry is caught, not only an edited entry."""
+        problem = self.verify_chain(anchor)
+        if problem is not None:
+            return problem
+        return _card_problem(self.audit_entries(), {row.serial: row for row in self.cards()})
 
     # -- mutations ----------------------------------------------------------------------------------
 
@@ -733,6 +764,72 @@ class Registry:
     def _release_used(self, nik: str, desk: str) -> bool:
         # The NIK got its card: the desk's lease on it has done its job.
         return self._db.execute("DELETE FROM leases WHERE nik = ? AND desk = ?", (nik, desk)) > 0
+
+
+def _replay(entries: Sequence[audit.AuditEntry]) -> tuple[dict[str, CardRow], dict[str, int]]:
+    """The cards the audit log's changes make, as :class:`Registry` writes them, and the last entry
+    that changed each. A central registry's ``sync:`` entries replay the desk's change they took."""
+    cards: dict[str, CardRow] = {}
+    last: dict[str, int] = {}
+
+    def text(details: Mapping[str, audit.DetailValue], key: str) -> str | None:
+        value = details.get(key)
+        return None if value is None else str(value)
+
+    def kept(new: str | None, old: str | None) -> str | None:
+        return old if new is None else new  # the registry's coalesce(new, old)
+
+    for entry in entries:
+        action, details, at = entry.action, entry.details, entry.at
+        if action.startswith("sync:"):
+            if details.get("outcome") != SyncOutcome.APPLIED.value:
+                continue
+            action, at = action.removeprefix("sync:"), str(details.get("local_at"))
+        serial = text(details, "serial") or ""
+        if action in ("reserve", "register", "replace"):
+            state = CardState.PENDING if action == "reserve" else CardState.PERSONALISED
+            batch = text(details, "batch") if action == "reserve" else None
+            cards[serial] = CardRow(serial, text(details, "nik") or "", state, entry.desk, at, at, None, None,
+                                    False, batch, None)
+        elif action == "confirm" or action.startswith("state:"):
+            old = cards.get(serial)
+            if old is None:
+                continue  # the chain check names a log that changes an unknown card
+            new = CardState.PERSONALISED if action == "confirm" else CardState(action.removeprefix("state:"))
+            cards[serial] = dataclasses.replace(
+                old, state=new, updated_at=at, reason=kept(text(details, "reason"), old.reason),
+                police_report=kept(text(details, "police_report"), old.police_report),
+                surrendered=old.surrendered or bool(details.get("surrendered", False)),
+                sod_sha256=kept(text(details, "sod_sha256"), old.sod_sha256))
+        else:
+            continue
+        last[serial] = entry.seq
+    return cards, last
+
+
+def _card_problem(
+    entries: Sequence[audit.AuditEntry], rows: Mapping[str, CardRow]
+) -> audit.ChainProblem | None:
+    """The first card whose row is not what the audit log records, or None."""
+    try:
+        recorded, last = _replay(entries)
+    except ValueError:  # a state name this software does not know
+        return audit.ChainProblem(len(entries), "the log records a card state this software does not know")
+    head = entries[-1].seq if entries else 0
+    for serial in sorted(set(recorded) | set(rows)):
+        row, expected = rows.get(serial), recorded.get(serial)
+        if expected is None:
+            return audit.ChainProblem(head, f"card {serial} has no audit entry: added without the log")
+        seq = last[serial]
+        if row is None:
+            return audit.ChainProblem(seq, f"card {serial} is in the log but not in the registry: removed")
+        for name in ("nik", "state", "desk", "created_at", "updated_at", "reason", "police_report",
+                     "surrendered", "batch", "sod_sha256"):
+            if getattr(row, name) != getattr(expected, name):
+                return audit.ChainProblem(
+                    seq, f"card {serial}: its {name.replace('_', ' ')} is not what the log records (edited "
+                         "without an audit entry)")
+    return None
 
 
 def _transition_details(

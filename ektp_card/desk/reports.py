@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ektp_card.pki.signer import write_file
+from ektp_card.files import write_files
 
 if TYPE_CHECKING:
     from ektp_card.desk.audit import AuditEntry
@@ -255,18 +255,24 @@ def _csv_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
-def write_csv(report: DeskReport, folder: Path) -> list[Path]:
-    """Write every table to ``folder`` (created if needed) as UTF-8 CSV; the paths written."""
-    paths = []
+def csv_files(report: DeskReport, folder: Path) -> dict[Path, bytes]:
+    """Every table as UTF-8 CSV, by its path in ``folder``."""
+    files = {}
     for name, rows in csv_tables(report).items():
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         for row in rows:
             writer.writerow([_csv_cell(cell) for cell in row])
-        path = folder / name
-        write_file(path, buffer.getvalue().encode())
-        paths.append(path)
-    return paths
+        files[folder / name] = buffer.getvalue().encode()
+    return files
+
+
+def write_csv(report: DeskReport, folder: Path) -> list[Path]:
+    """Write every table to ``folder`` (created if needed, owner only) as UTF-8 CSV, all of them or
+    none; the paths written."""
+    files = csv_files(report, folder)
+    write_files(files, mode=0o600, folder_mode=0o700)
+    return list(files)
 
 
 # --- PNG chart --------------------------------------------------------------------------------------
@@ -454,7 +460,7 @@ def throughput_chart(
 def write_chart(report: DeskReport, path: Path) -> ThroughputChart:
     """Draw the daily throughput of ``report`` and write it to ``path`` as PNG."""
     chart = throughput_chart(report.daily, report.target)
-    write_file(path, chart.png())
+    write_files({path: chart.png()}, mode=0o600)
     return chart
 
 
@@ -472,6 +478,7 @@ __all__ = [
     "UncollectedAges",
     "build_report",
     "bucket_labels",
+    "csv_files",
     "csv_tables",
     "desk_report",
     "throughput_chart",

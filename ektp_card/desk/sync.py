@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TextIO
 
 from ektp_card.desk.audit import AuditEntry
 from ektp_card.desk.lease import LeaseResult
 from ektp_card.desk.registry import Registry, SyncOutcome
-from ektp_card.errors import RegistryError
+from ektp_card.errors import InputFileError, RegistryError
+from ektp_card.files import LINE_LIMIT, open_regular, parse_json
 
 #: Outcomes of one entry; pending only in a dry run.
 OUTCOMES = tuple(SyncOutcome)
@@ -82,7 +85,8 @@ def lease(
 
 def pending(local: Registry, central: Registry) -> list[AuditEntry]:
     """The local audit entries the central registry has not taken yet, after checking that the local log
-    verifies and still holds the entry the last sync ended with."""
+    verifies, still holds the entry the last sync ended with, and vouches for the local cards as they are
+    (a card row edited without its entry is not pushed, nor anything after it)."""
     _distinct(local, central)
     problem = local.verify_chain()
     if problem is not None:
@@ -98,6 +102,12 @@ def pending(local: Registry, central: Registry) -> list[AuditEntry]:
                 " not syncing"
             )
         entries = entries[1:]
+    problem = local.verify()
+    if problem is not None:
+        raise RegistryError(
+            f"the local registry does not match its audit log at entry {problem.seq} ({problem.reason}); "
+            "not syncing"
+        )
     return entries
 
 
@@ -132,34 +142,52 @@ _NIK_RE = re.compile(r"[0-9]{16}")
 def read_nik_file(path: str | Path) -> list[str]:
     """The NIKs named by a file: a batch file (``.csv`` with a ``nik`` column, ``.jsonl`` with a ``nik``
     key) or plain text with one NIK per line (blank lines and ``#`` comments skipped). Order is kept,
-    repeats dropped; a malformed entry is a RegistryError naming its line, not its content."""
+    repeats dropped; a malformed entry is a RegistryError naming its line, not its content; a file that
+    cannot be read an InputFileError."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"cannot read {path}: {exc}") from None
     suffix = path.suffix.lower()
     found: list[tuple[int, str]] = []
-    if suffix == ".csv":
-        reader = csv.DictReader(text.splitlines(keepends=True))
-        if reader.fieldnames is None or "nik" not in reader.fieldnames:
-            raise RegistryError(f"{path}: the CSV file has no 'nik' column")
-        found = [(reader.line_num, str(row.get("nik") or "").strip()) for row in reader]
-    elif suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                raise RegistryError(f"{path} line {number}: not a JSON object") from None
-            found.append((number, str(value.get("nik", "")).strip() if isinstance(value, dict) else ""))
-    else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                found.append((number, line))
+    try:
+        # Read as the lines come, each no longer than a record: a batch with its images inline may be
+        # large, and a FIFO or device is refused before it is read.
+        with os.fdopen(open_regular(path), encoding="utf-8", newline="") as fh:
+            lines = _limited_lines(fh, path)
+            if suffix == ".csv":
+                reader = csv.DictReader(lines)
+                if reader.fieldnames is None or "nik" not in reader.fieldnames:
+                    raise RegistryError(f"{path}: the CSV file has no 'nik' column")
+                found = [(reader.line_num, str(row.get("nik") or "").strip()) for row in reader]
+            elif suffix == ".jsonl":
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = parse_json(line)
+                    except json.JSONDecodeError:
+                        raise RegistryError(f"{path} line {number}: not a JSON object") from None
+                    nik = value.get("nik", "") if isinstance(value, dict) else ""
+                    found.append((number, nik.strip() if isinstance(nik, str) else ""))
+            else:
+                for number, line in enumerate(lines, start=1):
+                    line = line.split("#", 1)[0].strip()
+                    if line:
+                        found.append((number, line))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputFileError(f"cannot read {path}: {reason}") from None
+    except csv.Error as exc:
+        raise RegistryError(f"{path}: malformed CSV ({exc})") from None
     for number, nik in found:
         if not _NIK_RE.fullmatch(nik):
             raise RegistryError(f"{path} line {number}: not a 16-digit NIK")
     return list(dict.fromkeys(nik for _, nik in found))
+
+
+def _limited_lines(fh: TextIO, path: Path) -> Iterator[str]:
+    while True:
+        line = fh.readline(LINE_LIMIT + 1)
+        if not line:
+            return
+        if len(line) > LINE_LIMIT:
+            raise InputFileError(f"cannot read {path}: a line longer than any record can be")
+        yield line

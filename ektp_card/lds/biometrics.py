@@ -45,6 +45,7 @@ from pathlib import Path
 
 from ektp_card.apdu.tlv import Tlv, parse_list, parse_one
 from ektp_card.errors import BiometricFormatError, InputFileError, LdsFormatError, TlvError
+from ektp_card.files import TEMPLATE_LIMIT, read_file
 
 # --- ISO/IEC 19794-2:2005 finger minutiae --------------------------------------------------------
 
@@ -271,7 +272,7 @@ class MinutiaeRecord:
         """The record in the file ``path`` (e.g. a fresh capture); :class:`InputFileError` naming the
         file when it cannot be read or holds no record."""
         try:
-            data = path.read_bytes()
+            data = read_file(path, TEMPLATE_LIMIT)
         except OSError as e:
             raise InputFileError(f"{path}: {e.strerror or e}") from None
         try:

@@ -27,15 +27,26 @@ import binascii
 import csv
 import dataclasses
 import datetime as dt
+import errno
 import json
+import os
 import re
-import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TextIO
 
 from ektp_card.errors import BiometricFormatError, RecordError, RecordFileError, Violation
+from ektp_card.files import (
+    LINE_LIMIT,
+    RECORD_LIMIT,
+    open_regular,
+    parse_json,
+    read_file,
+    read_text,
+    write_files,
+)
 from ektp_card.lds.biometrics import FingerPosition, MinutiaeRecord
 from ektp_card.lds.nik import LIFETIME, personal_violations
 from ektp_card.log import printable
@@ -376,15 +387,13 @@ def _binary(value: object, name: str, base: Path | None, found: list[Violation])
     path = base / value
     shown = _shown(str(path), 200)
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            # A device, a pipe or a folder: reading it could block, or never end.
-            found.append(Violation(name, f"{name}.file", f"{shown} is not a regular file"))
-            return None
-        with path.open("rb") as fh:
-            # At most one byte more than allowed: the size stat gave may be wrong (/proc) or grow.
-            data = fh.read(MAX_FILE_BYTES + 1)
+        # A bounded read of a regular file only: a device, a pipe or a folder could block or never end.
+        return read_file(path, MAX_FILE_BYTES)
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            message = f"{shown} has more than {MAX_FILE_BYTES} bytes, more than any valid {name}"
+            found.append(Violation(name, f"{name}.size", message))
+            return None
         reason = e.strerror or type(e).__name__
         found.append(Violation(name, f"{name}.file", f"cannot read {shown}: {reason}"))
         return None
@@ -392,11 +401,6 @@ def _binary(value: object, name: str, base: Path | None, found: list[Violation])
         # A NUL character, or a lone surrogate that no file name can carry.
         found.append(Violation(name, f"{name}.file", f"{shown} is not a usable file name"))
         return None
-    if len(data) > MAX_FILE_BYTES:
-        message = f"{shown} has more than {MAX_FILE_BYTES} bytes, more than any valid {name}"
-        found.append(Violation(name, f"{name}.size", message))
-        return None
-    return data
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -409,7 +413,7 @@ def load_record(path: str | Path, *, today: dt.date | None = None) -> CitizenRec
     """Read and validate one JSON record; :class:`RecordError` lists every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, RECORD_LIMIT)
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise RecordFileError([Violation("record", "record.file", f"cannot read {path}: {reason}")]) from None
@@ -418,7 +422,7 @@ def load_record(path: str | Path, *, today: dt.date | None = None) -> CitizenRec
 
 def _json_object(text: str, where: Path | str) -> Mapping[str, object]:
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except json.JSONDecodeError as e:
         raise RecordError(
             [
@@ -442,9 +446,11 @@ def _json_object(text: str, where: Path | str) -> Mapping[str, object]:
 
 def write_record(record: CitizenRecord, path: str | Path, *, inline: bool = True) -> None:
     """Write ``record`` as JSON; with ``inline=False`` the images and templates go to files next to it
-    (``<stem>-face.jpg``, ``<stem>-signature.jpg``, ``<stem>-fingerprint-1.fmr``, ...)."""
+    (``<stem>-face.jpg``, ``<stem>-signature.jpg``, ``<stem>-fingerprint-1.fmr``, ...). All of them are
+    written, readable by the owner only (personal data), or none."""
     path = Path(path)
     files: dict[str, str] = {}
+    contents: dict[Path, bytes] = {}
     if not inline:
         suffixes = {
             "face": "-face.jpg",
@@ -454,11 +460,10 @@ def write_record(record: CitizenRecord, path: str | Path, *, inline: bool = True
         }
         for name, suffix in suffixes.items():
             target = path.with_name(path.stem + suffix)
-            target.write_bytes(record._binary(name))
+            contents[target] = record._binary(name)
             files[name] = target.name
-    path.write_text(
-        json.dumps(record.to_mapping(files=files), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    text = json.dumps(record.to_mapping(files=files), indent=2, ensure_ascii=False) + "\n"
+    write_files({**contents, path: text.encode("utf-8")})
 
 
 @dataclass(frozen=True)
@@ -493,13 +498,13 @@ def read_batch(
     path, suffix = _batch_file(path)
     base = None if inline_only else path.parent
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        with _open_batch(path) as fh:
             if suffix == ".jsonl":
-                for number, line in enumerate(fh, start=1):
+                for number, line in enumerate(_lines(fh, path), start=1):
                     if line.strip():
                         yield _row(number, partial(_json_object, line, f"line {number}"), base, today)
             else:
-                reader = csv.DictReader(fh, strict=True)
+                reader = csv.DictReader(_lines(fh, path), strict=True)
                 try:
                     for row in reader:
                         yield _row(reader.line_num, partial(_csv_values, row), base, today)
@@ -516,12 +521,30 @@ def count_records(path: str | Path) -> int:
     display. :class:`RecordError` when the file cannot be read."""
     path, suffix = _batch_file(path)
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        with _open_batch(path) as fh:
             if suffix == ".csv":
-                return max(0, sum(1 for _ in csv.reader(fh)) - 1)
-            return sum(1 for line in fh if line.strip())
+                return max(0, sum(1 for _ in csv.reader(_lines(fh, path))) - 1)
+            return sum(1 for line in _lines(fh, path) if line.strip())
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise _unreadable(path, e) from None
+
+
+def _open_batch(path: Path) -> TextIO:
+    """The batch file for reading as text: a regular file only (a FIFO or a device never is one)."""
+    return os.fdopen(open_regular(path), encoding="utf-8", newline="")
+
+
+def _lines(fh: TextIO, path: Path) -> Iterator[str]:
+    """The lines of ``fh``, none longer than a record can be (a file without line breaks is not read
+    into memory whole)."""
+    while True:
+        line = fh.readline(LINE_LIMIT + 1)
+        if not line:
+            return
+        if len(line) > LINE_LIMIT:
+            raise RecordFileError([Violation("record", "record.file",
+                                             f"{path}: a line longer than any record can be")])
+        yield line
 
 
 def _csv_values(row: Mapping[str | None, object]) -> Mapping[str, object]:

@@ -15,20 +15,26 @@ import string
 from pathlib import Path
 
 from ektp_card.errors import PkiError
+from ektp_card.files import read_file
 
 #: The environment variable the CLI reads when no key file is named.
 MASTER_KEY_ENV = "EKTP_PERSO_MASTER_KEY"
 KEY_LENGTHS = (16, 32)
+#: A key file holds at most 64 hex digits and some whitespace.
+MAX_KEY_FILE_BYTES = 1024
 _HEX = frozenset(string.hexdigits)
 
 
-def parse_master_key(data: bytes, where: str) -> bytes:
-    """The key in ``data`` (hex text or raw bytes); :class:`PkiError` naming ``where`` otherwise."""
+def parse_master_key(data: bytes, where: str, *, raw: bool = True) -> bytes:
+    """The key in ``data`` (hex text, or with ``raw`` the raw bytes); :class:`PkiError` naming ``where``
+    otherwise."""
     text = bytes(b for b in data if b not in b" \t\r\n")
     if text and all(chr(b) in _HEX for b in text):
         if len(text) % 2 or len(text) // 2 not in KEY_LENGTHS:
             raise PkiError(f"{where}: an AES master key is 32 or 64 hex digits (16 or 32 bytes)")
         return bytes.fromhex(text.decode("ascii"))
+    if not raw:
+        raise PkiError(f"{where}: an AES master key is 32 or 64 hex digits (16 or 32 bytes)")
     if len(data) in KEY_LENGTHS:
         return bytes(data)
     raise PkiError(f"{where}: an AES master key is 16 or 32 bytes (raw) or 32 or 64 hex digits")
@@ -37,10 +43,7 @@ def parse_master_key(data: bytes, where: str) -> bytes:
 def master_key_from_file(path: Path) -> bytes:
     """Read the master key from ``path``; :class:`PkiError` when it is missing or malformed."""
     try:
-        size = path.stat().st_size
-        if size > 1024:
-            raise PkiError(f"{path} is too large to be a master key file")
-        data = path.read_bytes()
+        data = read_file(path, MAX_KEY_FILE_BYTES)
     except OSError as e:
         raise PkiError(f"cannot read master key file {path}: {e.strerror or e}") from None
     return parse_master_key(data, str(path))
@@ -48,10 +51,12 @@ def master_key_from_file(path: Path) -> bytes:
 
 def master_key_from_env(variable: str = MASTER_KEY_ENV) -> bytes:
     """Read the master key (hex) from the environment; :class:`PkiError` when unset or malformed."""
-    value = os.environ.get(variable)
+    value = os.environb.get(variable.encode()) if os.supports_bytes_environ else os.environ.get(
+        variable, "").encode("utf-8", "replace")
     if not value:
         raise PkiError(f"no master key: give --master-key-file or set {variable} (hex)")
-    return parse_master_key(value.encode("utf-8", "replace"), f"environment variable {variable}")
+    # Hex only: text that happens to be 16 or 32 characters long is not a key.
+    return parse_master_key(value, f"environment variable {variable}", raw=False)
 
 
 def load_master_key(path: Path | None, variable: str = MASTER_KEY_ENV) -> bytes:

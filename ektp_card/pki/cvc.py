@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ektp_card.apdu.tlv import Tlv, parse_list
 from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
 from ektp_card.errors import CvcNameError, LdsFormatError, PkiError, TlvError
+from ektp_card.files import CERTIFICATE_LIMIT, read_file
 from ektp_card.pki.signer import CURVES, HashName, Signer, hash_algorithm
 
 # --- object identifiers (TR-03110-3 appendix A) -------------------------------------------------------
@@ -594,7 +595,7 @@ class CvCertificate:
         """The CV certificate in the file ``path`` (binary); :class:`PkiError` naming the file when it
         cannot be read or holds no CV certificate."""
         try:
-            data = path.read_bytes()
+            data = read_file(path, CERTIFICATE_LIMIT)
         except OSError as e:
             raise PkiError(f"{path}: {e.strerror or e}") from None
         try:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,17 +28,35 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card.errors import PkiError
+from ektp_card.files import (
+    CERTIFICATE_LIMIT,
+    CRL_LIMIT,
+    SMALL_JSON_LIMIT,
+    parse_json,
+    read_file,
+    read_text,
+    write_files,
+)
 from ektp_card.pki.certs import (
     create_csca,
     issue_document_signer,
     issue_revocation_signer,
     now,
     parse_private_key_usage_period,
+    verify_crl_signature,
 )
 from ektp_card.pki.crl import REASONS, Revocation, build_crl
-from ektp_card.pki.signer import KeyFileSigner, KeySpec, Passphrase, PublicKey, write_file
+from ektp_card.pki.signer import KeyFileSigner, KeySpec, Passphrase, PublicKey
+
+
+def _state_bytes(state: Mapping[str, Any]) -> bytes:
+    return json.dumps(state, indent=2).encode()
 
 STATE_VERSION = 1
+#: Serials this folder names files by: lower-case hex of at most 20 octets (RFC 5280 section 4.1.2.2).
+_SERIAL = re.compile(r"[0-9a-f]{1,40}")
+#: The key file and certificate of a new signer, and the state, go to disk together or not at all.
+_PUBLIC, _PRIVATE = 0o644, 0o600
 
 
 @dataclass(frozen=True)
@@ -53,14 +72,83 @@ class DocumentSignerEntry:
         return self.key_path.exists()
 
 
+def _state_problem(state: object) -> str | None:
+    """Why ``state`` is not a PKI state this code wrote, or None. Every value that becomes a file name,
+    a number in a signed list or a date is checked here, before anything is signed or written."""
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    if state.get("version") != STATE_VERSION or isinstance(state.get("version"), bool):
+        return f"not version {STATE_VERSION}"
+    try:
+        KeySpec.parse(str(state.get("spec")))
+    except PkiError:
+        return "unknown key type"
+    for key in ("current", "revocation_signer"):
+        value = state.get(key)
+        if value is not None and not (isinstance(value, str) and _SERIAL.fullmatch(value)):
+            return f"{key!r} is not a certificate serial"
+    for key, required in (("crl_number", True), ("revocation_list_number", False)):
+        value = state.get(key)
+        if value is None and not required:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 1 << 159:
+            return f"{key!r} is not a positive number of at most 20 octets"
+    revoked = state.get("revoked")
+    if not isinstance(revoked, list):
+        return "'revoked' is not a list"
+    for entry in revoked:
+        if not isinstance(entry, dict) or not isinstance(entry.get("serial"), str) \
+                or not _SERIAL.fullmatch(entry["serial"]):
+            return "a revocation names no certificate serial"
+        if entry.get("reason") is not None and entry.get("reason") not in REASONS:
+            return "a revocation has an unknown reason"
+        try:
+            when = dt.datetime.fromisoformat(str(entry.get("revoked_at")))
+        except ValueError:
+            return "a revocation has no valid date"
+        if when.tzinfo is None:
+            return "a revocation date has no time zone"
+    return None
+
+
+def _certificate(path: Path) -> x509.Certificate:
+    """The PEM certificate in ``path``; :class:`PkiError` naming it when it cannot be read or parsed."""
+    try:
+        return x509.load_pem_x509_certificate(read_file(path, CERTIFICATE_LIMIT))
+    except OSError as e:
+        raise PkiError(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError:
+        raise PkiError(f"{path} is not a PEM certificate") from None
+
+
 class IssuerPki:
-    """One issuer's PKI folder. Methods that sign take the passphrase source of the key they open."""
+    """One issuer's PKI folder. Methods that sign take the passphrase source of the key they open.
+
+    Opening the folder checks it whole: the state, the CSCA certificate, every certificate in ``ds/``
+    and ``rs/`` (issued by this CSCA) and the CRL (signed by this CSCA). A folder an operator spoilt
+    (a stray file, another CSCA's CRL, a state pointing elsewhere) is a :class:`PkiError` before any
+    key is opened or anything written."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         if not (root / "state.json").is_file() or not (root / "csca.pem").is_file():
             raise PkiError(f"{root} is not an issuer PKI folder (create one with `ektp pki csca create`)")
         self._state = self._load_state()
+        self._csca = _certificate(root / "csca.pem")
+        self._check()
+
+    def _check(self) -> None:
+        for folder in ("ds", "rs"):
+            for pem in sorted((self.root / folder).glob("*.pem")):
+                cert = _certificate(pem)
+                if cert.issuer != self._csca.subject:
+                    raise PkiError(f"{pem} was not issued by the CSCA of {self.root}")
+        for key, folder, what in (("current", "ds", "document signer"),
+                                  ("revocation_signer", "rs", "revocation list signer")):
+            name = self._state.get(key)
+            if name is not None and not (self.root / folder / f"{name}.pem").is_file():
+                raise PkiError(f"{self.root / 'state.json'} names a {what} the folder does not hold")
+        self.crl()
 
     # --- creation -----------------------------------------------------------------------------
 
@@ -78,35 +166,64 @@ class IssuerPki:
         document_validity_years: int = 10,
         not_before: dt.datetime | None = None,
     ) -> IssuerPki:
-        """A new folder with a fresh CSCA key and self-signed certificate."""
+        """A new folder with a fresh CSCA key and self-signed certificate. Nothing is written, and the
+        folder not made, until the certificate is signed; then key, certificate and state together."""
         if (root / "csca.pem").exists() or (root / "csca.key").exists():
             raise PkiError(f"{root} already holds a CSCA")
-        signer = KeyFileSigner.generate(root / "csca.key", spec, passphrase)
+        if root.exists() and not root.is_dir():
+            raise PkiError(f"{root} is not a folder")
+        signer, pem = KeyFileSigner.prepare(root / "csca.key", spec, passphrase)
         cert = create_csca(signer, country=country, common_name=common_name, organization=organization,
                            key_usage_years=key_usage_years, document_validity_years=document_validity_years,
                            not_before=not_before)
-        write_file(root / "csca.pem", cert.public_bytes(Encoding.PEM))
         state = {"version": STATE_VERSION, "spec": str(spec), "current": None, "crl_number": 1, "revoked": []}
-        write_file(root / "state.json", json.dumps(state, indent=2).encode())
+        write_files({root / "csca.key": pem, root / "csca.pem": cert.public_bytes(Encoding.PEM),
+                     root / "state.json": _state_bytes(state)},
+                    mode=_PUBLIC, modes={root / "csca.key": _PRIVATE}, folder_mode=0o700)
         return cls(root)
 
     # --- reading ------------------------------------------------------------------------------
 
     def _load_state(self) -> dict[str, Any]:
+        path = self.root / "state.json"
         try:
-            state = json.loads((self.root / "state.json").read_text())
-        except (OSError, ValueError) as e:
-            raise PkiError(f"cannot read {self.root / 'state.json'}: {e}") from None
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise PkiError(f"{self.root / 'state.json'} is not a version {STATE_VERSION} PKI state")
+            state = parse_json(read_text(path, SMALL_JSON_LIMIT))
+        except OSError as e:
+            raise PkiError(f"cannot read {path}: {e.strerror or e}") from None
+        except ValueError as e:  # not UTF-8, not JSON
+            raise PkiError(f"cannot read {path}: {e}") from None
+        problem = _state_problem(state)
+        if problem is not None:
+            raise PkiError(f"{path} is not a version {STATE_VERSION} PKI state: {problem}")
+        assert isinstance(state, dict)  # noqa: S101 - checked above
         return state
 
     def _save_state(self) -> None:
-        write_file(self.root / "state.json", json.dumps(self._state, indent=2).encode())
+        self.save()
+
+    def save(self, also: Mapping[Path, bytes] | None = None) -> None:
+        """Write the state, and with it ``also`` (public files: e.g. a revocation list numbered from the
+        state), all of them or none."""
+        write_files({self.root / "state.json": _state_bytes(self._state), **(also or {})}, mode=_PUBLIC)
 
     @property
     def csca(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate((self.root / "csca.pem").read_bytes())
+        return self._csca
+
+    def crl(self) -> x509.CertificateRevocationList | None:
+        """The folder's CRL (``csca.crl``), checked to be this CSCA's; None when there is none."""
+        path = self.root / "csca.crl"
+        if not path.exists() and not path.is_symlink():
+            return None
+        try:
+            crl = x509.load_pem_x509_crl(read_file(path, CRL_LIMIT))
+        except OSError as e:
+            raise PkiError(f"cannot read {path}: {e.strerror or e}") from None
+        except ValueError:
+            raise PkiError(f"{path} is not a PEM CRL") from None
+        if crl.issuer != self._csca.subject or verify_crl_signature(crl, self._csca) is not None:
+            raise PkiError(f"{path} is not a CRL of the CSCA of {self.root}: another CSCA's, or altered")
+        return crl
 
     def csca_signer(self, passphrase: Passphrase) -> KeyFileSigner:
         return KeyFileSigner.load(self.root / "csca.key", passphrase)
@@ -123,7 +240,7 @@ class IssuerPki:
         revoked = self._revocations()
         entries = []
         for pem in sorted((self.root / "ds").glob("*.pem")):
-            cert = x509.load_pem_x509_certificate(pem.read_bytes())
+            cert = _certificate(pem)
             entries.append(DocumentSignerEntry(cert.serial_number, cert, pem.with_suffix(".key"),
                                                self._state["current"] == f"{cert.serial_number:x}",
                                                revoked.get(cert.serial_number)))
@@ -171,32 +288,30 @@ class IssuerPki:
     ) -> DocumentSignerEntry:
         """A new document signer key and certificate; it becomes the current signer."""
         csca_signer = self.csca_signer(csca_passphrase)
-        cert = self._new_signer("ds", ds_passphrase, spec, lambda key: issue_document_signer(
+        cert = self._new_signer("ds", "current", ds_passphrase, spec, lambda key: issue_document_signer(
             csca_signer, self.csca, key, common_name=common_name, organization=organization,
             key_usage_days=key_usage_days, document_validity_years=document_validity_years,
             not_before=not_before,
         ))
-        self._state["current"] = f"{cert.serial_number:x}"
-        self._save_state()
         return self.find(cert.serial_number)
 
     def _new_signer(
-        self, folder: str, passphrase: Passphrase, spec: KeySpec | None,
+        self, folder: str, role: str, passphrase: Passphrase, spec: KeySpec | None,
         certify: Callable[[PublicKey], x509.Certificate],
     ) -> x509.Certificate:
-        """A new key file and its certificate in ``folder``, named by the certificate serial; the key is
-        generated under a temporary name first, so a refused certificate leaves no key behind."""
+        """A new key and its certificate in ``folder``, named by the certificate serial, and the state
+        naming it the current ``role``: written together once the certificate is signed, so a refused
+        certificate or a failed write leaves no key, certificate or state change behind."""
         key_spec = spec or KeySpec.parse(self._state["spec"])
-        tmp_key = self.root / folder / ".new.key"
-        signer = KeyFileSigner.generate(tmp_key, key_spec, passphrase, overwrite=True)
-        try:
-            cert = certify(signer.public_key)
-        except BaseException:
-            tmp_key.unlink(missing_ok=True)
-            raise
+        signer, pem = KeyFileSigner.prepare(self.root / folder / "new.key", key_spec, passphrase)
+        cert = certify(signer.public_key)
         name = f"{cert.serial_number:x}"
-        tmp_key.replace(self.root / folder / f"{name}.key")
-        write_file(self.root / folder / f"{name}.pem", cert.public_bytes(Encoding.PEM))
+        state = {**self._state, role: name}
+        key_path = self.root / folder / f"{name}.key"
+        write_files({key_path: pem, self.root / folder / f"{name}.pem": cert.public_bytes(Encoding.PEM),
+                     self.root / "state.json": _state_bytes(state)},
+                    mode=_PUBLIC, modes={key_path: _PRIVATE}, folder_mode=0o700)
+        self._state = state
         return cert
 
     def rotate(self, csca_passphrase: Passphrase, ds_passphrase: Passphrase, *, destroy_old_key: bool = False,
@@ -225,14 +340,20 @@ class IssuerPki:
         return revocation
 
     def publish_crl(self, csca_passphrase: Passphrase, *, next_update_days: int = 90,
-                    this_update: dt.datetime | None = None) -> x509.CertificateRevocationList:
-        """Sign a CRL of every revocation so far (possibly none) and write it to ``csca.crl``."""
+                    this_update: dt.datetime | None = None,
+                    copy_to: Path | None = None) -> x509.CertificateRevocationList:
+        """Sign a CRL of every revocation so far (possibly none) and write it to ``csca.crl`` (and to
+        ``copy_to``: DER when its name ends in ``.der``, else PEM) with the next CRL number: all of it
+        or, when a write fails, none (the number is not used up)."""
         number = int(self._state["crl_number"])
         crl = build_crl(self.csca_signer(csca_passphrase), self.csca, self._revocations().values(),
                         crl_number=number, this_update=this_update, next_update_days=next_update_days)
-        write_file(self.root / "csca.crl", crl.public_bytes(Encoding.PEM))
-        self._state["crl_number"] = number + 1
-        self._save_state()
+        files = {self.root / "csca.crl": crl.public_bytes(Encoding.PEM)}
+        if copy_to is not None:
+            files[copy_to] = crl.public_bytes(Encoding.DER if copy_to.suffix == ".der" else Encoding.PEM)
+        state = {**self._state, "crl_number": number + 1}
+        write_files({**files, self.root / "state.json": _state_bytes(state)}, mode=_PUBLIC)
+        self._state = state
         return crl
 
     # --- card revocation list signer (docs/desk-revocation.md) ----------------------------------
@@ -250,13 +371,11 @@ class IssuerPki:
     ) -> x509.Certificate:
         """A new card revocation list signer key and certificate; it becomes the current one."""
         csca_signer = self.csca_signer(csca_passphrase)
-        cert = self._new_signer("rs", rs_passphrase, spec, lambda key: issue_revocation_signer(
-            csca_signer, self.csca, key, common_name=common_name, organization=organization,
-            validity_days=validity_days, not_before=not_before,
-        ))
-        self._state["revocation_signer"] = f"{cert.serial_number:x}"
-        self._save_state()
-        return cert
+        return self._new_signer("rs", "revocation_signer", rs_passphrase, spec,
+                                lambda key: issue_revocation_signer(
+                                    csca_signer, self.csca, key, common_name=common_name,
+                                    organization=organization, validity_days=validity_days,
+                                    not_before=not_before))
 
     def revocation_signer_certificate(self) -> x509.Certificate:
         """The current revocation list signer's certificate."""
@@ -264,11 +383,7 @@ class IssuerPki:
         if name is None:
             raise PkiError(f"{self.root} has no revocation list signer; issue one with "
                            "`ektp desk revocation-signer`")
-        path = self.root / "rs" / f"{name}.pem"
-        try:
-            return x509.load_pem_x509_certificate(path.read_bytes())
-        except (OSError, ValueError) as e:
-            raise PkiError(f"cannot read the revocation list signer certificate {path}: {e}") from None
+        return _certificate(self.root / "rs" / f"{name}.pem")
 
     def revocation_signer(self, passphrase: Passphrase) -> tuple[KeyFileSigner, x509.Certificate]:
         """The current revocation list signer's key and certificate; refused outside its validity."""
@@ -281,7 +396,13 @@ class IssuerPki:
 
     def next_revocation_list_number(self) -> int:
         """Take the next revocation list sequence number (saved at once, so no number is used twice)."""
+        number = self.reserve_revocation_list_number()
+        self._save_state()
+        return number
+
+    def reserve_revocation_list_number(self) -> int:
+        """The next revocation list sequence number, taken in this object only: :meth:`save` the state
+        together with the list it numbers, so that neither is written without the other."""
         number = int(self._state.get("revocation_list_number", 1))
         self._state["revocation_list_number"] = number + 1
-        self._save_state()
         return number

@@ -352,6 +352,11 @@ def parse_revocation_list(data: bytes) -> RevocationList:
                        and c.issuer.public_bytes() == sid["issuer"].dump()), None)
         if signer is None:
             raise ValueError("the signer certificate is missing")
+        # cryptography parses a certificate's fields when first asked: ask now, so that a corrupted
+        # embedded certificate is a malformed list here, not an internal error of a later check.
+        signer.subject.public_bytes()
+        signer.issuer.public_bytes()
+        _ = (signer.extensions, signer.not_valid_before_utc, signer.not_valid_after_utc)
         attrs = {a["type"].native: a["values"] for a in si["signed_attrs"]}
         ct = attrs.get("content_type")
         md = attrs.get("message_digest")

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ektp_card.errors import PkiError, one_line
+from ektp_card.files import KEY_LIMIT, read_file, write_atomic
 
 HashName = Literal["sha256", "sha384", "sha512"]
 HASH_NAMES: tuple[HashName, ...] = get_args(HashName)
@@ -239,6 +240,14 @@ class KeyFileSigner(PrivateKeySigner):
         """Make a new key and write it encrypted to ``path`` (mode 0600, atomically)."""
         if path.exists() and not overwrite:
             raise PkiError(f"{path} exists; refusing to overwrite a private key")
+        signer, pem = cls.prepare(path, spec, passphrase)
+        write_file(path, pem, private=True)
+        return signer
+
+    @classmethod
+    def prepare(cls, path: Path, spec: KeySpec, passphrase: Passphrase) -> tuple[KeyFileSigner, bytes]:
+        """A new key for ``path`` and its encrypted PEM, not yet written: for callers that write it
+        together with the files that go with it (:func:`ektp_card.files.write_files`)."""
         key = spec.generate()
         secret = _passphrase(passphrase)
         pem = key.private_bytes(
@@ -246,16 +255,15 @@ class KeyFileSigner(PrivateKeySigner):
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(secret),
         )
-        write_file(path, pem, private=True)
-        return cls(key, path)
+        return cls(key, path), pem
 
     @classmethod
     def load(cls, path: Path, passphrase: Passphrase) -> KeyFileSigner:
         """Read and decrypt a key file; a wrong passphrase is a :class:`PkiError` without details."""
         try:
-            data = path.read_bytes()
+            data = read_file(path, KEY_LIMIT)
         except OSError as e:
-            raise PkiError(f"cannot read key file {path}: {e.strerror}") from None
+            raise PkiError(f"cannot read key file {path}: {e.strerror or e}") from None
         secret = _passphrase(passphrase)
         try:
             key = serialization.load_pem_private_key(data, password=secret)
@@ -285,21 +293,36 @@ def same_key(a: object, b: object) -> bool:
 
 
 def passphrase_from_env(variable: str) -> Callable[[], bytes]:
-    """A passphrase source reading the environment variable ``variable`` when the key is opened."""
+    """A passphrase source reading the environment variable ``variable`` when the key is opened (its
+    bytes as they are: a passphrase need not be UTF-8)."""
 
     def read() -> bytes:
-        value = os.environ.get(variable)
+        value = env_bytes(variable)
         if not value:
             raise PkiError(f"environment variable {variable} with the key passphrase is not set")
-        return value.encode()
+        return value
 
     return read
+
+
+def env_bytes(variable: str) -> bytes | None:
+    """The environment variable ``variable`` as the bytes it holds, or None."""
+    if os.supports_bytes_environ:
+        return os.environb.get(os.fsencode(variable))
+    value = os.environ.get(variable)
+    return None if value is None else value.encode("utf-8", "surrogateescape")
+
+
+#: OpenSSL encrypts and decrypts PEM keys with passphrases up to this many bytes.
+MAX_PASSPHRASE_BYTES = 1023
 
 
 def _passphrase(source: Passphrase) -> bytes:
     value = source() if callable(source) else source
     if not value:
         raise PkiError("an empty passphrase cannot protect a private key")
+    if len(value) > MAX_PASSPHRASE_BYTES:
+        raise PkiError(f"a key passphrase has at most {MAX_PASSPHRASE_BYTES} bytes")
     return value
 
 
@@ -309,21 +332,6 @@ def write_file(path: Path, data: bytes, *, private: bool = False) -> None:
     Private files are created 0600 from the start, so the key is never readable by others even
     for a moment.
     """
-    import tempfile  # with shutil, bz2 and lzma: for the issuer's files, not for a verifier
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if not private:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, data, mode=0o600 if private else 0o644)

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
+from ektp_card.files import CERTIFICATE_LIMIT, CRL_LIMIT, read_file
 from ektp_card.pki.certs import load_certificate, verify_certificate_signature
 from ektp_card.pki.signer import as_public_key, digest, verify_signature
 
@@ -45,9 +46,11 @@ class TrustStore:
         """Every certificate and CRL file in ``folder`` (not recursive)."""
         if not folder.is_dir():
             raise PkiError(f"trust store {folder} is not a folder")
+        # Everything named like a certificate or CRL is read (and must be a regular file): a FIFO or a
+        # link to a device there is refused, not skipped and not read forever.
         return cls.from_files(
             path for path in sorted(folder.iterdir())
-            if path.is_file() and path.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES
+            if path.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES
         )
 
     @classmethod
@@ -58,7 +61,7 @@ class TrustStore:
         for path in paths:
             suffix = path.suffix.lower()
             try:
-                data = path.read_bytes()
+                data = read_file(path, CRL_LIMIT if suffix in CRL_SUFFIXES else CERTIFICATE_LIMIT)
             except OSError as e:
                 raise PkiError(f"{path}: {e.strerror or e}") from None
             try:
@@ -131,6 +134,10 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
         signed_attrs = cms.CMSAttributes(list(attrs)).dump()
         signature = bytes(si["signature"].native)
         sig_alg = si["signature_algorithm"]
+        for cert in (*listed, *signers):
+            # cryptography parses these fields when first asked: a corrupted certificate in the list is
+            # a malformed list now, not an internal error when it is used as a trust anchor.
+            _ = (cert.subject.public_bytes(), cert.issuer.public_bytes(), cert.extensions)
     except PkiError:
         raise
     except (*ASN1_ERRORS, StopIteration) as e:

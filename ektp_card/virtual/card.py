@@ -424,10 +424,12 @@ class VirtualCard:
                 raise CardRemovedError("the virtual card is not powered")
             try:
                 response = self._process(bytes(command)).encode()
-            except Exception:
+            except Exception as exc:
                 # Last line of defence: a card answers, it never takes the reader down with it.
                 # The command bytes stay out of the log: they may carry secrets.
-                log.exception("internal error in the virtual card, answering 6F00")
+                # One line; the traceback only with -vv (debug), like every other failure.
+                log.warning("internal error in the virtual card (%s), answering 6F00", type(exc).__name__,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
                 response = _status(SW.NO_PRECISE_DIAGNOSIS).encode()
         delay = self._config.behaviour.response_delay_ms
         if delay:

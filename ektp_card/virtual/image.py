@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ektp_card import files
 from ektp_card.errors import ApduError, CardImageError
 from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, RngKind
@@ -46,6 +45,8 @@ FORMAT = "ektp-card/virtual-card-image"
 VERSION = 2
 #: Versions this code reads: version 1 lacks the behaviour section.
 READABLE_VERSIONS = (1, 2)
+#: The largest memory an image may give its card: what fits in the largest image file read.
+MAX_CAPACITY = files.CARD_IMAGE_LIMIT // 2
 #: Nesting deeper than this is not a card but a broken (or hostile) file.
 _MAX_DEPTH = 16
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
@@ -275,9 +276,8 @@ def _keys(doc: Mapping[str, object]) -> dict[str, bytes]:
 def decode(raw: bytes, source: str = "card image") -> CardImage:
     """Parse an image document; :class:`CardImageError` names ``source`` and what is wrong."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        # ValueError: not UTF-8, not JSON, or an integer with more digits than Python converts.
+        doc = files.parse_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         raise CardImageError(f"{source} is corrupt: not a JSON document") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CardImageError(f"{source} is not an ektp-card virtual card image")
@@ -294,7 +294,10 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
             raise CardImageError("the root file is not the MF (DF 3F00)")
         access, lcs = _attributes(mf_node)
         mf = DedicatedFile(MF_FID, name=_opt_hex(mf_node, "name"), access=access, lcs=lcs)
-        fs = FileSystem(mf, capacity=_int(doc, "capacity"))
+        capacity = _int(doc, "capacity")
+        if not 0 < capacity <= MAX_CAPACITY:
+            raise CardImageError(f"a card's memory is 1 to {MAX_CAPACITY} bytes")
+        fs = FileSystem(mf, capacity=capacity)
         _children(fs, mf, mf_node, 1)
         keys = _keys(doc)
     except CardImageError as exc:
@@ -319,35 +322,19 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     rename. :class:`CardImageError` if that fails; the old file is then untouched."""
     target = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        files.write_atomic(target, data, mode=0o600)
     except OSError as exc:
-        raise CardImageError(f"cannot write card image {target}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise CardImageError(f"cannot write card image {target}: {exc.strerror}") from None
-    # Make the rename itself durable; not every platform can open a directory.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        raise CardImageError(f"cannot write card image {target}: {exc.strerror or exc}") from None
 
 
 def load(path: str | os.PathLike[str]) -> CardImage:
-    """Read an image file; :class:`CardImageError` if it is missing, corrupt or of another version."""
+    """Read an image file; :class:`CardImageError` if it is missing, not a regular file, larger than
+    any card's memory, corrupt or of another version."""
     source = Path(path)
     try:
-        raw = source.read_bytes()
+        raw = files.read_file(source, files.CARD_IMAGE_LIMIT)
     except FileNotFoundError:
         raise CardImageError(f"card image {source} not found") from None
     except OSError as exc:
-        raise CardImageError(f"cannot read card image {source}: {exc.strerror}") from None
+        raise CardImageError(f"cannot read card image {source}: {exc.strerror or exc}") from None
     return decode(raw, f"card image {source}")

@@ -158,6 +158,7 @@ class _Closed(Exception):
 class VpcdBridge:
     """Serves ``card`` to pcscd's vpcd reader at ``host:port`` until stopped or disconnected.
 
+    ``on_connect`` is called once the connection to vpcd stands (the card is then in the reader).
     ``on_change`` is called after every command that may have changed the card's persistent state
     (see :func:`may_change_state`), before its response is sent, e.g. to save the card image. An
     exception from it stops the bridge (the command stays unanswered) and is raised by :meth:`run`,
@@ -172,11 +173,13 @@ class VpcdBridge:
         *,
         on_change: Callable[[], None] | None = None,
         connect_timeout: float = 10.0,
+        on_connect: Callable[[], None] | None = None,
     ) -> None:
         self.card = card
         self.host = host
         self.port = port
         self.on_change = on_change
+        self.on_connect = on_connect
         self.connect_timeout = connect_timeout
         #: Set once pcscd has talked to the card (its first presence poll): the card is in the reader.
         self.attached = threading.Event()
@@ -240,6 +243,8 @@ class VpcdBridge:
                 self._sock = sock
                 self._connected_at = time.monotonic()
             log.debug("connected to vpcd at %s:%d", self.host, self.port)
+            if self.on_connect is not None:
+                self.on_connect()
             return sock
         return None
 
