@@ -176,6 +176,8 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening before the address is printed: a browser opening it at once is queued, not refused.
+        sock.listen(128)
     except OSError:
         sock.close()
         raise

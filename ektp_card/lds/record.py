@@ -390,6 +390,10 @@ def _binary(value: object, name: str, base: Path | None, found: list[Violation])
         # A bounded read of a regular file only: a device, a pipe or a folder could block or never end.
         return read_file(path, MAX_FILE_BYTES)
     except OSError as e:
+        if e.errno == errno.EINVAL:
+            # A device, a pipe: reading it could block, or never end.
+            found.append(Violation(name, f"{name}.file", f"{shown} is not a regular file"))
+            return None
         if e.errno == errno.EFBIG:
             message = f"{shown} has more than {MAX_FILE_BYTES} bytes, more than any valid {name}"
             found.append(Violation(name, f"{name}.size", message))
