@@ -175,7 +175,7 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
     if batch_records < 5:
         raise ValueError("a sandbox batch has at least five records: the second and fifth are invalid")
     rng = random.Random(secrets.randbits(32) if seed is None else seed)  # noqa: S311 - synthetic people
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the registry, keys and CANs
     today = dt.datetime.now(dt.UTC).date()
     passphrase = secrets.token_urlsafe(24).encode()
     pki = IssuerPki.create(root / "pki", passphrase, spec=KeySpec.parse("brainpoolP256r1"), country="ID",

@@ -22,7 +22,7 @@ import pytest
 
 from ektp_card._cli import main
 
-from .conftest import Office
+from .office import Office
 from .sweep import FACTS, Case, fill
 
 #: Seconds a case may take before it counts as hung (a FIFO read, a wait for a card that never comes).

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,35 +19,39 @@ from ektp_card.errors import MrzError, PkiError
 from ektp_card.personalize.master_key import master_key_from_env
 from ektp_card.virtual import VirtualCard
 
-from .conftest import Office
-from .runner import changes, run, snapshot, stderr_problem
-from .sweep import Case
+if TYPE_CHECKING:
+    from hostile.office import Office
 
 
+Ektp = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
 def ektp(
     office: Office,
-    ws: Path,
+    workspace: Path,
     monkeypatch: pytest.MonkeyPatch,
-    *argv: str,
-    env: tuple[tuple[str, str | None], ...] = (),
-) -> tuple[int, str, str]:
-    """``ektp ARGV`` in the office copy ``ws``; the stderr contract is checked on every call."""
-    case = Case("finding", "", tuple(argv), frozenset(), env=env)
-    code, out, err = run([a.format(**office.facts) for a in argv], case, ws, office, monkeypatch)
-    monkeypatch.undo()
-    assert stderr_problem(err, code) is None, err
-    return code, out, err
+    hostile_runner: ModuleType,
+    hostile_sweep: ModuleType,
+) -> Ektp:
+    """``ektp(*argv)``: the command line in this process in the office copy; (code, stdout, stderr),
+    the stderr contract checked on every call. ``{fact}`` in an argument is one of the office's facts."""
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        case = hostile_sweep.Case("finding", "", tuple(argv), frozenset())
+        args = [a.format(**office.facts) for a in argv]
+        code, out, err = hostile_runner.run(args, case, workspace, office, monkeypatch)
+        monkeypatch.undo()
+        assert hostile_runner.stderr_problem(err, code) is None, err
+        return code, out, err
+
+    return call
 
 
-def test_a_serial_never_becomes_a_path(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_serial_never_becomes_a_path(office: Office, workspace: Path, ektp: Ektp) -> None:
     (workspace / "etc").mkdir()
     (workspace / "etc" / "passwd.print.json").write_text('{"can": "123456"}')
     code, _, err = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "desk",
         "handover",
         "../../etc/passwd",
@@ -67,12 +74,9 @@ def test_a_serial_never_becomes_a_path(
 
 
 def test_an_unknown_serial_at_handover_is_the_registrys_refusal(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office, workspace: Path, ektp: Ektp
 ) -> None:
     code, _, err = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "desk",
         "handover",
         "0123456789ABCDEF",
@@ -119,14 +123,9 @@ def test_an_mrz_date_outside_the_calendar_is_refused(birth: str, expiry: str) ->
 
 
 @pytest.mark.parametrize("bound", ["nan", "inf", "-5", "1e400"])
-def test_a_relay_bound_is_a_finite_positive_number(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch, bound: str
-) -> None:
+def test_a_relay_bound_is_a_finite_positive_number(ektp: Ektp, bound: str) -> None:
     """A bound of nan once let every relay pass RELAY-LATENCY (every comparison with nan is false)."""
     code, _, _ = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "audit",
         "--virtual",
         "{genuine_image}",
@@ -141,19 +140,14 @@ def test_a_relay_bound_is_a_finite_positive_number(
 
 
 def test_escape_sequences_stored_in_the_registry_are_shown_not_obeyed(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office, workspace: Path, ektp: Ektp
 ) -> None:
     # Written through the library (the command line refuses such a reason): an old or foreign entry.
     with open_registry(workspace / "sb" / "registry.sqlite") as registry:
         registry.revoke(office.facts["personalised"], "\x1b[2J\x1b[31mfraud", desk="d\x1b]0;x\x07", actor="a")
-    code, out, _ = ektp(
-        office, workspace, monkeypatch, "desk", "show", "{personalised}", "--registry", "sb/registry.sqlite"
-    )
+    code, out, _ = ektp("desk", "show", "{personalised}", "--registry", "sb/registry.sqlite")
     assert code == 0 and "\x1b" not in out and "\\x1b[2J" in out
     code, _, err = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "desk",
         "revoke",
         "{genuine}",
@@ -165,20 +159,13 @@ def test_escape_sequences_stored_in_the_registry_are_shown_not_obeyed(
     assert code == 2 and "\x1b" not in err
 
 
-def test_read_out_and_face_out_are_the_owners_alone(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code, _, _ = ektp(
-        office, workspace, monkeypatch, "read", "--virtual", "demo.card", "--out", "dump/files", "PUBLIC"
-    )
+def test_read_out_and_face_out_are_the_owners_alone(office: Office, workspace: Path, ektp: Ektp) -> None:
+    code, _, _ = ektp("read", "--virtual", "demo.card", "--out", "dump/files", "PUBLIC")
     assert code == 0
     for folder in (workspace / "dump", workspace / "dump" / "files"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((workspace / "dump" / "files" / "PUBLIC.bin").stat().st_mode) == 0o600
     code, _, _ = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "verify",
         "--virtual",
         "{genuine_image}",
@@ -194,14 +181,11 @@ def test_read_out_and_face_out_are_the_owners_alone(
 
 
 def test_another_csca_crl_stops_personalisation_before_the_card_is_touched(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office, workspace: Path, ektp: Ektp
 ) -> None:
     (workspace / "issuer" / "csca.crl").write_bytes((workspace / "other-issuer" / "csca.crl").read_bytes())
     blank = (workspace / "blank.card").read_bytes()
     code, _, err = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "personalize",
         "record.json",
         "--pki",
@@ -214,9 +198,6 @@ def test_another_csca_crl_stops_personalisation_before_the_card_is_touched(
     assert code == 7 and "not a CRL of the CSCA" in err
     assert (workspace / "blank.card").read_bytes() == blank  # not locked, not a try counted
     code, _, err = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "desk",
         "issue",
         "batch.jsonl",
@@ -233,7 +214,7 @@ def test_another_csca_crl_stops_personalisation_before_the_card_is_touched(
 
 
 def test_a_card_row_edited_without_an_entry_fails_audit_verify(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office, workspace: Path, ektp: Ektp
 ) -> None:
     path = workspace / "sb" / "registry.sqlite"
     with sqlite3.connect(path) as db:
@@ -241,9 +222,7 @@ def test_a_card_row_edited_without_an_entry_fails_audit_verify(
             db.execute(f"DROP TRIGGER {trigger}")
         db.execute("UPDATE cards SET state = 'active' WHERE serial = ?", (office.facts["lost"],))
     db.close()
-    code, out, err = ektp(
-        office, workspace, monkeypatch, "--json", "desk", "audit-verify", "--registry", str(path)
-    )
+    code, out, err = ektp("--json", "desk", "audit-verify", "--registry", str(path))
     assert code == 10 and not json.loads(out)["ok"]
     assert (
         f"card {office.facts['lost']}: its state is not what the log records"
@@ -251,43 +230,41 @@ def test_a_card_row_edited_without_an_entry_fails_audit_verify(
     )
 
 
-def test_an_apdu_refused_by_the_card_says_so_on_stderr(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code, out, err = ektp(
-        office, workspace, monkeypatch, "apdu", "--virtual", "demo.card", "00A4000C023F00", "00B0000000"
-    )
+def test_an_apdu_refused_by_the_card_says_so_on_stderr(office: Office, workspace: Path, ektp: Ektp) -> None:
+    code, out, err = ektp("apdu", "--virtual", "demo.card", "00A4000C023F00", "00B0000000")
     assert code == 6 and "9000" in out
     assert err.startswith("Error: APDU 2 answered 6986")
 
 
 def test_ctrl_c_is_one_line_and_exit_130(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hostile_runner: ModuleType,
+    hostile_sweep: ModuleType,
 ) -> None:
-    case = Case("interrupt", "", ("record", "synthetic", "rec.json"), frozenset(), inject="interrupt")
-    before = snapshot(workspace)
-    code, _, err = run(list(case.argv), case, workspace, office, monkeypatch)
+    r = hostile_runner
+    case = hostile_sweep.Case(
+        "interrupt", "", ("record", "synthetic", "rec.json"), frozenset(), inject="interrupt"
+    )
+    before = r.snapshot(workspace)
+    code, _, err = r.run(list(case.argv), case, workspace, office, monkeypatch)
     monkeypatch.undo()
     assert code == 130 and err == "Interrupted.\n"
-    assert changes(before, snapshot(workspace), ()) == []
+    assert r.changes(before, r.snapshot(workspace), ()) == []
 
 
 def test_can_dash_without_a_terminal_and_nothing_piped_is_one_line(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office, workspace: Path, ektp: Ektp
 ) -> None:
-    code, _, err = ektp(office, workspace, monkeypatch, "read", "--virtual", "{genuine_image}", "--can", "-")
+    code, _, err = ektp("read", "--virtual", "{genuine_image}", "--can", "-")
     assert code == 2 and err.startswith("Error: '-' reads the CAN") and "Warning" not in err
 
 
-def test_a_read_only_session_leaves_the_image_file_alone(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_read_only_session_leaves_the_image_file_alone(office: Office, workspace: Path, ektp: Ektp) -> None:
     image = workspace / office.facts["genuine_image"]
     before = image.stat().st_mtime_ns
     code, _, _ = ektp(
-        office,
-        workspace,
-        monkeypatch,
         "read",
         "--virtual",
         str(image),
@@ -316,8 +293,11 @@ def test_a_dg14_with_an_object_descriptor_where_an_oid_belongs_is_malformed(offi
         Dg14.decode(dg14.replace(oid, b"\x07" + oid[1:], 1))
 
 
-@pytest.mark.parametrize("info", ["7F6608020201000202 0010", "7F660c0205ffffffffff0205ffffffffff"],
-                         ids=["response-of-16-bytes", "buffers-of-a-terabyte"])
+@pytest.mark.parametrize(
+    "info",
+    ["7F6608020201000202 0010", "7F660c0205ffffffffff0205ffffffffff"],
+    ids=["response-of-16-bytes", "buffers-of-a-terabyte"],
+)
 def test_odd_buffer_sizes_in_ef_atr_info_make_an_attack_card_all_the_same(office: Office, info: str) -> None:
     """The attack card copies the genuine card's buffer sizes: sizes no card can have were an internal
     error of `audit --make`; the copy now gets the nearest a card can have."""
@@ -330,7 +310,7 @@ def test_odd_buffer_sizes_in_ef_atr_info_make_an_attack_card_all_the_same(office
 
 
 def test_a_revocation_list_with_a_corrupted_certificate_is_malformed(
-    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    office: Office, workspace: Path, ektp: Ektp
 ) -> None:
     """cryptography reads a certificate's version when loading it, its other fields when first asked:
     a list whose embedded signer certificate says X.509 v4 was an internal error of `verify`."""
@@ -343,6 +323,15 @@ def test_a_revocation_list_with_a_corrupted_certificate_is_malformed(
     with pytest.raises(PkiError, match="malformed revocation list"):
         parse_revocation_list(spoilt)
     (workspace / "spoilt.p7").write_bytes(spoilt)
-    code, _, err = ektp(office, workspace, monkeypatch, "verify", "--virtual", "{genuine_image}", "--can",
-                        "{genuine_can}", "--trust", "sb/pki", "--revocations", "spoilt.p7")
+    code, _, err = ektp(
+        "verify",
+        "--virtual",
+        "{genuine_image}",
+        "--can",
+        "{genuine_can}",
+        "--trust",
+        "sb/pki",
+        "--revocations",
+        "spoilt.p7",
+    )
     assert code == 7 and "malformed revocation list" in err

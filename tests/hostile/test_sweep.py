@@ -9,15 +9,17 @@ an interruption a KeyboardInterrupt raised by the first write to a file.
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import click
 import pytest
 
 from ektp_card._cli import cli
 
-from .conftest import Office
-from .runner import changes, prepare, run, snapshot, stderr_problem
-from .sweep import COMMAND_CODES, SPECS, Case, In, Marker, Num, Out, OutDir, all_cases, option_of
+if TYPE_CHECKING:
+    from hostile.office import Office
+    from hostile.sweep import Case
 
 
 def _leaf_commands() -> dict[str, click.Command]:
@@ -40,12 +42,12 @@ def _leaf_commands() -> dict[str, click.Command]:
 # --- the tree is covered --------------------------------------------------------------------------------
 
 
-def test_every_leaf_command_has_cases() -> None:
+def test_every_leaf_command_has_cases(hostile_sweep: ModuleType) -> None:
     leaves = set(_leaf_commands())
-    swept = {spec.command for spec in SPECS}
+    swept = {spec.command for spec in hostile_sweep.SPECS}
     assert leaves - swept == set(), "add hostile cases for these commands to tests/hostile/sweep.py"
     assert swept - leaves == set(), "the sweep names commands that do not exist"
-    assert set(COMMAND_CODES) == leaves
+    assert set(hostile_sweep.COMMAND_CODES) == leaves
 
 
 #: Options that take a path or a number but need no hostile case, and why.
@@ -64,14 +66,14 @@ NOT_SWEPT = {
 }
 
 
-def test_every_file_and_number_option_is_swept() -> None:
+def test_every_file_and_number_option_is_swept(hostile_sweep: ModuleType) -> None:
     missing = []
     for name, command in _leaf_commands().items():
         covered: set[str] = set()
-        for spec in (s for s in SPECS if s.command == name):
+        for spec in (s for s in hostile_sweep.SPECS if s.command == name):
             for index, arg in enumerate(spec.argv):
-                if isinstance(arg, Marker):
-                    covered.add(option_of(spec.argv, index) or f"arg:{index}")
+                if isinstance(arg, hostile_sweep.Marker):
+                    covered.add(hostile_sweep.option_of(spec.argv, index) or f"arg:{index}")
         for param in command.params:
             if not isinstance(param.type, click.Path | click.types._NumberParamTypeBase) or param.name in (
                 "help",
@@ -86,30 +88,35 @@ def test_every_file_and_number_option_is_swept() -> None:
     assert missing == [], "sweep these options in tests/hostile/sweep.py (or say in NOT_SWEPT why not)"
 
 
-def test_the_markers_hold_their_contract() -> None:
+def test_the_markers_hold_their_contract(hostile_sweep: ModuleType) -> None:
     """Every file marker has the usual variants, so a new one is swept like the others."""
-    names = {v.name for v in In("x.json").variants()}
+    s = hostile_sweep
+    names = {v.name for v in s.In("x.json").variants()}
     assert {"missing", "folder", "empty", "dev-zero", "fifo", "huge", "truncated", "garbage"} <= names
-    assert {"full-disk", "interrupted"} <= {v.name for v in Out("x").variants()}
-    assert {"full-disk", "interrupted"} <= {v.name for v in OutDir("x").variants()}
-    assert {"nan", "inf", "huge"} <= {v.name for v in Num("1").variants()}
+    assert {"full-disk", "interrupted"} <= {v.name for v in s.Out("x").variants()}
+    assert {"full-disk", "interrupted"} <= {v.name for v in s.OutDir("x").variants()}
+    assert {"nan", "inf", "huge"} <= {v.name for v in s.Num("1").variants()}
 
 
-CASES = all_cases()
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input(case: Case, office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    argv = prepare(case, workspace, office)
-    before = snapshot(workspace)
-    code, _, err = run(argv, case, workspace, office, monkeypatch)
+def test_hostile_input(
+    hostile_case: Case,
+    hostile_runner: ModuleType,
+    hostile_sweep: ModuleType,
+    office: Office,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One case (tests/hostile/conftest.py makes one test per case of the sweep)."""
+    case, r = hostile_case, hostile_runner
+    argv = r.prepare(case, workspace, office)
+    before = r.snapshot(workspace)
+    code, _, err = r.run(argv, case, workspace, office, monkeypatch)
     monkeypatch.undo()  # back to the real os.write and working folder before looking
-    changed = changes(before, snapshot(workspace), case.allow)
+    changed = r.changes(before, r.snapshot(workspace), case.allow)
     shown = err[:600]
-    assert code in COMMAND_CODES[case.command], (
-        f"exit {code}, not documented for `ektp {case.command}`: {shown}"
-    )
+    documented = hostile_sweep.COMMAND_CODES[case.command]
+    assert code in documented, f"exit {code}, not documented for `ektp {case.command}`: {shown}"
     assert code in case.codes, f"exit {code}, expected one of {sorted(case.codes)}: {shown}"
-    problem = stderr_problem(err, code)
+    problem = r.stderr_problem(err, code)
     assert problem is None, f"stderr has {problem}: {shown}"
     assert changed == [], f"files changed: {changed}"
