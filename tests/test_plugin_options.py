@@ -35,7 +35,8 @@ def test_then_a_passport_in_the_same_reader(ektp_pcsc_reader, ektp_passport):
 def test_keep_and_swap(tmp_path: Path, pcscd: str) -> None:
     (tmp_path / "test_integrator.py").write_text(textwrap.dedent(SUITE))
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ektp-keep", "test_integrator.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ektp-keep",
+         "--basetemp", str(tmp_path / "inner-tmp"), "test_integrator.py"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     last = out.stdout.strip().splitlines()[-1]
