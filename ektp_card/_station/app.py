@@ -10,9 +10,8 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -30,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from ektp_card import errors
 from ektp_card._station.desk import DeskConfig, Jobs
 from ektp_card._station.faces import FaceImageError, face_png
-from ektp_card._station.i18n import CATALOGUE, language_of, translate
+from ektp_card._station.i18n import language_of, translate
 from ektp_card._station.security import COOKIE, SECURITY_HEADERS, Session, Sessions, csrf_ok
 from ektp_card._station.slots import CardSlot, SlotBusy, SlotStatus
 from ektp_card.lds.record import PersonalData
@@ -446,12 +445,4 @@ def _verify_passport(config: StationConfig, mrz: Any) -> VerificationReport:
         return verify_passport(transport, mrz, config.trust)
 
 
-def catalogue_keys() -> Mapping[str, Mapping[str, str]]:
-    return CATALOGUE
-
-
-def template_folder() -> Path:
-    return Path(__file__).parent / "templates"
-
-
-__all__ = ["ClerkResult", "Station", "StationConfig", "build_app", "catalogue_keys", "template_folder"]
+__all__ = ["ClerkResult", "Station", "StationConfig", "build_app", "card_problem"]
