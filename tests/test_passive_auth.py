@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ektp_card.pki.certs as certs_module
 from ektp_card.errors import PkiError
 from ektp_card.lds.sod import build_sod, unwrap
 from ektp_card.pki.certs import build_name, create_csca, issue_document_signer, sign_certificate
@@ -226,6 +227,41 @@ def test_missing_stale_or_forged_crl(pki: PkiFactory, crl_for: CrlFor, trust: Tr
     )
     result = passive_authentication(sod_for(p), DATA_GROUPS, TrustStore((p.csca,), (forged,)), Policy(at=NOW))
     assert failed(result)["revocation"].startswith("CRL signature:")
+
+
+def test_warm_store_checks_each_signature_once_and_never_trusts_other_bytes(
+    pki: PkiFactory, key: Key, crl_for: CrlFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = pki()
+    store = TrustStore((p.csca,), (crl_for(p, this_update=NOW - dt.timedelta(days=1)),))
+    calls: list[str] = []
+    original = certs_module.verify_signature
+
+    def counting(*args: object) -> str | None:
+        calls.append("verify")
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(certs_module, "verify_signature", counting)
+    cold = passive_authentication(sod_for(p), DATA_GROUPS, store, Policy(at=NOW))
+    assert cold.ok and len(calls) == 2  # the document signer's certificate and the CRL
+    warm = passive_authentication(sod_for(p), DATA_GROUPS, store, Policy(at=NOW))
+    assert warm.checks == cold.checks and len(calls) == 2
+
+    # The same names and serial number, signed by a stranger's key: other bytes, checked afresh.
+    other_key = key("brainpoolP256r1", 6)
+    impostor = create_csca(other_key, country="ID", common_name=p.csca.subject.get_attributes_for_oid(
+        x509.NameOID.COMMON_NAME)[0].value, organization="Dukcapil", not_before=T0)
+    forged_ds = issue_document_signer(other_key, impostor, p.ds_signer.public_key, common_name="DS Jakarta 1",
+                                      not_before=T0 + dt.timedelta(days=1), serial_number=p.ds.serial_number)
+    forged = passive_authentication(build_sod(DATA_GROUPS, p.ds_signer, forged_ds, signing_time=SIGNED),
+                                    DATA_GROUPS, store, Policy(at=NOW))
+    assert failed(forged)["certificate-chain"].endswith("the signature does not verify")
+    assert len(calls) == 3
+
+    # A new CRL (another number) is a new object to check, even in a warm store's company.
+    newer = store.with_crls((crl_for(p, this_update=NOW - dt.timedelta(hours=1)),))
+    assert passive_authentication(sod_for(p), DATA_GROUPS, newer, Policy(at=NOW)).ok
+    assert len(calls) > 3
 
 
 def _custom_ds(p: Pki, *, key_cert_sign: bool = False, country: str = "ID") -> x509.Certificate:

@@ -23,10 +23,10 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms, core  # type: ignore[import-untyped]
+from asn1crypto import algos, core  # type: ignore[import-untyped]
 from cryptography import x509
 
-from ektp_card.apdu.tlv import encode_length, parse_one
+from ektp_card.apdu.tlv import Tlv, encode_length, parse_one
 from ektp_card.errors import ASN1_ERRORS, LdsFormatError, TlvError, one_line
 from ektp_card.pki.certs import load_certificate
 from ektp_card.pki.cms import signed_data
@@ -95,20 +95,22 @@ class LdsSecurityObject:
     @classmethod
     def decode(cls, data: bytes) -> LdsSecurityObject:
         try:
-            obj = LdsSecurityObjectAsn1.load(data, strict=True)
-            native = obj.native  # forces the whole structure to be parsed
-            version = native["version"]
-            params = obj["hash_algorithm"]["parameters"]
-            if params.dump() not in (b"", b"\x05\x00"):
+            fields = _fields(Tlv.decode(data), _SEQUENCE, "LDSSecurityObject", 3, 4)
+            version = _integer(fields[0])
+            algorithm = _fields(fields[1], _SEQUENCE, "hash AlgorithmIdentifier", 1, 2)
+            if len(algorithm) == 2 and algorithm[1].encode() != b"\x05\x00":
                 raise LdsFormatError("hash algorithm parameters must be absent or NULL (RFC 5754 section 2)")
-            name = obj["hash_algorithm"]["algorithm"].native
-            hashes = tuple(
-                (int(item["data_group_number"]), bytes(item["data_group_hash_value"]))
-                for item in native["data_group_hash_values"]
-            )
-            info = native["lds_version_info"]
-        except ASN1_ERRORS as e:
-            raise LdsFormatError(f"malformed LDSSecurityObject: {one_line(e)}") from None
+            name = str(algos.DigestAlgorithmId.map(_oid(algorithm[0])))
+            hashes = []
+            for item in _fields(fields[2], _SEQUENCE, "dataGroupHashValues", 0, None):
+                number, value = _fields(item, _SEQUENCE, "DataGroupHash", 2, 2)
+                hashes.append((_integer(number), _octets(value, "data group hash")))
+            info = None
+            if len(fields) == 4:
+                lds, uni = _fields(fields[3], _SEQUENCE, "LDSVersionInfo", 2, 2)
+                info = (_printable(lds), _printable(uni))
+        except TlvError as e:
+            raise LdsFormatError(f"malformed LDSSecurityObject: {e}") from None
         if version not in (0, 1) or (version == 1) != (info is not None):
             raise LdsFormatError(f"LDSSecurityObject version {version} does not fit its content")
         if not 2 <= len(hashes) <= MAX_DATA_GROUP:
@@ -116,8 +118,7 @@ class LdsSecurityObject:
         numbers = [n for n, _ in hashes]
         if len(set(numbers)) != len(numbers) or any(not 1 <= n <= MAX_DATA_GROUP for n in numbers):
             raise LdsFormatError("LDSSecurityObject data group numbers repeat or are outside 1..16")
-        lds_version = (info["lds_version"], info["unicode_version"]) if info else None
-        return cls(str(name), hashes, lds_version)
+        return cls(name, tuple(hashes), info)
 
 
 @dataclass(frozen=True)
@@ -198,88 +199,211 @@ def unwrap(data: bytes) -> bytes:
     return bytes(tlv.value)
 
 
+OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_ATTRIBUTE_NAMES = {
+    "1.2.840.113549.1.9.3": "content_type",
+    "1.2.840.113549.1.9.4": "message_digest",
+    "1.2.840.113549.1.9.5": "signing_time",
+}
+_SEQUENCE, _SET, _INTEGER, _OCTET_STRING, _OID = 0x30, 0x31, 0x02, 0x04, 0x06
+_UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
+
+
 def parse_sod(data: bytes) -> Sod:
-    """Parse EF.SOD. Structure only: :mod:`ektp_card.verify.passive` checks what it says."""
+    """Parse EF.SOD. Structure only: :mod:`ektp_card.verify.passive` checks what it says.
+
+    The CMS structure is walked with the strict DER-TLV reader rather than asn1crypto's CMS classes:
+    a document is verified at a clerk's desk while the holder waits, and asn1crypto's full parse of
+    SignedData cost more than the three signature checks of Passive Authentication together. asn1crypto
+    still decodes the few leaves it knows best (algorithm identifiers, times).
+    """
     der = unwrap(data)
     try:
-        info = cms.ContentInfo.load(der, strict=True)
-        if info["content_type"].native != "signed_data":
-            raise LdsFormatError(f"EF.SOD holds {info['content_type'].native}, not signed data")
-        sd = info["content"]
-        sd.native  # noqa: B018 - parse everything now, so a truncated SOD fails here and not later
-        signer_infos = sd["signer_infos"]
-        if len(signer_infos) != 1:
-            raise LdsFormatError(f"EF.SOD has {len(signer_infos)} signer infos, ICAO 9303-10 wants one")
-        si = signer_infos[0]
-        # RFC 5652 sections 5.1 and 5.3: these fields are outside the signature, so hold them to the
-        # only values that fit, or a changed byte there would go unnoticed.
-        if sd["version"].native != "v3":
-            raise LdsFormatError(f"SignedData version {sd['version'].native} is not v3 (RFC 5652 5.1)")
-        expected_si_version = "v1" if si["sid"].name == "issuer_and_serial_number" else "v3"
-        if si["version"].native != expected_si_version:
-            raise LdsFormatError(f"SignerInfo version {si['version'].native} does not fit its signer id")
-        listed = [a.dump() for a in sd["digest_algorithms"]]
-        if si["digest_algorithm"].dump() not in listed or len(listed) != 1:
-            raise LdsFormatError("SignedData digestAlgorithms must be exactly the signer's digest algorithm")
-        encap = sd["encap_content_info"]
-        econtent_type = encap["content_type"].dotted
-        econtent_obj = encap["content"]
-        if econtent_obj.native is None:
-            raise LdsFormatError("EF.SOD has no encapsulated content")
-        if not isinstance(econtent_obj, core.OctetString | cms.ParsableOctetString):
-            raise LdsFormatError("EF.SOD encapsulated content is not an octet string")
-        econtent = bytes(econtent_obj)
-        choices = [c.chosen for c in (sd["certificates"] if sd["certificates"].native is not None else [])
-                   if c.name == "certificate"]
-        if any(c["tbs_certificate"]["serial_number"].native <= 0 for c in choices):
-            raise LdsFormatError("a certificate serial number is not positive (RFC 5280 section 4.1.2.2)")
-        certs = tuple(load_certificate(c.dump()) for c in choices)
-        sid = si["sid"]
-        issuer_serial: tuple[bytes, int] | None = None
-        ski: bytes | None = None
-        if sid.name == "issuer_and_serial_number":
-            issuer_serial = (sid.chosen["issuer"].dump(), int(sid.chosen["serial_number"].native))
-        else:
-            ski = bytes(sid.chosen.native)
-        attrs = si["signed_attrs"]
-        signed_attrs: bytes | None = None
-        content_type_attr = message_digest = signing_time = None
-        if attrs.native is not None:
-            signed_attrs = cms.CMSAttributes(list(attrs)).dump()
-            for attr in attrs:
-                name = attr["type"].native
-                values = attr["values"]
-                if len(values) != 1:
-                    raise LdsFormatError(f"signed attribute {name} must have exactly one value")
-                if name == "content_type":
-                    content_type_attr = values[0].dotted
-                elif name == "message_digest":
-                    message_digest = bytes(values[0].native)
-                elif name == "signing_time":
-                    signing_time = values[0].native
-                    # A GeneralizedTime without a zone reads as a naive datetime, year 0 as
-                    # asn1crypto's extended_datetime: neither compares with a certificate's validity.
-                    if not isinstance(signing_time, dt.datetime) or signing_time.tzinfo is None:
-                        raise LdsFormatError("the signing time is not a time with its time zone")
-        lso = LdsSecurityObject.decode(econtent)
-        return Sod(
-            raw=bytes(data),
-            security_object=lso,
-            econtent=econtent,
-            econtent_type=econtent_type,
-            digest_algorithm=str(si["digest_algorithm"]["algorithm"].native),
-            signature_algorithm=si["signature_algorithm"],
-            signature=bytes(si["signature"].native),
-            signed_attrs=signed_attrs,
-            content_type_attr=content_type_attr,
-            message_digest=message_digest,
-            signing_time=signing_time,
-            certificates=certs,
-            issuer_and_serial=issuer_serial,
-            subject_key_identifier=ski,
-        )
+        return _parse_signed_data(data, der)
     except LdsFormatError:
         raise
+    except TlvError as e:
+        raise LdsFormatError(f"malformed EF.SOD: {e}") from None
     except ASN1_ERRORS as e:
         raise LdsFormatError(f"malformed EF.SOD: {one_line(e)}") from None
 
+
+def _parse_signed_data(data: bytes, der: bytes) -> Sod:
+    content_type, content = _fields(Tlv.decode(der), _SEQUENCE, "ContentInfo", 2, 2)
+    if _oid(content_type) != OID_SIGNED_DATA:
+        raise LdsFormatError(f"EF.SOD holds {_oid(content_type)}, not signed data")
+    (sd,) = _fields(content, 0xA0, "ContentInfo content", 1, 1)
+    parts = _fields(sd, _SEQUENCE, "SignedData", 4, 6)
+    version, digest_algorithms, encap, *rest = parts
+    signer_infos = rest.pop()
+    certificates = crls = None
+    for part in rest:
+        if part.tag == 0xA0 and certificates is None and crls is None:
+            certificates = part
+        elif part.tag == 0xA1 and crls is None:
+            crls = part
+        else:
+            raise LdsFormatError(f"unexpected tag {part.tag:X} in SignedData")
+    # RFC 5652 sections 5.1 and 5.3: these fields are outside the signature, so hold them to the
+    # only values that fit, or a changed byte there would go unnoticed.
+    if _integer(version) != 3:
+        raise LdsFormatError(f"SignedData version {_integer(version)} is not v3 (RFC 5652 5.1)")
+    listed = [a.encode() for a in _fields(digest_algorithms, _SET, "digestAlgorithms", 0, None)]
+    for algorithm in listed:
+        _algorithm_oid(algorithm)
+    econtent_type_tlv, *econtent_parts = _fields(encap, _SEQUENCE, "EncapsulatedContentInfo", 1, 2)
+    econtent_type = _oid(econtent_type_tlv)
+    if not econtent_parts:
+        raise LdsFormatError("EF.SOD has no encapsulated content")
+    (econtent_tlv,) = _fields(econtent_parts[0], 0xA0, "eContent", 1, 1)
+    if econtent_tlv.tag != _OCTET_STRING:
+        raise LdsFormatError("EF.SOD encapsulated content is not an octet string")
+    econtent = econtent_tlv.value
+    certs = tuple(_certificate(c) for c in (certificates.children if certificates is not None else ())
+                  if c.tag == _SEQUENCE)
+    if crls is not None:
+        crls.children  # noqa: B018 - well-formed, though EF.SOD carries no CRLs worth reading
+    infos = _fields(signer_infos, _SET, "signerInfos", 0, None)
+    if len(infos) != 1:
+        raise LdsFormatError(f"EF.SOD has {len(infos)} signer infos, ICAO 9303-10 wants one")
+    si = _fields(infos[0], _SEQUENCE, "SignerInfo", 5, 7)
+    si_version, sid, digest_algorithm, *middle = si
+    signed_attrs_tlv = middle.pop(0) if middle[0].tag == 0xA0 else None
+    signature_algorithm_tlv, signature_tlv, *unsigned = middle
+    if unsigned and (len(unsigned) > 1 or unsigned[0].tag != 0xA1):
+        raise LdsFormatError("unexpected fields after the SignerInfo signature")
+    issuer_serial: tuple[bytes, int] | None = None
+    ski: bytes | None = None
+    if sid.tag == _SEQUENCE:
+        issuer, serial = _fields(sid, _SEQUENCE, "IssuerAndSerialNumber", 2, 2)
+        if issuer.tag != _SEQUENCE:
+            raise LdsFormatError("the signer's issuer is not a Name")
+        issuer_serial = (issuer.encode(), _integer(serial))
+    elif sid.tag == 0x80:
+        ski = sid.value
+    else:
+        raise LdsFormatError(f"signer identifier has tag {sid.tag:X}")
+    if _integer(si_version) != (1 if issuer_serial is not None else 3):
+        raise LdsFormatError(f"SignerInfo version {_integer(si_version)} does not fit its signer id")
+    if digest_algorithm.encode() not in listed or len(listed) != 1:
+        raise LdsFormatError("SignedData digestAlgorithms must be exactly the signer's digest algorithm")
+    signed_attrs: bytes | None = None
+    content_type_attr = message_digest = signing_time = None
+    if signed_attrs_tlv is not None:
+        # RFC 5652 section 5.4: the signature covers the attributes with their SET OF tag.
+        signed_attrs = Tlv(_SET, signed_attrs_tlv.value).encode()
+        for attr in signed_attrs_tlv.children:
+            attr_type, values_tlv = _fields(attr, _SEQUENCE, "Attribute", 2, 2)
+            oid = _oid(attr_type)
+            name = _ATTRIBUTE_NAMES.get(oid, oid)
+            values = _fields(values_tlv, _SET, f"values of {name}", 0, None)
+            if len(values) != 1:
+                raise LdsFormatError(f"signed attribute {name} must have exactly one value")
+            (value,) = values
+            if name == "content_type":
+                content_type_attr = _oid(value)
+            elif name == "message_digest":
+                message_digest = _octets(value, "message digest")
+            elif name == "signing_time":
+                signing_time = _time(value)
+    if signature_tlv.tag != _OCTET_STRING:
+        raise LdsFormatError("the signature is not an octet string")
+    signature_algorithm = algos.SignedDigestAlgorithm.load(signature_algorithm_tlv.encode(), strict=True)
+    signature_algorithm.native  # noqa: B018 - a malformed identifier is a malformed SOD, found here
+    return Sod(
+        raw=bytes(data),
+        security_object=LdsSecurityObject.decode(econtent),
+        econtent=econtent,
+        econtent_type=econtent_type,
+        digest_algorithm=_algorithm_oid(digest_algorithm.encode()),
+        signature_algorithm=signature_algorithm,
+        signature=signature_tlv.value,
+        signed_attrs=signed_attrs,
+        content_type_attr=content_type_attr,
+        message_digest=message_digest,
+        signing_time=signing_time,
+        certificates=certs,
+        issuer_and_serial=issuer_serial,
+        subject_key_identifier=ski,
+    )
+
+
+def _fields(tlv: Tlv, tag: int, what: str, least: int, most: int | None) -> list[Tlv]:
+    """The children of a constructed ``tlv`` that must carry ``tag``, between ``least`` and ``most``."""
+    if tlv.tag != tag:
+        raise LdsFormatError(f"{what} has tag {tlv.tag:X}, not {tag:X}")
+    children = tlv.children
+    if len(children) < least or (most is not None and len(children) > most):
+        raise LdsFormatError(f"{what} has {len(children)} fields")
+    return children
+
+
+def _oid(tlv: Tlv) -> str:
+    """A DER OBJECT IDENTIFIER in dotted form (ITU-T X.690 section 8.19)."""
+    value = tlv.value
+    if tlv.tag != _OID or not value or value[-1] & 0x80:
+        raise LdsFormatError("malformed object identifier")
+    arcs: list[int] = []
+    n = 0
+    for i, b in enumerate(value):
+        if n == 0 and b == 0x80 and (i == 0 or not value[i - 1] & 0x80):
+            raise LdsFormatError("object identifier arc with a leading zero byte")
+        n = (n << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(n)
+            n = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(map(str, (first, arcs[0] - 40 * first, *arcs[1:])))
+
+
+def _integer(tlv: Tlv) -> int:
+    value = tlv.value
+    if tlv.tag != _INTEGER or not value or (len(value) > 1 and (
+            (value[0] == 0 and not value[1] & 0x80) or (value[0] == 0xFF and value[1] & 0x80))):
+        raise LdsFormatError("malformed integer")
+    return int.from_bytes(value, "big", signed=True)
+
+
+def _printable(tlv: Tlv) -> str:
+    """A PrintableString (ITU-T X.680 section 41.4): letters, digits, space and ' ( ) + , - . / : = ?."""
+    text = tlv.value.decode("ascii", "replace")
+    if tlv.tag != 0x13 or any(not (c.isascii() and (c.isalnum() or c in " '()+,-./:=?")) for c in text):
+        raise LdsFormatError("malformed PrintableString")
+    return text
+
+
+def _octets(tlv: Tlv, what: str) -> bytes:
+    if tlv.tag != _OCTET_STRING:
+        raise LdsFormatError(f"the {what} is not an octet string")
+    return tlv.value
+
+
+def _algorithm_oid(der: bytes) -> str:
+    """The algorithm of an AlgorithmIdentifier by asn1crypto's name for it ("sha256"), else dotted."""
+    algorithm, *_ = _fields(Tlv.decode(der), _SEQUENCE, "AlgorithmIdentifier", 1, 2)
+    return str(algos.DigestAlgorithmId.map(_oid(algorithm)))
+
+
+def _time(tlv: Tlv) -> dt.datetime:
+    if tlv.tag not in (_UTC_TIME, _GENERALIZED_TIME):
+        raise LdsFormatError("the signing time is neither UTCTime nor GeneralizedTime")
+    kind = core.UTCTime if tlv.tag == _UTC_TIME else core.GeneralizedTime
+    when = kind.load(tlv.encode(), strict=True).native
+    # A GeneralizedTime without a zone reads as a naive datetime, year 0 as asn1crypto's
+    # extended_datetime: neither compares with a certificate's validity.
+    if not isinstance(when, dt.datetime) or when.tzinfo is None:
+        raise LdsFormatError("the signing time is not a time with its time zone")
+    return when
+
+
+def _certificate(tlv: Tlv) -> x509.Certificate:
+    # Only as deep as the serial number: cryptography parses the rest (and warns on stderr about a
+    # serial number that is not positive, so that is refused before it sees one).
+    tbs, _ = parse_one(tlv.value)
+    if tbs.tag != _SEQUENCE:
+        raise LdsFormatError("TBSCertificate is not a SEQUENCE")
+    first, end = parse_one(tbs.value)
+    serial = parse_one(tbs.value, end)[0] if first.tag == 0xA0 else first
+    if _integer(serial) <= 0:
+        raise LdsFormatError("a certificate serial number is not positive (RFC 5280 section 4.1.2.2)")
+    return load_certificate(tlv.encode())

@@ -6,20 +6,24 @@ ICAO CSCA master list (ICAO 9303-12 section 9: CMS SignedData over ``CscaMasterL
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
 from ektp_card.files import CERTIFICATE_LIMIT, CRL_LIMIT, read_file
-from ektp_card.pki.certs import load_certificate, verify_certificate_signature
+from ektp_card.pki.certs import load_certificate, verify_certificate_signature, verify_crl_signature
 from ektp_card.pki.signer import as_public_key, digest, verify_signature
 
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 CRL_SUFFIXES = (".crl",)
+#: Signature checks a trust store remembers; past it the memory starts afresh (a desk meets a few
+#: document signers a year, so this is never reached in use, only bounded against a flood).
+SIGNATURE_MEMORY = 4096
 
 
 def _load_certs(data: bytes) -> list[x509.Certificate]:
@@ -40,6 +44,11 @@ class TrustStore:
 
     cscas: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
+    # Outcomes of signature checks under this store's CSCAs, keyed by the bytes that decide them (the
+    # issuer's certificate and the whole signed object): a changed CRL or certificate is a new key, so
+    # a remembered outcome can never stand for different bytes. A changed trust folder is a new store.
+    _signatures: dict[tuple[x509.Certificate, bytes], str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_folder(cls, folder: Path) -> TrustStore:
@@ -95,6 +104,28 @@ class TrustStore:
 
     def crls_for(self, issuer: x509.Certificate) -> list[x509.CertificateRevocationList]:
         return [c for c in self.crls if c.issuer == issuer.subject]
+
+    def certificate_signature(self, cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+        """:func:`~ektp_card.pki.certs.verify_certificate_signature`, checked once per store: a clerk's
+        second card from the same document signer skips the signature check of its certificate."""
+        return self._remember((issuer, cert.public_bytes(Encoding.DER)),
+                              lambda: verify_certificate_signature(cert, issuer))
+
+    def crl_signature(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
+        """:func:`~ektp_card.pki.certs.verify_crl_signature`, checked once per store and CRL."""
+        return self._remember((issuer, crl.public_bytes(Encoding.DER)),
+                              lambda: verify_crl_signature(crl, issuer))
+
+    def _remember(self, key: tuple[x509.Certificate, bytes], check: Callable[[], str | None]) -> str | None:
+        try:
+            return self._signatures[key]
+        except KeyError:
+            pass
+        outcome = check()
+        if len(self._signatures) >= SIGNATURE_MEMORY:
+            self._signatures.clear()
+        self._signatures[key] = outcome
+        return outcome
 
 
 def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:

@@ -21,12 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from ektp_card.errors import LdsFormatError, PkiError
 from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT, Sod, parse_sod
 from ektp_card.log import printable
-from ektp_card.pki.certs import (
-    country_of,
-    parse_private_key_usage_period,
-    verify_certificate_signature,
-    verify_crl_signature,
-)
+from ektp_card.pki.certs import country_of, parse_private_key_usage_period
 from ektp_card.pki.signer import HASH_NAMES, as_public_key, digest, verify_signature
 from ektp_card.pki.trust import TrustStore
 
@@ -266,7 +261,7 @@ def _chain(ds: x509.Certificate, trust: TrustStore) -> tuple[x509.Certificate | 
         return None, f"no trusted CSCA named {_name(ds.issuer)}"
     last = ""
     for csca in candidates:
-        reason = verify_certificate_signature(ds, csca)
+        reason = trust.certificate_signature(ds, csca)
         if reason is None:
             return csca, None
         last = reason
@@ -337,7 +332,7 @@ def _revocation(ds: x509.Certificate, csca: x509.Certificate, trust: TrustStore,
     current: list[x509.CertificateRevocationList] = []
     problems: list[str] = []
     for crl in trust.crls_for(csca):
-        reason = verify_crl_signature(crl, csca)
+        reason = trust.crl_signature(crl, csca)
         if reason is not None:
             problems.append(f"CRL signature: {reason}")
             continue
