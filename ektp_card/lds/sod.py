@@ -29,7 +29,6 @@ from cryptography import x509
 from ektp_card.apdu.tlv import Tlv, encode_length, parse_one
 from ektp_card.errors import ASN1_ERRORS, LdsFormatError, TlvError, one_line
 from ektp_card.pki.certs import load_certificate
-from ektp_card.pki.cms import signed_data
 from ektp_card.pki.signer import HASH_NAMES, HashName, Signer, digest, same_key
 
 EF_SOD_TAG = 0x77
@@ -179,6 +178,9 @@ def build_sod(
         raise LdsFormatError(f"unsupported hash algorithm {hash_name!r}")
     if not same_key(signer.public_key, certificate.public_key()):
         raise LdsFormatError("the signing key does not match the document signer certificate")
+    # Here, not at the top: a verifier parses EF.SOD without asn1crypto's CMS classes.
+    from ektp_card.pki.cms import signed_data
+
     sig_hash = signature_hash or hash_name
     lso = LdsSecurityObject(hash_name, hash_data_groups(data_groups, hash_name), lds_version).encode()
     content_info = signed_data(OID_LDS_SECURITY_OBJECT, lso, signer, certificate, hash_name=sig_hash,
