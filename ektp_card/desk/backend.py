@@ -148,6 +148,19 @@ def _sqlite_classify(exc: sqlite3.IntegrityError) -> ConstraintViolation:
     return ConstraintViolation(kind, text)
 
 
+#: SQLite's primary result codes for a write the disk refused (sqlite3.h: SQLITE_IOERR, SQLITE_FULL).
+_SQLITE_DISK_CODES = (10, 13)
+
+
+def _sqlite_error(exc: sqlite3.Error, what: str = "registry database error") -> DatabaseError:
+    """One message for a failed statement; a full or failing disk says so, and that nothing was kept
+    (SQLite rolls the transaction back itself)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _SQLITE_DISK_CODES:
+        return DatabaseError(f"the registry's disk refused the write ({exc}): nothing was recorded")
+    return DatabaseError(f"{what}: {exc}")
+
+
 class SqliteBackend(Backend):
     """A registry in one SQLite file: WAL journal, ``synchronous=FULL``, ``BEGIN IMMEDIATE`` writes."""
 
@@ -222,13 +235,13 @@ class SqliteBackend(Backend):
         except sqlite3.IntegrityError as exc:
             raise _sqlite_classify(exc) from exc
         except sqlite3.Error as exc:
-            raise DatabaseError(f"registry database error: {exc}") from exc
+            raise _sqlite_error(exc) from exc
 
     def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         try:
             return [tuple(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
         except sqlite3.Error as exc:
-            raise DatabaseError(f"registry database error: {exc}") from exc
+            raise _sqlite_error(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -241,15 +254,21 @@ class SqliteBackend(Backend):
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         else:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise DatabaseError(f"registry commit failed: {exc}") from exc
+                self._rollback()
+                raise _sqlite_error(exc, "registry commit failed") from exc
+
+    def _rollback(self) -> None:
+        # A full disk (SQLITE_FULL, SQLITE_IOERR) has already rolled the transaction back; a second
+        # ROLLBACK would raise over the error that says why.
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:

@@ -4,6 +4,7 @@ line, nothing changed) does not pin down by itself: which code, which file mode,
 from __future__ import annotations
 
 import json
+import resource
 import sqlite3
 import stat
 from collections.abc import Callable
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ektp_card._cli.util import ExitCode
 from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.desk.backend import DatabaseError
 from ektp_card.desk.registry import open_registry
 from ektp_card.errors import MrzError, PkiError
 from ektp_card.personalize.master_key import master_key_from_env
@@ -335,3 +338,42 @@ def test_a_revocation_list_with_a_corrupted_certificate_is_malformed(
         "spoilt.p7",
     )
     assert code == 7 and "malformed revocation list" in err
+
+
+def test_a_full_disk_under_the_registry_is_one_line_and_records_nothing(
+    office: Office, workspace: Path, ektp: Ektp
+) -> None:
+    # A file-size limit makes every write that grows a file fail (EFBIG; Python ignores SIGXFSZ), which
+    # reaches SQLite's own writes as a full disk does; the os.write injection of the sweep cannot.
+    path = workspace / "sb" / "registry.sqlite"
+    with open_registry(path) as registry:
+        before = registry.get(office.facts["personalised"])
+        head = registry.audit_head()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        code, _, err = ektp(
+            "desk", "revoke", "{personalised}", "--reason", "fraud", "--registry", "sb/registry.sqlite"
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == ExitCode.REGISTRY and "cannot open registry" in err, err
+    with open_registry(path) as registry:
+        assert registry.get(office.facts["personalised"]) == before
+        assert registry.audit_head() == head and registry.verify() is None
+
+
+def test_a_disk_that_fills_inside_a_registry_write_rolls_it_back_with_one_error(tmp_path: Path) -> None:
+    # SQLite rolls a transaction back by itself on SQLITE_FULL; a second ROLLBACK used to raise over it
+    # (sqlite3.OperationalError "no transaction is active", an internal error at the command line).
+    with open_registry(tmp_path / "registry.sqlite") as registry:
+        connection = registry.connection
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count={pages + 1}")
+        added = 0
+        with pytest.raises(DatabaseError, match="disk refused the write .*nothing was recorded"):
+            for added in range(1000):  # noqa: B007 - the count is asserted below
+                registry.register(f"{added:016X}", f"3171{added:012d}", desk="d", actor="a")
+        assert 0 < added < 1000
+        assert len(registry.cards()) == added and registry.verify() is None
+        assert registry.get(f"{added:016X}") is None
