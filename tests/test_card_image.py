@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +24,10 @@ from ektp_card.virtual import (
 )
 from ektp_card.virtual.demo import DEMO_AID, LARGE_CONTENT
 from ektp_card.virtual.image import FORMAT, VERSION
+from ektp_card.virtual.keycheck import CHECKS
+
+if TYPE_CHECKING:
+    from ektp_card.sandbox import Sandbox
 
 
 def send(card: VirtualCard, apdu: str) -> tuple[bytes, int]:
@@ -209,3 +215,22 @@ def test_fcp_sfi_rules() -> None:
     assert Fcp.decode(bytes.fromhex("620D 820101 83020101 810104 880110".replace(" ", ""))).size == 4
     with pytest.raises(TlvError):
         Fcp.decode(bytes.fromhex("620E 820101 83020101 80020004 8801F8".replace(" ", "")))  # SFI 31
+
+
+def test_every_key_object_the_card_os_knows_is_checked_at_load(ektp_office: Sandbox, tmp_path: Path) -> None:
+    doc = json.loads(ektp_office.genuine.image.read_bytes())
+    names = set(doc["keys"])
+    assert {"aa.private", "ca.private", "ca.public", "ca.info", "pace.can", "ta.cvca"} <= names
+    VirtualCard.loads(json.dumps(doc).encode())  # as issued: loads
+    for name in sorted(CHECKS):  # the card's own, and those of other life stages (perso.key) added
+        spoilt = json.loads(json.dumps(doc))
+        spoilt["keys"][name] = "" if name.startswith("pace.") or name == "card.serial" else "AAECAwQ="
+        with pytest.raises(CardImageError, match=f"is corrupt: key object '{name}' is unusable"):
+            VirtualCard.loads(json.dumps(spoilt).encode(), "card.img")
+    # A key object of a later card OS is kept as it is, not refused.
+    doc["keys"]["later.feature"] = "AAECAwQ="
+    assert VirtualCard.loads(json.dumps(doc).encode()).keys["later.feature"] == bytes(range(5))
+    # A Chip Authentication scalar must fit the curve of its public key.
+    doc["keys"]["ca.private"] = base64.b64encode(b"\x01" * 33).decode()
+    with pytest.raises(CardImageError, match="'ca.private' is unusable: not a scalar of its curve"):
+        VirtualCard.loads(json.dumps(doc).encode())

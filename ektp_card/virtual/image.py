@@ -300,6 +300,10 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
         fs = FileSystem(mf, capacity=capacity)
         _children(fs, mf, mf_node, 1)
         keys = _keys(doc)
+        # Here, not at the top: the checks use every protocol's module, which use the card itself.
+        from ektp_card.virtual.keycheck import check_keys
+
+        check_keys(keys)
     except CardImageError as exc:
         # The helpers say what is wrong; the message gains the file's name here.
         raise CardImageError(f"{source} is corrupt: {exc}") from None

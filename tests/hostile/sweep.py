@@ -120,7 +120,8 @@ def _flip_middle(data: bytes) -> bytes:
 def _corrupt_keys(data: bytes) -> bytes:
     """A card image whose key objects hold garbage (valid Base64 of the wrong bytes)."""
     doc = json.loads(data)
-    doc["keys"] = {name: "AAECAwQ=" for name in doc.get("keys", {})}
+    # A blank card keeps no keys yet: it gets an Active Authentication key that is not a key.
+    doc["keys"] = {name: "AAECAwQ=" for name in [*doc.get("keys", {}), "aa.private"]}
     return json.dumps(doc).encode()
 
 
@@ -306,12 +307,8 @@ class In(Marker):
         )
         yield Variant("garbage", _file(f"garbage{suffix}", _garbage()), content)
         for name, make in CONTENT_VARIANTS.get(self.kind, {}).items():
-            # Garbage in a key object: the card fails in its own way (a wrong CAN, a refused key);
-            # what matters is the contract, and a card that counts a failed try has changed.
-            if name == "corrupt-keys":
-                yield Variant(name, _derived(f"{name}{suffix}", self.default, make), ANY, allow=("",))
-            else:
-                yield Variant(name, _derived(f"{name}{suffix}", self.default, make), content)
+            # Garbage in a key object is found when the image is loaded (virtual/keycheck.py).
+            yield Variant(name, _derived(f"{name}{suffix}", self.default, make), content)
 
     def wrap(self, value: str) -> str:
         return self.prefix + value
