@@ -166,7 +166,10 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("bad-config", "invalid configuration: a UID has 4, 7 or 10 bytes, not 2"),
         ("bad-kind", "unknown file kind 'XF'"),
         ("bool-capacity", "field 'capacity' is not an integer"),
-        ("over-capacity", "invalid file tree (card memory is full)"),
+        (
+            "over-capacity",
+            "invalid file tree (card memory is full: file 2F01 needs 64 bytes, 36 of 100 free)",
+        ),
     ],
 )
 def test_corrupt_images(tmp_path: Path, change: str, message: str) -> None:

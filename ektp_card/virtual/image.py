@@ -299,7 +299,9 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
             raise CardImageError(f"a card's memory is 1 to {MAX_CAPACITY} bytes")
         fs = FileSystem(mf, capacity=capacity)
         _children(fs, mf, mf_node, 1)
-        keys = _keys(doc)
+        # Key objects take memory too: an image whose keys do not fit is refused like its files.
+        fs.keys.update(_keys(doc))
+        keys = fs.keys
     except CardImageError as exc:
         # The helpers say what is wrong; the message gains the file's name here.
         raise CardImageError(f"{source} is corrupt: {exc}") from None
