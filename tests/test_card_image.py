@@ -168,7 +168,7 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("bool-capacity", "field 'capacity' is not an integer"),
         (
             "over-capacity",
-            "invalid file tree (card memory is full: file 2F01 needs 64 bytes, 36 of 100 free)",
+            "invalid file tree (card memory is full: 64 more bytes needed for file 2F01, 36 of 100 free)",
         ),
     ],
 )

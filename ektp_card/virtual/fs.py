@@ -245,7 +245,7 @@ class FileSystem:
         if extra > 0 and self.used + extra > self.capacity:
             raise NotEnoughMemoryError(
                 SW.NOT_ENOUGH_MEMORY,
-                message=f"card memory is full: {what} needs {extra} bytes, "
+                message=f"card memory is full: {extra} more bytes needed for {what}, "
                 f"{self.free} of {self.capacity} free",
             )
 
