@@ -4,6 +4,7 @@ nothing half-applied, the desk's check before the first write, and the e-KTP pro
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import random
 from pathlib import Path
@@ -19,6 +20,7 @@ from ektp_card.crypto.perso import INS_GET_DATA, KEY_ACTIVE_AUTHENTICATION, KEY_
 from ektp_card.errors import (
     CardCapacityError,
     CardImageError,
+    CardRemovedError,
     NotEnoughMemoryError,
     PersonalisationRefusedError,
 )
@@ -48,7 +50,7 @@ from ektp_card.virtual.perso import PERSO_KEY, PERSO_TRIES, PersoState, blank_ca
 from ektp_card.virtual.summary import summarize
 
 if TYPE_CHECKING:
-    from fixtures.cards import IssuerOf, RunCli
+    from fixtures.cards import CutTransport, IssuerOf, RunCli
     from fixtures.terminal_pki import Pki
 
 MASTER = bytes.fromhex("505152535455565758595A5B5C5D5E5F")
@@ -235,7 +237,38 @@ def test_the_ektp_profile_fits_8k_and_the_budget_is_exact(issuer: IssuerOf, comp
     assert card.fs.used <= EKTP_CAPACITY
     app = card.fs.application(EKTP_AID)
     assert {f.fid for f in app.children} >= {0x0102, 0x0103, 0x0107}  # photo, two fingers, signature
-    assert len(budget.line("DG2").name) and budget.line("DG2").size <= FACE_BUDGET + 100
+    # DG2 is the face within its budget and the ISO/IEC 19794-5 record around it.
+    assert budget.line("DG2").size <= FACE_BUDGET + 100
+
+
+def test_interrupted_on_the_8k_chip_then_personalised(
+    issuer: IssuerOf, compact_plan: CardPlan, cut_transport: type[CutTransport]
+) -> None:
+    """Cut after every command of a run on the 8 KB chip: the next run erases what the torn one left
+    (ERASE gives its memory back) and the record fits again."""
+    locked = 0
+    for cut in itertools.count():
+        card = blank_card(MASTER, SERIAL, capacity=EKTP_CAPACITY)
+        blank_used = card.fs.used
+        perso_keys = card.keys.storage(PERSO_KEY) + card.keys.storage(PERSO_TRIES)  # gone after LOCK
+        try:
+            personalize(cut_transport(card, cut, after=True), compact_plan, MASTER, issuer().ds)
+        except CardRemovedError:
+            pass
+        else:
+            break
+        card.power_on()
+        if personalisation_state(card) is PersoState.LOCKED:
+            locked += 1
+            continue
+        personalize(card, compact_plan, MASTER, issuer().ds)
+        assert personalisation_state(card) is PersoState.LOCKED
+        assert card.fs.used <= EKTP_CAPACITY
+        # Nothing of the torn run is left: the card holds what an uninterrupted run gives.
+        assert card.fs.used - blank_used + perso_keys <= plan_budget(
+            compact_plan, sod_size(compact_plan, issuer().ds.signer, issuer().ds.certificate)
+        ).total
+    assert cut >= 25 and locked <= 1
 
 
 def test_a_record_too_large_is_refused_with_nothing_written(issuer: IssuerOf) -> None:
