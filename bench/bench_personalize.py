@@ -1,6 +1,7 @@
 """Personalise-and-verify throughput, APDUs and bytes per card, and modelled ISO 14443 air time.
 
 Usage: .venv/bin/python bench/bench_personalize.py [--runs 5] [--cards 20] [--pcscd-cards 5] [--no-pcscd]
+       .venv/bin/python bench/bench_personalize.py --budget [--capacity 8K] [--runs 5] [--cards 20]
 
 Each card: a new plan from a synthetic record (every record rule checked, a fresh CAN), then
 personalisation of a blank virtual card (key files for the document signer, a CRL) and the clerk's
@@ -8,11 +9,18 @@ read back (PACE-CAN, Passive, Chip and Active Authentication). In process, and t
 with the vpcd reader (pcscd started for the run when none answers; each blank card served by its own
 VpcdBridge; the time to swap cards in the reader is reported apart). The air time of one card's APDU
 trace is modelled with ektp_card.airtime (docs/airtime.md) against the raw-bits floor.
+
+``--budget``: the e-KTP profile on a chip of ``--capacity`` bytes (default 8K, the real e-KTP chip):
+face and signature re-encoded to the budgets docs/cli.md gives for it, the CVCA as trust point, and
+the bytes each file and key object takes of the card's memory (the desk's budget beside what the card
+counted); then personalisation time per card in process, side by side: the full-size record on a card
+without a budget (1M), the compact record on that card, and the compact record on the small chip.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import secrets
 import statistics
 import sys
@@ -28,7 +36,10 @@ from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
 from ektp_card.pki.trust import TrustStore
 from ektp_card.virtual.card import VirtualCard
-from ektp_card.virtual.perso import blank_card
+from ektp_card.virtual.perso import PERSO_KEY, PERSO_TRIES, blank_card
+
+#: The image budgets for the 8 KB chip (docs/cli.md, "Card memory").
+FACE_BUDGET, SIGNATURE_BUDGET = 1600, 800
 
 
 class Recorder:
@@ -51,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pcscd-cards", type=int, default=5, help="cards per run through pcscd")
     parser.add_argument("--no-pcscd", action="store_true", help="skip the pcscd/vpcd measurement")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--budget", action="store_true", help="the memory budget per file (see above)")
+    parser.add_argument("--capacity", default="8K", help="the small chip's memory for --budget")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-perso-") as tmp:
@@ -62,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         ds = DocumentSigner(*pki.document_signer(None, passphrase))
     master = secrets.token_bytes(16)
     record = synthetic_record(args.seed)
+    if args.budget:
+        return budget_report(args, argv, master, ds, trust)
 
     def one_card(transport: object) -> None:
         result = personalize(transport, plan_from_record(record), master, ds, trust=trust)  # type: ignore[arg-type]
@@ -156,6 +171,93 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rate:6} {floor * 1e3:9.1f} {t.frames * 1e3:10.1f} {t.waiting * 1e3:9.1f} {t.chip * 1e3:8.1f}"
               f" {t.total * 1e3:9.1f} {t.total / floor:8.1f} {t.blocks:7} {t.wtx:4}")
     return 0
+
+
+def budget_report(
+    args: argparse.Namespace, argv: list[str] | None, master: bytes, ds: DocumentSigner, trust: TrustStore
+) -> int:
+    """The ``--budget`` mode: bytes per file on a small chip, and the time it costs."""
+    import dataclasses
+
+    from ektp_card._cli.images import compact_jpeg
+    from ektp_card.lds.capacity import parse_capacity
+    from ektp_card.personalize.budget import plan_budget, sod_size
+    from ektp_card.pki.cvc import TerminalType, create_cvca
+    from ektp_card.pki.signer import PrivateKeySigner
+
+    capacity = parse_capacity(args.capacity)
+    record = synthetic_record(args.seed)
+    face = compact_jpeg(record.face, FACE_BUDGET, what="face")
+    signature = compact_jpeg(record.signature, SIGNATURE_BUDGET, what="signature", greyscale=True)
+    small = dataclasses.replace(record, face=face.data, signature=signature.data)
+    today = dt.date.today()
+    cvca = create_cvca(PrivateKeySigner(KeySpec.parse("brainpoolP256r1").generate()), holder="IDCVCA00001",
+                       terminal_type=TerminalType.IS, rights=["read-dg3", "read-dg4"], effective=today,
+                       expiration=today + dt.timedelta(days=1095))
+
+    plan = plan_from_record(small, cvca_certificate=cvca)
+    budget = plan_budget(plan, sod_size(plan, ds.signer, ds.certificate))
+    card = blank_card(master, capacity=capacity)
+    blank_used = card.fs.used
+    factory = {name: card.keys.storage(name) for name in card.keys}
+    personalize(card, plan, master, ds, trust=trust)
+
+    command = "python bench/bench_personalize.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"$ {command.strip()}")
+    print(f"the e-KTP profile on a {capacity}-byte chip, synthetic record (seed {args.seed})")
+    print(f"face: {len(record.face)} -> {len(face.data)} bytes, {face.width}x{face.height} JPEG quality "
+          f"{face.quality} (budget {FACE_BUDGET}), PSNR {_psnr(record.face, face.data):.1f} dB against the "
+          f"original;\nsignature: {len(record.signature)} -> {len(signature.data)} bytes, "
+          f"{signature.width}x{signature.height} greyscale quality {signature.quality} (budget "
+          f"{SIGNATURE_BUDGET}), PSNR {_psnr(record.signature, signature.data):.1f} dB")
+    print(f"\n{'file / key object':36} {'kind':>4} {'bytes':>6} {'memory':>7}")
+    for line in budget.lines:
+        print(f"{line.name:36} {line.kind:>4} {line.size:6} {line.storage:7}")
+    print(f"{'desk budget (EF.SOD at its longest)':36} {'':4} {'':6} {budget.total:7}")
+    print(f"{'factory content (MF, EF.ATR/INFO, serial)':36} {'':4} {'':6} "
+          f"{blank_used - factory[PERSO_KEY] - factory[PERSO_TRIES]:7}")
+    print(f"{'personalisation key (deleted at LOCK)':36} {'':4} {'':6} "
+          f"{factory[PERSO_KEY] + factory[PERSO_TRIES]:7}")
+    print(f"card after LOCK: {card.fs.used} of {capacity} bytes used (files {card.fs.files_used}, keys "
+          f"{card.keys.used}), {card.fs.free} free; peak before LOCK "
+          f"{card.fs.used + factory[PERSO_KEY] + factory[PERSO_TRIES]}")
+
+    full_plan = plan_from_record(record, cvca_certificate=cvca)
+    cases = (("full record, 1M card", full_plan, None), ("compact record, 1M card", plan, None),
+             (f"compact record, {args.capacity} card", plan, capacity))
+    print(f"\npersonalise + verify in process, medians of {args.runs} runs of {args.cards} cards")
+    print(f"{'case':28} {'ms/card':>8}   runs (ms/card)")
+    for name, case_plan, size in cases:
+        runs = []
+        for _ in range(args.runs):
+            blanks = [blank_card(master) if size is None else blank_card(master, capacity=size)
+                      for _ in range(args.cards)]
+            started = time.perf_counter()
+            for b in blanks:
+                result = personalize(b, case_plan, master, ds, trust=trust)
+                if result.verification is None or not result.verification.ok:
+                    raise SystemExit("a card did not verify")
+            runs.append((time.perf_counter() - started) * 1000 / args.cards)
+        print(f"{name:28} {statistics.median(runs):8.1f}   " + " ".join(f"{r:.1f}" for r in runs))
+    return 0
+
+
+def _psnr(original: bytes, encoded: bytes) -> float:
+    """Peak signal-to-noise ratio of ``encoded`` against ``original`` (scaled back to its size)."""
+    import io
+    import math
+
+    from PIL import Image, ImageChops, ImageStat
+
+    first = Image.open(io.BytesIO(original))
+    mode = first.mode if first.mode in ("L", "RGB") else "RGB"
+    base = first.convert(mode)
+    other = Image.open(io.BytesIO(encoded)).convert(mode)
+    if other.size != base.size:
+        other = other.resize(base.size, Image.Resampling.LANCZOS)
+    rms = ImageStat.Stat(ImageChops.difference(base, other)).rms
+    mse = sum(v * v for v in rms) / len(rms)
+    return 99.0 if mse == 0 else 10 * math.log10(255 * 255 / mse)
 
 
 if __name__ == "__main__":

@@ -293,6 +293,21 @@ class PlanError(PersonalisationError):
     disagree): found before any card is touched."""
 
 
+class CardCapacityError(PersonalisationError):
+    """The record does not fit the card's memory: found after the card told its free memory and before
+    the first write, so the card stays blank. ``needed`` and ``free`` are bytes; the message says by
+    how many the record is too large."""
+
+    def __init__(self, message: str, *, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.free = free
+
+    @property
+    def excess(self) -> int:
+        return self.needed - self.free
+
+
 class IssuerMaterialError(PersonalisationError):
     """The issuer's material cannot personalise a card: a malformed master key, a document signer that
     cannot sign now (validity, private key usage period, key usage, not from a trusted CSCA, a key that

@@ -172,7 +172,10 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("bad-config", "invalid configuration: a UID has 4, 7 or 10 bytes, not 2"),
         ("bad-kind", "unknown file kind 'XF'"),
         ("bool-capacity", "field 'capacity' is not an integer"),
-        ("over-capacity", "invalid file tree (card memory is full)"),
+        (
+            "over-capacity",
+            "invalid file tree (card memory is full: 64 more bytes needed for file 2F01, 36 of 100 free)",
+        ),
     ],
 )
 def test_corrupt_images(tmp_path: Path, change: str, message: str) -> None:

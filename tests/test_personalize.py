@@ -284,13 +284,14 @@ def test_protected_chunk_fills_the_card_buffer() -> None:
 
 
 def _expected_apdus(card: VirtualCard, chunk: int | None) -> int:
-    """SELECT MF, READ BINARY EF.ATR/INFO, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, CREATE FILE of
-    the DF, two key pairs, PUT DATA, LOCK, and per file CREATE FILE and its UPDATE BINARY commands."""
+    """SELECT MF, READ BINARY EF.ATR/INFO, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, GET DATA (free
+    memory), CREATE FILE of the DF, two key pairs, PUT DATA, LOCK, and per file CREATE FILE and its
+    UPDATE BINARY commands."""
     app = card.fs.application(EKTP_AID)
     files = [f for f in (*card.fs.mf.children, *app.children) if isinstance(f, ElementaryFile)]
     sizes = [f.size for f in files if f.fid != 0x2F01]
     writes = sum(1 + (1 if chunk is None else math.ceil(size / chunk)) for size in sizes)
-    return 4 + 1 + 2 + 2 + writes
+    return 4 + 1 + 1 + 2 + 2 + writes
 
 
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
@@ -312,6 +313,7 @@ def test_personalise_verify_and_inspect_the_card(extended: bool, tmp_path: Path,
     assert [name for name, _ in result.timings] == [
         "validate",
         "authenticate",
+        "capacity",
         "write",
         "keys",
         "sign",
@@ -665,13 +667,14 @@ def test_interruption_at_every_apdu(extended: bool, cut_transport: type[CutTrans
         else:
             continue
         break
-    # Blank: cut anywhere up to EXTERNAL AUTHENTICATE (both ways) and before the first CREATE FILE.
+    # Blank: cut anywhere up to EXTERNAL AUTHENTICATE and GET DATA (both ways) and before the first
+    # CREATE FILE.
     # Locked: only cuts right after LOCK (checked above). Runs differ in length by a command now and
     # then, so that cut may land zero, one or two times in a sweep; test_interruption_at_lock hits it
     # every time.
-    assert outcomes[PersoState.BLANK] == 9
+    assert outcomes[PersoState.BLANK] == 11
     assert outcomes.get(PersoState.LOCKED, 0) <= 2
-    assert sum(outcomes.values()) == cuts and outcomes[PersoState.INCOMPLETE] >= cuts - 11
+    assert sum(outcomes.values()) == cuts and outcomes[PersoState.INCOMPLETE] >= cuts - 13
 
 
 class CutAtLock:

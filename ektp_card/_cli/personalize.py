@@ -29,17 +29,20 @@ if TYPE_CHECKING:
     from ektp_card.verify.passive import Policy
 
 #: The steps :func:`ektp_card.personalize.personalize` reports, in order ("erase" only on a restart).
-STEPS = ("validate", "authenticate", "erase", "write", "keys", "sign", "lock", "verify")
+STEPS = ("validate", "authenticate", "erase", "capacity", "write", "keys", "sign", "lock", "verify")
 STEP_TEXT = {
     "validate": "Checking the document signer",
     "authenticate": "Authenticating to the blank card",
     "erase": "Erasing an interrupted personalisation",
+    "capacity": "Checking that the record fits the card's memory",
     "write": "Writing the data groups",
     "keys": "Generating the chip's key pairs",
     "sign": "Signing and writing EF.SOD",
     "lock": "Storing the CAN and locking the card",
     "verify": "Reading the card back like a clerk",
 }
+#: The range of --face-budget and --signature-budget: from a thumbnail to the largest face DG2 holds.
+IMAGE_BUDGET_MIN, IMAGE_BUDGET_MAX = 200, 1_000_000
 #: The steps that write to the card before it is locked: a refusal there leaves it to be redone.
 WRITE_STEPS = ("erase", "write", "keys", "sign", "lock")
 
@@ -73,14 +76,40 @@ def load_trust_point(path: Path) -> bytes:
         return check_trust_point(data).encode()
 
 
-def load_plan(record_path: Path, cvca: bytes | None = None) -> CardPlan:
+def load_plan(
+    record_path: Path,
+    cvca: bytes | None = None,
+    *,
+    face_budget: int | None = None,
+    signature_budget: int | None = None,
+    notes: list[str] | None = None,
+) -> CardPlan:
     """Read and check the record and lay out its card (with ``cvca`` as the chip's Terminal
-    Authentication trust point); exit 7 for an unreadable file, 2 otherwise."""
+    Authentication trust point); exit 7 for an unreadable file, 2 otherwise. With a budget, the face
+    or signature is re-encoded to fit it first (:mod:`ektp_card._cli.images`); ``notes`` hears
+    what was done."""
+    import dataclasses
+
     from ektp_card.lds.record import load_record
     from ektp_card.personalize import plan_from_record
 
     record = load_record(record_path)
     with about(str(record_path), errors.PersonalisationError):
+        if face_budget is not None or signature_budget is not None:
+            from ektp_card._cli.images import compact_jpeg
+
+            images = {"face": record.face, "signature": record.signature}
+            for field, budget, grey in (("face", face_budget, False), ("signature", signature_budget, True)):
+                if budget is None:
+                    continue
+                before = images[field]
+                done = compact_jpeg(before, budget, what=field, greyscale=grey)
+                images[field] = done.data
+                if notes is not None:
+                    how = "kept" if done.quality is None else f"re-encoded at quality {done.quality}"
+                    notes.append(f"{field} {len(before)} -> {len(done.data)} bytes "
+                                 f"({done.width}x{done.height}, {how})")
+            record = dataclasses.replace(record, face=images["face"], signature=images["signature"])
         return plan_from_record(record, cvca_certificate=cvca)
 
 
@@ -191,6 +220,9 @@ def run_personalisation(
 
     try:
         return personalise_card(transport, plan, key, ds, trust=trust, policy=policy, progress=tracker)
+    except errors.CardCapacityError as e:
+        hint = "nothing was written to the card; --face-budget and --signature-budget make the images smaller"
+        raise explain(e, f"{e}; {hint}") from e
     except errors.CardLockedError as e:
         raise explain(e, f"{e}; a locked card is never personalised again") from e
     except errors.PersonalisationError as e:
@@ -262,16 +294,23 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
 @click.option("--cvca", "cvca_path", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="CVCA certificate (binary CV certificate) the chip trusts for Terminal Authentication; "
                    "without it no terminal ever reads DG3.")
+@click.option("--face-budget", type=click.IntRange(IMAGE_BUDGET_MIN, IMAGE_BUDGET_MAX), metavar="BYTES",
+              help="Re-encode the face photo to at most BYTES (JPEG, highest quality that fits) before "
+                   "the card is planned; 1600 suits an 8 KB chip.")
+@click.option("--signature-budget", type=click.IntRange(IMAGE_BUDGET_MIN, IMAGE_BUDGET_MAX), metavar="BYTES",
+              help="Likewise for the signature image (greyscale JPEG); 800 suits an 8 KB chip.")
 @click.pass_obj
 def personalize(
     obj: Ctx, record_path: Path, pki_dir: Path, reader: str | None, nfc: str | None, virtual: Path | None,
     timeout: float, pkcs11_module: str | None, token_label: str | None, key_label: str | None, pin_env: str,
     ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool, cvca_path: Path | None,
+    face_budget: int | None, signature_budget: int | None,
 ) -> None:
     """Personalise a blank card from RECORD.json, lock it, and read it back like a clerk.
 
     Prints the card serial and the CAN to print on the card. Nothing goes to the card before the
-    record, the master key and the document signer have been checked.
+    record, the master key and the document signer have been checked, nor before the card said it
+    has the memory the record needs (exit 16 otherwise, the card left blank).
     """
     from ektp_card.device import open_card
     from ektp_card.verify.passive import Policy
@@ -283,7 +322,9 @@ def personalize(
 
     key = master_key(master_key_file)
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
-    plan = load_plan(record_path, cvca)
+    notes: list[str] = []
+    plan = load_plan(record_path, cvca, face_budget=face_budget, signature_budget=signature_budget,
+                     notes=notes)
     trust = issuer_trust(pki_dir, require_crl=not no_crl)
     ds = document_signer(pki_dir, ds_env, hsm, trust)
     policy = Policy(require_crl=not no_crl)
@@ -297,9 +338,11 @@ def personalize(
         if callable(close):
             close()
     if obj.json:
-        obj.emit(result_json(result))
+        obj.emit({**result_json(result), "images": notes})
     else:
         print_result(obj, result)
+        for note in notes:
+            obj.out.print(f"  image            {note}", markup=False)
     sys.stdout.flush()
 
 

@@ -43,6 +43,7 @@ class ExitCode(IntEnum):
     HOLDER_MISMATCH = 13  # a genuine card whose fingerprint does not match the person presenting it
     REVOKED = 14  # a genuine card whose serial is on the issuer's signed revocation list
     REGISTRY = 15  # the desk registry refused the operation or could not be reached
+    CARD_FULL = 16  # the record does not fit the card's memory (checked before the first write)
     AUDIT_FINDINGS = 20  # `ektp audit` ran and at least one test failed
 
 
@@ -131,6 +132,8 @@ def exit_codes() -> dict[type[errors.EktpError], ExitCode]:
         e.PersonalisationRefusedError: code.CARD_STATUS,
         e.CardLockedError: code.CARD_STATUS,
         e.ReadBackError: code.VERIFY_FAILED,
+        # The record does not fit the card's memory: a smaller face or signature may make it fit.
+        e.CardCapacityError: code.CARD_FULL,
         # The desk registry.
         e.RegistryError: code.REGISTRY,
         e.DuplicateActiveCardError: code.REGISTRY,
@@ -285,6 +288,23 @@ class Nik(click.ParamType[str, str]):
         if len(text) != 16 or not (text.isascii() and text.isdigit()):
             fail(f"{_hint(param, ctx)}: a NIK is 16 digits", ExitCode.USAGE)
         return text
+
+
+class Capacity(click.ParamType[int, str]):
+    """A card's memory size: ``8K``, ``8192``, ``64KiB``, ``1M``
+    (:func:`ektp_card.lds.capacity.parse_capacity`); else one line and exit 2."""
+
+    name = "size"
+
+    def convert(self, value: str | int, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from ektp_card.lds.capacity import parse_capacity
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_capacity(str(value))
+        except ValueError as exc:
+            fail(f"{_hint(param, ctx)}: {exc}", ExitCode.USAGE)
 
 
 class Finite(click.FloatRange):

@@ -8,11 +8,27 @@ from pathlib import Path
 import click
 
 from ektp_card._cli.passwords import new_password, prompt_if_asked
-from ektp_card._cli.util import Ctx, ExitCode, FilePath, Finite, Word, about, check_output, fail, parse_hex
+from ektp_card._cli.util import (
+    Capacity,
+    Ctx,
+    ExitCode,
+    FilePath,
+    Finite,
+    Word,
+    about,
+    check_output,
+    fail,
+    parse_hex,
+)
 
 log = logging.getLogger("ektp_card.cli")
 
 IMAGE = click.argument("image", type=FilePath(path_type=Path, dir_okay=False))
+CAPACITY = click.option(
+    "--capacity", type=Capacity(), metavar="SIZE",
+    help="The chip's memory (EEPROM) for files and keys, like 8K (the e-KTP chip) or 64K; "
+         "a write past it fails with 6A84. Default: 1M.",
+)
 
 
 @click.group()
@@ -33,11 +49,12 @@ def virtual() -> None:
 @click.option("--mrz", metavar="MRZ|-",
               help="Enable BAC (and PACE-MRZ with --can/--pin) for this MRZ: the whole MRZ, or "
                    "DOCUMENT,BIRTH,EXPIRY (dates YYMMDD).")
+@CAPACITY
 @click.option("--force", is_flag=True, help="Overwrite an existing image.")
 @click.pass_obj
 def create(
     obj: Ctx, image: Path, extended: bool, uid: str | None, can: str | None, pin: str | None,
-    mrz: str | None, force: bool,
+    mrz: str | None, capacity: int | None, force: bool,
 ) -> None:
     """Create IMAGE holding a new card with the demo application.
 
@@ -71,6 +88,11 @@ def create(
         if pace and mrz_info is not None:
             pace.append("MRZ")
         access = [f"PACE-{kind}" for kind in pace] + (["BAC"] if mrz_info is not None else [])
+    if capacity is not None:
+        if card.fs.used > capacity:
+            fail(f"the demo application takes {card.fs.used} bytes; --capacity {capacity} is too small",
+                 ExitCode.USAGE)
+        card.fs.capacity = capacity
     card.save(image)
     # A drawn password is shown once, like the CAN printed on a card; a chosen one never is.
     drawn = (("can", can_value, can_drawn), ("pin", pin_value, pin_drawn))
@@ -93,11 +115,12 @@ def create(
 @click.option("--extended/--no-extended", default=True, show_default=True,
               help="Support extended-length APDUs (advertised in EF.ATR/INFO).")
 @click.option("--uid", metavar="HEX", help="A fixed 4- or 7-byte UID (default: random per session).")
+@CAPACITY
 @click.option("--force", is_flag=True, help="Overwrite an existing image.")
 @click.pass_obj
 def blank(
     obj: Ctx, image: Path, serial: str | None, master_key_file: Path | None, extended: bool, uid: str | None,
-    force: bool,
+    capacity: int | None, force: bool,
 ) -> None:
     """Create IMAGE holding a blank e-KTP chip, ready for `ektp personalize`.
 
@@ -118,15 +141,18 @@ def blank(
     if uid_bytes is not None and len(uid_bytes) not in (4, 7):
         fail("UID must be 4 or 7 bytes", ExitCode.USAGE)
     key = master_key(master_key_file)
-    card = blank_card(key, serial_bytes, extended_length=extended, uid=uid_bytes)
+    sized = {} if capacity is None else {"capacity": capacity}
+    card = blank_card(key, serial_bytes, extended_length=extended, uid=uid_bytes, **sized)
     card.save(image)
     from ektp_card.virtual.perso import card_serial
 
     number = (card_serial(card) or b"").hex().upper()
     if obj.json:
-        obj.emit({"image": str(image), "serial": number, "extended_length": extended})
+        obj.emit({"image": str(image), "serial": number, "extended_length": extended,
+                  "capacity": card.fs.capacity, "free": card.fs.free})
         return
-    obj.out.print(f"Created blank card {image}, serial {number}", markup=False)
+    obj.out.print(f"Created blank card {image}, serial {number}, {card.fs.free} of {card.fs.capacity} "
+                  "bytes of memory free", markup=False)
 
 
 @virtual.command()
@@ -150,15 +176,17 @@ def show(obj: Ctx, image: Path) -> None:
             f" (max command {summary.max_command_data}, max response {summary.max_response_data})")
     o.print(f"  UID              {summary.uid}")
     o.print(f"  historical bytes {summary.historical_bytes.hex().upper()}")
-    o.print(f"  keys             {', '.join(summary.key_names) or 'none'}")
-    o.print(f"  memory           {summary.used} of {summary.capacity} bytes")
-    table = Table("file", "FID", "SFI", "size", "name / AID", "state", "read", "update")
+    o.print(f"  keys             {', '.join(summary.key_names) or 'none'} ({summary.keys_used} bytes)")
+    o.print(f"  memory           {summary.used} of {summary.capacity} bytes used, {summary.free} free "
+            f"(files {summary.files_used}, keys {summary.keys_used})")
+    table = Table("file", "FID", "SFI", "size", "memory", "name / AID", "state", "read", "update")
     for f in summary.files:
         table.add_row(
             "  " * f.depth + f.kind,
             f"{f.fid:04X}",
             "" if f.sfi is None else f"{f.sfi:02X}",
             "" if f.size is None else str(f.size),
+            str(f.storage),
             f.name.hex().upper() if f.name else "",
             f.life_cycle,
             f.read,

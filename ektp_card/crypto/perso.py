@@ -62,6 +62,12 @@ INS_GENERATE_KEY_PAIR = 0x46
 INS_PUT_DATA = 0xDA
 INS_ERASE = 0xE4
 INS_LOCK = 0xF0
+INS_GET_DATA = 0xCA
+#: GET DATA P1-P2 for the card's free memory: GlobalPlatform's Extended Card Resources Information
+#: (tag FF21, GlobalPlatform Card Specification 2.3 section 11.3.3.1, from ETSI TS 102 226), whose DO 82
+#: is the free non-volatile memory in bytes.
+CARD_RESOURCES = 0xFF21
+TAG_FREE_MEMORY = 0x82
 #: GENERATE ASYMMETRIC KEY PAIR key references (P2).
 KEY_CHIP_AUTHENTICATION = 0x01
 KEY_ACTIVE_AUTHENTICATION = 0x02

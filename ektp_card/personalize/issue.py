@@ -6,6 +6,7 @@ matching the certificate and able to sign), then::
 
     SELECT MF, EF.ATR/INFO -> INITIALIZE UPDATE / EXTERNAL AUTHENTICATE (AES secure messaging)
       -> [ERASE, when the card says an earlier personalisation was interrupted]
+      -> GET DATA (free memory): the plan's memory budget checked before the first write
       -> CREATE FILE + UPDATE BINARY: EF.CardAccess, EF.DIR (MF); the application DF; EF.COM,
          [EF.CVCA], DG1, DG2, DG3, DG7
       -> GENERATE ASYMMETRIC KEY PAIR for Chip and Active Authentication -> DG14, DG15
@@ -33,10 +34,17 @@ from cryptography import x509
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.perso import KEY_ACTIVE_AUTHENTICATION, KEY_CHIP_AUTHENTICATION, key_cipher
-from ektp_card.errors import IssuerMaterialError, LdsFormatError, PersonalisationError, ReadBackError
+from ektp_card.errors import (
+    CardCapacityError,
+    IssuerMaterialError,
+    LdsFormatError,
+    PersonalisationError,
+    ReadBackError,
+)
 from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.ektp import ALWAYS, EKTP_AID, EKTP_DF_FID, LDS_VERSION, PERSO, UNICODE_VERSION
 from ektp_card.lds.sod import build_sod, hash_data_groups
+from ektp_card.personalize.budget import CardBudget, plan_budget, sod_size
 from ektp_card.personalize.plan import CardPlan, PlannedFile, check_trust_point
 from ektp_card.personalize.protocol import PersoSession
 from ektp_card.personalize.readback import ReadBack, read_back
@@ -222,6 +230,8 @@ def personalize(
         if plan.trust_point is not None:
             # A plan made by hand is checked too: the card must not refuse it after the writes.
             check_trust_point(plan.trust_point)
+        sod_bytes = sod_size(plan, signer.signer, signer.certificate, hash_name=signer.hash_name)
+        budget = plan_budget(plan, sod_bytes)
 
     counter = CountingTransport(transport)
     session = PersoSession(counter)
@@ -237,6 +247,8 @@ def personalize(
             log.info("the card holds data of an interrupted personalisation: erasing it first")
             with clock.step("erase"):
                 session.erase()
+        with clock.step("capacity"):
+            check_capacity(budget, session.free_memory())
         with clock.step("write"):
             for f in plan.mf_files:
                 _write_file(session, f, _content(f))
@@ -308,6 +320,24 @@ def personalize(
     )
 
 
+def check_capacity(budget: CardBudget, free: int | None) -> None:
+    """:class:`CardCapacityError` when ``budget`` needs more than the ``free`` bytes a card declared
+    (``None``: the card does not tell, and its own 6A84 is the check)."""
+    if free is None:
+        log.info("the card does not tell its free memory; the plan needs %d bytes", budget.total)
+        return
+    if budget.total > free:
+        largest = sorted(budget.lines, key=lambda line: line.storage, reverse=True)[:3]
+        biggest = ", ".join(f"{line.name} {line.storage}" for line in largest)
+        raise CardCapacityError(
+            f"the record does not fit the card: it needs {budget.total} bytes of memory, the card has "
+            f"{free} free; {budget.total - free} bytes too many (largest: {biggest})",
+            needed=budget.total,
+            free=free,
+        )
+    log.info("the plan needs %d of the card's %d free bytes", budget.total, free)
+
+
 def _content(f: PlannedFile) -> bytes:
     if f.content is None:
         raise PersonalisationError(f"the plan has no content for {f.name}")
@@ -320,6 +350,7 @@ __all__ = [
     "DocumentSigner",
     "PersoResult",
     "SignerSource",
+    "check_capacity",
     "check_document_signer",
     "personalize",
 ]

@@ -28,17 +28,20 @@ from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.perso import (
     CAN_REFERENCE,
+    CARD_RESOURCES,
     CHALLENGE_LENGTH,
     CLA_PROPRIETARY,
     INS_ERASE,
     INS_EXTERNAL_AUTHENTICATE,
     INS_GENERATE_KEY_PAIR,
+    INS_GET_DATA,
     INS_INITIALIZE_UPDATE,
     INS_LOCK,
     INS_PUT_DATA,
     KEY_ACTIVE_AUTHENTICATION,
     KEY_CHIP_AUTHENTICATION,
     LOCK_P1P2,
+    TAG_FREE_MEMORY,
     InitializeUpdateAnswer,
     diversify,
     key_cipher,
@@ -51,6 +54,8 @@ from ektp_card.errors import (
     CardLockedError,
     ClaNotSupportedError,
     ConditionsNotSatisfiedError,
+    FunctionNotSupportedError,
+    IncorrectParametersError,
     InsNotSupportedError,
     PersoAuthenticationError,
     PersoKeyRefusedError,
@@ -274,6 +279,28 @@ class PersoSession:
         if objects.get(0x06) != oid_bytes(oid) or 0x86 not in objects:
             raise PersonalisationError(f"{what}: the card answered another key than asked for")
         return objects[0x86]
+
+    def free_memory(self) -> int | None:
+        """GET DATA (80 CA FF 21): the card's free memory in bytes; ``None`` for a card that does not
+        tell (no such command or data object)."""
+        command = CommandApdu(CLA_PROPRIETARY, INS_GET_DATA, CARD_RESOURCES >> 8, CARD_RESOURCES & 0xFF,
+                              le=SHORT_MAX_LE)
+        try:
+            response = self.protocol.send(command)
+        except (InsNotSupportedError, ClaNotSupportedError, ReferencedDataNotFoundError,
+                FunctionNotSupportedError, IncorrectParametersError):
+            return None
+        except ApduError as exc:
+            raise PersonalisationRefusedError(
+                f"the card refused GET DATA (free memory): {exc}", command="GET DATA", sw=exc.sw
+            ) from None
+        try:
+            free = parse_dict(unpack(CARD_RESOURCES, response.data)).get(TAG_FREE_MEMORY)
+        except TlvError as exc:
+            raise PersonalisationError(f"GET DATA (free memory): malformed answer: {exc}") from None
+        if free is None or not 1 <= len(free) <= 4:
+            raise PersonalisationError("GET DATA (free memory): the answer holds no free memory size")
+        return int.from_bytes(free, "big")
 
     def set_can(self, can: str) -> None:
         """PUT DATA with the CAN (protected: the data never travels in the clear)."""

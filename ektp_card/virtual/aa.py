@@ -86,8 +86,13 @@ def install_active_authentication(
             raise ValueError("ECDSA Active Authentication needs a curve OpenSSL signs on")
         key = ec.generate_private_key(named)
         info = ActiveAuthenticationInfo(PLAIN_ECDSA_OIDS[hash_name])
-    card.keys[AA_PRIVATE_KEY] = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-    card.keys[AA_HASH] = hash_name.encode("ascii")
+    # One write: the key and its hash are stored together or not at all (6A84).
+    card.keys.update(
+        {
+            AA_PRIVATE_KEY: key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption()),
+            AA_HASH: hash_name.encode("ascii"),
+        }
+    )
     return Dg15.of(public_key_from(key.public_key()), form), info
 
 

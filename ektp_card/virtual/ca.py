@@ -125,9 +125,14 @@ def install_chip_authentication(
         raise ValueError("a private key must lie in [1, n-1]")
     public = ChipAuthenticationPublicKeyInfo.of(EcPublicKey(curve, curve.encode_point(point)), key_id, form)
     info = ChipAuthenticationInfo(algorithm.oid, version, key_id)
-    card.keys[CA_PRIVATE_KEY] = private.to_bytes((curve.n.bit_length() + 7) // 8, "big")
-    card.keys[CA_PUBLIC_KEY] = public.encode()
-    card.keys[CA_INFO] = info.encode()
+    # One write: the key pair and its parameters are stored together or not at all (6A84).
+    card.keys.update(
+        {
+            CA_PRIVATE_KEY: private.to_bytes((curve.n.bit_length() + 7) // 8, "big"),
+            CA_PUBLIC_KEY: public.encode(),
+            CA_INFO: info.encode(),
+        }
+    )
     return info, public
 
 

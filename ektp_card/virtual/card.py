@@ -55,6 +55,7 @@ from ektp_card.virtual.fs import (
     DedicatedFile,
     ElementaryFile,
     FileSystem,
+    KeyStore,
     LifeCycle,
 )
 from ektp_card.virtual.pace import GENERAL_AUTHENTICATE, PACE_MSE_VARIANTS, mse_command
@@ -246,8 +247,11 @@ class VirtualCard:
         self.fs = fs
         self._config = config or CardConfig()
         #: Key objects kept on the card, by name, in an encoding the protocols that use them define.
-        #: They are saved in the card image; they never leave the card through an APDU.
-        self.keys: dict[str, bytes] = dict(keys or {})
+        #: They are saved in the card image; they never leave the card through an APDU. They take
+        #: memory like files do: one that does not fit raises NotEnoughMemoryError (6A84).
+        self.keys: KeyStore = fs.keys
+        if keys is not None and keys is not fs.keys:
+            self.keys.update(keys)
         self.commands: dict[int, Command] = dict(self.COMMANDS)
         self.proprietary_commands: dict[int, Command] = dict(self.PROPRIETARY_COMMANDS)
         self._session: Session | None = None

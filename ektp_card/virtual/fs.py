@@ -3,13 +3,15 @@
 Files are mutable objects (they are the card's non-volatile memory). Every structural rule - unique
 file identifiers, short EF identifiers and DF names, the card's memory capacity - is checked here, so
 the CREATE FILE command and programmatic builders (demo card, personalisation, image loading) share
-one set of checks. Violations raise the :class:`~ektp_card.errors.ApduError` subclass whose status
+one set of checks. The capacity covers the files and the card's key objects (:class:`KeyStore`), each
+charged as :mod:`ektp_card.lds.capacity` says: a write that would pass it is refused whole.
+Violations raise the :class:`~ektp_card.errors.ApduError` subclass whose status
 word the card would answer with, which is what the command dispatcher turns back into bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from enum import IntEnum
 
 from ektp_card.apdu.sw import SW
@@ -19,6 +21,7 @@ from ektp_card.errors import (
     IncorrectParametersError,
     NotEnoughMemoryError,
 )
+from ektp_card.lds.capacity import df_storage, ef_storage, key_storage
 from ektp_card.lds.conditions import SecurityAttributes
 
 MF_FID = 0x3F00
@@ -29,9 +32,6 @@ RESERVED_FIDS = frozenset({0x0000, MF_FID, 0x3FFF, 0xFFFF})
 SFI_RANGE = range(1, 31)
 #: A DF name (application identifier) has 1 to 16 bytes (ISO/IEC 7816-4 section 8.2.1.2).
 DF_NAME_MAX = 16
-#: Bookkeeping bytes charged against the capacity for every file, so that many empty files also
-#: run out of memory like on silicon.
-FILE_OVERHEAD = 32
 #: Default non-volatile memory size available for files.
 DEFAULT_CAPACITY = 1024 * 1024
 
@@ -108,8 +108,9 @@ class CardFile:
 
     @property
     def storage(self) -> int:
-        """Bytes charged against the card's capacity."""
-        return FILE_OVERHEAD
+        """Bytes charged against the card's capacity: a DF's header (its children count for
+        themselves)."""
+        return df_storage()
 
     def __repr__(self) -> str:
         path = "/".join(f"{fid:04X}" for fid in self.path)
@@ -140,7 +141,7 @@ class ElementaryFile(CardFile):
 
     @property
     def storage(self) -> int:
-        return FILE_OVERHEAD + self.size
+        return ef_storage(self.size)
 
 
 class DedicatedFile(CardFile):
@@ -185,6 +186,8 @@ class FileSystem:
         if self.mf.fid != MF_FID or self.mf.parent is not None:
             raise ValueError("the root of a file system must be a DF with identifier 3F00")
         self.capacity = capacity
+        #: The card's key objects, charged against the same memory.
+        self.keys = KeyStore(self)
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -224,8 +227,27 @@ class FileSystem:
         return node
 
     @property
-    def used(self) -> int:
+    def files_used(self) -> int:
+        """Bytes the files take (headers and bodies)."""
         return sum(f.storage for f in self.walk())
+
+    @property
+    def used(self) -> int:
+        """Bytes the files and key objects take."""
+        return self.files_used + self.keys.used
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.used)
+
+    def require_room(self, extra: int, what: str) -> None:
+        """:class:`NotEnoughMemoryError` (6A84) unless ``extra`` more bytes fit."""
+        if extra > 0 and self.used + extra > self.capacity:
+            raise NotEnoughMemoryError(
+                SW.NOT_ENOUGH_MEMORY,
+                message=f"card memory is full: {extra} more bytes needed for {what}, "
+                f"{self.free} of {self.capacity} free",
+            )
 
     # --- builders ----------------------------------------------------------------------------
 
@@ -236,8 +258,7 @@ class FileSystem:
             raise FileExistsOnCardError(
                 SW.FILE_EXISTS, message=f"file {fid:04X} already exists in DF {parent.fid:04X}"
             )
-        if self.used + storage > self.capacity:
-            raise NotEnoughMemoryError(SW.NOT_ENOUGH_MEMORY, message="card memory is full")
+        self.require_room(storage, f"file {fid:04X}")
 
     def create_df(
         self,
@@ -249,7 +270,7 @@ class FileSystem:
         lcs: LifeCycle = LifeCycle.OPERATIONAL_ACTIVATED,
     ) -> DedicatedFile:
         """Add a DF under ``parent``; ``access`` defaults to the parent's attributes."""
-        self._check_new(parent, fid, FILE_OVERHEAD)
+        self._check_new(parent, fid, df_storage())
         if name is not None:
             if not 1 <= len(name) <= DF_NAME_MAX:
                 raise IncorrectParametersError(SW.INCORRECT_DATA, message="a DF name has 1 to 16 bytes")
@@ -277,7 +298,7 @@ class FileSystem:
         size = len(data) if size is None else size
         if size < len(data) or size < 0:
             raise NotEnoughMemoryError(SW.NOT_ENOUGH_MEMORY, message="data longer than the file size")
-        self._check_new(parent, fid, FILE_OVERHEAD + size)
+        self._check_new(parent, fid, ef_storage(size))
         if sfi is not None:
             if sfi not in SFI_RANGE:
                 raise IncorrectParametersError(SW.INCORRECT_DATA, message=f"invalid SFI {sfi}")
@@ -290,3 +311,71 @@ class FileSystem:
         ef.parent = parent
         parent.children.append(ef)
         return ef
+
+
+class KeyStore(MutableMapping[str, bytes]):
+    """The card's key objects by name, charged against its file system's capacity.
+
+    Storing a value that would pass the capacity raises :class:`NotEnoughMemoryError` (6A84) and
+    stores nothing; :meth:`update` stores several objects all or none (a key pair with its
+    parameters is one write).
+    """
+
+    def __init__(self, fs: FileSystem, initial: Mapping[str, bytes] | None = None) -> None:
+        self._fs = fs
+        self._values: dict[str, bytes] = {}
+        if initial:
+            self.update(initial)
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._values[name]
+
+    def __setitem__(self, name: str, value: bytes) -> None:
+        self.update({name: value})
+
+    def __delitem__(self, name: str) -> None:
+        del self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        # Names only: the values are keys.
+        return f"KeyStore({sorted(self._values)})"
+
+    def storage(self, name: str) -> int:
+        """Bytes one key object takes."""
+        return key_storage(len(self._values[name]))
+
+    @property
+    def used(self) -> int:
+        return sum(key_storage(len(v)) for v in self._values.values())
+
+    def growth(self, items: Mapping[str, bytes], remove: Iterable[str] = ()) -> int:
+        """How many more bytes the store takes after storing ``items`` and deleting ``remove``."""
+        gone = set(remove) - set(items)
+        before = sum(self.storage(name) for name in {*items, *gone} if name in self._values)
+        return sum(key_storage(len(value)) for value in items.values()) - before
+
+    def store(self, items: Mapping[str, bytes], *, remove: Iterable[str] = ()) -> None:
+        """Store ``items`` and delete ``remove`` in one write: all of it, or nothing when the
+        objects do not fit (:class:`NotEnoughMemoryError`, 6A84)."""
+        remove = tuple(remove)
+        names = ", ".join(sorted(items))
+        what = f"key object {names}" if len(items) == 1 else f"key objects {names}"
+        self._fs.require_room(self.growth(items, remove), what)
+        for name in remove:
+            self._values.pop(name, None)
+        for name, value in items.items():
+            self._values[name] = bytes(value)
+
+    def update(  # type: ignore[override]
+        self, other: Mapping[str, bytes] | Iterable[tuple[str, bytes]] = (), /, **kwargs: bytes
+    ) -> None:
+        """Store every object given, or none of them when together they do not fit."""
+        items = dict(other.items() if isinstance(other, Mapping) else other)
+        items.update(kwargs)
+        self.store(items)

@@ -299,11 +299,14 @@ def decode(raw: bytes, source: str = "card image") -> CardImage:
             raise CardImageError(f"a card's memory is 1 to {MAX_CAPACITY} bytes")
         fs = FileSystem(mf, capacity=capacity)
         _children(fs, mf, mf_node, 1)
-        keys = _keys(doc)
+        raw_keys = _keys(doc)
         # Here, not at the top: the checks use every protocol's module, which use the card itself.
         from ektp_card.virtual.keycheck import check_keys
 
-        check_keys(keys)
+        check_keys(raw_keys)
+        # Key objects take memory too: an image whose keys do not fit is refused like its files.
+        fs.keys.update(raw_keys)
+        keys = fs.keys
     except CardImageError as exc:
         # The helpers say what is wrong; the message gains the file's name here.
         raise CardImageError(f"{source} is corrupt: {exc}") from None

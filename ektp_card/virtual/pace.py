@@ -47,6 +47,7 @@ from ektp_card.crypto.pace import (
 )
 from ektp_card.ec import KeySource, Point, default_key_source
 from ektp_card.errors import LdsFormatError, PaceError, TlvError
+from ektp_card.lds.capacity import ef_storage
 from ektp_card.lds.card_access import EF_CARD_ACCESS_FID, EF_CARD_ACCESS_SFI, CardAccess, PaceInfo
 from ektp_card.lds.conditions import PACE, AccessCondition, SecurityAttributes
 from ektp_card.virtual.commands import Chaining, Command, ok, refuse
@@ -128,6 +129,8 @@ def _write_card_access(card: VirtualCard, infos: Sequence[PaceInfo]) -> None:
             access=SecurityAttributes(_ALWAYS, _NEVER, _NEVER),
         )
     else:
+        # The file grows: the card's memory must hold the new size (6A84 otherwise, nothing changed).
+        card.fs.require_room(ef_storage(len(content)) - ef.storage, "EF.CardAccess")
         ef.data = bytearray(content)
 
 

@@ -20,6 +20,8 @@ GENERATE ASYMMETRIC   00 46 00 rr DO 80 protocol OID, DO 84 domain parameter ID;
 KEY PAIR                          Authentication, 02 Active Authentication; answers 7F49 {06 OID,
                                   86 public point}; the private key stays in ``card.keys``
 PUT DATA (CAN)        80 DA 00 02 the CAN (ASCII digits), PACE password reference 02
+GET DATA              80 CA FF 21 the free memory: FF21 {82 free bytes} (GlobalPlatform Extended Card
+                                  Resources Information)
 PUT DATA (CVCA)       80 DA 7F 21 a CVCA certificate (7F21, BSI TR-03110-3 C.1): the trust point of
                                   Terminal Authentication; EF.CVCA of the e-KTP application names
                                   it. 6A80 for a certificate that is malformed, not a CVCA's, or
@@ -55,10 +57,12 @@ from ektp_card.crypto.ca import CA_ALGORITHMS, CaAlgorithm
 from ektp_card.crypto.pace import Password, PasswordType
 from ektp_card.crypto.perso import (
     CAN_REFERENCE,
+    CARD_RESOURCES,
     CHALLENGE_LENGTH,
     CRYPTOGRAM_LENGTH,
     INS_ERASE,
     INS_EXTERNAL_AUTHENTICATE,
+    INS_GET_DATA,
     INS_INITIALIZE_UPDATE,
     INS_LOCK,
     INS_PUT_DATA,
@@ -66,6 +70,7 @@ from ektp_card.crypto.perso import (
     KEY_CHIP_AUTHENTICATION,
     LOCK_P1P2,
     SERIAL_LENGTH,
+    TAG_FREE_MEMORY,
     InitializeUpdateAnswer,
     SessionKeys,
     diversify,
@@ -327,6 +332,20 @@ def _put_trust_point(card: VirtualCard, data: bytes) -> ResponseApdu:
     return ok()
 
 
+def get_data(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
+    """GET DATA (80 CA FF 21): the free memory, as GlobalPlatform's Extended Card Resources
+    Information FF21 {82 free non-volatile bytes}, so the desk can check before its first write that
+    a record fits. Only in the perso session: what a locked card has left says something about
+    what it holds."""
+    _require_perso(card)
+    if (apdu.p1 << 8 | apdu.p2) != CARD_RESOURCES:
+        refuse(SW.REFERENCED_DATA_NOT_FOUND)
+    if apdu.data:
+        refuse(SW.WRONG_LENGTH)
+    free = card.fs.free
+    return ok(Tlv.of(CARD_RESOURCES, Tlv(TAG_FREE_MEMORY, free.to_bytes(4, "big"))).encode())
+
+
 def erase(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     """ERASE (80 E4): back to the factory content (EF.ATR/INFO and the base keys), still in
     initialisation, so a personalisation interrupted half way starts again from scratch."""
@@ -372,6 +391,7 @@ PERSO_COMMANDS = MappingProxyType(
         INS_INITIALIZE_UPDATE: Command("INITIALIZE UPDATE", initialize_update),
         INS_EXTERNAL_AUTHENTICATE: Command("EXTERNAL AUTHENTICATE", external_authenticate),
         INS_PUT_DATA: Command("PUT DATA", put_data, Chaining.BUFFER),
+        INS_GET_DATA: Command("GET DATA", get_data),
         INS_ERASE: Command("ERASE", erase),
         INS_LOCK: Command("LOCK", lock),
     }

@@ -20,6 +20,8 @@ class FileSummary:
     name: bytes | None
     sfi: int | None
     size: int | None
+    #: Bytes of the card's memory the file takes (header and body, docs/virtual-card.md).
+    storage: int
     life_cycle: str
     read: str
     update: str
@@ -39,6 +41,12 @@ class CardSummary:
     used: int
     capacity: int
     files: tuple[FileSummary, ...]
+    files_used: int = 0
+    keys_used: int = 0
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.used)
 
     def to_json(self) -> dict[str, Any]:
         def conv(value: Any) -> Any:
@@ -51,6 +59,7 @@ class CardSummary:
             return value
 
         out: dict[str, Any] = conv(asdict(self))
+        out["free"] = self.free
         return out
 
 
@@ -67,6 +76,7 @@ def summarize(card: VirtualCard) -> CardSummary:
                 name=f.name if isinstance(f, DedicatedFile) else None,
                 sfi=f.sfi if isinstance(f, ElementaryFile) else None,
                 size=f.size if isinstance(f, ElementaryFile) else None,
+                storage=f.storage,
                 life_cycle=f.lcs.name,
                 read=str(f.access.read),
                 update=str(f.access.update),
@@ -84,4 +94,6 @@ def summarize(card: VirtualCard) -> CardSummary:
         used=card.fs.used,
         capacity=card.fs.capacity,
         files=tuple(files),
+        files_used=card.fs.files_used,
+        keys_used=card.keys.used,
     )

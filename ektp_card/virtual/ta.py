@@ -58,6 +58,7 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.ec import Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
+from ektp_card.lds.capacity import ef_storage
 from ektp_card.lds.conditions import PACE, TA, AccessCondition, SecurityAttributes
 from ektp_card.pki.cvc import (
     T_CERTIFICATE,
@@ -153,12 +154,18 @@ def install_trust_point(
         raise PkiError(f"not a CV certificate: {exc}") from None
     if cert.self_signed and not cert.verify_signature(cert.public_key):
         raise PkiError(f"the self-signature of {cert.chr} does not verify")
-    card.keys[TRUST_POINT_KEY] = cert.encode()
-    card.keys.pop(PREVIOUS_TRUST_POINT_KEY, None)
     known = current_date(card)
     wanted = date or cert.body.effective_date
-    _set_date(card, wanted if known is None else max(known, wanted))
-    if application is not None and application.child_ef(EF_CVCA_FID) is None:
+    keys = {
+        TRUST_POINT_KEY: cert.encode(),
+        CURRENT_DATE_KEY: encode_date(wanted if known is None else max(known, wanted)),
+    }
+    new_file = application is not None and application.child_ef(EF_CVCA_FID) is None
+    # The key objects and EF.CVCA are one write: room for all of them, or nothing changes (6A84).
+    growth = card.keys.growth(keys, remove=(PREVIOUS_TRUST_POINT_KEY,))
+    card.fs.require_room(growth + (ef_storage(EF_CVCA_SIZE) if new_file else 0), "the trust point")
+    card.keys.store(keys, remove=(PREVIOUS_TRUST_POINT_KEY,))
+    if application is not None and new_file:
         readable = SecurityAttributes(AccessCondition.require(PACE), AccessCondition.NEVER,
                                       AccessCondition.NEVER)
         card.fs.create_ef(application, EF_CVCA_FID, size=EF_CVCA_SIZE, sfi=EF_CVCA_SFI, access=readable)
@@ -333,8 +340,9 @@ def verify_certificate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     key = _Key(cert.chr, cert.public_key, new_domain, cert.role, cert.chat.restrict(issuer.chat))
     if cert.role is Role.CVCA:
         # A link certificate replaces the trust point for good; the old one stays the second.
-        card.keys[PREVIOUS_TRUST_POINT_KEY] = card.keys[TRUST_POINT_KEY]
-        card.keys[TRUST_POINT_KEY] = cert.encode()
+        card.keys.update(
+            {PREVIOUS_TRUST_POINT_KEY: card.keys[TRUST_POINT_KEY], TRUST_POINT_KEY: cert.encode()}
+        )
         _write_ef_cvca(card)
     state.imported[cert.chr] = key
     state.terminal = key if cert.role is Role.TERMINAL else state.terminal

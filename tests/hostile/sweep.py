@@ -41,7 +41,7 @@ COMMAND_CODES: dict[str, set[int]] = {
     "desk revoke": {0, 2, 15},
     "desk show": {0, 2, 15},
     "desk sync": {0, 2, 9, 15},
-    "personalize": {0, 2, 3, 4, 5, 6, 7, 8, 10},
+    "personalize": {0, 2, 3, 4, 5, 6, 7, 8, 10, 16},
     "pki crl publish": {0, 2, 7},
     "pki csca create": {0, 2, 7},
     "pki cvc show": {0, 2, 7, 10},
@@ -726,6 +726,17 @@ SBTERM = (
     In("sbterm/terminal.key", kind="key"),
 )
 TIMEOUT = ("--timeout", Num("5", skip=("huge-int",)))
+#: A card's memory size (`--capacity`): garbage, nothing, too small, too large, negative.
+CAPACITY_TEXTS = (
+    ("garbage", "eight kilobytes"),
+    ("zero", "0"),
+    ("too-small", "255"),
+    ("huge", "99999999999K"),
+    ("too-large", "9M"),
+    ("negative", "-8K"),
+    ("unit-only", "K"),
+    ("giga", "1G"),
+)
 DESK = ("--desk", Text("desk-1"), "--actor", Text("clerk"))
 MASTER_ENV = Env(
     "",
@@ -1066,6 +1077,25 @@ SPECS: tuple[Spec, ...] = (
         ("personalize", "record.json", "--pki", "issuer", "--virtual", "blank.card"),
         name="env-key",
         env=(MASTER_ENV,),
+    ),
+    Spec(
+        "personalize",
+        (
+            "personalize",
+            "record.json",
+            "--pki",
+            "issuer",
+            "--virtual",
+            "blank.card",
+            "--master-key-file",
+            "master.key",
+            "--face-budget",
+            Num("1600"),
+            "--signature-budget",
+            Num("800"),
+        ),
+        name="image-budgets",
+        env=(_pass("EKTP_DS_PASSPHRASE"),),
     ),
     Spec(
         "pki crl publish",
@@ -1519,6 +1549,8 @@ SPECS: tuple[Spec, ...] = (
             In("master.key", kind="masterkey"),
             "--uid",
             Text("08010203"),
+            "--capacity",
+            Text("8K", extra=CAPACITY_TEXTS),
         ),
     ),
     Spec("virtual blank", ("virtual", "blank", "env-blank.card"), name="env-key", env=(MASTER_ENV,)),
@@ -1536,6 +1568,8 @@ SPECS: tuple[Spec, ...] = (
             Text("L898902C3,740812,120415", extra=(("month-13", "L898902C3,741312,120415"),)),
             "--uid",
             Text("08010203"),
+            "--capacity",
+            Text("64K", extra=(*CAPACITY_TEXTS, ("demo-too-large", "1K"))),
         ),
     ),
     Spec(
