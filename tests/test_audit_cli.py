@@ -112,9 +112,14 @@ def test_list_names_every_test_and_attack_card(capsys: Capture, fakes: list[str]
 
 
 def test_table_and_exit_0_when_nothing_failed(
-    capsys: Capture, fakes: list[str], genuine: tuple[Path, str], audit: RunCli
+    capsys: Capture,
+    fakes: list[str],
+    genuine: tuple[Path, str],
+    audit: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path, can = genuine
+    monkeypatch.setattr(audit_cli, "_watched", lambda: True)  # as if stderr were a terminal
     code, out, err = audit(capsys, "--virtual", str(path), "--can", can, "--only", "ZZ-PASS,ZZ-HARM")
     assert code == ExitCode.OK, err
     assert fakes == ["ZZ-PASS"]  # the destructive one is skipped without --destructive

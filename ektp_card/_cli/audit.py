@@ -162,7 +162,7 @@ def audit(
             _check_can(target, options.can)
         if warning is not None:
             click.echo(one_line(warning), err=True)
-        report = run_audit(target, options, tests, progress=_progress(len(tests)))
+        report = run_audit(target, options, tests, progress=_progress(len(tests)) if _watched() else None)
     finally:
         close = getattr(getattr(options.terminal, "signer", None), "close", None)
         if callable(close):
@@ -340,6 +340,12 @@ def _check_can(target: CardTarget, can: str) -> None:
 
 
 # --- running and rendering -------------------------------------------------------------------------
+
+
+def _watched() -> bool:
+    """Whether a person watches stderr: progress lines go to a terminal only, so that a script reading
+    stderr gets the one error line of the contract even when an audit fails half-way."""
+    return sys.stderr.isatty()
 
 
 def _progress(total: int) -> Callable[[AuditTest], None]:
