@@ -20,6 +20,7 @@ from ektp_card.lds.sod import build_sod, unwrap
 from ektp_card.pki.certs import build_name, create_csca, issue_document_signer, sign_certificate
 from ektp_card.pki.crl import build_crl
 from ektp_card.pki.masterlist import build_master_list
+from ektp_card.pki.trust import TrustFolder
 from ektp_card.verify import Policy, Status, TrustStore, load_master_list, passive_authentication
 from ektp_card.verify.passive import CHECK_NAMES
 
@@ -408,3 +409,29 @@ def test_master_list_extends_the_trust_store(
         load_master_list(bytes(tampered), TrustStore((home.csca,)))
     with pytest.raises(PkiError, match="malformed master list"):
         load_master_list(ml[:-20], TrustStore((home.csca,)))
+
+
+def test_a_trust_folder_is_read_again_when_a_file_in_it_changes(
+    tmp_path: Path, pki: PkiFactory, crl_for: CrlFor
+) -> None:
+    p = pki()
+    write(tmp_path / "csca.pem", pem(p.csca))
+    crl_path = write(tmp_path / "csca.crl", pem(crl_for(p, this_update=NOW - dt.timedelta(days=1))))
+    folder = TrustFolder(tmp_path)
+    first = folder.store()
+    assert passive_authentication(sod_for(p), DATA_GROUPS, first, Policy(at=NOW)).ok
+    assert folder.store() is first  # unchanged: the same store, with what it has checked
+
+    # The issuer revokes the document signer: the next document sees the new CRL, no restart.
+    fresh = write(tmp_path / "new.crl", pem(crl_for(p, (p.ds.serial_number,), NOW - dt.timedelta(hours=2))))
+    fresh.replace(crl_path)
+    revoked = passive_authentication(sod_for(p), DATA_GROUPS, folder.store(), Policy(at=NOW))
+    assert failed(revoked)["revocation"].startswith("document signer certificate revoked")
+
+    # A file that does not load fails every call until it is mended; nothing stale is trusted.
+    crl_path.write_bytes(b"half a CRL")
+    for _ in range(2):
+        with pytest.raises(PkiError, match="csca.crl is not a readable certificate or CRL"):
+            folder.store()
+    write(tmp_path / "csca.crl", pem(crl_for(p, this_update=NOW - dt.timedelta(days=1))))
+    assert passive_authentication(sod_for(p), DATA_GROUPS, folder.store(), Policy(at=NOW)).ok

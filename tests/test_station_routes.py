@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from ektp_card._station.security import COOKIE, Sessions  # noqa: E402
 from ektp_card._station.slots import VirtualSlot  # noqa: E402
 from ektp_card.apdu.transport import Transport  # noqa: E402
 from ektp_card.pki.revocation import load_revocation_list  # noqa: E402
+from ektp_card.pki.trust import TrustFolder  # noqa: E402
 from ektp_card.sandbox import Sandbox, build_sandbox  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"
@@ -36,13 +38,15 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
 class Station:
     """A station over the sandbox and a browser-like client with a session opened."""
 
-    def __init__(self, office: Sandbox, slot: VirtualSlot | None = None) -> None:
+    def __init__(
+        self, office: Sandbox, slot: VirtualSlot | None = None, trust: TrustFolder | None = None
+    ) -> None:
         self.office = office
         self.slot = slot or VirtualSlot(office.cards_dir)
         revocations = load_revocation_list(office.revocations.read_bytes(), office.trust)
         self.sessions = Sessions()
-        self.config = StationConfig(self.slot, office.trust, office.terminal, revocations, operator="siti",
-                                    demo=True)
+        self.config = StationConfig(self.slot, trust or office.trust, office.terminal, revocations,
+                                    operator="siti", demo=True)
         self.app = build_app(self.config, self.sessions)
         self.client = TestClient(self.app, base_url=BASE, raise_server_exceptions=False)
         opened = self.client.get(f"/open?token={self.sessions.token}", follow_redirects=False)
@@ -354,3 +358,18 @@ def test_a_passport_with_a_jpeg2000_face(tmp_path: Path, ektp_office: Any) -> No
     assert shown is not None
     with Image.open(io.BytesIO(client.get(shown.group(1)).content)) as png:
         assert png.format == "PNG" and png.convert("RGB").tobytes() == source.tobytes()
+
+
+def test_a_changed_trust_folder_counts_from_the_next_card(office: Sandbox, tmp_path: Path) -> None:
+    folder = tmp_path / "trust"
+    shutil.copytree(office.trust_dir, folder)
+    station = Station(office, trust=TrustFolder(folder))
+    station.insert(office.genuine.image)
+    assert verdict(station.verify(office.genuine.can)[1]) == "genuine"
+    # The country signing CA is withdrawn from the folder while the station runs.
+    for path in folder.iterdir():
+        if path.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
+            path.unlink()
+    code, html = station.verify(office.genuine.can)
+    assert code == 200 and verdict(html) != "genuine", html
+    assert "no trusted CSCA" in html

@@ -201,18 +201,22 @@ def _config(
     if virtual_dir is not None and not virtual_dir.is_dir():
         fail(f"{virtual_dir}: no such folder", ExitCode.FILE)
     slot = VirtualSlot(virtual_dir) if virtual_dir is not None else ReaderSlot(str(reader))
+    from ektp_card.pki.trust import TrustFolder
+
     trust = None if trust_dir is None else _load_trust(trust_dir, (), ())
     if revocations_file is not None and trust is None:
         fail("--revocations needs --trust: the list's signer must chain to a trusted CSCA", ExitCode.USAGE)
     revocations = None if revocations_file is None or trust is None else _load_revocations(
         revocations_file, trust, False)
+    # Checked above as `ektp verify` checks it; from here on a changed folder is read again.
+    folder = None if trust_dir is None else TrustFolder(trust_dir)
     hsm = terminal_token_choice(terminal_key, terminal_pkcs11, terminal_token, terminal_key_label,
                                 terminal_pin_env)
     has_key = terminal_key is not None or hsm is not None
     if bool(terminal_chain) != has_key:
         fail("give --terminal-chain and --terminal-key (or --terminal-pkcs11) together", ExitCode.USAGE)
     terminal = load_terminal(terminal_chain, terminal_key, hsm) if has_key else None
-    return StationConfig(slot, trust, terminal, revocations, operator=operator, secure_cookie=secure)
+    return StationConfig(slot, folder, terminal, revocations, operator=operator, secure_cookie=secure)
 
 
 def _desk_config(

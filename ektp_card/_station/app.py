@@ -34,7 +34,7 @@ from ektp_card._station.security import COOKIE, SECURITY_HEADERS, Session, Sessi
 from ektp_card._station.slots import CardSlot, SlotBusy, SlotStatus
 from ektp_card.lds.record import PersonalData
 from ektp_card.pki.revocation import RevocationList
-from ektp_card.pki.trust import TrustStore
+from ektp_card.pki.trust import TrustFolder, TrustStore
 from ektp_card.verify.report import PassportReport, Terminal, Verdict, VerificationReport
 
 log = logging.getLogger("ektp_card.station")
@@ -60,7 +60,8 @@ class StationConfig:
     """What the station works with; everything but the slot is optional."""
 
     slot: CardSlot
-    trust: TrustStore | None = None
+    #: A folder is read again when a file in it changes (a new CRL counts without a restart).
+    trust: TrustStore | TrustFolder | None = None
     terminal: Terminal | None = field(default=None, repr=False)
     revocations: RevocationList | None = None
     operator: str = "operator"
@@ -68,6 +69,11 @@ class StationConfig:
     secure_cookie: bool = False
     #: The distribution desk's registry and keys; ``None``: the station has no desk pages.
     desk: DeskConfig | None = None
+
+    def trust_store(self) -> TrustStore | None:
+        """The trust store as the folder holds it now; :class:`~ektp_card.errors.PkiError` if the folder
+        no longer loads."""
+        return self.trust.store() if isinstance(self.trust, TrustFolder) else self.trust
 
 
 @dataclass
@@ -430,19 +436,21 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
 def _verify_card(config: StationConfig, can: str, capture: bytes | None) -> VerificationReport:
     from ektp_card.verify.card import verify_card
 
-    assert config.trust is not None  # noqa: S101 - checked by the caller
+    trust = config.trust_store()
+    assert trust is not None  # noqa: S101 - checked by the caller
     with config.slot.use() as transport:
         terminal = config.terminal
-        return verify_card(transport, can, config.trust, terminal=terminal, revocations=config.revocations,
+        return verify_card(transport, can, trust, terminal=terminal, revocations=config.revocations,
                            fingerprint=capture if terminal is not None else None)
 
 
 def _verify_passport(config: StationConfig, mrz: Any) -> VerificationReport:
     from ektp_card.verify.passport import verify_passport
 
-    assert config.trust is not None  # noqa: S101 - checked by the caller
+    trust = config.trust_store()
+    assert trust is not None  # noqa: S101 - checked by the caller
     with config.slot.use() as transport:
-        return verify_passport(transport, mrz, config.trust)
+        return verify_passport(transport, mrz, trust)
 
 
 __all__ = ["ClerkResult", "Station", "StationConfig", "build_app", "card_problem"]

@@ -364,14 +364,15 @@ def _hand_over(station: Station, desk: DeskConfig, serial: str, can: str, finger
     from ektp_card.desk.handover import hand_over
 
     config = station.config
-    assert config.trust is not None and config.terminal is not None  # noqa: S101 - checked by the caller
+    trust = config.trust_store()
+    assert trust is not None and config.terminal is not None  # noqa: S101 - checked by the caller
     with config.slot.use() as transport, desk.open() as registry:
         return hand_over(
             transport,
             registry,
             serial,
             can,
-            config.trust,
+            trust,
             config.terminal,
             finger,
             desk=desk.desk,

@@ -146,7 +146,12 @@ def review_routes(station: Station) -> list[Route]:
                 return page(request, known[1], known[0])
             log.info("review could not start: %s", exc)
             return page(request, 422, "review.no_start")
-        options = AuditOptions(can=can, trust=config.trust, terminal=config.terminal, destructive=destructive)
+        try:
+            trust = config.trust_store()
+        except errors.EktpError as exc:
+            log.info("review could not start: %s", exc)
+            return page(request, 422, "review.no_start")
+        options = AuditOptions(can=can, trust=trust, terminal=config.terminal, destructive=destructive)
         job = AuditJob(station, options, select_tests())
         job.thread.start()
         job.started.wait(5)

@@ -6,6 +6,8 @@ ICAO CSCA master list (ICAO 9303-12 section 9: CMS SignedData over ``CscaMasterL
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,3 +191,47 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
         new = [c for i, c in enumerate(listed) if c not in anchors.cscas and c not in listed[:i]]
         return TrustStore(anchors.cscas + tuple(new), anchors.crls)
     raise PkiError("master list signer does not chain to a trusted CSCA")
+
+
+class TrustFolder:
+    """A trust folder as a long-running verifier (the station) keeps it: loaded once, and loaded again
+    when a file in it changes, so a new CRL or CSCA counts from the next document without a restart.
+
+    Between changes the same :class:`TrustStore` is handed out, with the signature checks it has
+    remembered. A folder that no longer loads (a CRL half copied, say) raises :class:`PkiError` on
+    every call until it loads again: a verifier must not go on trusting what the folder withdrew.
+    """
+
+    def __init__(self, folder: Path, load: Callable[[Path], TrustStore] = TrustStore.from_folder) -> None:
+        self.folder = folder
+        self._load = load
+        self._lock = threading.Lock()
+        self._stamp = self._fingerprint()
+        self._store = load(folder)
+
+    def store(self) -> TrustStore:
+        """The trust store for the folder as it is now."""
+        stamp = self._fingerprint()
+        with self._lock:
+            if stamp != self._stamp:
+                self._store = self._load(self.folder)
+                self._stamp = stamp
+            return self._store
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int, int], ...]:
+        # Names, sizes, modification times and inodes: a file replaced by rename (as every writer of
+        # this project does) changes its inode even within the same clock tick.
+        entries = []
+        try:
+            for root, dirs, names in os.walk(self.folder):
+                dirs.sort()
+                for name in sorted(names):
+                    path = os.path.join(root, name)
+                    st = os.stat(path)
+                    relative = os.path.relpath(path, self.folder)
+                    entries.append((relative, st.st_size, st.st_mtime_ns, st.st_ino))
+            st = os.stat(self.folder)
+        except OSError as e:
+            raise PkiError(f"trust store {self.folder}: {e.strerror or e}") from None
+        entries.append((".", st.st_size, st.st_mtime_ns, st.st_ino))
+        return tuple(entries)
