@@ -303,3 +303,48 @@ def test_plan_import_writes_nothing(tmp_path: Path) -> None:
     ut = utopia()
     report = plan_import(master_list(ut, ut.csca), tmp_path / "trust", at=AT)
     assert report.files and not (tmp_path / "trust").exists()
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from ektp_card._cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as done:
+        main([str(a) for a in args])
+    return int(done.value.code or 0), out.getvalue(), err.getvalue()
+
+
+def test_cli_import_then_list(tmp_path: Path) -> None:
+    import json
+
+    ut, fd = utopia(), freedonia()
+    ldif = tmp_path / "pkd.ldif"
+    ldif.write_bytes(pkd_ldif(master_list(ut, ut.csca, fd.csca), ds=[ut.ds], crls=[ut.crl]))
+    folder = tmp_path / "trust"
+    code, out, err = run("trust", "import", ldif, "--trust-dir", folder)
+    assert code == 0, err
+    assert "FD: 1 added, 0 duplicate, 0 skipped" in out and "UT: 3 added" in out
+    code, out, _ = run("--json", "trust", "import", ldif, "--trust-dir", folder, "--country", "UT")
+    assert code == 0 and json.loads(out)["countries"] == {"UT": {"added": 0, "duplicate": 3, "skipped": 0}}
+    code, out, _ = run("--json", "trust", "list", "--trust-dir", folder, "--country", "UT")
+    assert code == 0 and [e["kind"] for e in json.loads(out)] == ["csca", "crl", "ds"]
+    code, out, _ = run("trust", "list", "--trust-dir", folder)
+    assert code == 0 and out.count("CSCA  CN=CSCA") == 2
+
+
+def test_cli_corrupt_file_is_exit_7_and_one_line(tmp_path: Path) -> None:
+    ut = utopia()
+    folder = tmp_path / "trust"
+    import_trust(master_list(ut, ut.csca), folder)
+    before = snapshot(folder)
+    bad = tmp_path / "bad.ldif"
+    bad.write_bytes(b"version: 1\n\ndn: cn=x,c=UT\nuserCertificate;binary:: MAMCAQA=\n")
+    code, _, err = run("trust", "import", bad, "--trust-dir", folder)
+    assert code == 7 and err.count("\n") == 1 and "LDIF entry at line 3" in err, err
+    assert snapshot(folder) == before
