@@ -348,3 +348,12 @@ def test_cli_corrupt_file_is_exit_7_and_one_line(tmp_path: Path) -> None:
     code, _, err = run("trust", "import", bad, "--trust-dir", folder)
     assert code == 7 and err.count("\n") == 1 and "LDIF entry at line 3" in err, err
     assert snapshot(folder) == before
+
+
+def test_crl_of_an_unknown_version_is_a_malformed_file(tmp_path: Path) -> None:
+    crl = der(utopia().crl)
+    at = crl.index(b"\x02\x01\x01")  # TBSCertList's version v2
+    bad = crl[:at] + b"\x02\x01\x09" + crl[at + 3:]
+    data = dump_ldif([("cn=crl,o=crl,c=UT", {"certificateRevocationList;binary": [bad]})])
+    with pytest.raises(PkiError, match="line 3: malformed CRL"):
+        plan_import(data, tmp_path / "trust", at=AT)

@@ -337,7 +337,7 @@ class _Importer:
             crl = x509.load_der_x509_crl(der)
             crl.issuer.rfc4514_string()
             _ = (crl.extensions, crl.last_update_utc, crl.next_update_utc, len(crl))
-        except (*ASN1_ERRORS, x509.DuplicateExtension) as e:
+        except (*ASN1_ERRORS, x509.DuplicateExtension, x509.InvalidVersion) as e:
             raise PkiError(f"malformed CRL: {one_line(e)}") from None
         country = _country(crl.issuer)
         if not self.selected(country):
