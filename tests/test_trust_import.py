@@ -357,3 +357,75 @@ def test_crl_of_an_unknown_version_is_a_malformed_file(tmp_path: Path) -> None:
     data = dump_ldif([("cn=crl,o=crl,c=UT", {"certificateRevocationList;binary": [bad]})])
     with pytest.raises(PkiError, match="line 3: malformed CRL"):
         plan_import(data, tmp_path / "trust", at=AT)
+
+
+# --- a country with no trust anchor; the document types a signer may sign -----------------------------
+
+
+def test_a_country_without_anchor_is_named(tmp_path: Path) -> None:
+    from ektp_card.lds.sod import build_sod
+    from ektp_card.verify.passive import Policy, passive_authentication
+
+    ut, fd = utopia(), freedonia()
+    groups = {1: b"\x61\x00", 2: b"\x75\x00"}
+    sod = build_sod(groups, _signer(0x100 + 2), ut.ds, signing_time=AT)
+    result = passive_authentication(sod, groups, TrustStore((fd.csca,)), Policy(at=AT, require_crl=False))
+    assert result.check("certificate-chain").reason == "no trust anchor for country UT"
+    # A CSCA of the country that is not the signer's issuer: the name is what is missing.
+    other = create_csca(_signer(0x800), country="UT", common_name="Other UT", not_before=T0)
+    result = passive_authentication(sod, groups, TrustStore((other,)), Policy(at=AT, require_crl=False))
+    assert result.check("certificate-chain").reason == "no trusted CSCA named CN=CSCA UT,C=UT"
+
+
+@pytest.mark.parametrize(("types", "code", "status", "reason"), [
+    (("ID",), "ID", "pass", "document type ID, one the signer may sign (ID)"),
+    (("P", "ID"), "P<", "pass", "document type P, one the signer may sign (ID, P)"),
+    (("I",), "I<", "pass", "document type I, one the signer may sign (I)"),
+    (("ID",), "P<", "fail", "document type P is not among those the document signer may sign (ID)"),
+    (("ID",), None, "skip", "the document's type is not known here"),
+    (None, "P<", "pass", "document type P; the signer names no document types"),
+])
+def test_document_type_against_the_signer(types: tuple[str, ...] | None, code: str | None, status: str,
+                                          reason: str) -> None:
+    from ektp_card.lds.sod import build_sod
+    from ektp_card.pki.certs import OID_DOCUMENT_TYPE_LIST, document_types, sign_certificate
+    from ektp_card.verify.passive import Policy, passive_authentication
+
+    ut = utopia()
+    key = _signer(0x102)
+    ds = issue_document_signer(ut.csca_signer, ut.csca, key.public_key, common_name="DS Types",
+                               not_before=T0, document_types=types or ("ID",))
+    if types is None:  # the same signer without the extension, as many states' older ones are
+        builder = x509.CertificateBuilder(
+            issuer_name=ds.issuer, subject_name=ds.subject, public_key=ds.public_key(),  # type: ignore[arg-type]
+            serial_number=ds.serial_number, not_valid_before=ds.not_valid_before_utc,
+            not_valid_after=ds.not_valid_after_utc,
+            extensions=[e for e in ds.extensions if e.oid != OID_DOCUMENT_TYPE_LIST])
+        ds = sign_certificate(builder, ut.csca_signer, "sha256")
+    assert document_types(ds) == (None if types is None else tuple(sorted(types)))
+    groups = {1: b"\x61\x00", 2: b"\x75\x00"}
+    sod = build_sod(groups, key, ds, signing_time=AT)
+    result = passive_authentication(sod, groups, TrustStore((ut.csca,)), Policy(at=AT, require_crl=False),
+                                    document_type=code)
+    check = result.check("document-type")
+    assert (check.status.value, check.reason) == (status, reason)
+    assert result.ok is (status != "fail")
+
+
+def test_cli_ds_issue_doc_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("EKTP_CSCA_PASSPHRASE", "csca-pass")
+    monkeypatch.setenv("EKTP_DS_PASSPHRASE", "ds-pass")
+    root = tmp_path / "pki"
+    assert run("pki", "csca", "create", root, "--country", "ID", "--cn", "CSCA", "--key", "secp256r1")[0] == 0
+    code, out, err = run("--json", "pki", "ds", "issue", root, "--cn", "DS", "--doc-type", "P",
+                         "--doc-type", "I<", "--doc-type", "P")
+    assert code == 0, err
+    assert json.loads(out)["document_signer"]["document_types"] == ["I", "P"]
+    code, out, _ = run("--json", "pki", "ds", "rotate", root, "--cn", "DS 2")
+    assert json.loads(out)["document_signer"]["document_types"] == ["ID"]  # the e-KTP's by default
+    code, _, err = run("pki", "ds", "issue", root, "--cn", "DS 3", "--doc-type", "IDX")
+    assert code == 2 and err.startswith("Error: --doc-type") and err.count("\n") == 1
+    code, out, _ = run("pki", "ds", "list", root)
+    assert code == 0 and "  I,P  " in out and "  ID  " in out
