@@ -429,3 +429,20 @@ def test_cli_ds_issue_doc_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert code == 2 and err.startswith("Error: --doc-type") and err.count("\n") == 1
     code, out, _ = run("pki", "ds", "list", root)
     assert code == 0 and "  I,P  " in out and "  ID  " in out
+
+
+def test_personalisation_refuses_a_signer_that_may_not_sign_e_ktps() -> None:
+    from ektp_card.errors import IssuerMaterialError
+    from ektp_card.personalize import DocumentSigner
+    from ektp_card.personalize.issue import check_document_signer
+
+    ut = utopia()
+    key = _signer(0x103)
+    now = dt.datetime.now(dt.UTC)
+    passports_only = issue_document_signer(ut.csca_signer, ut.csca, key.public_key, common_name="DS P",
+                                           not_before=now - dt.timedelta(days=1), document_types=("P",))
+    with pytest.raises(IssuerMaterialError, match=r"may not sign e-KTPs \(document type ID\): it signs P"):
+        check_document_signer(DocumentSigner(key, passports_only), at=now)
+    both = issue_document_signer(ut.csca_signer, ut.csca, key.public_key, common_name="DS P+ID",
+                                 not_before=now - dt.timedelta(days=1), document_types=("P", "ID"))
+    check_document_signer(DocumentSigner(key, both), at=now)
