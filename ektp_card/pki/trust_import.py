@@ -16,7 +16,7 @@ Layout: the files of a trust folder's top (any ``*.pem``/``.crt``/``.cer``/``.de
 as before) stay; an import writes under the country's folder::
 
     XX/csca-<sha256 prefix>.pem    a CSCA (or link) certificate of country XX
-    XX/crl-<issuer hash>.crl       the newest CRL of each CSCA name (DER)
+    XX/crl-<issuer hash>.crl       the newest CRL of each CSCA name and key (DER)
     XX/ds/<sha256 prefix>.pem      a document signer certificate (no trust anchor; not loaded as one)
 """
 
@@ -151,6 +151,13 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
     except x509.ExtensionNotFound:
         return False
+
+
+def _aki(crl: x509.CertificateRevocationList) -> bytes:
+    try:
+        return crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier or b""
+    except x509.ExtensionNotFound:
+        return b""
 
 
 def _crl_number(crl: x509.CertificateRevocationList) -> int:
@@ -354,7 +361,9 @@ class _Importer:
         if problem is not None:
             self.note(country, Kind.CRL, Outcome.SKIPPED, subject, problem)
             return
-        path = self.folder.root / country / f"crl-{fingerprint(crl.issuer.public_bytes())[:20]}.crl"
+        # One file per CSCA name and key: after a key rollover both keys' CRLs are current.
+        name = fingerprint(crl.issuer.public_bytes() + _aki(crl))[:20]
+        path = self.folder.root / country / f"crl-{name}.crl"
         held = self.folder.crls.get(path)
         if held is not None and held.public_bytes(Encoding.DER) == der:
             self.note(country, Kind.CRL, Outcome.DUPLICATE, subject, "already in the trust folder")
