@@ -446,3 +446,33 @@ def test_personalisation_refuses_a_signer_that_may_not_sign_e_ktps() -> None:
     both = issue_document_signer(ut.csca_signer, ut.csca, key.public_key, common_name="DS P+ID",
                                  not_before=now - dt.timedelta(days=1), document_types=("P", "ID"))
     check_document_signer(DocumentSigner(key, both), at=now)
+
+
+def test_link_certificate_is_added_when_its_old_csca_signed_it(tmp_path: Path) -> None:
+    from ektp_card.pki.certs import build_name, sign_certificate
+
+    ut = utopia()
+    new_signer = _signer(0x150)
+    new = create_csca(new_signer, country="UT", common_name="CSCA UT", not_before=T0, serial_number=0x150)
+
+    def link(by: PrivateKeySigner) -> x509.Certificate:
+        builder = x509.CertificateBuilder(
+            issuer_name=build_name("UT", "CSCA UT"), subject_name=new.subject,
+            public_key=new.public_key(), serial_number=0x151,  # type: ignore[arg-type]
+            not_valid_before=new.not_valid_before_utc, not_valid_after=new.not_valid_after_utc,
+            extensions=list(new.extensions))
+        return sign_certificate(builder, by, "sha256")
+
+    good, forged = link(ut.csca_signer), link(_signer(0x666))
+    report = import_trust(master_list(ut, ut.csca, good, forged), tmp_path / "trust", at=AT)
+    outcomes = sorted((i.outcome.value, i.reason) for i in report.items)
+    assert outcomes == [("added", "from the master list of the file")] * 2 + [("skipped", "bad signature")]
+    assert set(TrustStore.from_folder(tmp_path / "trust").cscas) == {ut.csca, good}
+
+
+def test_master_list_with_an_expired_signer_is_not_believed(tmp_path: Path) -> None:
+    ut = utopia()
+    later = ut.ml.not_valid_after_utc + dt.timedelta(days=1)
+    report = plan_import(master_list(ut, ut.csca), tmp_path / "trust", at=later)
+    assert not report.master_lists[0].believed and "expired" in report.master_lists[0].reason
+    assert not report.files

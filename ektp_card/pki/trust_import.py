@@ -238,13 +238,14 @@ def _judge_csca(cert: x509.Certificate, folder: _Folder, pool: Iterable[x509.Cer
         return "not a CA (basic constraints and key usage keyCertSign)"
     if cert.not_valid_after_utc < at:
         return f"expired {cert.not_valid_after_utc:%Y-%m-%d}"
-    issuers = [cert] if cert.issuer == cert.subject else [
-        c for c in (*folder.cscas, *pool) if c.subject == cert.issuer and c is not cert
-    ]
+    # Self-signed, or a link certificate (ICAO 9303-12 section 7.1.1: the new CSCA key certified by the
+    # old one, often under the same name) signed by a CSCA known or listed.
+    issuers = [cert] if cert.issuer == cert.subject else []
+    issuers += [c for c in (*folder.cscas, *pool) if c.subject == cert.issuer and c is not cert]
     if not issuers:
         return f"bad signature: a link certificate from {_name(cert.issuer)}, a CSCA not known"
     if all(verify_certificate_signature(cert, ca) is not None for ca in issuers):
-        return "bad signature" + (": not self-signed by its key" if cert.issuer == cert.subject else "")
+        return "bad signature"
     return None
 
 
