@@ -31,6 +31,7 @@ from ektp_card.desk.revocation import registry_entries
 from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.synthetic import SyntheticCitizen, impression, synthetic_citizen, synthetic_personal_data
 from ektp_card.personalize import DocumentSigner
+from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE
 from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.revocation import build_revocation_list
@@ -180,7 +181,9 @@ def build_sandbox(root: Path, *, cards: int = 3, batch_records: int = 20, seed: 
     passphrase = secrets.token_urlsafe(24).encode()
     pki = IssuerPki.create(root / "pki", passphrase, spec=KeySpec.parse("brainpoolP256r1"), country="ID",
                            common_name="e-KTP Sandbox CSCA (synthetic)")
-    pki.issue_document_signer(passphrase, passphrase, common_name="e-KTP Sandbox Document Signer")
+    # The office signs e-KTPs and the specimen passports (make_passport) with the one signer.
+    pki.issue_document_signer(passphrase, passphrase, common_name="e-KTP Sandbox Document Signer",
+                              document_types=(EKTP_DOCUMENT_TYPE, "P"))
     pki.issue_revocation_signer(passphrase, passphrase, common_name="e-KTP Sandbox Revocation Signer")
     crl = pki.publish_crl(passphrase)
     trust = TrustStore((pki.csca,), (crl,))

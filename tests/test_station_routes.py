@@ -372,4 +372,4 @@ def test_a_changed_trust_folder_counts_from_the_next_card(office: Sandbox, tmp_p
             path.unlink()
     code, html = station.verify(office.genuine.can)
     assert code == 200 and verdict(html) != "genuine", html
-    assert "no trusted CSCA" in html
+    assert "no trust anchor for country ID" in html

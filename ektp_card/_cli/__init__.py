@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "station": ("ektp_card._cli.station", "station",
                 "Serve the station on HOST:PORT and print the address that opens it (with its one-time "
                 "token)."),
+    "trust": ("ektp_card._cli.trust", "trust",
+              "The verifier's trust folder: import ICAO PKD LDIF files and CSCA master lists, list it."),
     "verify": ("ektp_card._cli.verify", "verify",
                "Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; "
                "with a terminal, Terminal Authentication, DG3 and the holder's fingerprint."),

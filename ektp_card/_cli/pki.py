@@ -121,6 +121,21 @@ def ds() -> None:
     """Document signers: issue, rotate, revoke, list."""
 
 
+class DocType(click.ParamType[str, str]):
+    """An MRZ document code a document signer may sign (``ID``, ``P``, ``I<``): the filler dropped."""
+
+    name = "doc-type"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ektp_card.pki.certs import document_type
+
+        try:
+            return document_type(str(value))
+        except errors.PkiError:
+            fail(f"--doc-type: one or two letters A-Z (an MRZ document code such as ID, P or I<), "
+                 f"got {value!r}", ExitCode.USAGE)
+
+
 def _issue_options(func: Callable[..., None]) -> Callable[..., None]:
     for decorator in reversed([
         PKI_DIR,
@@ -131,6 +146,10 @@ def _issue_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--days", type=click.IntRange(1, 92), default=90, show_default=True,
                      help="Private key usage period in days (ICAO 9303-12: at most 3 months)."),
         click.option("--document-years", type=click.IntRange(1, 20), default=10, show_default=True),
+        click.option("--doc-type", "doc_types", type=DocType(), multiple=True, metavar="CODE",
+                     help="A document type the signer may sign (MRZ document code: ID, P, I<, ...); repeat "
+                          "for each. Written as its Document Type List (ICAO 9303-12). Default: ID, the "
+                          "e-KTP's."),
         CSCA_PASS,
         DS_PASS,
     ]):
@@ -142,9 +161,10 @@ def _issue_options(func: Callable[..., None]) -> Callable[..., None]:
 @_issue_options
 @click.pass_obj
 def ds_issue(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None, key_type: str | None,
-             days: int, document_years: int, csca_env: str, ds_env: str) -> None:
+             days: int, document_years: int, doc_types: tuple[str, ...], csca_env: str, ds_env: str) -> None:
     """Issue a document signer; it becomes the current one."""
-    _issue(obj, pki_dir, common_name, organization, key_type, days, document_years, csca_env, ds_env, None)
+    _issue(obj, pki_dir, common_name, organization, key_type, days, document_years, doc_types, csca_env,
+           ds_env, None)
 
 
 @ds.command("rotate")
@@ -153,21 +173,25 @@ def ds_issue(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None
               help="Delete the previous signer's private key (its certificate stays valid).")
 @click.pass_obj
 def ds_rotate(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None, key_type: str | None,
-              days: int, document_years: int, csca_env: str, ds_env: str, destroy_old_key: bool) -> None:
+              days: int, document_years: int, doc_types: tuple[str, ...], csca_env: str, ds_env: str,
+              destroy_old_key: bool) -> None:
     """Replace the current document signer with a new one."""
-    _issue(obj, pki_dir, common_name, organization, key_type, days, document_years, csca_env, ds_env,
-           destroy_old_key)
+    _issue(obj, pki_dir, common_name, organization, key_type, days, document_years, doc_types, csca_env,
+           ds_env, destroy_old_key)
 
 
 def _issue(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None, key_type: str | None,
-           days: int, document_years: int, csca_env: str, ds_env: str, destroy_old_key: bool | None) -> None:
+           days: int, document_years: int, doc_types: tuple[str, ...], csca_env: str, ds_env: str,
+           destroy_old_key: bool | None) -> None:
+    from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
 
     issuer = IssuerPki(pki_dir)
     kwargs = {"common_name": common_name, "organization": organization,
               "spec": KeySpec.parse(key_type) if key_type else None, "key_usage_days": days,
-              "document_validity_years": document_years}
+              "document_validity_years": document_years,
+              "document_types": tuple(dict.fromkeys(doc_types)) or (EKTP_DOCUMENT_TYPE,)}
     csca_pass = passphrase(csca_env, "CSCA key")
     ds_pass = passphrase(ds_env, "document signer key", confirm=True)
     old = None
@@ -180,7 +204,8 @@ def _issue(obj: Ctx, pki_dir: Path, common_name: str, organization: str | None, 
         obj.emit({"document_signer": info, "previous": f"{old.serial:X}" if old else None,
                   "previous_key_destroyed": bool(old and destroy_old_key)})
         return
-    obj.out.print(f"Issued document signer {info['subject']} serial {info['serial']}")
+    obj.out.print(f"Issued document signer {info['subject']} serial {info['serial']} for document types "
+                  f"{', '.join(info['document_types'] or ['any'])}")
     if old is not None:
         obj.out.print(f"  replaces {old.serial:X}" + (" (private key destroyed)" if destroy_old_key else ""))
 
@@ -221,7 +246,9 @@ def ds_list(obj: Ctx, pki_dir: Path) -> None:
     for r in rows:
         marks = (("current", r["current"]), ("revoked", r["revoked"]), ("no key", not r["key"]))
         flags = " ".join(f for f, on in marks if on)
-        obj.out.print(f"{r['serial']}  {r['subject']}  {r['not_before']} .. {r['not_after']}  {flags}")
+        types = ",".join(r["document_types"] or []) or "any"
+        obj.out.print(f"{r['serial']}  {r['subject']}  {r['not_before']} .. {r['not_after']}  {types}  "
+                      f"{flags}")
 
 
 @pki.group()
@@ -327,12 +354,19 @@ def verify_sod(obj: Ctx, sod_file: Path, dgs: tuple[str, ...], trust_dir: Path, 
         raise click.exceptions.Exit(int(ExitCode.VERIFY_FAILED))
 
 
-def _cert_json(cert: x509.Certificate) -> dict[str, str]:
+def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
+    from ektp_card.pki.certs import document_types
+
+    try:
+        types = document_types(cert)
+    except ValueError:
+        types = None
     return {
         "subject": cert.subject.rfc4514_string(),
         "serial": f"{cert.serial_number:X}",
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
+        "document_types": None if types is None else list(types),
     }
 
 

@@ -66,7 +66,8 @@ def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F
                    "(dates YYMMDD), for PACE-MRZ or BAC; '-' asks for it (hidden).")
 @click.option("--trust", "trust_dir", metavar="DIR",
               type=FilePath(path_type=Path, file_okay=False),
-              help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl).")
+              help="Folder of trusted country signing CA certificates (.pem/.crt/.cer/.der) and CRLs (.crl), "
+                   "also in its country folders (`ektp trust import`).")
 @click.option("--master-list", "master_lists", multiple=True, metavar="FILE",
               type=FilePath(path_type=Path, dir_okay=False),
               help="An ICAO CSCA master list (DER CMS, ICAO 9303-12 section 9) whose CSCAs are trusted too "

@@ -48,7 +48,7 @@ from ektp_card.personalize.budget import CardBudget, plan_budget, sod_size
 from ektp_card.personalize.plan import CardPlan, PlannedFile, check_trust_point
 from ektp_card.personalize.protocol import PersoSession
 from ektp_card.personalize.readback import ReadBack, read_back
-from ektp_card.pki.certs import parse_private_key_usage_period
+from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE, document_types, parse_private_key_usage_period
 from ektp_card.pki.signer import HashName, Signer, same_key, verify_signature
 from ektp_card.pki.trust import TrustStore
 from ektp_card.verify.passive import Policy
@@ -151,6 +151,14 @@ def check_document_signer(
         raise IssuerMaterialError(f"{serial} is not for digital signatures")
     if trust is not None and not trust.issuers_of(cert):
         raise IssuerMaterialError(f"{serial} was not issued by a CSCA of the trust store")
+    try:
+        types = document_types(cert)
+    except ValueError as e:
+        raise IssuerMaterialError(f"{serial}: {e}") from None
+    if types is not None and EKTP_DOCUMENT_TYPE not in types:
+        # Every verifier would call the cards forged (ICAO 9303-12 7.1.1.3): refused before the first.
+        raise IssuerMaterialError(f"{serial} may not sign e-KTPs (document type {EKTP_DOCUMENT_TYPE}): "
+                                  f"it signs {', '.join(types) or 'none'}")
     if not same_key(signer.public_key, cert.public_key()):
         raise IssuerMaterialError(f"the signing key does not belong to {serial}")
     hash_name = document_signer.hash_name or signer.default_hash

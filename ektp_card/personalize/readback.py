@@ -30,6 +30,7 @@ from ektp_card.errors import (
 )
 from ektp_card.lds.ektp import DATA_GROUP_TAGS, EKTP_APPLICATION, Com
 from ektp_card.lds.sod import parse_sod
+from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.card import CardSession, Credentials
 from ektp_card.verify.chip import (
@@ -182,7 +183,7 @@ def read_back(
     com = _com_reason(files["EF.COM"], files["EF.SOD"])
     report.result("ef-com", com, "EF.COM lists every signed data group")
 
-    passive = passive_authentication(files["EF.SOD"], groups, trust, policy)
+    passive = passive_authentication(files["EF.SOD"], groups, trust, policy, document_type=EKTP_DOCUMENT_TYPE)
     failed = "; ".join(f"{c.name}: {c.reason}" for c in passive.failures)
     signed = "EF.SOD signed by a trusted document signer, hashes match"
     report.result("passive-authentication", failed or None, signed)

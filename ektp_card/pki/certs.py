@@ -56,6 +56,10 @@ EKTP_ARC = "2.25.131369754109940599414045173131202658525"
 OID_KP_REVOCATION_LIST_SIGNING = x509.ObjectIdentifier(f"{EKTP_ARC}.1.1")
 REVOCATION_SIGNER_MAX_DAYS = 3 * 366
 
+#: The document type of an e-KTP (ICAO 9303-3 document code "ID": an identity card), what its document
+#: signers sign by default and what Passive Authentication checks an e-KTP's signer against.
+EKTP_DOCUMENT_TYPE = "ID"
+
 CSCA_KEY_USAGE_YEARS = (3, 5)
 DS_MAX_KEY_USAGE_DAYS = 92  # "3 months" at its longest (ICAO 9303-12 section 5, Table 1)
 
@@ -113,6 +117,36 @@ def document_type_list(types: Sequence[str]) -> x509.UnrecognizedExtension:
         raise PkiError("document types are one or two upper-case letters (ICAO 9303-3 document codes)")
     value = _DocumentTypeList({"version": 0, "doc_type_list": sorted(set(types))})
     return x509.UnrecognizedExtension(OID_DOCUMENT_TYPE_LIST, value.dump())
+
+
+def document_type(code: str) -> str:
+    """An MRZ document code as the Document Type List holds it: the filler ``<`` dropped (``P<`` is
+    ``P``, ``I<`` is ``I``; PrintableString has no ``<``). :class:`PkiError` for anything but one or two
+    letters A-Z then."""
+    value = code.replace("<", "")
+    if not 1 <= len(value) <= 2 or not all("A" <= c <= "Z" for c in value):
+        raise PkiError(f"a document type is one or two letters A-Z (an MRZ document code), got {code!r}")
+    return value
+
+
+def document_types(cert: x509.Certificate) -> tuple[str, ...] | None:
+    """The document types ``cert`` may sign (ICAO 9303-12 section 7.1.1.3), sorted, or None when it has no
+    Document Type List; :class:`ValueError` when the extension is malformed."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(OID_DOCUMENT_TYPE_LIST)
+    except x509.ExtensionNotFound:
+        return None
+    value = ext.value
+    raw = value.value if isinstance(value, x509.UnrecognizedExtension) else value.public_bytes()
+    try:
+        parsed = _DocumentTypeList.load(raw, strict=True)
+        version = parsed["version"].native
+        types = tuple(sorted(str(t) for t in parsed["doc_type_list"].native))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as e:
+        raise ValueError(f"malformed document type list: {one_line(e)}") from None
+    if version != 0:
+        raise ValueError(f"document type list version {version} is not v0")
+    return types
 
 
 def parse_private_key_usage_period(
@@ -354,13 +388,14 @@ def issue_document_signer(
     not_before: dt.datetime | None = None,
     hash_name: HashName | None = None,
     serial_number: int | None = None,
-    document_types: Sequence[str] = ("ID",),
+    document_types: Sequence[str] = (EKTP_DOCUMENT_TYPE,),
     crl_url: str | None = None,
 ) -> x509.Certificate:
     """A document signer certificate for ``public_key`` under the CSCA (ICAO 9303-12 section 7.1.1).
 
     The key may sign documents for ``key_usage_days`` (at most 3 months); the certificate stays
     valid ``document_validity_years`` longer so documents signed on the last day can be checked.
+    ``document_types`` (MRZ document codes, e.g. ``ID``, ``P``) go into its Document Type List.
     """
     if not 1 <= key_usage_days <= DS_MAX_KEY_USAGE_DAYS:
         raise PkiError(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,9 @@ from ektp_card.files import (
     write_files,
 )
 from ektp_card.pki.certs import (
+    EKTP_DOCUMENT_TYPE,
     create_csca,
+    document_type_list,
     issue_document_signer,
     issue_revocation_signer,
     now,
@@ -285,13 +287,16 @@ class IssuerPki:
         key_usage_days: int = 90,
         document_validity_years: int = 10,
         not_before: dt.datetime | None = None,
+        document_types: Sequence[str] = (EKTP_DOCUMENT_TYPE,),
     ) -> DocumentSignerEntry:
-        """A new document signer key and certificate; it becomes the current signer."""
+        """A new document signer key and certificate; it becomes the current signer. It may sign the
+        ``document_types`` (MRZ document codes; default the e-KTP's, ``ID``)."""
+        document_type_list(document_types)  # refused before a key is opened
         csca_signer = self.csca_signer(csca_passphrase)
         cert = self._new_signer("ds", "current", ds_passphrase, spec, lambda key: issue_document_signer(
             csca_signer, self.csca, key, common_name=common_name, organization=organization,
             key_usage_days=key_usage_days, document_validity_years=document_validity_years,
-            not_before=not_before,
+            not_before=not_before, document_types=document_types,
         ))
         return self.find(cert.serial_number)
 

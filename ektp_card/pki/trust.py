@@ -1,11 +1,13 @@
 """The verifier's trust store: country signing CA certificates and the CRLs they published.
 
-Loaded from a folder (PEM or DER files; ``*.crl`` are CRLs, everything else certificates) or from an
-ICAO CSCA master list (ICAO 9303-12 section 9: CMS SignedData over ``CscaMasterList``).
+Loaded from a folder (PEM or DER files; ``*.crl`` are CRLs, everything else certificates; at its top
+and in its country folders, see docs/trust.md) or from an ICAO CSCA master list (ICAO 9303-12
+section 9: CMS SignedData over ``CscaMasterList``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +28,23 @@ CRL_SUFFIXES = (".crl",)
 #: Signature checks a trust store remembers; past it the memory starts afresh (a desk meets a few
 #: document signers a year, so this is never reached in use, only bounded against a flood).
 SIGNATURE_MEMORY = 4096
+
+
+def is_country_folder(path: Path) -> bool:
+    """A country folder of a trust folder: two upper-case letters (ISO 3166-1 alpha-2)."""
+    name = path.name
+    return len(name) == 2 and all("A" <= c <= "Z" for c in name) and path.is_dir()
+
+
+def trust_files(folder: Path) -> list[Path]:
+    """The certificate and CRL files of a trust folder: those at its top, then each country folder's."""
+    def named(where: Path) -> list[Path]:
+        return [p for p in sorted(where.iterdir()) if p.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES]
+
+    files = named(folder)
+    for country in sorted(p for p in folder.iterdir() if is_country_folder(p)):
+        files += named(country)
+    return files
 
 
 def _load_certs(data: bytes) -> list[x509.Certificate]:
@@ -54,15 +73,14 @@ class TrustStore:
 
     @classmethod
     def from_folder(cls, folder: Path) -> TrustStore:
-        """Every certificate and CRL file in ``folder`` (not recursive)."""
+        """Every certificate and CRL file in ``folder`` and in its country folders (``ID/``, ``FR/``:
+        what ``ektp trust import`` writes, docs/trust.md); a country's ``ds/`` is not read: document
+        signers are no trust anchors."""
         if not folder.is_dir():
             raise PkiError(f"trust store {folder} is not a folder")
         # Everything named like a certificate or CRL is read (and must be a regular file): a FIFO or a
         # link to a device there is refused, not skipped and not read forever.
-        return cls.from_files(
-            path for path in sorted(folder.iterdir())
-            if path.suffix.lower() in CERT_SUFFIXES + CRL_SUFFIXES
-        )
+        return cls.from_files(trust_files(folder))
 
     @classmethod
     def from_files(cls, paths: Iterable[Path]) -> TrustStore:
@@ -130,12 +148,29 @@ class TrustStore:
         return outcome
 
 
-def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
-    """The CSCA certificates of an ICAO master list whose signer chains to a CSCA in ``anchors``.
+@dataclass(frozen=True)
+class MasterList:
+    """A CSCA master list as parsed: its certificates, its signer and whether the signature holds."""
 
-    ICAO 9303-12 section 9: the master list signer's certificate is issued by a CSCA; the list is
-    only as trustworthy as that CSCA, so the caller names the CSCAs it already trusts.
-    """
+    cscas: tuple[x509.Certificate, ...]
+    #: The master list signer's certificate (from the SignedData), None when it is missing.
+    signer: x509.Certificate | None
+    #: Why the signature does not hold (digest, signer, key or signature), None when it does.
+    problem: str | None
+    signing_time: dt.datetime | None = None
+
+    def issuers(self, anchors: Iterable[x509.Certificate]) -> list[x509.Certificate]:
+        """Those of ``anchors`` whose key signed the master list signer's certificate."""
+        signer = self.signer
+        if signer is None:
+            return []
+        return [ca for ca in anchors
+                if ca.subject == signer.issuer and verify_certificate_signature(signer, ca) is None]
+
+
+def parse_master_list(data: bytes) -> MasterList:
+    """An ICAO CSCA master list (ICAO 9303-12 section 9) with its CMS signature checked, not its trust:
+    :class:`PkiError` when it is malformed; a signature that does not hold is :attr:`MasterList.problem`."""
     # Here, not at the top: a trust folder alone needs neither CMS nor the master list's ASN.1.
     from asn1crypto import cms  # type: ignore[import-untyped]
 
@@ -163,6 +198,8 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
         signer_serial = sid["serial_number"].native if by_serial else None
         attrs = si["signed_attrs"]
         md = next(a["values"][0].native for a in attrs if a["type"].native == "message_digest")
+        signing_time = next((a["values"][0].native for a in attrs if a["type"].native == "signing_time"),
+                            None)
         hash_name = si["digest_algorithm"]["algorithm"].native
         signed_attrs = cms.CMSAttributes(list(attrs)).dump()
         signature = bytes(si["signature"].native)
@@ -175,19 +212,33 @@ def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
         raise
     except (*ASN1_ERRORS, StopIteration) as e:
         raise PkiError(f"malformed master list: {one_line(e)}") from None
-    if md != digest(hash_name, econtent):
-        raise PkiError("master list content does not match its message digest")
+    when = signing_time if isinstance(signing_time, dt.datetime) else None
     signer = next((c for c in signers if by_serial and c.serial_number == signer_serial), None)
+    if md != digest(hash_name, econtent):
+        mismatch = "master list content does not match its message digest"
+        return MasterList(tuple(listed), signer, mismatch, when)
     if signer is None:
-        raise PkiError("master list signer certificate is missing")
+        return MasterList(tuple(listed), None, "master list signer certificate is missing", when)
     try:
         key = as_public_key(signer.public_key())
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise PkiError(f"master list signer key is unusable: {one_line(e)}") from None
+    except (PkiError, ValueError, UnsupportedAlgorithm) as e:
+        return MasterList(tuple(listed), signer, f"master list signer key is unusable: {one_line(e)}", when)
     reason = verify_signature(key, sig_alg, signature, signed_attrs)
-    if reason is not None:
-        raise PkiError(f"master list signature: {reason}")
-    if any(verify_certificate_signature(signer, ca) is None for ca in anchors.issuers_of(signer)):
+    problem = None if reason is None else f"master list signature: {reason}"
+    return MasterList(tuple(listed), signer, problem, when)
+
+
+def load_master_list(data: bytes, anchors: TrustStore) -> TrustStore:
+    """The CSCA certificates of an ICAO master list whose signer chains to a CSCA in ``anchors``.
+
+    ICAO 9303-12 section 9: the master list signer's certificate is issued by a CSCA; the list is
+    only as trustworthy as that CSCA, so the caller names the CSCAs it already trusts.
+    """
+    master = parse_master_list(data)
+    if master.problem is not None:
+        raise PkiError(master.problem)
+    if master.issuers(anchors.cscas):
+        listed = list(master.cscas)
         new = [c for i, c in enumerate(listed) if c not in anchors.cscas and c not in listed[:i]]
         return TrustStore(anchors.cscas + tuple(new), anchors.crls)
     raise PkiError("master list signer does not chain to a trusted CSCA")

@@ -47,6 +47,7 @@ from ektp_card.errors import ApduError, ChipAuthenticationError, LdsFormatError,
 from ektp_card.lds.biometrics import FaceImage, MinutiaeRecord
 from ektp_card.lds.ektp import decode_dg1, decode_dg3
 from ektp_card.lds.record import PersonalData
+from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.document import EktpSession
 from ektp_card.verify import pipeline
@@ -128,7 +129,7 @@ def verify_card(
             reading.refused = sorted([*reading.refused, 3])
     pipeline.read_check(reading, checks, "with this access")
 
-    passive = pipeline.passive_check(reading, trust, policy, checks)
+    passive = pipeline.passive_check(reading, trust, policy, checks, EKTP_DOCUMENT_TYPE)
     if revocations is not None:
         pipeline.revocation_check(revocations, reading, checks)
     personal, nik, face = _printed_data(reading.groups, checks)

@@ -21,7 +21,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from ektp_card.errors import LdsFormatError, PkiError
 from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT, Sod, parse_sod
 from ektp_card.log import printable
-from ektp_card.pki.certs import country_of, parse_private_key_usage_period
+from ektp_card.pki.certs import country_of, document_types, parse_private_key_usage_period
+from ektp_card.pki.certs import document_type as document_type_code
 from ektp_card.pki.signer import HASH_NAMES, as_public_key, digest, verify_signature
 from ektp_card.pki.trust import TrustStore
 
@@ -99,6 +100,7 @@ CHECK_NAMES = (
     "validity",
     "revocation",
     "issuer-country",
+    "document-type",
 )
 
 
@@ -123,8 +125,14 @@ def passive_authentication(
     data_groups: Mapping[int, bytes],
     trust: TrustStore,
     policy: Policy | None = None,
+    *,
+    document_type: str | None = None,
 ) -> PassiveAuthResult:
-    """Verify ``data_groups`` (number -> whole file as read) against EF.SOD and the trust store."""
+    """Verify ``data_groups`` (number -> whole file as read) against EF.SOD and the trust store.
+
+    ``document_type`` is the document's MRZ document code (``P<``, ``ID``; ``ID`` for an e-KTP): the
+    document signer must be allowed to sign it (ICAO 9303-12 section 7.1.1.3, Document Type List).
+    Without it that check is skipped."""
     policy = policy or Policy()
     at = (policy.at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     r = _Report()
@@ -164,6 +172,7 @@ def passive_authentication(
         r.skip("validity", "no document signer certificate")
         r.skip("revocation", "no document signer certificate")
         r.skip("issuer-country", "no document signer certificate")
+        r.skip("document-type", "no document signer certificate")
         return PassiveAuthResult(tuple(r.checks), parsed.signing_time, None, None)
 
     r.add("key-usage", _key_usage_reason(ds, csca), "signer: digitalSignature; CSCA: certificate signing")
@@ -180,7 +189,35 @@ def passive_authentication(
             r.add("revocation", reason, "not revoked on a current CRL")
     r.add("issuer-country", _country_reason(ds, csca, policy.expected_country),
           f"country {_country(ds.subject)}")
+    _document_type_check(r, ds, document_type)
     return PassiveAuthResult(tuple(r.checks), parsed.signing_time, ds, csca)
+
+
+def _document_type_check(r: _Report, ds: x509.Certificate, document_type: str | None) -> None:
+    """ICAO 9303-12 section 7.1.1.3: the document's type is one its signer may sign. A signer without
+    the Document Type List (many states' older ones) restricts nothing."""
+    if document_type is None:
+        r.skip("document-type", "the document's type is not known here")
+        return
+    try:
+        code = document_type_code(document_type)
+    except PkiError:
+        r.add("document-type", f"document code {printable(document_type)} is not a document type", "")
+        return
+    try:
+        allowed = document_types(ds)
+    except ValueError as e:
+        r.add("document-type", f"document signer's {printable(str(e))}", "")
+        return
+    if allowed is None:
+        r.add("document-type", None, f"document type {code}; the signer names no document types")
+        return
+    listed = printable(", ".join(allowed)) or "none"
+    if code not in allowed:
+        r.add("document-type", f"document type {code} is not among those the document signer may sign "
+              f"({listed})", "")
+        return
+    r.add("document-type", None, f"document type {code}, one the signer may sign ({listed})")
 
 
 def _subject(cert: x509.Certificate | None) -> str | None:
@@ -258,6 +295,11 @@ def _chain(ds: x509.Certificate, trust: TrustStore) -> tuple[x509.Certificate | 
     """ICAO 9303-12 section 6: the document signer must be issued directly by a trusted CSCA."""
     candidates = trust.issuers_of(ds)
     if not candidates:
+        # A country the trust folder knows nothing of is the common case at a desk that sees foreign
+        # documents: say so, so that the cure (a trust import) is plain.
+        country = _country(ds.issuer)
+        if country is not None and all(_country(c.subject) != country for c in trust.cscas):
+            return None, f"no trust anchor for country {country}"
         return None, f"no trusted CSCA named {_name(ds.issuer)}"
     last = ""
     for csca in candidates:

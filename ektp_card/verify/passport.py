@@ -36,6 +36,17 @@ from ektp_card.verify.report import PassportReport, verdict_of
 _DEFAULT_DATA_GROUPS = (1, 2, 14, 15)
 
 
+def _document_code(groups: Mapping[int, bytes]) -> str | None:
+    """DG1's MRZ document code (``P<``, ``ID``), for the document signer's Document Type List; None when
+    DG1 is missing or malformed (the printed-data check says why)."""
+    if 1 not in groups:
+        return None
+    try:
+        return decode_emrtd_dg1(groups[1]).document_type
+    except LdsFormatError:
+        return None
+
+
 def verify_passport(
     transport: Transport,
     mrz: MrzInfo,
@@ -60,7 +71,7 @@ def verify_passport(
     )
     pipeline.read_data_groups(session, reading, reading.numbers)
     pipeline.read_check(reading, checks, "without Extended Access Control")
-    passive = pipeline.passive_check(reading, trust, policy, checks)
+    passive = pipeline.passive_check(reading, trust, policy, checks, _document_code(reading.groups))
     document, face = _printed_data(reading.groups, mrz, checks)
     chip, active = pipeline.chip_checks(session, reading, checks, random_bytes)
     additional, notes = _additional_details(reading.groups)

@@ -164,17 +164,19 @@ def read_check(reading: Reading, checks: Checks, refused_because: str) -> None:
 
 
 def passive_check(
-    reading: Reading, trust: TrustStore, policy: Policy | None, checks: Checks
+    reading: Reading, trust: TrustStore, policy: Policy | None, checks: Checks,
+    document_type: str | None = None,
 ) -> PassiveAuthResult | None:
     """Passive Authentication over what was read. Refused data groups are expected (DG3 needs Terminal
     Authentication); a listed one the card does not give is not, except DG14 and DG15, which the chip
-    checks fail instead (see the module docstring)."""
+    checks fail instead (see the module docstring). ``document_type``: the document's MRZ code, which
+    the document signer must be allowed to sign."""
     if reading.sod_bytes is None:
         checks.add(PA, Status.FAIL, reading.sod_problem or "EF.SOD could not be read")
         return None
     sod = reading.sod
     signed = sod if sod is not None else reading.sod_bytes
-    passive = passive_authentication(signed, reading.groups, trust, policy)
+    passive = passive_authentication(signed, reading.groups, trust, policy, document_type=document_type)
     problems = [f"{c.name}: {c.reason}" for c in passive.failures]
     if sod is not None:
         missing = set(reading.numbers) - set(reading.groups) - set(reading.refused) - CHIP_GROUPS

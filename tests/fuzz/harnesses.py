@@ -42,8 +42,10 @@ from ektp_card.lds.public_key import decode_public_key_info, parameters_form
 from ektp_card.lds.record import CitizenRecord, count_records, load_record, read_batch
 from ektp_card.lds.sod import LdsSecurityObject, parse_sod, unwrap
 from ektp_card.pki.cvc import CertificateBody, Chat, CvCertificate, CvPublicKey, verify_chain
+from ektp_card.pki.ldif import parse_ldif
 from ektp_card.pki.revocation import parse_revocation_list
-from ektp_card.pki.trust import load_master_list
+from ektp_card.pki.trust import TrustStore, load_master_list
+from ektp_card.pki.trust_import import plan_import
 from ektp_card.verify.passive import Policy, passive_authentication
 from ektp_card.virtual import VirtualCard, image
 
@@ -243,6 +245,38 @@ def fuzz_revocation_list(data: bytes) -> None:
 
 def fuzz_master_list(data: bytes) -> None:
     parse(load_master_list, data, _world().trust)
+    _import(data)
+
+
+def _import(data: bytes) -> None:
+    """A trust import of ``data`` planned against a folder holding the world's CSCA (nothing written):
+    every line of its report is one line."""
+    report = parse(plan_import, data, _trust_folder(), at=_AT)
+    if report is not None:
+        for line in [*(i.reason for i in report.items), *(m.reason for m in report.master_lists)]:
+            check_message(ValueError(line))
+        json.dumps(report.to_json())
+
+
+@cache
+def _trust_folder() -> Path:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    folder = _folder() / "trust"
+    folder.mkdir(exist_ok=True)
+    world = _world()
+    assert isinstance(world.trust, TrustStore)
+    (folder / "csca.pem").write_bytes(world.trust.cscas[0].public_bytes(Encoding.PEM))
+    return folder
+
+
+def fuzz_ldif(data: bytes) -> None:
+    records = parse(parse_ldif, data)
+    if records is not None:
+        for record in records:
+            require(record.dn.isprintable(), "a dn with control characters")
+            _ = (record.country, record.values("userCertificate"))
+    _import(data)
 
 
 # --- files ---------------------------------------------------------------------------------------------
@@ -641,7 +675,7 @@ class Harness:
         if self.name == "virtual_card":
             card_states()
             _internal_errors()
-        elif self.name in ("sod", "cvc", "revocation_list", "master_list"):
+        elif self.name in ("sod", "cvc", "revocation_list", "master_list", "ldif"):
             _world()
 
 
@@ -672,6 +706,7 @@ HARNESSES: dict[str, Harness] = {
         Harness("revocation_list", fuzz_revocation_list, 8192),
         Harness("print_job", fuzz_print_job, 8192),
         Harness("master_list", fuzz_master_list, 8192),
+        Harness("ldif", fuzz_ldif, 16384),
         Harness("virtual_card", fuzz_virtual_card, 8192),
         Harness("reader", fuzz_reader, 8192),
     )

@@ -273,11 +273,28 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         "revocation_list": {"list": _revocation_list()},
         "print_job": {"print-job": printed},
         "master_list": {"master-list": build_master_list(p.ml_signer, p.ml, [p.csca], signing_time=AT)},
+        "ldif": {"pkd": _pkd_ldif()},
         "mrz": {"td1": _td1().encode(), "td2": _td2().encode(), "td3": _td3().encode(),
                 "td3-lines": (_td3()[:44] + "\n" + _td3()[44:] + "\n").encode()},
         "virtual_card": _card_seeds(),
         "reader": {"ektp-session": _reader_seed()},
     }
+
+
+def _pkd_ldif() -> bytes:
+    """An ICAO PKD LDIF file: a master list, a document signer and a CRL, with a comment and folding."""
+    from ektp_card.pki.crl import build_crl
+    from ektp_card.pki.ldif import dump_ldif
+
+    p = pki()
+    crl = build_crl(p.csca_signer, p.csca, [], crl_number=1, this_update=AT)
+    ml = build_master_list(p.ml_signer, p.ml, [p.csca], signing_time=AT)
+    der = Encoding.DER
+    return b"# ICAO PKD (synthetic)\n" + dump_ldif([
+        ("cn=ml,o=ml,c=ID,dc=data", {"pkdMasterListContent": [ml], "sn": [b"1"]}),
+        ("cn=ds,o=dsc,c=ID,dc=data", {"userCertificate;binary": [p.ds.public_bytes(der)]}),
+        ("cn=crl,o=crl,c=ID,dc=data", {"certificateRevocationList;binary": [crl.public_bytes(der)]}),
+    ])
 
 
 def _reader_seed() -> bytes:

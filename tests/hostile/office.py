@@ -143,6 +143,32 @@ def _foreign_sqlite(path: Path) -> None:
     db.close()
 
 
+def _pkd_files(root: Path, pki: object, passphrase: bytes, ds: x509.Certificate) -> None:
+    """A CMS master list of the issuer's CSCA (``ml.der``) and an ICAO PKD LDIF file (``pkd.ldif``) with
+    that list, the document signer and the CRL, for ``ektp trust import``."""
+    from ektp_card.pki.certs import issue_document_signer
+    from ektp_card.pki.issuer import IssuerPki
+    from ektp_card.pki.ldif import dump_ldif
+    from ektp_card.pki.masterlist import build_master_list
+    from ektp_card.pki.signer import PrivateKeySigner
+
+    assert isinstance(pki, IssuerPki)
+    key = ec.generate_private_key(ec.SECP256R1())
+    ml_cert = issue_document_signer(pki.csca_signer(passphrase), pki.csca, key.public_key(),
+                                    common_name="Hostile Sweep ML")
+    ml = build_master_list(PrivateKeySigner(key), ml_cert, [pki.csca])
+    crl = pki.crl()
+    assert crl is not None
+    _write(root / "ml.der", ml)
+    base = "dc=data,dc=download,dc=pkd,dc=icao,dc=int"
+    der = serialization.Encoding.DER
+    _write(root / "pkd.ldif", dump_ldif([
+        (f"cn=ds,o=dsc,c=ID,{base}", {"userCertificate;binary": [ds.public_bytes(der)]}),
+        (f"cn=crl,o=crl,c=ID,{base}", {"certificateRevocationList;binary": [crl.public_bytes(der)]}),
+        (f"cn=ml,o=ml,c=ID,{base}", {"pkdMasterListContent": [ml]}),
+    ]))
+
+
 def build_office(root: Path) -> Office:
     from ektp_card.desk.registry import open_registry
     from ektp_card.lds.record import write_record
@@ -179,6 +205,7 @@ def build_office(root: Path) -> Office:
     _write(root / "printed.json", json.dumps({"name": sandbox.genuine.name}).encode())
 
     signer, cert = pki.document_signer(None, ds)
+    _pkd_files(root, pki, csca, cert)
     dg1, dg2 = b"\x61\x03\x5f\x1f\x00", b"\x75\x03\x7f\x61\x00"
     _write(root / "dg1.bin", dg1)
     _write(root / "dg2.bin", dg2)

@@ -59,6 +59,8 @@ COMMAND_CODES: dict[str, set[int]] = {
     "readers": {0, 3},
     "record synthetic": {0, 2, 7},
     "station": {0, 2, 7, 8, 15},
+    "trust import": {0, 2, 7},
+    "trust list": {0, 2, 7},
     "verify": {0, 2, 3, 4, 5, 7, 8, 11, 12, 13, 14},
     "virtual blank": {0, 2, 7},
     "virtual create": {0, 2, 7},
@@ -187,6 +189,15 @@ CONTENT_VARIANTS: dict[str, dict[str, Content]] = {
     },
     "pubkey": {"rsa-ish": lambda _: b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"},
     "dg": {},
+    "ldif": {
+        "url-value": lambda d: d + b"\ndn: cn=x,c=ID\nuserCertificate;binary:< file:///dev/zero\n",
+        "bad-base64": lambda d: d + b"\ndn: cn=x,c=ID\nuserCertificate;binary:: !!!!\n",
+        "garbage-certificate": lambda d: d + b"\ndn: cn=x,c=ID\nuserCertificate;binary:: MAMCAQA=\n",
+        "garbage-master-list": lambda d: d + b"\ndn: cn=x,c=ID\npkdMasterListContent:: MAMCAQA=\n",
+        "nul": lambda d: d.replace(b"dn:", b"dn:\x00", 1),
+        "delete": lambda d: d + b"\ndn: cn=x,c=ID\nchangetype: delete\n",
+        "lone-continuation": lambda d: b" continued\n" + d,
+    },
 }
 
 
@@ -1209,6 +1220,8 @@ SPECS: tuple[Spec, ...] = (
             Num("30"),
             "--document-years",
             Num("10"),
+            "--doc-type",
+            Text("P", extra=(("three-letters", "IDX"), ("digits", "12"), ("filler-only", "<<"))),
         ),
         env=(_pass("EKTP_CSCA_PASSPHRASE"), _pass("EKTP_DS_PASSPHRASE")),
     ),
@@ -1236,6 +1249,8 @@ SPECS: tuple[Spec, ...] = (
             Num("30"),
             "--document-years",
             Num("10"),
+            "--doc-type",
+            Text("I<", extra=(("lower-case", "id"),)),
             "--destroy-old-key",
         ),
     ),
@@ -1487,6 +1502,43 @@ SPECS: tuple[Spec, ...] = (
             "0",
         ),
         name="tls",
+    ),
+    Spec(
+        "trust import",
+        (
+            "trust",
+            "import",
+            In("pkd.ldif", kind="ldif"),
+            "--trust-dir",
+            OutDir("newtrust"),
+            "--country",
+            Text("ID", extra=(("three-letters", "IDN"), ("lower-case", "id"))),
+        ),
+    ),
+    Spec(
+        "trust import",
+        # A flipped byte may leave the list readable with a signature that fails: reported, nothing added.
+        ("trust", "import", In("ml.der", kind="der", content=frozenset({0, FILE})),
+         "--trust-dir", "newtrust"),
+        name="master-list",
+    ),
+    Spec(
+        "trust import",
+        # Into a trust folder that exists: a spoilt one is refused before anything is written.
+        ("trust", "import", "pkd.ldif",
+         "--trust-dir", InDir("sb/pki", kind="trust", skip=("missing", "empty"))),
+        name="existing",
+    ),
+    Spec(
+        "trust list",
+        (
+            "trust",
+            "list",
+            "--trust-dir",
+            InDir("sb/pki", kind="trust", skip=("empty",)),
+            "--country",
+            Text("ID", extra=(("three-letters", "IDN"),)),
+        ),
     ),
     Spec(
         "verify",
