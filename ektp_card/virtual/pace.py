@@ -1,4 +1,4 @@
-"""The chip's side of PACE (ECDH Generic Mapping) for the virtual card.
+"""The chip's side of PACE (ECDH Generic and Integrated Mapping) for the virtual card.
 
 ICAO Doc 9303-11 section 4.4 (the APDUs in 4.4.4 and 4.4.5); PIN and PUK as BSI TR-03110 defines
 them for eID cards. A card supports PACE when :func:`install_pace` has put EF.CardAccess (FID 011C, SFI 1C,
@@ -34,11 +34,13 @@ from ektp_card.crypto.kdf import Cipher, kdf, session_keys
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import (
     ECDH_GM_AES128,
+    MappingType,
     PaceParameters,
     Password,
     PasswordType,
     authentication_token,
     encrypt_nonce,
+    integrated_generator,
     map_generator,
     nonce_length,
     peer_point,
@@ -196,8 +198,12 @@ class ChipPace:
         return encrypt_nonce(self.cipher, self._k_pi, self._nonce)
 
     def mapping(self, terminal_key: bytes) -> bytes:
-        """Step 2: the chip's mapping public key; G~ = s*G + SK_map * PK_map_PCD."""
+        """Step 2: the chip's mapping public key; G~ = s*G + SK_map * PK_map_PCD. With Integrated
+        Mapping ``terminal_key`` is the terminal's nonce t, G~ = f_G(R_p(s, t)) and the answer empty."""
         curve = self.parameters.curve
+        if self.parameters.algorithm.mapping is MappingType.IM:
+            self._mapped = integrated_generator(self.parameters, self._nonce, terminal_key)
+            return b""
         key = private_key(curve, self._key_source)
         self._map_public = curve.encode_point(key.public)
         terminal = peer_point(curve, terminal_key, self._map_public, "terminal's mapping key")
@@ -380,11 +386,14 @@ def general_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     expected = {1: set(), 2: {0x81}, 3: {0x83}, 4: {0x85}}[run.step]
     if objects.keys() != expected:
         return _abort(card, SW.INCORRECT_DATA)
+    reply: Tlv | None
     try:
         if run.step == 1:
             reply = Tlv(0x80, run.encrypted_nonce())
         elif run.step == 2:
-            reply = Tlv(0x82, run.mapping(objects[0x81]))
+            mapping = run.mapping(objects[0x81])
+            # Integrated Mapping answers with an empty 7C (ICAO Doc 9303-11 section 4.4.4.3).
+            reply = Tlv(0x82, mapping) if mapping else None
         elif run.step == 3:
             reply = Tlv(0x84, run.key_agreement(objects[0x83]))
         else:
@@ -396,7 +405,7 @@ def general_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     except PaceError:
         return _abort(card, SW.INCORRECT_DATA)
     run.step += 1
-    return ok(Tlv.of(_TAG_DYNAMIC, reply).encode())
+    return ok(Tlv.of(_TAG_DYNAMIC, *(() if reply is None else (reply,))).encode())
 
 
 def _complete(card: VirtualCard, run: ChipPace) -> None:
