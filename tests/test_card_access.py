@@ -97,7 +97,8 @@ def test_oid_table() -> None:
     dh_gm = PACE_ALGORITHMS["0.4.0.127.0.7.2.2.4.1.2"]
     assert (dh_gm.key_agreement, dh_gm.mapping, dh_gm.supported) == (KeyAgreement.DH, MappingType.GM, False)
     cam = PACE_ALGORITHMS["0.4.0.127.0.7.2.2.4.6.2"]
-    assert cam.name == "id-PACE-ECDH-CAM-AES-CBC-CMAC-128" and not cam.supported
+    assert cam.name == "id-PACE-ECDH-CAM-AES-CBC-CMAC-128" and cam.supported
+    assert not PACE_ALGORITHMS["0.4.0.127.0.7.2.2.4.3.2"].supported  # DH Integrated Mapping
     assert "0.4.0.127.0.7.2.2.4.6.1" not in PACE_ALGORITHMS  # CAM has no 3DES variant
     assert len(PACE_ALGORITHMS) == 4 * 4 + 3
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.kdf import Cipher, session_keys
 from ektp_card.crypto.pace import (
@@ -36,8 +37,11 @@ from ektp_card.crypto.pace import (
 from ektp_card.ec import STANDARDIZED_CURVES, Curve, Point, PrivateKey
 from ektp_card.errors import IncorrectParametersError, PaceError, PacePasswordError
 from ektp_card.lds import PaceInfo
-from ektp_card.virtual.pace import ChipPace
-from tests.test_pace import CAN, PACE_CONTENT, ScriptedCard, pace_card, read_protected, run_pace
+from ektp_card.lds.conditions import PACE, AccessCondition, SecurityAttributes
+from ektp_card.session.card import read_card_access
+from ektp_card.virtual import VirtualCard, demo_card
+from ektp_card.virtual.demo import DEMO_AID
+from ektp_card.virtual.pace import ChipPace, install_pace
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "icao9303-part11.json").read_text())
 H1 = VECTORS["pace_ecdh_im_brainpoolp256r1_aes128"]
@@ -46,8 +50,48 @@ H1_PARAMETERS = PaceParameters(ECDH_IM_AES128, 13)
 MRZ_INFORMATION = VECTORS["pace_ecdh_gm_brainpoolp256r1_aes128"]["mrz_information"]
 
 
+CAN = "123456"
+#: An EF of the demo application readable only after PACE.
+EF_PACE_FID, EF_PACE_SFI = 0x0105, 5
+PACE_CONTENT = b"readable after PACE only"
+
+
 def h(text: str) -> bytes:
     return bytes.fromhex(text)
+
+
+def pace_card(infos: tuple[PaceInfo, ...]) -> VirtualCard:
+    card = demo_card()
+    app = card.fs.application(DEMO_AID)
+    access = SecurityAttributes(AccessCondition.require(PACE), AccessCondition.NEVER)
+    card.fs.create_ef(app, EF_PACE_FID, data=PACE_CONTENT, sfi=EF_PACE_SFI, access=access)
+    install_pace(card, can=CAN, infos=infos)
+    return card
+
+
+def run_pace(card: VirtualCard, password: Password) -> ApduProtocol:
+    protocol = ApduProtocol(card)
+    parameters, explicit = read_card_access(Iso7816Session(protocol)).choose_pace()
+    perform_pace(protocol, password, parameters, send_parameter_id=explicit)
+    return protocol
+
+
+def read_protected(protocol: ApduProtocol) -> bytes:
+    session = Iso7816Session(protocol)
+    session.select_aid(DEMO_AID)
+    return session.read_file(sfi=EF_PACE_SFI)
+
+
+class ScriptedCard:
+    """A transport that checks each command against a script and plays the chip's answers."""
+
+    def __init__(self, script: list[tuple[str, str]]) -> None:
+        self.script = [(h(c), h(r)) for c, r in script]
+
+    def transceive(self, command: bytes) -> bytes:
+        expected, response = self.script.pop(0)
+        assert command.hex().upper() == expected.hex().upper()
+        return response
 
 
 def encoded(xy: list[str]) -> bytes:

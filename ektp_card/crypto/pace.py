@@ -13,7 +13,11 @@ steps, with the terminal's commands::
 
 Generic Mapping: H = SK_map * PK_map(other side), G~ = s*G + H; the ephemeral keys live on G~;
 Integrated Mapping (section 4.4.3.3.2): the terminal sends a nonce t in DO 81, the chip answers an
-empty 7C, and G~ = f_G(R_p(s, t)), the point encoding of a pseudo-random field element;
+empty 7C, and G~ = f_G(R_p(s, t)), the point encoding of a pseudo-random field element. Chip
+Authentication Mapping (sections 4.4.3.3.3 and 4.4.3.5) maps as Generic Mapping; the chip adds to its
+token DO 8A, A_IC = E(K_Enc, CA_IC) with CA_IC = SK_IC^-1 * SK_map_IC mod n for its static Chip
+Authentication key SK_IC, and the terminal checks PK_map_IC = CA_IC * PK_IC once it holds PK_IC,
+signed, from DG14 or EF.CardSecurity;
 K_Enc, K_MAC = KDF(x(SK_eph * PK_eph(other side))); each token is a MAC over the other side's
 ephemeral public key in a public key data object 7F49 { 06 OID, 86 point }.
 """
@@ -40,7 +44,7 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SUCCESS, SW
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
 from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
-from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac
+from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac, unpad
 from ektp_card.ec import (
     STANDARDIZED_CURVES,
     Curve,
@@ -93,7 +97,7 @@ class PaceAlgorithm:
 
     @property
     def supported(self) -> bool:
-        """Whether this library runs it: ECDH with Generic or Integrated Mapping."""
+        """Whether this library runs it: ECDH with Generic, Integrated or Chip Authentication Mapping."""
         return self.key_agreement is KeyAgreement.ECDH and self.mapping in _SUPPORTED_MAPPINGS
 
     @property
@@ -102,7 +106,7 @@ class PaceAlgorithm:
         return bytes(core.ObjectIdentifier(self.oid).contents or b"")
 
 
-_SUPPORTED_MAPPINGS = frozenset({MappingType.GM, MappingType.IM})
+_SUPPORTED_MAPPINGS = frozenset({MappingType.GM, MappingType.IM, MappingType.CAM})
 
 _FAMILIES = (
     (1, KeyAgreement.DH, MappingType.GM),
@@ -141,6 +145,9 @@ ECDH_IM_3DES = PACE_ALGORITHMS[f"{ID_PACE}.4.1"]
 ECDH_IM_AES128 = PACE_ALGORITHMS[f"{ID_PACE}.4.2"]
 ECDH_IM_AES192 = PACE_ALGORITHMS[f"{ID_PACE}.4.3"]
 ECDH_IM_AES256 = PACE_ALGORITHMS[f"{ID_PACE}.4.4"]
+ECDH_CAM_AES128 = PACE_ALGORITHMS[f"{ID_PACE}.6.2"]
+ECDH_CAM_AES192 = PACE_ALGORITHMS[f"{ID_PACE}.6.3"]
+ECDH_CAM_AES256 = PACE_ALGORITHMS[f"{ID_PACE}.6.4"]
 
 
 @dataclass(frozen=True)
@@ -153,10 +160,13 @@ class PaceParameters:
     def __post_init__(self) -> None:
         if not self.algorithm.supported:
             raise PaceError(
-                f"{self.algorithm.name} is not supported (only ECDH Generic and Integrated Mapping)"
+                f"{self.algorithm.name} is not supported (only ECDH with Generic, Integrated or Chip "
+                "Authentication Mapping)"
             )
         if self.parameter_id not in STANDARDIZED_CURVES:
             raise PaceError(f"PACE domain parameters {self.parameter_id} are not a supported curve")
+        if self.algorithm.mapping is MappingType.CAM and self.cipher is Cipher.TDES:
+            raise PaceError("Chip Authentication Mapping runs with AES only")
         if self.algorithm.mapping is MappingType.IM and not point_encoding_applies(self.curve):
             raise PaceError(f"Integrated Mapping has no point encoding for {self.curve.name}")
 
@@ -421,6 +431,64 @@ def shared_secret(curve: Curve, private: int | PrivateKey, public: Point) -> byt
         raise PaceError(f"the key agreement failed: {exc}") from None
 
 
+# --- Chip Authentication Mapping ---------------------------------------------------------------------
+
+
+def _cam_iv(k_enc: bytes) -> bytes:
+    """IV = E(K_Enc, -1): the block of all one bits (the send sequence counter -1) encrypted with
+    K_Enc, as secure messaging with AES computes its IV (ICAO Doc 9303-11 sections 4.4.3.5.1, 9.8.6.1)."""
+    # One block: CBC with a zero IV is the single block encryption ECB would be.
+    enc = _BlockCipher(algorithms.AES(k_enc), modes.CBC(bytes(16))).encryptor()
+    return enc.update(b"\xff" * 16) + enc.finalize()
+
+
+def chip_authentication_data(curve: Curve, static_private: int, map_private: int) -> bytes:
+    """CA_IC = SK_IC^-1 * SK_map_IC mod n, on the byte length of n (ICAO Doc 9303-11 4.4.3.5.1)."""
+    value = pow(static_private, -1, curve.n) * map_private % curve.n
+    return value.to_bytes((curve.n.bit_length() + 7) // 8, "big")
+
+
+def encrypt_chip_authentication_data(k_enc: bytes, data: bytes) -> bytes:
+    """A_IC = E(K_Enc, CA_IC): AES-CBC with the IV of :func:`_cam_iv`, ISO/IEC 9797-1 padding method 2."""
+    enc = _BlockCipher(algorithms.AES(k_enc), modes.CBC(_cam_iv(k_enc))).encryptor()
+    return enc.update(pad(data, 16)) + enc.finalize()
+
+
+def decrypt_chip_authentication_data(k_enc: bytes, encrypted: bytes) -> bytes:
+    """CA_IC from A_IC; :class:`PaceError` when it is not whole blocks or its padding is wrong."""
+    if not encrypted or len(encrypted) % 16:
+        raise PaceError("the encrypted chip authentication data is not a whole number of blocks")
+    dec = _BlockCipher(algorithms.AES(k_enc), modes.CBC(_cam_iv(k_enc))).decryptor()
+    data = unpad(dec.update(encrypted) + dec.finalize(), 16)
+    if not data:
+        raise PaceError("the chip authentication data has no valid padding")
+    return data
+
+
+@dataclass(frozen=True)
+class ChipAuthenticationMapping:
+    """What PACE-CAM leaves the terminal to check once it holds the chip's static key: the chip's
+    mapping public key PK_map_IC and the decrypted chip authentication data CA_IC."""
+
+    curve: Curve
+    chip_map_public: bytes
+    data: bytes
+
+    def verify(self, static_public: bytes) -> bool:
+        """Whether PK_map_IC = CA_IC * PK_IC for the chip's static public key ``static_public`` (an
+        uncompressed point of the PACE curve; ICAO Doc 9303-11 section 4.4.3.5.2). ``False`` for a
+        key on another curve or malformed: the chip proved nothing about it."""
+        try:
+            key = self.curve.decode_point(static_public)
+            expected = self.curve.decode_point(self.chip_map_public)
+        except InvalidPointError:
+            return False
+        scalar = int.from_bytes(self.data, "big")
+        if not 0 < scalar < self.curve.n:
+            return False
+        return self.curve.multiply(scalar, key) == expected
+
+
 # --- the result -----------------------------------------------------------------------------------
 
 
@@ -438,6 +506,8 @@ class PaceResult:
     terminal_public_key: bytes
     #: Certification authority references the chip named in DO 87 / 88 (only with a CHAT).
     authority_references: tuple[bytes, ...] = ()
+    #: With Chip Authentication Mapping: what proves the chip once its static key is known.
+    chip_authentication: ChipAuthenticationMapping | None = None
 
     @property
     def cipher(self) -> Cipher:
@@ -462,6 +532,7 @@ _STEPS = {
     0x84: "GENERAL AUTHENTICATE (key agreement)",
     0x86: "GENERAL AUTHENTICATE (tokens)",
 }
+_TAG_CAM = 0x8A
 
 
 def _refused(step: str, exc: ApduError) -> ApduError:
@@ -606,6 +677,7 @@ def _authenticate(run: _Terminal, key_source: KeySource, random_bytes: Callable[
         if run.exchange(Tlv(0x81, terminal_nonce), 0x82).get(0x82, b""):
             raise PaceError("the chip answered Integrated Mapping with mapping data")
         mapped = integrated_generator(parameters, nonce, terminal_nonce)
+        chip_map_data = b""
     else:
         map_key = private_key(curve, key_source)
         map_public = curve.encode_point(map_key.public)
@@ -628,5 +700,16 @@ def _authenticate(run: _Terminal, key_source: KeySource, random_bytes: Callable[
     if not hmac.compare_digest(chip_token, expected):
         raise PaceError("the chip's authentication token is wrong: the card does not share the keys")
     references = tuple(run.extra[tag] for tag in (0x87, 0x88) if tag in run.extra)
-    return PaceResult(parameters, password.type, k_enc, k_mac, chip_eph_bytes, eph_public, references)
-
+    # DO 8A must be present with Chip Authentication Mapping and absent otherwise (section 4.4.4.3).
+    encrypted_cam = run.extra.get(_TAG_CAM)
+    cam = None
+    if algorithm.mapping is MappingType.CAM:
+        if encrypted_cam is None:
+            raise PaceError(
+                "the chip sent no chip authentication data (DO 8A) with Chip Authentication Mapping"
+            )
+        data = decrypt_chip_authentication_data(k_enc, encrypted_cam)
+        cam = ChipAuthenticationMapping(curve, chip_map_data, data)
+    elif encrypted_cam is not None:
+        raise PaceError("the chip sent chip authentication data (DO 8A) without Chip Authentication Mapping")
+    return PaceResult(parameters, password.type, k_enc, k_mac, chip_eph_bytes, eph_public, references, cam)

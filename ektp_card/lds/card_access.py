@@ -164,7 +164,7 @@ class CardAccess:
                 raise PaceError(f"the card offers no PACE with {mapping.value} this library supports")
         if not usable:
             raise PaceError(
-                "the card offers no PACE this library supports (ECDH Generic or Integrated Mapping)"
+                "the card offers no PACE this library supports (ECDH with GM, IM or CAM)"
             )
         best = max(
             usable,

@@ -201,7 +201,7 @@ class CardSession:
             try:
                 pace = self._offered_pace(mapping)
             except PaceError:
-                if mapping is not None and self.card_access is not None:
+                if mapping is not None:
                     raise
                 return self._bac(mrz, applications)
             try:
