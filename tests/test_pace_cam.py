@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher as BlockCipher
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ektp_card.access import parse_mrz
 from ektp_card.apdu.iso7816 import Iso7816Session
@@ -305,3 +307,16 @@ def test_ektp_in_each_mapping_is_genuine(
 def test_cam_needs_the_chip_authentication_key_on_the_pace_curve() -> None:
     with pytest.raises(PlanError, match="another curve"):
         Algorithms(pace_protocol=ECDH_CAM_AES128.oid, ca_parameter_id=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=16, max_size=16), data=st.binary(max_size=80))
+def test_hostile_chip_authentication_data_is_a_pace_error(key: bytes, data: bytes) -> None:
+    """Whatever a chip puts in DO 8A decrypts or is a PaceError; never another exception."""
+    try:
+        plain = decrypt_chip_authentication_data(key, data)
+    except PaceError:
+        return
+    assert plain and encrypt_chip_authentication_data(key, plain) == data
+    cam = ChipAuthenticationMapping(BRAINPOOLP256R1, data, plain)
+    assert cam.verify(data) in (True, False)
