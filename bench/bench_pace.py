@@ -1,9 +1,13 @@
 """PACE handshake time per curve and secure-messaging throughput, in process and through pcscd/vpcd.
 
-Usage: .venv/bin/python bench/bench_pace.py [--runs 9] [--no-pcscd]
+Usage: .venv/bin/python bench/bench_pace.py [--runs 9] [--no-pcscd] [--mappings gm,im,cam]
 
-Handshake: MSE:Set AT and the four GENERAL AUTHENTICATE steps of PACE-CAN (ECDH Generic Mapping),
-after a power cycle each time. The time spent inside the card's ``transceive`` is the card's share;
+Handshake: MSE:Set AT and the four GENERAL AUTHENTICATE steps of PACE-CAN, after a power cycle each
+time, with each ECDH mapping: Generic (GM), Integrated (IM: no mapping key pair on either side, the
+pseudo-random function and the point encoding instead) and Chip Authentication Mapping (CAM: GM, plus
+the chip's encrypted chip authentication data; the terminal's share includes checking it against the
+chip's static key, PK_map = CA_IC * PK_IC, which a verification does once DG14 is read).
+The time spent inside the card's ``transceive`` is the card's share;
 what is left of the handshake is the terminal's (in process) or the terminal's plus the PC/SC link
 (through pcscd, where the time inside ``PcscTransport.transceive`` less the card's is the link).
 
@@ -29,6 +33,8 @@ from ektp_card.crypto.pace import (
     ECDH_GM_AES128,
     ECDH_GM_AES192,
     ECDH_GM_AES256,
+    PACE_ALGORITHMS,
+    MappingType,
     PaceAlgorithm,
     PaceParameters,
     Password,
@@ -39,6 +45,7 @@ from ektp_card.lds.conditions import PACE, AccessCondition, SecurityAttributes
 from ektp_card.lds.profile import DEMO, FileRef
 from ektp_card.session.card import CardSession, Credentials
 from ektp_card.virtual import VirtualCard
+from ektp_card.virtual.ca import chip_key, install_chip_authentication
 from ektp_card.virtual.profiles import protected_demo_card
 
 CAN = "271828"
@@ -115,8 +122,20 @@ class Split:
         return total, total - card - link, card, link
 
 
+def with_mapping(algorithm: PaceAlgorithm, mapping: MappingType) -> PaceAlgorithm:
+    """The protocol of ``mapping`` with ``algorithm``'s key agreement and cipher."""
+    for candidate in PACE_ALGORITHMS.values():
+        if (candidate.key_agreement, candidate.mapping, candidate.cipher) == (
+            algorithm.key_agreement, mapping, algorithm.cipher
+        ):
+            return candidate
+    raise ValueError(f"no {mapping.value} protocol with {algorithm.cipher.name}")
+
+
 def pace_card(parameter_id: int, algorithm: PaceAlgorithm) -> VirtualCard:
     card = protected_demo_card(can=CAN, pace_infos=(PaceInfo(algorithm.oid, 2, parameter_id),))
+    if algorithm.mapping is MappingType.CAM:
+        install_chip_authentication(card, curve=PaceParameters(algorithm, parameter_id).curve)
     app = card.fs.application(DEMO.aid)
     pace_only = AccessCondition.require(PACE)
     for _, sfi, fid, size in BIG_FILES:
@@ -128,12 +147,19 @@ def pace_card(parameter_id: int, algorithm: PaceAlgorithm) -> VirtualCard:
 def handshake(timed: TimedCard, transport: TimedTransport, parameters: PaceParameters, runs: int) -> Split:
     split = Split()
     password = Password.can(CAN)
+    key = chip_key(timed.card)
+    static = None
+    if key is not None:
+        static = key.curve.encode_point(key.curve.multiply(key.private, key.curve.generator))
     for i in range(runs + 1):
         timed.power_on()  # a fresh session: no secure messaging left from the run before
         protocol = ApduProtocol(transport)
         timed.seconds = transport.seconds = 0.0
         started = time.perf_counter()
-        perform_pace(protocol, password, parameters)
+        result = perform_pace(protocol, password, parameters)
+        if result.chip_authentication is not None:
+            if static is None or not result.chip_authentication.verify(static):
+                raise SystemExit("the chip authentication data does not verify")
         total = time.perf_counter() - started
         if i:  # the first run warms up caches
             split.add(total, timed.seconds, transport.seconds)
@@ -189,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--no-pcscd", action="store_true", help="in process only")
+    parser.add_argument("--mappings", default="gm,im,cam", help="comma-separated: gm, im, cam")
     args = parser.parse_args(argv)
+    mappings = [MappingType(m.strip().upper()) for m in args.mappings.split(",") if m.strip()]
     paths: list[tuple[str, Callable[[TimedCard], Iterator[Transport]]]] = [("in process", in_process)]
     daemon = None
     if not args.no_pcscd:
@@ -197,17 +225,20 @@ def main(argv: list[str] | None = None) -> int:
 
         daemon = ensure_pcscd()
         paths.append(("pcscd/vpcd", through_pcscd))
-    rows: list[tuple[str, str, str, tuple[float, float, float, float]]] = []
+    rows: list[tuple[str, str, str, str, tuple[float, float, float, float]]] = []
     rates: list[tuple[str, str, dict[str, float]]] = []
     try:
-        for parameter_id, algorithm in CURVES:
-            parameters = PaceParameters(algorithm, parameter_id)
-            card = pace_card(parameter_id, algorithm)
-            for path_name, path in paths:
-                timed = TimedCard(card)
-                with contextmanager(path)(timed) as transport:
-                    split = handshake(timed, TimedTransport(transport), parameters, args.runs)
-                rows.append((parameters.curve.name, algorithm.cipher.value[0], path_name, split.medians()))
+        for parameter_id, base in CURVES:
+            for mapping in mappings:
+                algorithm = with_mapping(base, mapping)
+                parameters = PaceParameters(algorithm, parameter_id)
+                card = pace_card(parameter_id, algorithm)
+                for path_name, path in paths:
+                    timed = TimedCard(card)
+                    with contextmanager(path)(timed) as transport:
+                        split = handshake(timed, TimedTransport(transport), parameters, args.runs)
+                    row = (parameters.curve.name, algorithm.cipher.value[0], mapping.value, path_name)
+                    rows.append((*row, split.medians()))
         card = pace_card(13, ECDH_GM_AES128)
         for path_name, path in paths:
             timed = TimedCard(card)
@@ -220,9 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             daemon.stop()
 
     print(f"PACE-CAN handshake (MSE:Set AT + 4 GENERAL AUTHENTICATE), median of {args.runs} runs, ms")
-    print(f"{'curve':16} {'SM':8} {'path':11} {'total':>8} {'terminal':>9} {'card':>8} {'link':>8}")
-    for curve, cipher, path_name, (total, terminal, card_ms, link) in rows:
-        print(f"{curve:16} {cipher:8} {path_name:11} {total:8.1f} {terminal:9.1f} {card_ms:8.1f} {link:8.1f}")
+    print(f"{'curve':16} {'SM':8} {'map':4} {'path':11} {'total':>8} {'terminal':>9} {'card':>8} "
+          f"{'link':>8}")
+    for curve, cipher, mapping_name, path_name, (total, terminal, card_ms, link) in rows:
+        print(f"{curve:16} {cipher:8} {mapping_name:4} {path_name:11} {total:8.1f} {terminal:9.1f} "
+              f"{card_ms:8.1f} {link:8.1f}")
     print()
     print(f"Secure messaging (AES-128, brainpoolP256r1) READ BINARY throughput, median of {args.runs}, KB/s")
     names = [name for name, *_ in BIG_FILES]

@@ -16,6 +16,7 @@ from ektp_card.apdu.iso7816 import EF_ATR_INFO_SFI, CardInfo
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.crypto.pace import MappingType
 from ektp_card.errors import CardFileNotFoundError
 from ektp_card.lds.card_access import EF_CARD_ACCESS_SFI, CardAccess
 from ektp_card.lds.profile import MF_FILES, Application, FileRef, file_key
@@ -142,6 +143,7 @@ def read_card(
     *,
     application: Application | None = None,
     extended: bool | None = None,
+    pace_mapping: MappingType | None = None,
 ) -> ReadResult:
     """Discover, authenticate, select the application and read ``files`` (see :func:`parse_file`;
     none: the application's default files, or the MF's files when there is no application).
@@ -149,13 +151,14 @@ def read_card(
     ``application`` ``None`` tries the known applications that name all of ``files`` (a card with
     none of them then only shows its MF files); a given ``application`` must be on the card.
     :class:`ValueError` for a file spec that names nothing, before any command is sent.
+    ``pace_mapping`` keeps PACE to one mapping (``None``: the strongest the card offers).
     """
     candidates = (application,) if application is not None else candidate_applications(files)
     for spec in files:  # a spec that names nothing fails before any command is sent
         parse_file(spec, candidates[0])
     session = CardSession(transport, extended=extended)
     session.discover()
-    access = session.authenticate(credentials, candidates)
+    access = session.authenticate(credentials, candidates, mapping=pace_mapping)
     selected = session.application or session.select_application(candidates)
     if files:
         refs = [parse_file(spec, selected or candidates[0]) for spec in files]

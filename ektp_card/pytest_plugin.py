@@ -11,7 +11,8 @@ may write to its card without touching the next one's:
                         ``.serial``, ``.trust`` / ``.trust_dir``, ``.terminal``, the holder's finger
                         and another person's (``.holder_finger``, ``.other_finger``)
     ektp_issue_card     ``ektp_issue_card(record)``: an e-KTP issued from the test's own record
-    ektp_passport       ``ektp_passport(pace=False)``: an ICAO passport (BAC or PACE-MRZ) and its MRZ
+    ektp_passport       ``ektp_passport(pace=False)``: an ICAO passport (BAC or PACE-MRZ, ``pace`` a
+                        MappingType for IM or CAM) and its MRZ
     ektp_attack_card    ``ektp_attack_card(kind)``: clone, downgrade-clone, static-uid, replay, relay,
                         weak-rng, leaky-errors (the audit's attack cards), forged, revoked
     ektp_removed_after  ``ektp_removed_after(card, n)``: a transport whose card leaves the field after
@@ -48,6 +49,7 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.transport import Transport
 
 if TYPE_CHECKING:
+    from ektp_card.crypto.pace import MappingType
     from ektp_card.lds.record import CitizenRecord
     from ektp_card.pki.trust import TrustStore
     from ektp_card.sandbox import Sandbox
@@ -202,7 +204,7 @@ class Passport:
     card: VirtualCard = field(repr=False)
     image: Path
     mrz: str = field(repr=False)
-    pace: bool
+    pace: bool | MappingType
     trust: TrustStore = field(repr=False)
     trust_dir: Path
 
@@ -303,11 +305,11 @@ def ektp_issue_card(ektp_office: Sandbox, _ektp_keep: Path) -> Callable[[Citizen
 
 
 @pytest.fixture(scope="session")
-def _ektp_passport_images(ektp_office: Sandbox) -> Callable[[bool], bytes]:
+def _ektp_passport_images(ektp_office: Sandbox) -> Callable[[bool | MappingType], bytes]:
     from ektp_card.sandbox import make_passport
 
     @functools.cache
-    def image(pace: bool) -> bytes:
+    def image(pace: bool | MappingType) -> bytes:
         card = make_passport(ektp_office, pace=pace)
         return card.dumps()
 
@@ -316,14 +318,15 @@ def _ektp_passport_images(ektp_office: Sandbox) -> Callable[[bool], bytes]:
 
 @pytest.fixture
 def ektp_passport(
-    ektp_office: Sandbox, _ektp_passport_images: Callable[[bool], bytes], _ektp_keep: Path
+    ektp_office: Sandbox, _ektp_passport_images: Callable[[bool | MappingType], bytes], _ektp_keep: Path
 ) -> Callable[..., Passport]:
     """``ektp_passport(pace=False)``: an ICAO passport (the ICAO specimen, signed by the office) opened
-    with BAC, or with PACE and the MRZ."""
+    with BAC, or with PACE and the MRZ (``True``: Generic Mapping; or the mapping to offer)."""
     from ektp_card.sandbox import SPECIMEN_MRZ
 
-    def make(pace: bool = False) -> Passport:
-        name = f"passport-{'pace' if pace else 'bac'}.card"
+    def make(pace: bool | MappingType = False) -> Passport:
+        kind = "bac" if not pace else "pace" if pace is True else f"pace-{pace.value.lower()}"
+        name = f"passport-{kind}.card"
         card, path = _load(_ektp_passport_images(pace), _ektp_keep, name)
         mrz = SPECIMEN_MRZ[:44] + "\n" + SPECIMEN_MRZ[44:]
         return Passport(card, path, mrz, pace, ektp_office.trust, ektp_office.trust_dir)

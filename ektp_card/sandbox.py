@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ektp_card.crypto.pace import MappingType
 from ektp_card.desk.batch import Issuance, PrintedCard, VirtualCardDir, issue_batch
 from ektp_card.desk.registry import open_registry
 from ektp_card.desk.revocation import registry_entries
@@ -265,15 +266,25 @@ _PASSPORT_COM = bytes.fromhex("60175F0104303130375F36063034303030305C056175" "6B
 
 
 def make_passport(
-    sandbox: Sandbox, *, pace: bool = False, seed: int = 3, face: FaceImage | None = None
+    sandbox: Sandbox,
+    *,
+    pace: bool | MappingType = False,
+    seed: int = 3,
+    face: FaceImage | None = None,
 ) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
     signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and
     DG12 (additional personal and document details), DG15 (an RSA Active Authentication key made on the
-    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``). Its MRZ is
-    :data:`SPECIMEN_MRZ`."""
+    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``: ``True`` for Generic
+    Mapping, or the :class:`~ektp_card.crypto.pace.MappingType` to offer, brainpoolP256r1 with AES-128).
+    Chip Authentication Mapping adds DG14 with the chip's Chip Authentication key, which PACE-CAM
+    proves. Its MRZ is :data:`SPECIMEN_MRZ`."""
     from ektp_card.crypto.mrz import MrzInfo
+    from ektp_card.crypto.pace import ECDH_CAM_AES128, ECDH_GM_AES128, ECDH_IM_AES128
+    from ektp_card.ec import BRAINPOOLP256R1
+    from ektp_card.lds.card_access import PaceInfo
     from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
+    from ektp_card.lds.dg14 import Dg14
     from ektp_card.lds.ektp import encode_dg2
     from ektp_card.lds.emrtd import encode_dg11, encode_dg12, encode_emrtd_dg1
     from ektp_card.lds.profile import EMRTD_AID
@@ -281,6 +292,7 @@ def make_passport(
     from ektp_card.lds.synthetic import face_photo
     from ektp_card.virtual.aa import install_active_authentication
     from ektp_card.virtual.bac import enable_bac
+    from ektp_card.virtual.ca import install_chip_authentication
     from ektp_card.virtual.demo import demo_card
     from ektp_card.virtual.pace import install_pace
 
@@ -290,10 +302,17 @@ def make_passport(
     card = demo_card()
     readable = SecurityAttributes(always, never, never)
     app = card.fs.create_df(card.fs.mf, 0xDF02, name=EMRTD_AID, access=readable)
-    if pace:
-        install_pace(card, mrz=mrz)
-    else:
+    mapping = MappingType.GM if pace is True else pace or None
+    extra: dict[int, bytes] = {}
+    if mapping is None:
         enable_bac(card, mrz)
+    else:
+        protocol = {MappingType.GM: ECDH_GM_AES128, MappingType.IM: ECDH_IM_AES128}
+        protocol[MappingType.CAM] = ECDH_CAM_AES128
+        install_pace(card, mrz=mrz, infos=(PaceInfo(protocol[mapping].oid, 2, 13),))
+        if mapping is MappingType.CAM:
+            ca_info, ca_public = install_chip_authentication(card, curve=BRAINPOOLP256R1)
+            extra[14] = Dg14.of((ca_info, ca_public)).encode()
     dg15, _ = install_active_authentication(card, rsa_bits=2048, hash_name="sha256")
     rng = random.Random(seed)  # noqa: S311 - a synthetic face
     dg11 = encode_dg11(full_name="ERIKSSON<<ANNA<MARIA", place_of_birth="ZENITH", date_of_birth="19740812",
@@ -301,6 +320,7 @@ def make_passport(
     dg12 = encode_dg12(issuing_authority="UTOPIA PASSPORT OFFICE (SYNTHETIC)", date_of_issue="20120416")
     photo = face if face is not None else face_photo(rng, (96, 128))
     groups = {1: encode_emrtd_dg1(SPECIMEN_MRZ), 2: encode_dg2(photo), 11: dg11, 12: dg12, 15: dg15.encode()}
+    groups.update(extra)
     signer = sandbox.document_signer
     sod = build_sod(groups, signer.signer, signer.certificate)
     for sfi, data in ({0x1E: _PASSPORT_COM, 0x1D: sod} | groups).items():

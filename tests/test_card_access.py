@@ -97,7 +97,8 @@ def test_oid_table() -> None:
     dh_gm = PACE_ALGORITHMS["0.4.0.127.0.7.2.2.4.1.2"]
     assert (dh_gm.key_agreement, dh_gm.mapping, dh_gm.supported) == (KeyAgreement.DH, MappingType.GM, False)
     cam = PACE_ALGORITHMS["0.4.0.127.0.7.2.2.4.6.2"]
-    assert cam.name == "id-PACE-ECDH-CAM-AES-CBC-CMAC-128" and not cam.supported
+    assert cam.name == "id-PACE-ECDH-CAM-AES-CBC-CMAC-128" and cam.supported
+    assert not PACE_ALGORITHMS["0.4.0.127.0.7.2.2.4.3.2"].supported  # DH Integrated Mapping
     assert "0.4.0.127.0.7.2.2.4.6.1" not in PACE_ALGORITHMS  # CAM has no 3DES variant
     assert len(PACE_ALGORITHMS) == 4 * 4 + 3
 
@@ -170,3 +171,20 @@ def test_install_pace_keeps_other_infos() -> None:
     access = CardAccess.decode(bytes(ef.data))
     assert OtherSecurityInfo("0.4.0.127.0.7.2.2.3.2.2", CA_INFO) in access.infos
     assert access.pace_infos == (PaceInfo(ECDH_GM_AES256.oid, 2, 16),)
+
+
+def test_choose_pace_prefers_the_strongest_mapping() -> None:
+    im = PaceInfo("0.4.0.127.0.7.2.2.4.4.2", 2, 13)  # id-PACE-ECDH-IM-AES-CBC-CMAC-128
+    gm = PaceInfo(ECDH_GM_AES256.oid, 2, 15)
+    access = CardAccess((gm, im))
+    parameters, _ = access.choose_pace()
+    assert parameters.algorithm.mapping is MappingType.IM  # the mapping before the cipher
+    parameters, _ = access.choose_pace(MappingType.GM)
+    assert parameters.algorithm == ECDH_GM_AES256
+    with pytest.raises(PaceError, match="no PACE with CAM"):
+        access.choose_pace(MappingType.CAM)
+
+
+def test_integrated_mapping_on_a_curve_without_point_encoding_is_not_supported() -> None:
+    assert not PaceInfo("0.4.0.127.0.7.2.2.4.4.2", 2, 10).supported  # secp224r1: p = 1 mod 4
+    assert PaceInfo("0.4.0.127.0.7.2.2.4.4.2", 2, 13).supported

@@ -9,6 +9,10 @@ side of PACE-ECDH-GM with libeac's own cryptography and speaks hex APDUs over st
 * our terminal (:func:`perform_pace` over :class:`ApduProtocol`) against libeac as the chip, then a
   protected SELECT and READ BINARY that libeac's keys and SSC unwrap and answer.
 
+Integrated Mapping is not tested both ways: libeac's id-PACE-ECDH-IM-* is the TR-03110 v2.01 draft,
+not ICAO Doc 9303-11's, and ignores the password (tests/interop/im_probe.c shows it; see the last
+test). Ours is checked against ICAO Doc 9303-11 Appendix H.1 instead (tests/test_pace_im.py).
+
 Debian packages: libeac-dev libeac3 openpace libssl-dev gcc. Without them the tests skip (and fail
 under CI=true).
 """
@@ -436,3 +440,49 @@ def test_libeac_chip_refuses_tampered_command(harness: Path) -> None:
             our_terminal(protocol, CAN_SECRET)
     assert "SM the protected command does not verify" in process.stderr
     assert plain_commands(process.stderr) == []
+
+
+# --- Integrated Mapping: why libeac cannot check ours ------------------------------------------------
+
+IM_PROBE_SOURCE = Path(__file__).parent / "interop" / "im_probe.c"
+
+
+@pytest.fixture(scope="session")
+def im_probe(tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str, str], NoReturn]) -> Path:
+    """tests/interop/im_probe.c, compiled once per session."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        unavailable("gcc is not installed", INSTALL_HINT)
+    binary = tmp_path_factory.mktemp("openpace-im") / "im_probe"
+    command = [gcc, "-std=c11", "-O1", "-Wall", "-o", str(binary), str(IM_PROBE_SOURCE), *_libeac_flags()]
+    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if built.returncode != 0:
+        if "eac/" in built.stderr or "-leac" in built.stderr:
+            unavailable("OpenPACE's libeac is not installed", INSTALL_HINT)
+        pytest.fail(f"the probe does not compile:\n{built.stderr}", pytrace=False)
+    return binary
+
+
+def probe(binary: Path, algorithm: PaceAlgorithm, terminal_can: str, chip_can: str) -> dict[str, str]:
+    access = CardAccess((PaceInfo(algorithm.oid, 2, 13),)).encode().hex()
+    run = subprocess.run(
+        [str(binary), access, terminal_can, chip_can], capture_output=True, text=True, timeout=60, check=True
+    )
+    return dict(line.split(" ", 1) for line in run.stdout.splitlines())
+
+
+def test_libeac_integrated_mapping_is_not_icao_integrated_mapping(im_probe: Path) -> None:
+    """libeac (1.1.x) offers id-PACE-ECDH-IM-* only in its TR-03110 version 2.01 mode, as that draft
+    defined it: the chip sends mapping data of its own (ICAO Doc 9303-11 4.4.4.3: none), and the mapped
+    generator is never used, so a terminal and a chip with different CANs still agree. It is no oracle
+    for ICAO Integrated Mapping, which Appendix H.1's worked example checks instead
+    (tests/test_pace_im.py). Should a libeac release fix this, this test fails: then test ours against
+    it both ways, as for Generic Mapping."""
+    from ektp_card.crypto.pace import ECDH_IM_AES128
+
+    generic = probe(im_probe, ECDH_GM_AES128, CAN, "654321")
+    assert generic == {"DEFAULT": "accepted", "MAPPING": "65 65", "RESULT": "refused"}
+    integrated = probe(im_probe, ECDH_IM_AES128, CAN, "654321")
+    assert integrated["DEFAULT"] == "refused"
+    assert integrated["MAPPING"] != "16 0"  # ICAO: t from the terminal, nothing from the chip
+    assert integrated["RESULT"] == "agreed"  # the password played no part

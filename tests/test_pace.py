@@ -618,7 +618,7 @@ def test_terminal_refuses_hostile_answers(rewrite: Callable[[bytes, bytes], byte
 
 def test_unsupported_parameters() -> None:
     with pytest.raises(PaceError, match="not supported"):
-        PaceParameters.of("0.4.0.127.0.7.2.2.4.4.2", 13)  # Integrated Mapping
+        PaceParameters.of("0.4.0.127.0.7.2.2.4.3.2", 13)  # DH Integrated Mapping
     with pytest.raises(PaceError, match="not a supported curve"):
         PaceParameters(ECDH_GM_AES128, 2)
     with pytest.raises(PaceError, match="not a PACE protocol"):

@@ -14,6 +14,7 @@ from ektp_card._cli.util import FilePath, Finite
 TIMEOUT = Finite(0, 3600)
 
 if TYPE_CHECKING:
+    from ektp_card.crypto.pace import MappingType
     from ektp_card.device import CardSource
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,3 +45,25 @@ def make_source(reader: str | None, nfc: str | None, virtual: Path | None, timeo
     from ektp_card.device import CardSource  # the transports' package, only once a command runs
 
     return CardSource(reader=reader, nfc=nfc, virtual=virtual, timeout=timeout)
+
+
+#: --pace-mapping: ``auto`` runs the strongest mapping the card offers (CAM, then IM, then GM).
+PACE_MAPPINGS = ("auto", "gm", "im", "cam")
+
+
+def pace_mapping_option(func: F) -> F:
+    """--pace-mapping auto|gm|im|cam (parameter ``pace_mapping``); :func:`pace_mapping` reads it."""
+    return click.option(
+        "--pace-mapping", type=click.Choice(PACE_MAPPINGS, case_sensitive=False), default="auto",
+        show_default=True,
+        help="PACE mapping to run: the strongest the card offers (auto: CAM, then IM, then GM) or only "
+             "Generic, Integrated or Chip Authentication Mapping.",
+    )(func)
+
+
+def pace_mapping(value: str) -> MappingType | None:
+    """The mapping --pace-mapping names; ``None`` for auto."""
+    from ektp_card.crypto.pace import MappingType
+
+    key = value.strip().upper()
+    return None if key == "AUTO" else MappingType(key)

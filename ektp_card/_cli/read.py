@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ektp_card._cli.options import card_source_options, make_source
+from ektp_card._cli.options import card_source_options, make_source, pace_mapping_option
+from ektp_card._cli.options import pace_mapping as mapping_of
 from ektp_card._cli.passwords import card_password, prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, FilePath, about, check_output, explain, fail, parse_hex
 from ektp_card.errors import MrzError, PacePasswordError, SecurityStatusNotSatisfiedError
@@ -40,12 +41,13 @@ FORMATS = ("hex", "decoded", "raw")
 @click.option("--out", type=FilePath(path_type=Path, file_okay=False),
               help="Write each file's bytes to DIR/NAME.bin instead of printing them.")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
+@pace_mapping_option
 @click.argument("files", nargs=-1, metavar="[FILE...]")
 @click.pass_obj
 def read(
     obj: Ctx, reader: str | None, nfc: str | None, virtual: Path | None, timeout: float,
     can: str | None, pin: str | None, mrz: str | None, app_name: str, fmt: str, out: Path | None,
-    short: bool, files: tuple[str, ...],
+    short: bool, pace_mapping: str, files: tuple[str, ...],
 ) -> None:
     """Authenticate with the CAN, PIN or MRZ and read FILEs over secure messaging.
 
@@ -83,7 +85,8 @@ def read(
     try:
         with open_card(source) as transport:
             result = read_card(
-                transport, credentials, files, application=application, extended=False if short else None
+                transport, credentials, files, application=application, extended=False if short else None,
+                pace_mapping=mapping_of(pace_mapping),
             )
     except PacePasswordError as e:
         if e.password == "PIN" and e.retries == 1 and credentials.can is None:  # noqa: S105 - a type

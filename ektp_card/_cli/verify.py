@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ektp_card._cli.options import card_source_options, make_source
+from ektp_card._cli.options import card_source_options, make_source, pace_mapping_option
+from ektp_card._cli.options import pace_mapping as mapping_of
 from ektp_card._cli.passwords import card_password, prompt_if_asked
 from ektp_card._cli.util import Ctx, ExitCode, FilePath, about, check_output, fail, read_input, warn_later
 
@@ -90,6 +91,7 @@ def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F
 @click.option("--allow-stale-revocations", is_flag=True,
               help="Use a --revocations list past its next update (a bad signature is never accepted).")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
+@pace_mapping_option
 @click.option("--timing", is_flag=True,
               help="Also report the APDUs and bytes each way, and the modelled ISO 14443 air time at "
                    "106/212/424/848 kbit/s against the raw-bits floor.")
@@ -100,13 +102,17 @@ def verify(
     face_out: Path | None, terminal_chain: tuple[Path, ...],
     terminal_key: Path | None, terminal_pkcs11: str | None, terminal_token: str | None,
     terminal_key_label: str | None, terminal_pin_env: str, fingerprint: Path | None, no_crl: bool,
-    revocations_file: Path | None, allow_stale_revocations: bool, short: bool, timing: bool,
+    revocations_file: Path | None, allow_stale_revocations: bool, short: bool, pace_mapping: str,
+    timing: bool,
 ) -> None:
     """Verify an e-KTP like a clerk: PACE with the CAN, Passive, Chip and Active Authentication; with
     a terminal, Terminal Authentication, DG3 and the holder's fingerprint.
 
     With --mrz, verify an ICAO passport: PACE-MRZ or BAC, Passive, Chip and Active Authentication,
     DG1's MRZ decoded and DG2's face.
+
+    PACE with Chip Authentication Mapping proves the chip inside PACE, and counts only when EF.SOD
+    covers the key it proved; the report names what proved the chip (CAM, CA, AA).
 
     Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
     data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template), 14 revoked
@@ -155,6 +161,7 @@ def verify(
     source = make_source(reader, nfc, virtual, timeout)
     terminal = None if not has_key else load_terminal(terminal_chain, terminal_key, hsm)
     policy = Policy(require_crl=not no_crl)
+    mapping = mapping_of(pace_mapping)
     report: VerificationReport
     extended = False if short else None
     try:
@@ -163,11 +170,13 @@ def verify(
             if mrz_info is not None:
                 from ektp_card.verify.passport import verify_passport
 
-                report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended)
+                report = verify_passport(transport, mrz_info, trust, policy=policy, extended=extended,
+                                         pace_mapping=mapping)
             else:
                 assert can is not None  # noqa: S101 - checked above
                 report = verify_card(transport, can, trust, policy=policy, extended=extended,
-                                     terminal=terminal, fingerprint=capture, revocations=revocations)
+                                     terminal=terminal, fingerprint=capture, revocations=revocations,
+                                     pace_mapping=mapping)
     finally:
         # A token session stays logged in until closed.
         close = getattr(terminal.signer if terminal is not None else None, "close", None)
@@ -349,6 +358,9 @@ def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_o
         o.print(f"face image written to {escape(str(face_path))}")
     elif face_out is not None:
         o.print("no face image on the card (DG2 not read)")
+    if report.access is not None and report.access.parameters is not None:
+        o.print(f"PACE: {escape(report.access.parameters.algorithm.name)}")
+    o.print(f"chip proved by: {', '.join(report.proved_by) or 'nothing'}")
     verdict = report.verdict.value.upper()
     if report.genuine:
         o.print(f"[bold green]{verdict}[/bold green]")

@@ -1,4 +1,5 @@
-"""PACE with Generic Mapping over ECDH: the terminal side, and the primitives both sides share.
+"""PACE over ECDH with Generic, Integrated and Chip Authentication Mapping: the terminal side, and
+the primitives both sides share.
 
 ICAO Doc 9303-11 section 4.4 (protocol 4.4.1, cryptography 4.4.3, APDUs 4.4.4, data objects 4.4.5)
 and section 9.7 (key derivation); BSI TR-03110 parts 2 and 3 for the PIN and PUK of eID cards. The
@@ -11,6 +12,12 @@ steps, with the terminal's commands::
     GA 4  tokens    00 86 00 00  7C { 85 T_PCD }           -> 7C { 86 T_PICC [87 CAR] [88 CAR] }
 
 Generic Mapping: H = SK_map * PK_map(other side), G~ = s*G + H; the ephemeral keys live on G~;
+Integrated Mapping (section 4.4.3.3.2): the terminal sends a nonce t in DO 81, the chip answers an
+empty 7C, and G~ = f_G(R_p(s, t)), the point encoding of a pseudo-random field element. Chip
+Authentication Mapping (sections 4.4.3.3.3 and 4.4.3.5) maps as Generic Mapping; the chip adds to its
+token DO 8A, A_IC = E(K_Enc, CA_IC) with CA_IC = SK_IC^-1 * SK_map_IC mod n for its static Chip
+Authentication key SK_IC, and the terminal checks PK_map_IC = CA_IC * PK_IC once it holds PK_IC,
+signed, from DG14 or EF.CardSecurity;
 K_Enc, K_MAC = KDF(x(SK_eph * PK_eph(other side))); each token is a MAC over the other side's
 ephemeral public key in a public key data object 7F49 { 06 OID, 86 point }.
 """
@@ -20,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from types import MappingProxyType
@@ -36,7 +44,7 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SUCCESS, SW
 from ektp_card.apdu.tlv import Tlv, parse_dict, unpack
 from ektp_card.crypto.kdf import COUNTER_PI, Cipher, kdf, session_keys
-from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac
+from ektp_card.crypto.sm import SecureMessagingSession, pad, retail_mac, unpad
 from ektp_card.ec import (
     STANDARDIZED_CURVES,
     Curve,
@@ -89,14 +97,16 @@ class PaceAlgorithm:
 
     @property
     def supported(self) -> bool:
-        """Whether this library runs it: ECDH with Generic Mapping."""
-        return self.key_agreement is KeyAgreement.ECDH and self.mapping is MappingType.GM
+        """Whether this library runs it: ECDH with Generic, Integrated or Chip Authentication Mapping."""
+        return self.key_agreement is KeyAgreement.ECDH and self.mapping in _SUPPORTED_MAPPINGS
 
     @property
     def oid_bytes(self) -> bytes:
         """The content octets of the OID, as DO 80 of MSE:Set AT and DO 06 of a token carry them."""
         return bytes(core.ObjectIdentifier(self.oid).contents or b"")
 
+
+_SUPPORTED_MAPPINGS = frozenset({MappingType.GM, MappingType.IM, MappingType.CAM})
 
 _FAMILIES = (
     (1, KeyAgreement.DH, MappingType.GM),
@@ -131,6 +141,13 @@ ECDH_GM_3DES = PACE_ALGORITHMS[f"{ID_PACE}.2.1"]
 ECDH_GM_AES128 = PACE_ALGORITHMS[f"{ID_PACE}.2.2"]
 ECDH_GM_AES192 = PACE_ALGORITHMS[f"{ID_PACE}.2.3"]
 ECDH_GM_AES256 = PACE_ALGORITHMS[f"{ID_PACE}.2.4"]
+ECDH_IM_3DES = PACE_ALGORITHMS[f"{ID_PACE}.4.1"]
+ECDH_IM_AES128 = PACE_ALGORITHMS[f"{ID_PACE}.4.2"]
+ECDH_IM_AES192 = PACE_ALGORITHMS[f"{ID_PACE}.4.3"]
+ECDH_IM_AES256 = PACE_ALGORITHMS[f"{ID_PACE}.4.4"]
+ECDH_CAM_AES128 = PACE_ALGORITHMS[f"{ID_PACE}.6.2"]
+ECDH_CAM_AES192 = PACE_ALGORITHMS[f"{ID_PACE}.6.3"]
+ECDH_CAM_AES256 = PACE_ALGORITHMS[f"{ID_PACE}.6.4"]
 
 
 @dataclass(frozen=True)
@@ -142,9 +159,16 @@ class PaceParameters:
 
     def __post_init__(self) -> None:
         if not self.algorithm.supported:
-            raise PaceError(f"{self.algorithm.name} is not supported (only ECDH Generic Mapping)")
+            raise PaceError(
+                f"{self.algorithm.name} is not supported (only ECDH with Generic, Integrated or Chip "
+                "Authentication Mapping)"
+            )
         if self.parameter_id not in STANDARDIZED_CURVES:
             raise PaceError(f"PACE domain parameters {self.parameter_id} are not a supported curve")
+        if self.algorithm.mapping is MappingType.CAM and self.cipher is Cipher.TDES:
+            raise PaceError("Chip Authentication Mapping runs with AES only")
+        if self.algorithm.mapping is MappingType.IM and not point_encoding_applies(self.curve):
+            raise PaceError(f"Integrated Mapping has no point encoding for {self.curve.name}")
 
     @property
     def curve(self) -> Curve:
@@ -297,6 +321,85 @@ def map_generator(curve: Curve, nonce: bytes, shared_point: Point | None) -> Poi
     return mapped
 
 
+# --- Integrated Mapping on an elliptic curve --------------------------------------------------------
+
+#: The constants c0, c1 of the pseudo-random function R, by the length l of the nonce s in bytes:
+#: 16 for 3DES and AES-128, 32 for AES-192 and AES-256 (ICAO Doc 9303-11 section 4.4.3.3.2).
+_PRF_CONSTANTS: Mapping[int, tuple[bytes, bytes]] = MappingProxyType(
+    {
+        16: (
+            bytes.fromhex("A668892A7C41E3CA739F40B057D85904"),
+            bytes.fromhex("A4E136AC725F738B01C1F60217C188AD"),
+        ),
+        32: (
+            bytes.fromhex("D463D65234124EF7897054986DCA0A174E28DF758CBAA03F240616414D5A1676"),
+            bytes.fromhex("54BD7255F0AAF831BEC3423FCF39D69B6CBF066677D0FAAE5AADD99DF8E53517"),
+        ),
+    }
+)
+
+
+def _encrypt_blocks(cipher: Cipher, key: bytes, data: bytes) -> bytes:
+    enc = _cbc(cipher, key).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def pseudo_random(cipher: Cipher, nonce: bytes, terminal_nonce: bytes, p: int) -> bytes:
+    """R(s, t) before its reduction mod p (ICAO Doc 9303-11 section 4.4.3.3.2): key_1 = E(t, s),
+    then x_i = E(key_i, c1) and key_{i+1} = E(key_i, c0) (truncated to the key length) for
+    n = ceil((log2 p + 64) / l) rounds; the output is x_1 || ... || x_n. E is the block cipher in CBC
+    mode with a zero IV, as for the nonce."""
+    constants = _PRF_CONSTANTS.get(len(nonce))
+    if constants is None or len(nonce) != nonce_length(cipher):
+        raise PaceError("the nonce s has the wrong length for Integrated Mapping")
+    if len(terminal_nonce) != cipher.key_length:
+        raise PaceError("the terminal's nonce t has the wrong length for Integrated Mapping")
+    c0, c1 = constants
+    rounds = -(-(p.bit_length() + 64) // (8 * len(nonce)))
+    key = _encrypt_blocks(cipher, terminal_nonce, nonce)[: cipher.key_length]
+    out = bytearray()
+    for _ in range(rounds):
+        out += _encrypt_blocks(cipher, key, c1)
+        key = _encrypt_blocks(cipher, key, c0)[: cipher.key_length]
+    return bytes(out)
+
+
+def point_encoding_applies(curve: Curve) -> bool:
+    """Whether :func:`encode_point` is defined on ``curve``: p = 3 mod 4 and a, b not zero."""
+    return curve.p % 4 == 3 and curve.a % curve.p != 0 and curve.b % curve.p != 0
+
+
+def encode_point(curve: Curve, r: int) -> Point:
+    """f_G(r): the point encoding of the field element ``r`` for ECDH Integrated Mapping (ICAO Doc
+    9303-11 section 4.4.3.3.2, the simplified SWU encoding of Brier et al. for p = 3 mod 4), times
+    the cofactor."""
+    p, a, b = curve.p, curve.a % curve.p, curve.b % curve.p
+    if not point_encoding_applies(curve):
+        raise PaceError(f"Integrated Mapping has no point encoding for {curve.name}")
+    t = r % p
+    alpha = -t * t % p
+    denominator = (alpha + alpha * alpha) % p
+    if denominator == 0:
+        raise PaceError("the pseudo-random number has no point encoding")
+    x2 = -b * pow(a, -1, p) * (1 + pow(denominator, -1, p)) % p
+    x3 = alpha * x2 % p
+    h2 = (x2 * x2 * x2 + a * x2 + b) % p
+    u = t * t * t * h2 % p
+    root = pow(h2, p - 1 - (p + 1) // 4, p)
+    point = Point(x2, root * h2 % p) if root * root * h2 % p == 1 else Point(x3, root * u % p)
+    mapped = curve.multiply(curve.h, point) if curve.h != 1 else point
+    if mapped is None or not curve.contains(mapped):
+        raise PaceError("the point encoding left the curve")
+    return mapped
+
+
+def integrated_generator(parameters: PaceParameters, nonce: bytes, terminal_nonce: bytes) -> Point:
+    """G~ = f_G(R_p(s, t)) (ICAO Doc 9303-11 section 4.4.3.3.2)."""
+    curve = parameters.curve
+    r = int.from_bytes(pseudo_random(parameters.cipher, nonce, terminal_nonce, curve.p), "big")
+    return encode_point(curve, r % curve.p)
+
+
 def private_key(curve: Curve, key_source: KeySource) -> PrivateKey:
     """A private key drawn from ``key_source``, with its public key on the standard generator
     (ValueError for a scalar outside [1, n-1])."""
@@ -328,6 +431,64 @@ def shared_secret(curve: Curve, private: int | PrivateKey, public: Point) -> byt
         raise PaceError(f"the key agreement failed: {exc}") from None
 
 
+# --- Chip Authentication Mapping ---------------------------------------------------------------------
+
+
+def _cam_iv(k_enc: bytes) -> bytes:
+    """IV = E(K_Enc, -1): the block of all one bits (the send sequence counter -1) encrypted with
+    K_Enc, as secure messaging with AES computes its IV (ICAO Doc 9303-11 sections 4.4.3.5.1, 9.8.6.1)."""
+    # One block: CBC with a zero IV is the single block encryption ECB would be.
+    enc = _BlockCipher(algorithms.AES(k_enc), modes.CBC(bytes(16))).encryptor()
+    return enc.update(b"\xff" * 16) + enc.finalize()
+
+
+def chip_authentication_data(curve: Curve, static_private: int, map_private: int) -> bytes:
+    """CA_IC = SK_IC^-1 * SK_map_IC mod n, on the byte length of n (ICAO Doc 9303-11 4.4.3.5.1)."""
+    value = pow(static_private, -1, curve.n) * map_private % curve.n
+    return value.to_bytes((curve.n.bit_length() + 7) // 8, "big")
+
+
+def encrypt_chip_authentication_data(k_enc: bytes, data: bytes) -> bytes:
+    """A_IC = E(K_Enc, CA_IC): AES-CBC with the IV of :func:`_cam_iv`, ISO/IEC 9797-1 padding method 2."""
+    enc = _BlockCipher(algorithms.AES(k_enc), modes.CBC(_cam_iv(k_enc))).encryptor()
+    return enc.update(pad(data, 16)) + enc.finalize()
+
+
+def decrypt_chip_authentication_data(k_enc: bytes, encrypted: bytes) -> bytes:
+    """CA_IC from A_IC; :class:`PaceError` when it is not whole blocks or its padding is wrong."""
+    if not encrypted or len(encrypted) % 16:
+        raise PaceError("the encrypted chip authentication data is not a whole number of blocks")
+    dec = _BlockCipher(algorithms.AES(k_enc), modes.CBC(_cam_iv(k_enc))).decryptor()
+    data = unpad(dec.update(encrypted) + dec.finalize(), 16)
+    if not data:
+        raise PaceError("the chip authentication data has no valid padding")
+    return data
+
+
+@dataclass(frozen=True)
+class ChipAuthenticationMapping:
+    """What PACE-CAM leaves the terminal to check once it holds the chip's static key: the chip's
+    mapping public key PK_map_IC and the decrypted chip authentication data CA_IC."""
+
+    curve: Curve
+    chip_map_public: bytes
+    data: bytes
+
+    def verify(self, static_public: bytes) -> bool:
+        """Whether PK_map_IC = CA_IC * PK_IC for the chip's static public key ``static_public`` (an
+        uncompressed point of the PACE curve; ICAO Doc 9303-11 section 4.4.3.5.2). ``False`` for a
+        key on another curve or malformed: the chip proved nothing about it."""
+        try:
+            key = self.curve.decode_point(static_public)
+            expected = self.curve.decode_point(self.chip_map_public)
+        except InvalidPointError:
+            return False
+        scalar = int.from_bytes(self.data, "big")
+        if not 0 < scalar < self.curve.n:
+            return False
+        return self.curve.multiply(scalar, key) == expected
+
+
 # --- the result -----------------------------------------------------------------------------------
 
 
@@ -345,6 +506,8 @@ class PaceResult:
     terminal_public_key: bytes
     #: Certification authority references the chip named in DO 87 / 88 (only with a CHAT).
     authority_references: tuple[bytes, ...] = ()
+    #: With Chip Authentication Mapping: what proves the chip once its static key is known.
+    chip_authentication: ChipAuthenticationMapping | None = None
 
     @property
     def cipher(self) -> Cipher:
@@ -369,6 +532,7 @@ _STEPS = {
     0x84: "GENERAL AUTHENTICATE (key agreement)",
     0x86: "GENERAL AUTHENTICATE (tokens)",
 }
+_TAG_CAM = 0x8A
 
 
 def _refused(step: str, exc: ApduError) -> ApduError:
@@ -427,7 +591,8 @@ class _Terminal:
         except ApduError as exc:
             raise _refused("MSE:Set AT", exc) from None
 
-    def step(self, data: Tlv | None, reply_tag: int, *, last: bool = False) -> bytes:
+    def exchange(self, data: Tlv | None, reply_tag: int, *, last: bool = False) -> dict[int, bytes]:
+        """One GENERAL AUTHENTICATE step: the data objects of the chip's 7C."""
         try:
             resp = self.protocol.send(general_authenticate(data, last=last))
         except (VerificationFailedError, AuthenticationBlockedError) as exc:
@@ -438,10 +603,13 @@ class _Terminal:
             objects = parse_dict(unpack(_TAG_DYNAMIC, resp.data))
         except TlvError as exc:
             raise PaceError(f"malformed GENERAL AUTHENTICATE response: {exc}") from None
-        value = objects.get(reply_tag)
+        self.extra = objects
+        return objects
+
+    def step(self, data: Tlv | None, reply_tag: int, *, last: bool = False) -> bytes:
+        value = self.exchange(data, reply_tag, last=last).get(reply_tag)
         if value is None:
             raise PaceError(f"GENERAL AUTHENTICATE response without DO {reply_tag:02X}")
-        self.extra = objects
         return value
 
 
@@ -452,14 +620,17 @@ def perform_pace(
     *,
     send_parameter_id: bool = False,
     key_source: KeySource = default_key_source,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     install_secure_messaging: bool = True,
 ) -> PaceResult:
-    """Run PACE-ECDH-GM as the terminal, then (by default) switch ``protocol`` to secure messaging
-    with the new keys (SSC 0, ICAO Doc 9303-11 section 9.8).
+    """Run PACE over ECDH (Generic or Integrated Mapping, as ``parameters`` say) as the terminal,
+    then (by default) switch ``protocol`` to secure messaging with the new keys (SSC 0, ICAO Doc
+    9303-11 section 9.8).
 
     Inside an existing secure-messaging session (PACE-PIN after PACE-CAN) the PACE commands travel
     protected by it. ``key_source`` draws the terminal's two private keys (mapping, then
-    ephemeral); the default is the ``secrets`` generator.
+    ephemeral); the default is the ``secrets`` generator. ``random_bytes`` draws the nonce t of
+    Integrated Mapping.
 
     A wrong, suspended or blocked password raises :class:`PacePasswordError`; a card answer that
     breaks the protocol raises :class:`PaceError`; other refusals raise the :class:`ApduError` of
@@ -473,7 +644,7 @@ def perform_pace(
     run = _Terminal(protocol, password, parameters)
     run.set_at(send_parameter_id)
     try:
-        result = _authenticate(run, key_source)
+        result = _authenticate(run, key_source, random_bytes)
     except EktpError:
         previous = protocol.secure_messaging
         if previous is not None:
@@ -490,7 +661,7 @@ def perform_pace(
     return result
 
 
-def _authenticate(run: _Terminal, key_source: KeySource) -> PaceResult:
+def _authenticate(run: _Terminal, key_source: KeySource, random_bytes: Callable[[int], bytes]) -> PaceResult:
     """The four GENERAL AUTHENTICATE steps."""
     parameters, password = run.parameters, run.password
     curve, cipher, algorithm = parameters.curve, parameters.cipher, parameters.algorithm
@@ -499,11 +670,20 @@ def _authenticate(run: _Terminal, key_source: KeySource) -> PaceResult:
     encrypted = run.step(None, 0x80)
     nonce = decrypt_nonce(cipher, password_key(password, cipher), encrypted)
 
-    # Step 2: Generic Mapping.
-    map_key = private_key(curve, key_source)
-    map_public = curve.encode_point(map_key.public)
-    chip_map = peer_point(curve, run.step(Tlv(0x81, map_public), 0x82), map_public, "chip's mapping key")
-    mapped = map_generator(curve, nonce, map_key.multiply(chip_map))
+    # Step 2: the mapping.
+    if algorithm.mapping is MappingType.IM:
+        # The terminal's nonce t; the chip answers with an empty 7C (section 4.4.4.3).
+        terminal_nonce = random_bytes(cipher.key_length)
+        if run.exchange(Tlv(0x81, terminal_nonce), 0x82).get(0x82, b""):
+            raise PaceError("the chip answered Integrated Mapping with mapping data")
+        mapped = integrated_generator(parameters, nonce, terminal_nonce)
+        chip_map_data = b""
+    else:
+        map_key = private_key(curve, key_source)
+        map_public = curve.encode_point(map_key.public)
+        chip_map_data = run.step(Tlv(0x81, map_public), 0x82)
+        chip_map = peer_point(curve, chip_map_data, map_public, "chip's mapping key")
+        mapped = map_generator(curve, nonce, map_key.multiply(chip_map))
 
     # Step 3: ephemeral key agreement on the mapped generator: SK * G~ is the public key, and the
     # agreement is plain ECDH with SK, as the chip's key is a point of the same curve.
@@ -520,5 +700,16 @@ def _authenticate(run: _Terminal, key_source: KeySource) -> PaceResult:
     if not hmac.compare_digest(chip_token, expected):
         raise PaceError("the chip's authentication token is wrong: the card does not share the keys")
     references = tuple(run.extra[tag] for tag in (0x87, 0x88) if tag in run.extra)
-    return PaceResult(parameters, password.type, k_enc, k_mac, chip_eph_bytes, eph_public, references)
-
+    # DO 8A must be present with Chip Authentication Mapping and absent otherwise (section 4.4.4.3).
+    encrypted_cam = run.extra.get(_TAG_CAM)
+    cam = None
+    if algorithm.mapping is MappingType.CAM:
+        if encrypted_cam is None:
+            raise PaceError(
+                "the chip sent no chip authentication data (DO 8A) with Chip Authentication Mapping"
+            )
+        data = decrypt_chip_authentication_data(k_enc, encrypted_cam)
+        cam = ChipAuthenticationMapping(curve, chip_map_data, data)
+    elif encrypted_cam is not None:
+        raise PaceError("the chip sent chip authentication data (DO 8A) without Chip Authentication Mapping")
+    return PaceResult(parameters, password.type, k_enc, k_mac, chip_eph_bytes, eph_public, references, cam)

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from asn1crypto import core  # type: ignore[import-untyped]
 
 from ektp_card.crypto.kdf import Cipher
-from ektp_card.crypto.pace import PACE_ALGORITHMS, PaceAlgorithm, PaceParameters
+from ektp_card.crypto.pace import (
+    PACE_ALGORITHMS,
+    MappingType,
+    PaceAlgorithm,
+    PaceParameters,
+    point_encoding_applies,
+)
 from ektp_card.ec import STANDARDIZED_CURVES
 from ektp_card.errors import ASN1_ERRORS, LdsFormatError, PaceError, one_line
 from ektp_card.lds.security_infos import der_set_of, split_security_infos
@@ -60,12 +66,17 @@ class PaceInfo:
 
     @property
     def supported(self) -> bool:
-        """Whether this library can run it: version 2, ECDH Generic Mapping, a standardized curve."""
+        """Whether this library can run it: version 2, an ECDH mapping it runs, a standardized curve
+        (for Integrated Mapping one its point encoding applies to)."""
         return (
             self.version == PACE_VERSION
             and self.algorithm.supported
             and self.parameter_id is not None
             and self.parameter_id in STANDARDIZED_CURVES
+            and (
+                self.algorithm.mapping is not MappingType.IM
+                or point_encoding_applies(STANDARDIZED_CURVES[self.parameter_id])
+            )
         )
 
     @property
@@ -108,6 +119,8 @@ class OtherSecurityInfo:
 SecurityInfo = PaceInfo | OtherSecurityInfo
 
 _CIPHER_RANK = {Cipher.TDES: 0, Cipher.AES128: 1, Cipher.AES192: 2, Cipher.AES256: 3}
+#: Chip Authentication Mapping proves the chip inside PACE; Integrated Mapping saves a key pair.
+_MAPPING_RANK = {MappingType.GM: 0, MappingType.IM: 1, MappingType.CAM: 2}
 
 
 @dataclass(frozen=True)
@@ -136,17 +149,30 @@ class CardAccess:
                 infos.append(OtherSecurityInfo(protocol, der))
         return cls(tuple(infos))
 
-    def choose_pace(self) -> tuple[PaceParameters, bool]:
+    def choose_pace(self, mapping: MappingType | None = None) -> tuple[PaceParameters, bool]:
         """The PACE to run, and whether MSE:Set AT must name its parameter ID (DO 84: the chip
         offers several domain parameters for that protocol, ICAO Doc 9303-11 section 4.4.4.1).
 
-        Prefers the strongest cipher, then the largest curve. :class:`PaceError` if none is
-        supported.
+        Prefers the strongest mapping (Chip Authentication Mapping, then Integrated, then Generic),
+        then the strongest cipher, then the largest curve; ``mapping`` keeps to that one.
+        :class:`PaceError` if none is supported.
         """
         usable = [i for i in self.pace_infos if i.supported]
+        if mapping is not None:
+            usable = [i for i in usable if i.algorithm.mapping is mapping]
+            if not usable:
+                raise PaceError(f"the card offers no PACE with {mapping.value} this library supports")
         if not usable:
-            raise PaceError("the card offers no PACE this library supports (ECDH Generic Mapping)")
-        best = max(usable, key=lambda i: (_CIPHER_RANK[i.algorithm.cipher], i.parameters.curve.size))
+            raise PaceError(
+                "the card offers no PACE this library supports (ECDH with GM, IM or CAM)"
+            )
+        best = max(
+            usable,
+            key=lambda i: (
+                _MAPPING_RANK[i.algorithm.mapping],
+                _CIPHER_RANK[i.algorithm.cipher],
+                i.parameters.curve.size,
+            ),
+        )
         same_protocol = sum(1 for i in self.pace_infos if i.protocol == best.protocol)
         return best.parameters, same_protocol > 1
-

@@ -26,6 +26,7 @@ from asn1crypto import core  # type: ignore[import-untyped]
 from ektp_card.apdu.tlv import Tlv, parse_one
 from ektp_card.crypto.aa import PLAIN_ECDSA_OIDS, SIGNATURE_HASHES
 from ektp_card.crypto.ca import CA_ALGORITHMS
+from ektp_card.crypto.pace import PACE_ALGORITHMS, MappingType
 from ektp_card.ec import STANDARDIZED_CURVES, Curve
 from ektp_card.errors import (
     IssuerMaterialError,
@@ -105,6 +106,11 @@ class Algorithms:
                 problems.append(f"PACE {self.pace_protocol} with parameters {self.pace_parameter_id}")
         except KeyError:
             problems.append(f"PACE protocol {self.pace_protocol}")
+        else:
+            # PACE-CAM proves the Chip Authentication key inside PACE: the key must be on the PACE curve.
+            cam = PACE_ALGORITHMS[self.pace_protocol].mapping is MappingType.CAM
+            if cam and self.ca_parameter_id != self.pace_parameter_id:
+                problems.append("PACE-CAM with a Chip Authentication key on another curve than PACE's")
         ca = CA_ALGORITHMS.get(self.ca_protocol)
         if ca is None or not ca.supported or self.ca_parameter_id not in STANDARDIZED_CURVES:
             problems.append(f"Chip Authentication {self.ca_protocol} with parameters {self.ca_parameter_id}")

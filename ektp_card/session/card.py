@@ -30,7 +30,7 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.kdf import Cipher
-from ektp_card.crypto.pace import PaceParameters, PaceResult, Password, perform_pace
+from ektp_card.crypto.pace import MappingType, PaceParameters, PaceResult, Password, perform_pace
 from ektp_card.crypto.sm import max_short_data
 from ektp_card.errors import (
     ApduError,
@@ -179,22 +179,30 @@ class CardSession:
         return data
 
     def authenticate(
-        self, credentials: Credentials, applications: Sequence[Application] = APPLICATIONS
+        self,
+        credentials: Credentials,
+        applications: Sequence[Application] = APPLICATIONS,
+        *,
+        mapping: MappingType | None = None,
     ) -> AccessResult:
         """Run PACE (or BAC, see the module docstring) with ``credentials``; nothing without them.
 
         Raises :class:`PacePasswordError` for a refused PACE password, :class:`PaceError` when the
         card offers no PACE this library runs, :class:`VerificationFailedError` for a refused MRZ
         in BAC. ``applications`` are the ones to select before BAC, which runs inside the
-        application on ICAO passports.
+        application on ICAO passports. ``mapping`` keeps PACE to that mapping (``None``: the
+        strongest the card offers); a card that does not offer it is a :class:`PaceError`, never a
+        fall back to BAC.
         """
         if not credentials:
             return AccessResult(AccessProtocol.NONE)
         mrz = credentials.mrz
         if mrz is not None:
             try:
-                pace = self._offered_pace()
+                pace = self._offered_pace(mapping)
             except PaceError:
+                if mapping is not None:
+                    raise
                 return self._bac(mrz, applications)
             try:
                 return self._pace([Password.from_mrz_information(mrz.mrz_information)], pace)
@@ -206,13 +214,13 @@ class CardSession:
             passwords.append(Password.can(credentials.can))
         if credentials.pin is not None:
             passwords.append(Password.pin(credentials.pin))
-        return self._pace(passwords, self._offered_pace())
+        return self._pace(passwords, self._offered_pace(mapping))
 
-    def _offered_pace(self) -> tuple[PaceParameters, bool]:
+    def _offered_pace(self, mapping: MappingType | None = None) -> tuple[PaceParameters, bool]:
         """The PACE to run and whether to name its parameter ID; :class:`PaceError` if none."""
         if self.card_access is None:
             raise PaceError("the card does not offer PACE: it has no readable EF.CardAccess")
-        return self.card_access.choose_pace()
+        return self.card_access.choose_pace(mapping)
 
     def _pace(self, passwords: list[Password], pace: tuple[PaceParameters, bool]) -> AccessResult:
         parameters, send_id = pace

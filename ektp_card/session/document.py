@@ -24,7 +24,7 @@ from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
-from ektp_card.crypto.pace import PaceResult
+from ektp_card.crypto.pace import MappingType, PaceResult
 from ektp_card.ec import KeySource, default_key_source
 from ektp_card.errors import CardFileNotFoundError, ChipAuthenticationError, TerminalAuthenticationError
 from ektp_card.lds.card_access import CardAccess
@@ -84,9 +84,9 @@ class DocumentSession:
 
     # --- access control ---------------------------------------------------------------------------
 
-    def _authenticate(self, credentials: Credentials) -> AccessResult:
+    def _authenticate(self, credentials: Credentials, mapping: MappingType | None = None) -> AccessResult:
         application = self.APPLICATION
-        access = self._card.authenticate(credentials, (application,))
+        access = self._card.authenticate(credentials, (application,), mapping=mapping)
         if self._card.application is None and self._card.select_application((application,)) is None:
             raise CardFileNotFoundError(
                 SW.FILE_NOT_FOUND, message=f"the card has no {application.name} application"
@@ -151,14 +151,18 @@ class EktpSession(DocumentSession):
 
     APPLICATION: ClassVar[Application] = EKTP_APPLICATION
 
-    def authenticate(self, can: str, *, pin: str | None = None) -> AccessResult:
+    def authenticate(
+        self, can: str, *, pin: str | None = None, pace_mapping: MappingType | None = None
+    ) -> AccessResult:
         """PACE with the ``can`` (then the ``pin``, when given), then SELECT the e-KTP application.
+        ``pace_mapping`` keeps PACE to one mapping; ``None`` runs the strongest the card offers
+        (Chip Authentication Mapping, then Integrated, then Generic).
 
         :class:`~ektp_card.errors.PacePasswordError` for a refused CAN or PIN,
         :class:`~ektp_card.errors.PaceError` when the card offers no PACE this library runs,
         :class:`~ektp_card.errors.CardFileNotFoundError` without the e-KTP application.
         """
-        return self._authenticate(Credentials(can=can, pin=pin))
+        return self._authenticate(Credentials(can=can, pin=pin), pace_mapping)
 
     def terminal_authenticate(
         self, chain: Sequence[CvCertificate], signer: Signer, ephemeral: EphemeralKey
@@ -182,14 +186,15 @@ class PassportSession(DocumentSession):
 
     APPLICATION: ClassVar[Application] = EMRTD
 
-    def authenticate(self, mrz: MrzInfo) -> AccessResult:
-        """PACE-MRZ or BAC with ``mrz``, and the eMRTD application selected.
+    def authenticate(self, mrz: MrzInfo, *, pace_mapping: MappingType | None = None) -> AccessResult:
+        """PACE-MRZ or BAC with ``mrz``, and the eMRTD application selected. ``pace_mapping`` keeps
+        PACE to one mapping (no fall back to BAC then); ``None`` runs the strongest the card offers.
 
         :class:`~ektp_card.errors.PacePasswordError` or
         :class:`~ektp_card.errors.VerificationFailedError` for a refused MRZ,
         :class:`~ektp_card.errors.CardFileNotFoundError` without the eMRTD application.
         """
-        return self._authenticate(Credentials(mrz=mrz))
+        return self._authenticate(Credentials(mrz=mrz), pace_mapping)
 
 
 __all__ = ["DocumentSession", "EktpSession", "PassportSession"]

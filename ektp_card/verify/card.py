@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.ca import CaResult
+from ektp_card.crypto.pace import MappingType
 from ektp_card.errors import ApduError, ChipAuthenticationError, LdsFormatError, TerminalAuthenticationError
 from ektp_card.lds.biometrics import FaceImage, MinutiaeRecord
 from ektp_card.lds.ektp import decode_dg1, decode_dg3
@@ -93,6 +94,7 @@ def verify_card(
     terminal: Terminal | None = None,
     fingerprint: MinutiaeRecord | bytes | None = None,
     revocations: RevocationList | None = None,
+    pace_mapping: MappingType | None = None,
 ) -> VerificationReport:
     """Verify the e-KTP in ``transport`` (see the module docstring).
 
@@ -106,12 +108,13 @@ def verify_card(
     if malformed) is then compared with DG3's templates. ``revocations``, a list the caller has
     checked (:func:`ektp_card.pki.revocation.load_revocation_list`), adds the check
     ``revocation`` right after Passive Authentication: the card's EF.SOD must not be on it.
+    ``pace_mapping`` keeps PACE to one mapping (``None``: the strongest the card offers).
     """
     probe = MinutiaeRecord.decode(fingerprint) if isinstance(fingerprint, bytes | bytearray) else fingerprint
     checks = Checks()
     session = EktpSession(transport, extended=extended)
     access, reading = pipeline.begin(
-        session, checks, lambda: session.authenticate(can),
+        session, checks, lambda: session.authenticate(can, pace_mapping=pace_mapping),
         no_card_access=(Status.FAIL, "EF.CardAccess is missing or malformed"), fallback=_PROFILE_DATA_GROUPS,
     )
     numbers = reading.numbers

@@ -6,7 +6,8 @@ reason, next to the protocol's own result. Chip Authentication (BSI TR-03110-1 s
 Doc 9303-11 section 6.2) proves the chip holds the private key of DG14's public key; Active
 Authentication (ICAO Doc 9303-11 section 6.1) that it holds DG15's, by signing a fresh challenge.
 Both keys are only as trustworthy as DG14 / DG15, so a caller relies on them only after Passive
-Authentication has matched their hashes.
+Authentication has matched their hashes. PACE with Chip Authentication Mapping (ICAO Doc 9303-11
+section 4.4.3.5) proves DG14's key inside PACE itself; :func:`cam_check` judges it the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from collections.abc import Callable
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
+from ektp_card.crypto.pace import ChipAuthenticationMapping
 from ektp_card.ec import KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
+from ektp_card.lds.public_key import EcPublicKey
 from ektp_card.verify.passive import Check, Status
 from ektp_card.verify.report import CheckName
 
@@ -39,6 +42,34 @@ def decode_dg14(dg14: bytes) -> tuple[Dg14 | None, str | None]:
 def chip_check(result: CaResult) -> Check:
     """A Chip Authentication result as a check."""
     return Check(CHIP_AUTHENTICATION, Status.PASS if result.passed else Status.FAIL, result.reason)
+
+
+#: How a Chip Authentication check's reason begins when PACE-CAM, not Chip Authentication, proved the chip.
+CAM_PREFIX = "PACE-CAM"
+
+
+def cam_check(cam: ChipAuthenticationMapping, dg14: Dg14) -> Check:
+    """PACE-CAM's chip authentication data checked against DG14's Chip Authentication keys on the PACE
+    curve (the caller has DG14 covered by EF.SOD): a pass proves the chip holds a signed key."""
+    keys = []
+    for info in dg14.chip_authentication_public_keys:
+        try:
+            key = info.public_key
+        except LdsFormatError:
+            continue
+        if isinstance(key, EcPublicKey) and key.curve == cam.curve:
+            keys.append(key.point)
+    if not keys:
+        return Check(
+            CHIP_AUTHENTICATION, Status.FAIL,
+            f"{CAM_PREFIX}: DG14 has no Chip Authentication key on {cam.curve.name}, the PACE curve",
+        )
+    if any(cam.verify(key) for key in keys):
+        return Check(CHIP_AUTHENTICATION, Status.PASS, f"{CAM_PREFIX}: the chip proved DG14's key in PACE")
+    return Check(
+        CHIP_AUTHENTICATION, Status.FAIL,
+        f"{CAM_PREFIX}: the chip authentication data does not match DG14's key",
+    )
 
 
 def run_chip_authentication(
@@ -92,8 +123,10 @@ def run_active_authentication(
 
 __all__ = [
     "ACTIVE_AUTHENTICATION",
+    "CAM_PREFIX",
     "CHIP_AUTHENTICATION",
     "active_check",
+    "cam_check",
     "chip_check",
     "decode_dg14",
     "run_active_authentication",

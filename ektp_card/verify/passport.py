@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo
+from ektp_card.crypto.pace import MappingType
 from ektp_card.errors import LdsFormatError
 from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.emrtd import AdditionalDetails, MrzFields, decode_dg11, decode_dg12, decode_emrtd_dg1
@@ -55,8 +56,10 @@ def verify_passport(
     policy: Policy | None = None,
     extended: bool | None = None,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    pace_mapping: MappingType | None = None,
 ) -> PassportReport:
-    """Verify the eMRTD in ``transport`` (see the module docstring).
+    """Verify the eMRTD in ``transport`` (see the module docstring). ``pace_mapping`` keeps PACE to one
+    mapping (``None``: the strongest the card offers, else BAC).
 
     Access failures raise as in :func:`~ektp_card.verify.card.verify_card`
     (:class:`~ektp_card.errors.PacePasswordError` or :class:`~ektp_card.errors.VerificationFailedError`
@@ -66,7 +69,7 @@ def verify_passport(
     checks = Checks()
     session = PassportSession(transport, extended=extended)
     access, reading = pipeline.begin(
-        session, checks, lambda: session.authenticate(mrz),
+        session, checks, lambda: session.authenticate(mrz, pace_mapping=pace_mapping),
         no_card_access=(Status.NOT_SUPPORTED, "no EF.CardAccess: BAC only"), fallback=_DEFAULT_DATA_GROUPS,
     )
     pipeline.read_data_groups(session, reading, reading.numbers)

@@ -36,7 +36,7 @@ from ektp_card.log import printable
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.card import AccessProtocol, AccessResult
 from ektp_card.session.document import DocumentSession
-from ektp_card.verify.chip import active_check, chip_check, decode_dg14
+from ektp_card.verify.chip import CAM_PREFIX, active_check, cam_check, chip_check, decode_dg14
 from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
 from ektp_card.verify.report import CheckName, face_format
 
@@ -250,19 +250,30 @@ def chip_checks(
     early_ca: tuple[Check, CaResult] | None = None,
 ) -> tuple[CaResult | None, AaResult | None]:
     """Chip then Active Authentication, as EF.SOD demands: a DG14 / DG15 it does not list is unsigned and
-    ignored, one it lists must be there and its protocol must pass. ``early_ca`` is a Chip Authentication
+    ignored, one it lists must be there and its protocol must pass. After PACE-CAM its chip
+    authentication data stands for Chip Authentication, checked against DG14's key; a CAM run with no
+    DG14 under EF.SOD fails (the chip proved a key nobody signed). ``early_ca`` is a Chip Authentication
     already run (to complete Terminal Authentication); ``ephemeral`` the key TA announced."""
     groups, covered = reading.groups, reading.covered
     chip: CaResult | None = None
     dg14 = None
+    # PACE-CAM proves the chip only with a key the issuer signed: DG14, covered by EF.SOD.
+    pace = session.pace
+    cam = pace.chip_authentication if pace is not None else None
     if 14 not in covered:
-        checks.add(CheckName.CHIP_AUTHENTICATION, Status.NOT_SUPPORTED, "EF.SOD covers no DG14")
+        if cam is not None:
+            checks.add(CA, Status.FAIL, f"{CAM_PREFIX} ran, but EF.SOD covers no DG14: no signed key proven")
+        else:
+            checks.add(CheckName.CHIP_AUTHENTICATION, Status.NOT_SUPPORTED, "EF.SOD covers no DG14")
     elif 14 not in groups:
         checks.add(CA, Status.FAIL, "EF.SOD covers DG14 but the card did not give it")
     else:
         dg14, unusable = decode_dg14(groups[14])
+        cam_result = None if cam is None or dg14 is None else cam_check(cam, dg14)
         if dg14 is None:
             checks.add(CheckName.CHIP_AUTHENTICATION, Status.FAIL, unusable or "DG14 is not usable")
+        elif cam_result is not None and (cam_result.status is Status.FAIL or early_ca is None):
+            checks.items.append(cam_result)
         elif early_ca is not None:
             check, chip = early_ca
             checks.items.append(check)

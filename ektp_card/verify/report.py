@@ -189,6 +189,21 @@ class VerificationReport:
         """One line per failed check that decided the verdict."""
         return tuple(f"{c.name}: {c.reason}" for c in self.failures)
 
+    @property
+    def proved_by(self) -> tuple[str, ...]:
+        """The mechanisms that proved the chip holds a key the issuer signed: ``CAM`` (PACE with Chip
+        Authentication Mapping), ``CA`` (Chip Authentication), ``AA`` (Active Authentication)."""
+        proved = []
+        for c in self.checks:
+            if c.status is not Status.PASS:
+                continue
+            if c.name == CheckName.CHIP_AUTHENTICATION:
+                # verify.chip.CAM_PREFIX (that module imports this one)
+                proved.append("CAM" if c.reason.startswith("PACE-CAM") else "CA")
+            elif c.name == CheckName.ACTIVE_AUTHENTICATION:
+                proved.append("AA")
+        return tuple(proved)
+
     def check(self, name: str) -> Check:
         for c in self.checks:
             if c.name == name:
@@ -215,6 +230,7 @@ class VerificationReport:
             },
             "data_groups": sorted(self.data_groups),
             "refused_data_groups": list(self.refused),
+            "chip_proved_by": list(self.proved_by),
             "passive_authentication": None if self.passive is None else self.passive.to_json(),
             "fingerprint": None if self.fingerprint is None else {
                 "matched": self.fingerprint.matched, "score": round(self.fingerprint.score, 2),

@@ -1,4 +1,6 @@
-"""The chip's side of PACE (ECDH Generic Mapping) for the virtual card.
+"""The chip's side of PACE (ECDH Generic, Integrated and Chip Authentication Mapping) for the
+virtual card. Chip Authentication Mapping uses the card's Chip Authentication key (``ca.private``,
+:mod:`ektp_card.virtual.ca`), which must lie on the PACE curve.
 
 ICAO Doc 9303-11 section 4.4 (the APDUs in 4.4.4 and 4.4.5); PIN and PUK as BSI TR-03110 defines
 them for eID cards. A card supports PACE when :func:`install_pace` has put EF.CardAccess (FID 011C, SFI 1C,
@@ -34,11 +36,15 @@ from ektp_card.crypto.kdf import Cipher, kdf, session_keys
 from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import (
     ECDH_GM_AES128,
+    MappingType,
     PaceParameters,
     Password,
     PasswordType,
     authentication_token,
+    chip_authentication_data,
+    encrypt_chip_authentication_data,
     encrypt_nonce,
+    integrated_generator,
     map_generator,
     nonce_length,
     peer_point,
@@ -162,9 +168,14 @@ class ChipPace:
         *,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         key_source: KeySource = default_key_source,
+        static_private: int | None = None,
     ) -> None:
+        if (parameters.algorithm.mapping is MappingType.CAM) != (static_private is not None):
+            raise ValueError("Chip Authentication Mapping, and only it, needs the chip's static private key")
         self.parameters = parameters
         self.password = password
+        self._static_private = static_private
+        self._map_private = 0
         self._k_pi = kdf(password_key, _COUNTER_PI, parameters.cipher)
         self._random_bytes = random_bytes
         self._key_source = key_source
@@ -199,9 +210,14 @@ class ChipPace:
         return encrypt_nonce(self.cipher, self._k_pi, self._nonce)
 
     def mapping(self, terminal_key: bytes) -> bytes:
-        """Step 2: the chip's mapping public key; G~ = s*G + SK_map * PK_map_PCD."""
+        """Step 2: the chip's mapping public key; G~ = s*G + SK_map * PK_map_PCD. With Integrated
+        Mapping ``terminal_key`` is the terminal's nonce t, G~ = f_G(R_p(s, t)) and the answer empty."""
         curve = self.parameters.curve
+        if self.parameters.algorithm.mapping is MappingType.IM:
+            self._mapped = integrated_generator(self.parameters, self._nonce, terminal_key)
+            return b""
         key = private_key(curve, self._key_source)
+        self._map_private = key.scalar
         self._map_public = curve.encode_point(key.public)
         terminal = peer_point(curve, terminal_key, self._map_public, "terminal's mapping key")
         self._mapped = map_generator(curve, self._nonce, key.multiply(terminal))
@@ -226,6 +242,13 @@ class ChipPace:
         if not hmac.compare_digest(expected, terminal_token):
             return None
         return authentication_token(algorithm, self._k_mac, self._terminal_eph)
+
+    def chip_authentication(self) -> bytes | None:
+        """With Chip Authentication Mapping, after the tokens: A_IC = E(K_Enc, CA_IC) for DO 8A."""
+        if self._static_private is None:
+            return None
+        data = chip_authentication_data(self.parameters.curve, self._static_private, self._map_private)
+        return encrypt_chip_authentication_data(self._k_enc, data)
 
 
 # --- the commands ------------------------------------------------------------------------------------
@@ -292,9 +315,22 @@ def _set_at(card: VirtualCard, data: bytes) -> ResponseApdu:
         if retries < PIN_RETRIES:
             # 63Cx as a warning: PACE goes on, the terminal learns the counter.
             sw = SW.counter(retries)
+    static_private = None
+    if parameters.algorithm.mapping is MappingType.CAM:
+        from ektp_card.virtual.ca import chip_key  # Chip Authentication builds on this module
+
+        static = chip_key(card)
+        if static is None or static.curve != parameters.curve:
+            refuse(SW.REFERENCED_DATA_NOT_FOUND)  # no Chip Authentication key on the PACE curve
+        static_private = static.private
     # The nonce and both ephemeral keys come from the card's one random source.
     session.protocol_state = ChipPace(
-        parameters, password, key, random_bytes=card.random.bytes, key_source=card.random.scalar
+        parameters,
+        password,
+        key,
+        random_bytes=card.random.bytes,
+        key_source=card.random.scalar,
+        static_private=static_private,
     )
     return ResponseApdu(b"", sw)
 
@@ -383,23 +419,28 @@ def general_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     expected = {1: set(), 2: {0x81}, 3: {0x83}, 4: {0x85}}[run.step]
     if objects.keys() != expected:
         return _abort(card, SW.INCORRECT_DATA)
+    reply: Tlv | None
     try:
         if run.step == 1:
             reply = Tlv(0x80, run.encrypted_nonce())
         elif run.step == 2:
-            reply = Tlv(0x82, run.mapping(objects[0x81]))
+            mapping = run.mapping(objects[0x81])
+            # Integrated Mapping answers with an empty 7C (ICAO Doc 9303-11 section 4.4.4.3).
+            reply = Tlv(0x82, mapping) if mapping else None
         elif run.step == 3:
             reply = Tlv(0x84, run.key_agreement(objects[0x83]))
         else:
             token = run.tokens(objects[0x85])
             if token is None:
                 return _password_failed(card, run)
+            cam = run.chip_authentication()
             _complete(card, run)
-            return ok(Tlv.of(_TAG_DYNAMIC, Tlv(0x86, token)).encode())
+            answer = (Tlv(0x86, token),) if cam is None else (Tlv(0x86, token), Tlv(0x8A, cam))
+            return ok(Tlv.of(_TAG_DYNAMIC, *answer).encode())
     except PaceError:
         return _abort(card, SW.INCORRECT_DATA)
     run.step += 1
-    return ok(Tlv.of(_TAG_DYNAMIC, reply).encode())
+    return ok(Tlv.of(_TAG_DYNAMIC, *(() if reply is None else (reply,))).encode())
 
 
 def _complete(card: VirtualCard, run: ChipPace) -> None:

@@ -1447,6 +1447,21 @@ SPECS: tuple[Spec, ...] = (
         ),
         name="app",
     ),
+    Spec(
+        "read",
+        (
+            "read",
+            "--virtual",
+            GENUINE,
+            "--can",
+            "{genuine_can}",
+            "--pace-mapping",
+            # The e-KTP offers Generic Mapping only: CAM is a valid choice it refuses (exit 8).
+            Text("gm", codes=frozenset({USAGE, 8}), extra=(("not-offered", "cam"), ("unknown", "dh"))),
+            "DG1",
+        ),
+        name="pace-mapping",
+    ),
     Spec("readers", ("readers",), plain=frozenset({0, 3})),
     Spec("record synthetic", ("record", "synthetic", Out("rec.json"), "--seed", Num("3"))),
     Spec(
@@ -1573,6 +1588,21 @@ SPECS: tuple[Spec, ...] = (
             "sb/pki",
         ),
         name="mrz",
+    ),
+    Spec(
+        "verify",
+        (
+            "verify",
+            "--virtual",
+            GENUINE,
+            "--can",
+            "{genuine_can}",
+            "--trust",
+            "sb/pki",
+            "--pace-mapping",
+            Text("auto", codes=frozenset({USAGE, 8}), extra=(("not-offered", "im"), ("unknown", "xyz"))),
+        ),
+        name="pace-mapping",
     ),
     Spec(
         "verify",
