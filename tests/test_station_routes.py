@@ -373,3 +373,15 @@ def test_a_changed_trust_folder_counts_from_the_next_card(office: Sandbox, tmp_p
     code, html = station.verify(office.genuine.can)
     assert code == 200 and verdict(html) != "genuine", html
     assert "no trust anchor for country ID" in html
+
+
+def test_the_clerk_sees_what_proved_the_chip(station: Station) -> None:
+    station.insert(station.office.genuine.image)
+    html = station.verify(station.office.genuine.can)[1]
+    found = re.search(r'id="proved-by">([^<]+)<', html)
+    assert verdict(html) == "genuine" and found is not None
+    expected = "Chip terbukti asli lewat: Chip Authentication, Active Authentication (tanda tangan chip)"
+    assert found.group(1) == expected
+    station.insert(station.office.clone)
+    html = station.verify(station.office.genuine.can)[1]
+    assert verdict(html) == "cloned" and 'id="proved-by"' not in html
