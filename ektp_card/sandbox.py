@@ -41,6 +41,7 @@ from ektp_card.verify.report import READ_DG3, Terminal
 if TYPE_CHECKING:
     from ektp_card.lds.biometrics import FaceImage
     from ektp_card.virtual.card import VirtualCard
+    from ektp_card.virtual.config import CardConfig
 
 #: Who the sandbox's desk and actor are in its registry.
 SANDBOX_DESK = "demo-desk"
@@ -262,22 +263,25 @@ _PASSPORT_COM = bytes.fromhex("60175F0104303130375F36063034303030305C056175" "6B
 
 
 def make_passport(
-    sandbox: Sandbox, *, pace: bool = False, seed: int = 3, face: FaceImage | None = None
+    sandbox: Sandbox, *, pace: bool = False, seed: int = 3, face: FaceImage | None = None,
+    signature: bytes | None = None, config: CardConfig | None = None,
 ) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
     signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and
     DG12 (additional personal and document details), DG15 (an RSA Active Authentication key made on the
-    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``). Its MRZ is
-    :data:`SPECIMEN_MRZ`."""
+    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``). With ``signature`` (an
+    image) it has DG7, the displayed signature, too. ``config`` makes the chip of another make (a
+    :class:`~ektp_card.virtual.config.CardConfig`, with its quirks). Its MRZ is :data:`SPECIMEN_MRZ`."""
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
-    from ektp_card.lds.ektp import encode_dg2
+    from ektp_card.lds.ektp import Com, encode_dg2, encode_dg7
     from ektp_card.lds.emrtd import encode_dg11, encode_dg12, encode_emrtd_dg1
     from ektp_card.lds.profile import EMRTD_AID
     from ektp_card.lds.sod import build_sod
     from ektp_card.lds.synthetic import face_photo
     from ektp_card.virtual.aa import install_active_authentication
     from ektp_card.virtual.bac import enable_bac
+    from ektp_card.virtual.card import VirtualCard
     from ektp_card.virtual.demo import demo_card
     from ektp_card.virtual.pace import install_pace
 
@@ -285,6 +289,8 @@ def make_passport(
     always, never = AccessCondition.ALWAYS, AccessCondition.NEVER
     opened = AccessCondition.require(BAC) | AccessCondition.require(PACE)
     card = demo_card()
+    if config is not None:
+        card = VirtualCard(card.fs, config)
     readable = SecurityAttributes(always, never, never)
     app = card.fs.create_df(card.fs.mf, 0xDF02, name=EMRTD_AID, access=readable)
     if pace:
@@ -298,9 +304,14 @@ def make_passport(
     dg12 = encode_dg12(issuing_authority="UTOPIA PASSPORT OFFICE (SYNTHETIC)", date_of_issue="20120416")
     photo = face if face is not None else face_photo(rng, (96, 128))
     groups = {1: encode_emrtd_dg1(SPECIMEN_MRZ), 2: encode_dg2(photo), 11: dg11, 12: dg12, 15: dg15.encode()}
+    com = _PASSPORT_COM
+    if signature is not None:
+        groups[7] = encode_dg7(signature)
+        tags = {1: 0x61, 2: 0x75, 7: 0x67, 11: 0x6B, 12: 0x6C, 15: 0x6F}
+        com = Com(tuple(tags[n] for n in sorted(groups)), "0107", "040000").encode()
     signer = sandbox.document_signer
     sod = build_sod(groups, signer.signer, signer.certificate)
-    for sfi, data in ({0x1E: _PASSPORT_COM, 0x1D: sod} | groups).items():
+    for sfi, data in ({0x1E: com, 0x1D: sod} | groups).items():
         card.fs.create_ef(app, 0x0100 + sfi, data=data, sfi=sfi, access=SecurityAttributes(opened, never))
     return card
 
