@@ -14,6 +14,7 @@ production use: the master key and the PKI are thrown away with the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -41,7 +42,7 @@ from ektp_card.verify.report import READ_DG3, Terminal
 if TYPE_CHECKING:
     from ektp_card.lds.biometrics import FaceImage
     from ektp_card.virtual.card import VirtualCard
-    from ektp_card.virtual.config import CardConfig
+    from ektp_card.virtual.config import CardConfig, ChipQuirks
 
 #: Who the sandbox's desk and actor are in its registry.
 SANDBOX_DESK = "demo-desk"
@@ -264,14 +265,15 @@ _PASSPORT_COM = bytes.fromhex("60175F0104303130375F36063034303030305C056175" "6B
 
 def make_passport(
     sandbox: Sandbox, *, pace: bool = False, seed: int = 3, face: FaceImage | None = None,
-    signature: bytes | None = None, config: CardConfig | None = None,
+    signature: bytes | None = None, config: CardConfig | None = None, aa_rsa_bits: int = 2048,
 ) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
     signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and
     DG12 (additional personal and document details), DG15 (an RSA Active Authentication key made on the
-    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``). With ``signature`` (an
-    image) it has DG7, the displayed signature, too. ``config`` makes the chip of another make (a
-    :class:`~ektp_card.virtual.config.CardConfig`, with its quirks). Its MRZ is :data:`SPECIMEN_MRZ`."""
+    chip, ``aa_rsa_bits`` long), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``).
+    With ``signature`` (an image) it has DG7, the displayed signature, too. ``config`` makes the chip
+    of another make (a :class:`~ektp_card.virtual.config.CardConfig`, with its quirks). Its MRZ is
+    :data:`SPECIMEN_MRZ`."""
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
     from ektp_card.lds.ektp import Com, encode_dg2, encode_dg7
@@ -297,7 +299,7 @@ def make_passport(
         install_pace(card, mrz=mrz)
     else:
         enable_bac(card, mrz)
-    dg15, _ = install_active_authentication(card, rsa_bits=2048, hash_name="sha256")
+    dg15, _ = install_active_authentication(card, rsa_bits=aa_rsa_bits, hash_name="sha256")
     rng = random.Random(seed)  # noqa: S311 - a synthetic face
     dg11 = encode_dg11(full_name="ERIKSSON<<ANNA<MARIA", place_of_birth="ZENITH", date_of_birth="19740812",
                        profession="SYNTHETIC TEST PERSON")
@@ -314,6 +316,37 @@ def make_passport(
     for sfi, data in ({0x1E: com, 0x1D: sod} | groups).items():
         card.fs.create_ef(app, 0x0100 + sfi, data=data, sfi=sfi, access=SecurityAttributes(opened, never))
     return card
+
+
+def chip_quirks() -> dict[str, ChipQuirks]:
+    """The chip quirks of docs/chip-quirks.md by name, each as a chip that has it (read limits and
+    response parts of 128 bytes)."""
+    from ektp_card.virtual.config import ChipQuirks
+
+    return {
+        "pace-parameter-id": ChipQuirks(pace_parameter_id=True),
+        "extended-length-refused": ChipQuirks(extended_length_refused=True),
+        "end-of-file-warning": ChipQuirks(end_of_file_warning=True),
+        "response-chunk": ChipQuirks(response_chunk=0x80),
+        "errors-outside-ok": ChipQuirks(errors_outside_ok=True),
+        "read-limit": ChipQuirks(read_limit=0x80),
+        "read-limit-6c": ChipQuirks(read_limit=0x80, read_limit_word=0x6C00),
+    }
+
+
+def make_quirky(card: VirtualCard, quirks: ChipQuirks | str) -> VirtualCard:
+    """A copy of ``card`` (files, keys, settings) on a chip with ``quirks`` (or the quirk of that name,
+    :func:`chip_quirks`): what a reader meets from another chip maker. :class:`ValueError` for an
+    unknown name."""
+    from ektp_card.virtual.card import VirtualCard
+
+    if isinstance(quirks, str):
+        known = chip_quirks()
+        if quirks not in known:
+            raise ValueError(f"unknown chip quirk {quirks!r}; known: {', '.join(known)}")
+        quirks = known[quirks]
+    copy = VirtualCard.loads(card.dumps())
+    return VirtualCard(copy.fs, dataclasses.replace(copy.config, quirks=quirks), keys=copy.keys)
 
 
 def make_forged(image: Path) -> VirtualCard:
@@ -339,7 +372,9 @@ __all__ = [
     "Sandbox",
     "SandboxCard",
     "build_sandbox",
+    "chip_quirks",
     "make_forged",
     "make_passport",
+    "make_quirky",
     "make_terminal",
 ]

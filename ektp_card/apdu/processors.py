@@ -65,6 +65,7 @@ class ResponseChaining:
     def __init__(self, inner: Processor, cla: int = 0x00) -> None:
         self.inner = inner
         self.cla = cla
+        self._told = False
 
     def send(self, apdu: CommandApdu) -> ResponseApdu:
         resp = self.inner.send(apdu)
@@ -78,6 +79,12 @@ class ResponseChaining:
             # GET RESPONSE collects bytes already produced: plain, on the same logical channel.
             resp = self.inner.send(CommandApdu(apdu.cla & 0x03, 0xC0, 0, 0, le=le))
             data += resp.data
+        if rounds:
+            # Said once per link setting (a card that chains does it for every long answer).
+            level = logging.DEBUG if self._told else logging.INFO
+            self._told = True
+            log.log(level, "the card answered INS %02X in %d parts (61xx): %d bytes collected with GET "
+                    "RESPONSE", apdu.ins, rounds + 1, len(data))
         return ResponseApdu(bytes(data), resp.sw)
 
 
