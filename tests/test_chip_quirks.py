@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ektp_card._cli.util import ExitCode
 from ektp_card.apdu.command import CommandApdu
@@ -190,3 +192,90 @@ def test_verify_survives_the_quirk_through_pcscd(
 def test_the_application_is_there(ektp_quirky_passport: Any) -> None:
     card = ektp_quirky_passport("read-limit").card
     assert card.fs.application(EMRTD_AID) is not None
+
+
+# --- the reading strategy against any read limit --------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limit=st.integers(1, 256),
+    word=st.sampled_from([0x6700, 0x6C00]),
+    size=st.integers(0, 1200),
+    chunk=st.sampled_from([0, 1, 37, 256]),
+    eof=st.booleans(),
+    short=st.booleans(),
+)
+def test_any_read_limit_still_reads_every_file_whole(
+    limit: int, word: int, size: int, chunk: int, eof: bool, short: bool
+) -> None:
+    """Whatever N a chip reads at most (6700 or 6Cxx), in whatever parts it answers, warning at the end
+    or not: a TLV file read by short identifier comes back whole, and so does one read by FID."""
+    from ektp_card.apdu.tlv import Tlv
+    from ektp_card.lds.profile import DEMO, DEMO_DF_FID, FileRef
+    from ektp_card.session.card import CardSession
+    from ektp_card.virtual.demo import demo_card
+
+    content = Tlv(0x75, bytes(i % 251 for i in range(size))).encode()
+    base = demo_card()
+    app = base.fs.mf.child_df(DEMO_DF_FID)
+    assert app is not None
+    base.fs.create_ef(app, 0x0105, data=content, sfi=0x05)
+    quirks = ChipQuirks(read_limit=limit, read_limit_word=word, response_chunk=chunk, end_of_file_warning=eof)
+    card = make_quirky(base, quirks)
+    session = CardSession(card, extended=False if short else None)
+    session.discover()
+    assert session.select_application((DEMO,)) is DEMO
+    assert session.read(FileRef("TLV", sfi=0x05)) == content
+    assert session.read(FileRef("TLV by FID", fid=0x0105)) == content
+    assert session.read(FileRef("LARGE", fid=0x0103)) == bytes(i % 251 for i in range(1500))
+
+
+@given(st.binary(max_size=12), st.binary(max_size=40))
+def test_encoded_size_is_what_the_header_says(head: bytes, tail: bytes) -> None:
+    from ektp_card.apdu.tlv import Tlv, encoded_size
+    from ektp_card.errors import TlvError
+
+    data = head + tail
+    size = encoded_size(data)
+    try:
+        whole = Tlv.decode(data, strict=False)
+    except TlvError:
+        whole = None
+    if whole is not None:
+        assert size == len(data)
+    if size is not None:
+        assert size >= 2
+
+
+@pytest.fixture(scope="module")
+def pace_passport(ektp_office: Any) -> bytes:
+    return make_passport(ektp_office, pace=True).dumps()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(limit=st.integers(1, 256), word=st.sampled_from([0x6700, 0x6C00]), chunk=st.sampled_from([0, 64]),
+       eof=st.booleans())
+def test_any_read_limit_under_secure_messaging(
+    pace_passport: bytes, ektp_office: Any, limit: int, word: int, chunk: int, eof: bool
+) -> None:
+    quirks = ChipQuirks(read_limit=limit, read_limit_word=word, response_chunk=chunk, end_of_file_warning=eof)
+    card = make_quirky(VirtualCard.loads(pace_passport), quirks)
+    report = verify_passport(card, KEY, ektp_office.trust)
+    assert report.genuine, report.reasons
+
+
+@pytest.mark.parametrize("quirk", sorted(SAYS))
+def test_an_ektp_on_a_quirky_chip_is_genuine(
+    quirk: str, ektp_issued_card: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ektp_card.verify.card import verify_card
+
+    card = make_quirky(ektp_issued_card.card, quirk)
+    with caplog.at_level(logging.INFO, logger="ektp_card"):
+        report = verify_card(card, ektp_issued_card.can, ektp_issued_card.trust,
+                             terminal=ektp_issued_card.terminal)
+    assert report.genuine, report.reasons
+    assert all(c.status is Status.PASS for c in report.checks if c.name != "fingerprint"), report.checks
+    if quirk != "errors-outside-ok":
+        assert SAYS[quirk] in caplog.text

@@ -512,7 +512,10 @@ class VirtualCard:
         proprietary = bool(apdu.cla & _PROPRIETARY_BIT)
         header = (apdu.ins, apdu.p1, apdu.p2, proprietary)
         chain = session.chain
-        if chain is not None and chain.header != header:
+        # GET RESPONSE collecting a 61xx answer inside a chain (PACE's chained GENERAL AUTHENTICATE
+        # steps on a chip that answers in parts) is transmission, not a command of its own.
+        collecting = apdu.ins == 0xC0 and not proprietary and bool(session.offered)
+        if chain is not None and chain.header != header and not collecting:
             session.chain = None
             return _status(SW.LAST_COMMAND_OF_CHAIN_EXPECTED)
         command = (self.proprietary_commands if proprietary else self.commands).get(apdu.ins)

@@ -24,7 +24,7 @@ from contract import ContractViolation, check_message, parse, require
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.iso7816 import CardInfo
-from ektp_card.apdu.tlv import Tlv, parse_dict, parse_list, unpack
+from ektp_card.apdu.tlv import Tlv, encoded_size, parse_dict, parse_list, unpack
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo, check_digit
 from ektp_card.crypto.sm import CardSecureMessaging, SecureMessagingSession
@@ -75,6 +75,12 @@ def fuzz_tlv(data: bytes) -> None:
         if tlv.constructed:
             parse(lambda t=tlv: t.children)  # type: ignore[misc]
     parse(unpack, 0x77, data)
+    # The header alone (what the reader uses to read on): never an exception, and it agrees with a
+    # full decode wherever there is one.
+    size = encoded_size(data)
+    require(size is None or size >= 2, f"encoded size {size}")
+    whole = parse(Tlv.decode, data, strict=False)
+    require(whole is None or size == len(data), "encoded_size disagrees with a whole object")
 
 
 def fuzz_apdu(data: bytes) -> None:
