@@ -321,7 +321,7 @@ class CardSession:
     def _complete(self, ref: FileRef, data: bytes) -> bytes:
         """``data`` and, when its BER-TLV header says the file goes on, the rest. Without a size in
         the FCP, the end of a file read by short identifier is a short answer; a card that answers
-        short before the end (a smaller buffer than it lets on, 6Cxx naming it) would otherwise
+        short before the end without saying why (a smaller buffer than it lets on) would otherwise
         leave the file cut. Every LDS file is one TLV object, so its header tells."""
         total = encoded_size(data)
         if total is None or total <= len(data) or total > _MAX_COMPLETED:
