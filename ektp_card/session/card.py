@@ -182,13 +182,14 @@ class CardSession:
         found out here, before there is a session to lose."""
         probe = CommandApdu(0x00, 0xB0, 0x80 | EF_ATR_INFO_SFI, 0x00, le=EXTENDED_MAX_LE, extended=True)
         self.protocol.extended = True
-        resp = self.protocol.transmit(probe)
-        if resp.sw in (SW.OK, SW.END_OF_FILE):
-            return True
-        self.protocol.extended = False
-        log.info("EF.ATR/INFO advertises extended length, but the card refused an extended READ BINARY "
-                 "(%04X): short APDUs only", resp.sw)
-        return False
+        try:
+            self.protocol.send(probe, allow=frozenset({SW.OK, SW.END_OF_FILE}))
+        except ApduError as exc:
+            self.protocol.extended = False
+            log.info("EF.ATR/INFO advertises extended length, but the card refused an extended READ "
+                     "BINARY (%04X): short APDUs only", exc.sw)
+            return False
+        return True
 
     def _optional(self, sfi: int) -> bytes | None:
         try:
