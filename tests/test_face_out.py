@@ -187,3 +187,20 @@ def test_read_decodes_dg7(capsys: pytest.CaptureFixture[str], jp2_passport: Path
     code, out, err = run_cli(capsys, "--json", "read", "--virtual", str(jp2_passport), "--mrz", MRZ, "DG7")
     (entry,) = json.loads(out)["files"]
     assert entry["decoded"]["displayed_signatures"][0]["format"] == "jpeg"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1), st.integers(0, 3))
+def test_jpeg_size_agrees_with_the_structural_check(width: int, height: int, seed: int, cut: int) -> None:
+    from ektp_card.errors import BiometricFormatError
+    from ektp_card.lds.jpeg import encode_jpeg, jpeg_info
+
+    rng = random.Random(seed)  # noqa: S311 - synthetic
+    jpeg = encode_jpeg(bytes(rng.randrange(256) for _ in range(width * height)), width, height, components=1)
+    assert image_size(jpeg) == (width, height)
+    spoilt = jpeg[: len(jpeg) - cut * 7]
+    try:
+        info = jpeg_info(spoilt)
+    except BiometricFormatError:
+        return
+    assert image_size(spoilt) == (info.width, info.height)

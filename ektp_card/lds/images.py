@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ektp_card.errors import BiometricFormatError
 from ektp_card.lds.ektp import decode_dg7
-from ektp_card.lds.jpeg import jpeg_info
 
 #: The JP2 signature box (ISO/IEC 15444-1 Annex I.5.1) and the codestream's SOC + SIZ markers.
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
@@ -26,6 +24,34 @@ def image_format(data: bytes) -> str:
     if data.startswith(JP2_SIGNATURE) or data.startswith(J2K_CODESTREAM):
         return "jpeg2000"
     return "unknown"
+
+
+#: JPEG start-of-frame markers (ITU-T T.81 Table B.1): C0-CF but DHT (C4), JPG (C8) and DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    # The frame header's size, walking the marker segments before it (no decoding: a verifier shows
+    # the size, it does not need lds.jpeg's whole structural check for that).
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF:
+            if length < 8 or pos + 9 > len(data):
+                return None
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return (width, height) if width and height else None
+        if marker in (0xD9, 0xDA) or length < 2:  # EOI or start of scan before any frame header
+            return None
+        pos += 2 + length
+    return None
 
 
 def _jpeg2000_size(data: bytes) -> tuple[int, int] | None:
@@ -51,11 +77,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the image's headers; ``None`` when they are missing or malformed."""
     kind = image_format(data)
     if kind == "jpeg":
-        try:
-            info = jpeg_info(data)
-        except BiometricFormatError:
-            return None
-        return info.width, info.height
+        return _jpeg_size(data)
     if kind == "jpeg2000":
         return _jpeg2000_size(data)
     return None
