@@ -27,12 +27,10 @@ def face_format(path: Path) -> str:
     return fmt
 
 
-def needs_pillow(path: Path, stored_is_jpeg: bool | None = None) -> bool:
-    """Whether writing to ``path`` decodes the image: always for PNG, for JPEG output only when the card's
-    image is not JPEG already (``None``: not known yet)."""
-    if face_format(path) == "PNG":
-        return True
-    return stored_is_jpeg is False
+def needs_pillow(path: Path) -> bool:
+    """Whether writing to ``path`` surely decodes the image (PNG output), before the card's face is seen;
+    JPEG output decodes only a face that is not JPEG already (:func:`convert_face`)."""
+    return face_format(path) == "PNG"
 
 
 def require_pillow() -> None:
