@@ -279,3 +279,36 @@ def test_an_ektp_on_a_quirky_chip_is_genuine(
     assert all(c.status is Status.PASS for c in report.checks if c.name != "fingerprint"), report.checks
     if quirk != "errors-outside-ok":
         assert SAYS[quirk] in caplog.text
+
+
+class _StopsShort:
+    """A link to a chip that answers at most 100 bytes of a READ BINARY with 9000, without a word why."""
+
+    def __init__(self, card: VirtualCard) -> None:
+        self.card = card
+
+    def transceive(self, command: bytes) -> bytes:
+        response = self.card.transceive(command)
+        if command[1] == 0xB0 and response[-2:] == b"\x90\x00" and len(response) > 102:
+            return response[:100] + b"\x90\x00"
+        return response
+
+
+def test_a_chip_that_stops_short_silently(caplog: pytest.LogCaptureFixture) -> None:
+    from ektp_card.apdu.tlv import Tlv
+    from ektp_card.lds.profile import DEMO, DEMO_DF_FID, FileRef
+    from ektp_card.session.card import CardSession
+    from ektp_card.virtual.demo import demo_card
+
+    content = Tlv(0x75, bytes(i % 251 for i in range(700))).encode()
+    card = demo_card()
+    app = card.fs.mf.child_df(DEMO_DF_FID)
+    assert app is not None
+    card.fs.create_ef(app, 0x0105, data=content, sfi=0x05)
+    session = CardSession(_StopsShort(card))
+    session.discover()
+    session.select_application((DEMO,))
+    with caplog.at_level(logging.INFO, logger="ektp_card"):
+        assert session.read(FileRef("TLV", sfi=0x05)) == content
+    assert "TLV: the card stopped after 100 of 704 bytes; reading on" in caplog.text
+    assert "reading at most 100 bytes" in caplog.text
