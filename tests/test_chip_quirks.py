@@ -296,7 +296,7 @@ class _StopsShort:
 
 def test_a_chip_that_stops_short_silently(caplog: pytest.LogCaptureFixture) -> None:
     from ektp_card.apdu.tlv import Tlv
-    from ektp_card.lds.profile import DEMO, DEMO_DF_FID, FileRef
+    from ektp_card.lds.profile import DEMO, DEMO_DF_FID, Application, FileRef
     from ektp_card.session.card import CardSession
     from ektp_card.virtual.demo import demo_card
 
@@ -307,7 +307,11 @@ def test_a_chip_that_stops_short_silently(caplog: pytest.LogCaptureFixture) -> N
     card.fs.create_ef(app, 0x0105, data=content, sfi=0x05)
     session = CardSession(_StopsShort(card))
     session.discover()
+    # The demo application's files are not LDS objects: a short answer is their end.
     session.select_application((DEMO,))
+    assert session.read(FileRef("TLV", sfi=0x05)) == content[:100]
+    # Read as an application whose every file is one BER-TLV object, the header says there is more.
+    assert session.select_application((Application("lds", DEMO.aid, lds=True),)) is not None
     with caplog.at_level(logging.INFO, logger="ektp_card"):
         assert session.read(FileRef("TLV", sfi=0x05)) == content
     assert "TLV: the card stopped after 100 of 704 bytes; reading on" in caplog.text

@@ -113,6 +113,8 @@ class AccessResult:
 # --- the session -------------------------------------------------------------------------------------
 
 _MF = "MF"
+#: MF files that are one BER-TLV object: EF.CardAccess and EF.CardSecurity (a SET, a SignedData).
+_TLV_MF_FILES = (EF_CARD_ACCESS_SFI, 0x1D)
 #: Largest file completed from its TLV header (:meth:`CardSession._complete`): any LDS file fits.
 _MAX_COMPLETED = 1 << 20
 #: Bytes a protected response adds around DO87 content, besides the padded data: tag 87 and a
@@ -312,12 +314,16 @@ class CardSession:
                 if self._location != application.name:
                     self.iso.select_aid(application.aid)
                     self._location = application.name
-            if ref.sfi is not None:
-                return self._complete(ref, self.iso.read_file(sfi=ref.sfi))
-            return self._complete(ref, self.iso.read_file(fid=ref.fid))
+            data = self.iso.read_file(sfi=ref.sfi) if ref.sfi is not None else self.iso.read_file(fid=ref.fid)
+            if ref.in_mf and ref.sfi in _TLV_MF_FILES or not ref.in_mf and self._in_lds_application():
+                data = self._complete(ref, data)
+            return data
         except ApduError as exc:
             # Every ApduError subclass a READ BINARY or SELECT maps to takes (sw, data, message).
             raise type(exc)(exc.sw, exc.data, f"reading {ref.name}: {exc}") from None
+
+    def _in_lds_application(self) -> bool:
+        return self.application is not None and self.application.lds
 
     def _complete(self, ref: FileRef, data: bytes) -> bytes:
         """``data`` and, when its BER-TLV header says the file goes on, the rest. Without a size in
