@@ -19,6 +19,7 @@ from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import MappingType
 from ektp_card.errors import CardFileNotFoundError
 from ektp_card.lds.card_access import EF_CARD_ACCESS_SFI, CardAccess
+from ektp_card.lds.images import DisplayedSignature
 from ektp_card.lds.profile import MF_FILES, Application, FileRef, file_key
 from ektp_card.session.card import APPLICATIONS, AccessResult, CardSession, Credentials
 
@@ -114,13 +115,18 @@ class FileContent:
     ref: FileRef
     data: bytes
 
-    def decoded(self) -> CardAccess | CardInfo | None:
-        """The parsed content where this library knows the file (EF.CardAccess, EF.ATR/INFO), else
-        ``None``; :class:`LdsFormatError` or :class:`TlvError` if it is malformed."""
+    def decoded(self) -> CardAccess | CardInfo | tuple[DisplayedSignature, ...] | None:
+        """The parsed content where this library knows the file (EF.CardAccess, EF.ATR/INFO, DG7's
+        displayed signatures), else ``None``; :class:`LdsFormatError` or :class:`TlvError` if it is
+        malformed."""
         if self.ref.in_mf and self.ref.sfi == EF_CARD_ACCESS_SFI:
             return CardAccess.decode(self.data)
         if self.ref.in_mf and self.ref.sfi == EF_ATR_INFO_SFI:
             return CardInfo.parse(self.data)
+        if not self.ref.in_mf and self.ref.name == "DG7":
+            from ektp_card.lds.images import displayed_signatures
+
+            return displayed_signatures(self.data)
         return None
 
 

@@ -334,6 +334,27 @@ def ektp_passport(
     return make
 
 
+@pytest.fixture
+def ektp_quirky_passport(
+    ektp_office: Sandbox, _ektp_passport_images: Callable[[bool], bytes], _ektp_keep: Path
+) -> Callable[..., Passport]:
+    """``ektp_quirky_passport(quirk, pace=True)``: the office's passport on a chip with the quirk of
+    that name (:func:`ektp_card.sandbox.chip_quirks`, docs/chip-quirks.md), or with a
+    :class:`~ektp_card.virtual.config.ChipQuirks` given whole."""
+    from ektp_card.sandbox import SPECIMEN_MRZ, make_quirky
+    from ektp_card.virtual.card import VirtualCard
+    from ektp_card.virtual.config import ChipQuirks
+
+    def make(quirk: ChipQuirks | str, pace: bool = True) -> Passport:
+        card = make_quirky(VirtualCard.loads(_ektp_passport_images(pace)), quirk)
+        name = f"passport-{'pace' if pace else 'bac'}-quirky.card"
+        card, path = _load(card.dumps(), _ektp_keep, name)
+        mrz = SPECIMEN_MRZ[:44] + "\n" + SPECIMEN_MRZ[44:]
+        return Passport(card, path, mrz, pace, ektp_office.trust, ektp_office.trust_dir)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def _ektp_attack_images(ektp_office: Sandbox) -> Callable[[str], tuple[bytes, str]]:
     from ektp_card.audit.attacks import make_attack_card

@@ -14,6 +14,7 @@ production use: the master key and the PKI are thrown away with the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -43,6 +44,7 @@ from ektp_card.verify.report import READ_DG3, Terminal
 if TYPE_CHECKING:
     from ektp_card.lds.biometrics import FaceImage
     from ektp_card.virtual.card import VirtualCard
+    from ektp_card.virtual.config import CardConfig, ChipQuirks
 
 #: Who the sandbox's desk and actor are in its registry.
 SANDBOX_DESK = "demo-desk"
@@ -271,21 +273,26 @@ def make_passport(
     pace: bool | MappingType = False,
     seed: int = 3,
     face: FaceImage | None = None,
+    signature: bytes | None = None,
+    config: CardConfig | None = None,
+    aa_rsa_bits: int = 2048,
 ) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
     signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and
     DG12 (additional personal and document details), DG15 (an RSA Active Authentication key made on the
-    chip), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``: ``True`` for Generic
-    Mapping, or the :class:`~ektp_card.crypto.pace.MappingType` to offer, brainpoolP256r1 with AES-128).
-    Chip Authentication Mapping adds DG14 with the chip's Chip Authentication key, which PACE-CAM
-    proves. Its MRZ is :data:`SPECIMEN_MRZ`."""
+    chip, ``aa_rsa_bits`` long), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``:
+    ``True`` for Generic Mapping, or the :class:`~ektp_card.crypto.pace.MappingType` to offer,
+    brainpoolP256r1 with AES-128). Chip Authentication Mapping adds DG14 with the chip's Chip
+    Authentication key, which PACE-CAM proves. With ``signature`` (an image) it has DG7, the displayed
+    signature, too. ``config`` makes the chip of another make (a
+    :class:`~ektp_card.virtual.config.CardConfig`, with its quirks). Its MRZ is :data:`SPECIMEN_MRZ`."""
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.crypto.pace import ECDH_CAM_AES128, ECDH_GM_AES128, ECDH_IM_AES128
     from ektp_card.ec import BRAINPOOLP256R1
     from ektp_card.lds.card_access import PaceInfo
     from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
     from ektp_card.lds.dg14 import Dg14
-    from ektp_card.lds.ektp import encode_dg2
+    from ektp_card.lds.ektp import Com, encode_dg2, encode_dg7
     from ektp_card.lds.emrtd import encode_dg11, encode_dg12, encode_emrtd_dg1
     from ektp_card.lds.profile import EMRTD_AID
     from ektp_card.lds.sod import build_sod
@@ -293,6 +300,7 @@ def make_passport(
     from ektp_card.virtual.aa import install_active_authentication
     from ektp_card.virtual.bac import enable_bac
     from ektp_card.virtual.ca import install_chip_authentication
+    from ektp_card.virtual.card import VirtualCard
     from ektp_card.virtual.demo import demo_card
     from ektp_card.virtual.pace import install_pace
 
@@ -300,6 +308,8 @@ def make_passport(
     always, never = AccessCondition.ALWAYS, AccessCondition.NEVER
     opened = AccessCondition.require(BAC) | AccessCondition.require(PACE)
     card = demo_card()
+    if config is not None:
+        card = VirtualCard(card.fs, config)
     readable = SecurityAttributes(always, never, never)
     app = card.fs.create_df(card.fs.mf, 0xDF02, name=EMRTD_AID, access=readable)
     mapping = MappingType.GM if pace is True else pace or None
@@ -313,7 +323,7 @@ def make_passport(
         if mapping is MappingType.CAM:
             ca_info, ca_public = install_chip_authentication(card, curve=BRAINPOOLP256R1)
             extra[14] = Dg14.of((ca_info, ca_public)).encode()
-    dg15, _ = install_active_authentication(card, rsa_bits=2048, hash_name="sha256")
+    dg15, _ = install_active_authentication(card, rsa_bits=aa_rsa_bits, hash_name="sha256")
     rng = random.Random(seed)  # noqa: S311 - a synthetic face
     dg11 = encode_dg11(full_name="ERIKSSON<<ANNA<MARIA", place_of_birth="ZENITH", date_of_birth="19740812",
                        profession="SYNTHETIC TEST PERSON")
@@ -321,11 +331,48 @@ def make_passport(
     photo = face if face is not None else face_photo(rng, (96, 128))
     groups = {1: encode_emrtd_dg1(SPECIMEN_MRZ), 2: encode_dg2(photo), 11: dg11, 12: dg12, 15: dg15.encode()}
     groups.update(extra)
+    com = _PASSPORT_COM
+    if signature is not None:
+        groups[7] = encode_dg7(signature)
+    if set(groups) != {1, 2, 11, 12, 15}:
+        tags = {1: 0x61, 2: 0x75, 7: 0x67, 11: 0x6B, 12: 0x6C, 14: 0x6E, 15: 0x6F}
+        com = Com(tuple(tags[n] for n in sorted(groups)), "0107", "040000").encode()
     signer = sandbox.document_signer
     sod = build_sod(groups, signer.signer, signer.certificate)
-    for sfi, data in ({0x1E: _PASSPORT_COM, 0x1D: sod} | groups).items():
+    for sfi, data in ({0x1E: com, 0x1D: sod} | groups).items():
         card.fs.create_ef(app, 0x0100 + sfi, data=data, sfi=sfi, access=SecurityAttributes(opened, never))
     return card
+
+
+def chip_quirks() -> dict[str, ChipQuirks]:
+    """The chip quirks of docs/chip-quirks.md by name, each as a chip that has it (read limits and
+    response parts of 128 bytes)."""
+    from ektp_card.virtual.config import ChipQuirks
+
+    return {
+        "pace-parameter-id": ChipQuirks(pace_parameter_id=True),
+        "extended-length-refused": ChipQuirks(extended_length_refused=True),
+        "end-of-file-warning": ChipQuirks(end_of_file_warning=True),
+        "response-chunk": ChipQuirks(response_chunk=0x80),
+        "errors-outside-ok": ChipQuirks(errors_outside_ok=True),
+        "read-limit": ChipQuirks(read_limit=0x80),
+        "read-limit-6c": ChipQuirks(read_limit=0x80, read_limit_word=0x6C00),
+    }
+
+
+def make_quirky(card: VirtualCard, quirks: ChipQuirks | str) -> VirtualCard:
+    """A copy of ``card`` (files, keys, settings) on a chip with ``quirks`` (or the quirk of that name,
+    :func:`chip_quirks`): what a reader meets from another chip maker. :class:`ValueError` for an
+    unknown name."""
+    from ektp_card.virtual.card import VirtualCard
+
+    if isinstance(quirks, str):
+        known = chip_quirks()
+        if quirks not in known:
+            raise ValueError(f"unknown chip quirk {quirks!r}; known: {', '.join(known)}")
+        quirks = known[quirks]
+    copy = VirtualCard.loads(card.dumps())
+    return VirtualCard(copy.fs, dataclasses.replace(copy.config, quirks=quirks), keys=copy.keys)
 
 
 def make_forged(image: Path) -> VirtualCard:
@@ -351,7 +398,9 @@ __all__ = [
     "Sandbox",
     "SandboxCard",
     "build_sandbox",
+    "chip_quirks",
     "make_forged",
     "make_passport",
+    "make_quirky",
     "make_terminal",
 ]

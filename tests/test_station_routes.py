@@ -385,3 +385,32 @@ def test_the_clerk_sees_what_proved_the_chip(station: Station) -> None:
     station.insert(station.office.clone)
     html = station.verify(station.office.genuine.can)[1]
     assert verdict(html) == "cloned" and 'id="proved-by"' not in html
+
+
+def test_a_passport_with_a_signature_shows_it(tmp_path: Path, ektp_office: Any) -> None:
+    import random
+
+    from ektp_card.lds.synthetic import signature_image
+    from ektp_card.sandbox import SPECIMEN_MRZ, make_passport
+
+    signature = signature_image(random.Random(2))  # noqa: S311 - synthetic
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    make_passport(ektp_office, signature=signature).save(folder / "passport.card")
+    slot = VirtualSlot(folder)
+    slot.insert("passport.card")
+    sessions = Sessions()
+    client = TestClient(build_app(StationConfig(slot, ektp_office.trust), sessions), base_url=BASE)
+    client.get(f"/open?token={sessions.token}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/clerk").text)
+    assert csrf is not None
+    page = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": SPECIMEN_MRZ})
+    assert verdict(page.text) == "genuine"
+    assert "Signature (DG7)" in page.text or "Tanda tangan (DG7)" in page.text
+    shown = re.search(r'src="(/clerk/signature/[^"]+)"', page.text)
+    assert shown is not None
+    with Image.open(io.BytesIO(client.get(shown.group(1)).content)) as png, \
+            Image.open(io.BytesIO(signature)) as source:
+        assert png.format == "PNG" and png.size == source.size
+        assert png.convert("L").tobytes() == source.convert("L").tobytes()
+    assert client.get("/clerk/signature/nothing").status_code == 404

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ektp_card.access import FileContent, ReadResult
     from ektp_card.apdu.iso7816 import CardInfo
     from ektp_card.lds.card_access import CardAccess
+    from ektp_card.lds.images import DisplayedSignature
+
+    #: What ``--format decoded`` shows of a file: EF.CardAccess, EF.ATR/INFO, DG7's signatures.
+    Decoded = CardAccess | CardInfo | tuple[DisplayedSignature, ...]
     from ektp_card.lds.profile import Application
     from ektp_card.session.card import AccessResult
 
@@ -37,7 +41,8 @@ FORMATS = ("hex", "decoded", "raw")
 @click.option("--app", "app_name", default="auto", show_default=True, metavar="auto|emrtd|demo|AID",
               help="Application to read from: the eMRTD or demo one, or an AID in hex.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="hex", show_default=True,
-              help="hex dump, decoded where known (EF.CardAccess, EF.ATR/INFO), or raw bytes (one FILE).")
+              help="hex dump, decoded where known (EF.CardAccess, EF.ATR/INFO, DG7's signatures), or raw "
+                   "bytes (one FILE).")
 @click.option("--out", type=FilePath(path_type=Path, file_okay=False),
               help="Write each file's bytes to DIR/NAME.bin instead of printing them.")
 @click.option("--short", is_flag=True, help="Short APDUs only, even when the card offers extended length.")
@@ -198,7 +203,9 @@ def _file_json(content: FileContent, path: Path | None) -> dict[str, Any]:
     }
     if problem is not None:
         entry["decode_error"] = problem
-    if isinstance(decoded, CardInfo):
+    if isinstance(decoded, tuple):
+        entry["decoded"] = {"displayed_signatures": [s.to_json() for s in decoded]}
+    elif isinstance(decoded, CardInfo):
         entry["decoded"] = {
             "command_chaining": decoded.command_chaining, "extended_length": decoded.extended_length,
             "max_command_apdu": decoded.max_command_apdu, "max_response_apdu": decoded.max_response_apdu,
@@ -210,7 +217,7 @@ def _file_json(content: FileContent, path: Path | None) -> dict[str, Any]:
     return entry
 
 
-def _decode(content: FileContent) -> tuple[CardAccess | CardInfo | None, str | None]:
+def _decode(content: FileContent) -> tuple[Decoded | None, str | None]:
     """The decoded content, or why a file this library knows could not be decoded."""
     from ektp_card.errors import LdsFormatError, TlvError
 
@@ -234,13 +241,15 @@ def _card_access_json(access: CardAccess) -> dict[str, Any]:
     }
 
 
-def _decoded_lines(decoded: CardAccess | CardInfo) -> list[str]:
+def _decoded_lines(decoded: Decoded) -> list[str]:
     from ektp_card.apdu.iso7816 import CardInfo
     from ektp_card.lds.card_access import PaceInfo
 
     def yes(flag: bool) -> str:
         return "yes" if flag else "no"
 
+    if isinstance(decoded, tuple):
+        return [f"displayed signature {n}  {s.describe()}" for n, s in enumerate(decoded, 1)]
     if isinstance(decoded, CardInfo):
         return [
             f"command chaining   {yes(decoded.command_chaining)}",

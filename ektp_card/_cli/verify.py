@@ -78,7 +78,9 @@ def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F
               help="A CSCA certificate (PEM or DER) trusted to issue master list signers "
                    "(repeat the option).")
 @click.option("--face-out", type=FilePath(path_type=Path, dir_okay=False), metavar="PATH",
-              help="Write the holder's face image from DG2 to PATH (JPEG as stored on the card).")
+              help="Write the holder's face image from DG2 to PATH, in the format its suffix names: "
+                   ".jpg/.jpeg (a JPEG face as stored on the card) or .png; JPEG 2000 faces and PNG output "
+                   "are converted with Pillow (the 'images' extra).")
 @terminal_options("Runs Terminal Authentication and reads DG3.")
 @click.option("--fingerprint", type=FilePath(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
               help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
@@ -154,7 +156,11 @@ def verify(
         fail("--master-list needs --master-list-anchor CERT (or --trust DIR): a master list is only as "
              "trustworthy as the CSCA that issued its signer", ExitCode.USAGE)
     if face_out is not None:
+        from ektp_card._cli.faces import needs_pillow, require_pillow
+
         check_output(face_out)
+        if needs_pillow(face_out):
+            require_pillow()
     trust = _load_trust(trust_dir, master_lists, anchors)
     revocations = (None if revocations_file is None
                    else _load_revocations(revocations_file, trust, allow_stale_revocations))
@@ -185,9 +191,11 @@ def verify(
     air = timing_report(transport.trace) if timing else None
     face_path: Path | None = None
     if face_out is not None and report.face is not None:
+        from ektp_card._cli.faces import convert_face
         from ektp_card.files import write_atomic
 
-        write_atomic(face_out, report.face.image, mode=0o600)  # the holder's face: owner only
+        face_bytes = convert_face(report.face.image, face_out)
+        write_atomic(face_out, face_bytes, mode=0o600)  # the holder's face: owner only
         face_path = face_out
     if obj.json:
         data = report.to_json()
@@ -354,6 +362,13 @@ def _render(obj: Ctx, report: VerificationReport, face_path: Path | None, face_o
     if report.nik is not None:
         nik = "agrees with sex and date of birth" if report.nik.ok else "; ".join(report.nik.problems)
         o.print(f"NIK {escape(report.nik.nik)}: {escape(nik)}")
+    for number, signature in enumerate(report.signatures, 1):
+        o.print(f"displayed signature {number} (DG7): {escape(signature.describe())}")
+    other = getattr(report, "other_groups", ())
+    if other:
+        o.print(f"other data groups read (not decoded): {', '.join(f'DG{n}' for n in other)}")
+    for note in getattr(report, "notes", ()):
+        o.print(f"note: {escape(note)}")
     if face_path is not None:
         o.print(f"face image written to {escape(str(face_path))}")
     elif face_out is not None:

@@ -84,6 +84,8 @@ class ClerkResult:
     report: VerificationReport | None = None
     problem: str | None = None
     face: bytes | None = field(default=None, repr=False)
+    #: DG7's first displayed signature as PNG, when the card has one that decodes.
+    signature: bytes | None = field(default=None, repr=False)
 
 
 def _printed_rows(report: VerificationReport) -> list[tuple[str, str, bool]]:
@@ -372,7 +374,13 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
                 face = await run_in_threadpool(face_png, report.face.image)
             except FaceImageError as exc:
                 log.info("face not shown: %s", exc)
-        result = ClerkResult(time.monotonic(), report=report, face=face)
+        signature: bytes | None = None
+        if report.signatures:
+            try:
+                signature = await run_in_threadpool(face_png, report.signatures[0].image)
+            except FaceImageError as exc:
+                log.info("signature not shown: %s", exc)
+        result = ClerkResult(time.monotonic(), report=report, face=face, signature=signature)
         return RedirectResponse(f"/clerk/result/{station.keep(session, result)}", status_code=303)
 
     async def clerk_result(request: Request) -> Response:
@@ -393,6 +401,12 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
         if result is None or result.face is None:
             raise HTTPException(404)
         return Response(result.face, media_type="image/png")
+
+    async def clerk_signature(request: Request) -> Response:
+        result = station.result(_session(request), request.path_params["rid"])
+        if result is None or result.signature is None:
+            raise HTTPException(404)
+        return Response(result.signature, media_type="image/png")
 
     async def not_found(request: Request, exc: Exception) -> Response:
         code = exc.status_code if isinstance(exc, HTTPException) else 404
@@ -415,6 +429,7 @@ def build_app(config: StationConfig, sessions: Sessions | None = None) -> Starle
         Route("/clerk/passport", verify_passport, methods=["POST"]),
         Route("/clerk/result/{rid}", clerk_result),
         Route("/clerk/face/{rid}", clerk_face),
+        Route("/clerk/signature/{rid}", clerk_signature),
         Mount("/static", StaticFiles(packages=[("ektp_card._station", "static")]), name="static"),
     ]
     if config.desk is not None:

@@ -299,6 +299,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
 
     # --- passports: DG11 and DG12 ---------------------------------------------------------------------
     "result.additional": {"id": "Data tambahan (DG11, DG12)", "en": "Additional details (DG11, DG12)"},
+    "result.signature": {"id": "Tanda tangan (DG7)", "en": "Signature (DG7)"},
     "result.other_groups": {"id": "Kelompok data lain di chip: DG{groups}", "en": "Other data groups on the chip: DG{groups}"},
     "dg.field.full_name": {"id": "Nama lengkap", "en": "Full name"},
     "dg.field.other_name": {"id": "Nama lain", "en": "Other names"},

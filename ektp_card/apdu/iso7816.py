@@ -22,6 +22,10 @@ EF_ATR_INFO_FID = 0x2F01
 EF_ATR_INFO_SFI = 0x01
 
 _READ_OK = frozenset({SW.OK, SW.END_OF_FILE})
+#: Read sizes tried, largest first, when a card refuses a short READ BINARY with 6700: buffer limits
+#: seen in chips (231 and 223 are what a protected response of 3DES and AES secure messaging carries
+#: in one short APDU; 128 and smaller are buffer sizes), then halving down to one byte.
+_SHORT_READ_LADDER = (0xE7, 0xDF, 0x80, 0x40, 0x20, 0x10, 0x08, 0x04, 0x02, 0x01)
 #: READ BINARY B0 carries the offset in 15 bits; beyond that the odd INS B1 with DO 54 is needed.
 _MAX_B0_OFFSET = 0x7FFF
 
@@ -72,6 +76,9 @@ class Iso7816Session:
         self.cla = cla
         #: Largest Ne for one READ BINARY; raised after reading EF.ATR/INFO.
         self.max_read = SHORT_MAX_LE
+        self._told_eof = False
+        #: The Le the card named (6Cxx) for the last read, if it named one.
+        self._named: int | None = None
 
     @property
     def read_size(self) -> int:
@@ -109,22 +116,68 @@ class Iso7816Session:
         return info
 
     def _send_read(self, make: Callable[[int], CommandApdu], le: int) -> tuple[ResponseApdu, int]:
-        """Send a READ BINARY built for Ne ``le``; return the response and the Ne actually used.
+        """Send a READ BINARY built for Ne ``le``; return the response and the Ne it answered (fewer
+        bytes than that, with 9000, mean the end of the file).
 
         A card that answers 6700 to a long read cannot give what EF.ATR/INFO promised (or a reader
-        in between cannot carry it): fall back to short reads for the rest of the session. 6Cxx is
-        corrected lower in the stack, 6B00 is the caller's end of file.
+        in between cannot carry it): fall back to short reads for the rest of the session. A card
+        that answers 6700 to a short read has a smaller buffer: try the sizes of
+        :data:`_SHORT_READ_LADDER` below it and keep to the first that works. 6Cxx is corrected lower
+        in the stack (see :meth:`_answered`), 6B00 is the caller's end of file.
         """
+        self.protocol.take_le_correction()
         try:
-            return self.protocol.send(make(le), allow=_READ_OK), le
+            resp = self.protocol.send(make(le), allow=_READ_OK)
         except WrongLengthError as e:
-            if e.exact_le is not None or le <= SHORT_MAX_LE:
+            if e.exact_le is not None:
                 raise
-        log.info("the card refused a %d-byte read (6700); reading in short APDUs from now on", le)
-        self.max_read = SHORT_MAX_LE
-        self.protocol.extended = False
-        le = min(le, self.read_size)
-        return self.protocol.send(make(le), allow=_READ_OK), le
+            refused = e
+        else:
+            return self._answered(resp, le)
+        if le > SHORT_MAX_LE:
+            log.info("the card refused a %d-byte read (6700); reading in short APDUs from now on", le)
+            self.max_read = SHORT_MAX_LE
+            self.protocol.extended = False
+            le = min(le, self.read_size)
+            try:
+                return self._answered(self.protocol.send(make(le), allow=_READ_OK), le)
+            except WrongLengthError as e:
+                if e.exact_le is not None:
+                    raise
+                refused = e
+        for smaller in (n for n in _SHORT_READ_LADDER if n < le):
+            try:
+                resp = self.protocol.send(make(smaller), allow=_READ_OK)
+            except WrongLengthError as e:
+                if e.exact_le is not None:
+                    raise
+                continue
+            log.info("the card refused a %d-byte read (6700) but reads %d bytes: reading at most %d bytes "
+                     "at a time from now on", le, smaller, smaller)
+            self.max_read = smaller
+            return self._answered(resp, smaller)
+        raise refused
+
+    def _answered(self, resp: ResponseApdu, le: int) -> tuple[ResponseApdu, int]:
+        """``resp`` to a read of Ne ``le``, and the Ne it answered: the one the card named, when it
+        named one with 6Cxx. At the end of a file that is what is left; on a chip with a smaller buffer
+        its size, so its answer is no end of file. The same size named twice in a row is the buffer:
+        reads keep to it from then on."""
+        named = self.protocol.take_le_correction()
+        if named is not None and named < le:
+            if named == self._named and named < self.max_read:
+                log.info("the card named Le %d (6Cxx) twice for a %d-byte read: reading at most %d bytes "
+                         "at a time from now on", named, le, named)
+                self.max_read = named
+            self._named = named
+            return resp, named
+        self._named = None
+        if resp.sw == SW.END_OF_FILE and le in (SHORT_MAX_LE, 65536) and resp.data and not self._told_eof:
+            # Le 00 asks for "up to the end": a warning then is a chip's habit, and still the end.
+            self._told_eof = True
+            log.info("the card warns 6282 (end of file) at the end of a file read with Le 00; taken as "
+                     "the end of the file")
+        return resp, le
 
     def _read_chunk(self, offset: int, length: int) -> tuple[bytes, bool, int]:
         """One READ BINARY: the data, whether the card said end of file (6282), and how many data
@@ -146,13 +199,23 @@ class Iso7816Session:
         return data, resp.sw == SW.END_OF_FILE, le - header
 
     def read_binary(self, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes at ``offset`` of the current EF (fewer at end of file)."""
+        """Up to ``length`` bytes at ``offset`` of the current EF (fewer at end of file).
+
+        A card that gives fewer bytes than asked although more are wanted (some answer 6Cxx naming
+        their buffer, the terminal then asks that much; some just stop short) is read on, in parts
+        of the size it gave from then on."""
         out = bytearray()
         while len(out) < length:
-            chunk, eof, _ = self._read_chunk(offset + len(out), min(length - len(out), self.read_size))
+            at = offset + len(out)
+            chunk, eof, asked = self._read_chunk(at, min(length - len(out), self.read_size))
             out += chunk
             if eof or not chunk:
                 break
+            short = len(chunk) < asked and len(chunk) < self.max_read
+            if short and len(out) < length and at <= _MAX_B0_OFFSET:
+                log.info("the card gave %d bytes where %d were asked for; reading at most %d bytes at a "
+                         "time from now on", len(chunk), asked, len(chunk))
+                self.max_read = len(chunk)
         return bytes(out)
 
     def read_file(self, *, sfi: int | None = None, fid: int | None = None) -> bytes:

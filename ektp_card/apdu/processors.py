@@ -11,6 +11,7 @@ in :class:`ektp_card.apdu.protocol.ApduProtocol`. Stack, top to bottom::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from ektp_card.apdu.command import SHORT_MAX_LC, SHORT_MAX_LE, CommandApdu, ResponseApdu
@@ -65,6 +66,7 @@ class ResponseChaining:
     def __init__(self, inner: Processor, cla: int = 0x00) -> None:
         self.inner = inner
         self.cla = cla
+        self._told = False
 
     def send(self, apdu: CommandApdu) -> ResponseApdu:
         resp = self.inner.send(apdu)
@@ -78,19 +80,30 @@ class ResponseChaining:
             # GET RESPONSE collects bytes already produced: plain, on the same logical channel.
             resp = self.inner.send(CommandApdu(apdu.cla & 0x03, 0xC0, 0, 0, le=le))
             data += resp.data
+        if rounds:
+            # Said once per link setting (a card that chains does it for every long answer).
+            level = logging.DEBUG if self._told else logging.INFO
+            self._told = True
+            log.log(level, "the card answered INS %02X in %d parts (61xx): %d bytes collected with GET "
+                    "RESPONSE", apdu.ins, rounds + 1, len(data))
         return ResponseApdu(bytes(data), resp.sw)
 
 
 class LeCorrection:
-    """Resends once with the exact Le a card names in 6Cxx."""
+    """Resends once with the exact Le a card names in 6Cxx; ``corrected`` hears of each resend (a
+    reader of files must know that a short answer was the card's choice, not the end of the file)."""
 
-    def __init__(self, inner: Processor) -> None:
+    def __init__(self, inner: Processor, corrected: Callable[[CommandApdu, int], None] | None = None) -> None:
         self.inner = inner
+        self.corrected = corrected
 
     def send(self, apdu: CommandApdu) -> ResponseApdu:
         resp = self.inner.send(apdu)
         if resp.sw1 == 0x6C:
-            return self.inner.send(apdu.with_(le=resp.sw2 or SHORT_MAX_LE))
+            le = resp.sw2 or SHORT_MAX_LE
+            if self.corrected is not None:
+                self.corrected(apdu, le)
+            return self.inner.send(apdu.with_(le=le))
         return resp
 
 

@@ -28,6 +28,7 @@ class ApduProtocol:
         self._extended = extended
         self._chaining = chaining
         self._sm: SecureMessagingWrapper | None = None
+        self._le_named: int | None = None
         self._stack: Processor = self._build()
 
     def _build(self) -> Processor:
@@ -40,9 +41,17 @@ class ApduProtocol:
             # protected form still fits a short APDU (231 bytes for 3DES, 223 for AES).
             chunk = self._sm.max_short_data
         # Above secure messaging, a 6Cxx retry is protected afresh (new SSC), never replayed.
-        stack = LeCorrection(stack)
+        stack = LeCorrection(stack, self._corrected)
         enabled = self._chaining and not self._extended
         return CommandChaining(stack, max_chunk=chunk, enabled=enabled)
+
+    def _corrected(self, apdu: CommandApdu, le: int) -> None:
+        self._le_named = le
+
+    def take_le_correction(self) -> int | None:
+        """The Le a card named with 6Cxx since the last call (the command was resent with it), if any."""
+        named, self._le_named = self._le_named, None
+        return named
 
     @property
     def extended(self) -> bool:

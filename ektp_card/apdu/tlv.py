@@ -118,6 +118,17 @@ class Tlv:
         return tlv
 
 
+def encoded_size(data: bytes) -> int | None:
+    """How many bytes the BER-TLV object starting ``data`` takes by its tag and length fields (its
+    value may be cut short in ``data``); ``None`` when the fields themselves are malformed or cut."""
+    try:
+        _, offset = _read_tag(data, 0)
+        length, offset = _read_length(data, offset, strict=False)
+    except TlvError:
+        return None
+    return offset + length
+
+
 def parse_one(data: bytes, offset: int = 0, *, strict: bool = True) -> tuple[Tlv, int]:
     """Decode the data object at ``offset``; return it and the offset after it."""
     tag, pos = _read_tag(data, offset)

@@ -28,6 +28,7 @@ session that detected an error drops them and refuses any further use.
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import cmac
@@ -45,6 +46,8 @@ try:
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # cryptography before 43 kept it with the other algorithms
     from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+
+log = logging.getLogger("ektp_card.sm")
 
 #: CLA bits b4-b3 = 11: secure messaging, command header authenticated (ISO/IEC 7816-4 section 5.4.1).
 SM_CLA_BITS = 0x0C
@@ -317,6 +320,7 @@ class SecureMessagingSession(_Session):
     def __init__(self, cipher: Cipher, k_enc: bytes, k_mac: bytes, ssc: int) -> None:
         super().__init__(cipher, k_enc, k_mac, ssc)
         self._awaiting = False
+        self._told_outside = False
 
     def _fail(self, message: str) -> SecureMessagingError:
         self.close()
@@ -383,7 +387,13 @@ class SecureMessagingSession(_Session):
             data = _decrypt(crypto, ssc, found)
         except _Violation as exc:
             raise self._fail(str(exc)) from None
-        return ResponseApdu(data, int.from_bytes(status, "big"))
+        protected = int.from_bytes(status, "big")
+        if protected != response.sw and response.sw >> 8 != 0x61 and not self._told_outside:
+            # Some chips say 9000 outside whatever DO 99 says: only the word under the MAC counts.
+            self._told_outside = True
+            log.info("the card's unprotected status word %04X differs from the protected one %04X; the "
+                     "protected one counts", response.sw, protected)
+        return ResponseApdu(data, protected)
 
 
 class CardSecureMessaging(_Session):

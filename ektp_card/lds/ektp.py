@@ -127,6 +127,7 @@ EKTP_APPLICATION = Application(
     EKTP_AID,
     tuple(FileRef(spec.name, spec.sfi, spec.fid) for spec in FILES if not spec.in_mf),
     ("DG1",),
+    lds=True,
 )
 
 

@@ -55,12 +55,14 @@ def file_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class Application:
-    """A card application: its AID, the files it names and what to read when none is asked for."""
+    """A card application: its AID, the files it names and what to read when none is asked for;
+    ``lds``: every file is one BER-TLV object (ICAO Doc 9303-10 LDS), so its header gives its size."""
 
     name: str
     aid: bytes
     files: tuple[FileRef, ...] = ()
     default_files: tuple[str, ...] = ()
+    lds: bool = False
 
     def file(self, name: str) -> FileRef | None:
         key = file_key(name)
@@ -92,6 +94,7 @@ EMRTD = Application(
         *(FileRef(f"DG{n}", n, 0x0100 + n) for n in range(1, 17)),
     ),
     ("COM", "DG1"),
+    lds=True,
 )
 
 DEMO_AID = bytes.fromhex("D360000000454B5450")

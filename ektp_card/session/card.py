@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from ektp_card.apdu.command import EXTENDED_MAX_LE, CommandApdu
 from ektp_card.apdu.iso7816 import EF_ATR_INFO_SFI, CardInfo, Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
+from ektp_card.apdu.tlv import encoded_size
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.kdf import Cipher
 from ektp_card.crypto.pace import MappingType, PaceParameters, PaceResult, Password, perform_pace
@@ -35,6 +37,7 @@ from ektp_card.crypto.sm import max_short_data
 from ektp_card.errors import (
     ApduError,
     CardFileNotFoundError,
+    IncorrectParametersError,
     InsNotSupportedError,
     LdsFormatError,
     PaceError,
@@ -110,6 +113,10 @@ class AccessResult:
 # --- the session -------------------------------------------------------------------------------------
 
 _MF = "MF"
+#: MF files that are one BER-TLV object: EF.CardAccess and EF.CardSecurity (a SET, a SignedData).
+_TLV_MF_FILES = (EF_CARD_ACCESS_SFI, 0x1D)
+#: Largest file completed from its TLV header (:meth:`CardSession._complete`): any LDS file fits.
+_MAX_COMPLETED = 1 << 20
 #: Bytes a protected response adds around DO87 content, besides the padded data: tag 87 and a
 #: three-byte length, the padding-content indicator, DO99 (4), DO8E (10) and SW1-SW2.
 _SM_RESPONSE_OVERHEAD = 4 + 1 + 4 + 10 + 2
@@ -165,12 +172,32 @@ class CardSession:
                 log.warning("EF.ATR/INFO is malformed (%s); short APDUs only", exc)
         info = self.card_info
         if info is not None and self._extended is not False and info.extended_length:
+            if self._extended is None and not self._extended_works():
+                return
             self.protocol.extended = True
             self.iso.max_read = info.max_read
+
+    def _extended_works(self) -> bool:
+        """Whether the card takes what EF.ATR/INFO promises: one READ BINARY of EF.ATR/INFO with an
+        extended Le of 0000 (65536), in the clear. Some chips advertise extended length and refuse it;
+        under secure messaging such a refusal comes unprotected and would end the session, so it is
+        found out here, before there is a session to lose."""
+        probe = CommandApdu(0x00, 0xB0, 0x80 | EF_ATR_INFO_SFI, 0x00, le=EXTENDED_MAX_LE, extended=True)
+        self.protocol.extended = True
+        try:
+            self.protocol.send(probe, allow=frozenset({SW.OK, SW.END_OF_FILE}))
+        except ApduError as exc:
+            self.protocol.extended = False
+            log.info("EF.ATR/INFO advertises extended length, but the card refused an extended READ "
+                     "BINARY (%04X): short APDUs only", exc.sw)
+            return False
+        return True
 
     def _optional(self, sfi: int) -> bytes | None:
         try:
             data = self.iso.read_file(sfi=sfi)
+            if sfi == EF_CARD_ACCESS_SFI:
+                data = self._complete(MF_FILES[0], data)
         except ApduError as exc:
             # Absent (6A82), or a card that does not read by SFI under the MF: both mean "not offered".
             log.debug("MF file SFI %02X not readable: %04X", sfi, exc.sw)
@@ -228,7 +255,20 @@ class CardSession:
             self.iso.select_mf()
             self._location = _MF
         for password in passwords:
-            self.pace = perform_pace(self.protocol, password, parameters, send_parameter_id=send_id)
+            around = self.protocol.secure_messaging
+            try:
+                self.pace = perform_pace(self.protocol, password, parameters, send_parameter_id=send_id)
+            except (IncorrectParametersError, ReferencedDataNotFoundError) as exc:
+                if send_id or self.protocol.secure_messaging is not around:
+                    # Named already, or refused after MSE:Set AT (the session it ran in is over).
+                    raise
+                # ICAO Doc 9303-11 section 4.4.4.1 asks for DO 84 only when the chip offers several
+                # domain parameters; some chips want it always. Refused parameters are no password
+                # failure (those answer 63xx), so asking again costs one command and no try.
+                log.info("the card refused MSE:Set AT without the PACE parameter ID (%04X); sending "
+                         "parameter ID %d from now on", exc.sw, parameters.parameter_id)
+                send_id = True
+                self.pace = perform_pace(self.protocol, password, parameters, send_parameter_id=True)
         self._fit_reads(parameters.cipher)
         proven = tuple(p.type.name for p in passwords)
         return AccessResult(AccessProtocol.PACE, proven, parameters, parameters.cipher)
@@ -282,12 +322,33 @@ class CardSession:
                 if self._location != application.name:
                     self.iso.select_aid(application.aid)
                     self._location = application.name
-            if ref.sfi is not None:
-                return self.iso.read_file(sfi=ref.sfi)
-            return self.iso.read_file(fid=ref.fid)
+            data = self.iso.read_file(sfi=ref.sfi) if ref.sfi is not None else self.iso.read_file(fid=ref.fid)
+            if ref.in_mf and ref.sfi in _TLV_MF_FILES or not ref.in_mf and self._in_lds_application():
+                data = self._complete(ref, data)
+            return data
         except ApduError as exc:
             # Every ApduError subclass a READ BINARY or SELECT maps to takes (sw, data, message).
             raise type(exc)(exc.sw, exc.data, f"reading {ref.name}: {exc}") from None
+
+    def _in_lds_application(self) -> bool:
+        return self.application is not None and self.application.lds
+
+    def _complete(self, ref: FileRef, data: bytes) -> bytes:
+        """``data`` and, when its BER-TLV header says the file goes on, the rest. Without a size in
+        the FCP, the end of a file read by short identifier is a short answer; a card that answers
+        short before the end without saying why (a smaller buffer than it lets on) would otherwise
+        leave the file cut. Every LDS file is one TLV object, so its header tells."""
+        total = encoded_size(data)
+        if total is None or total <= len(data) or total > _MAX_COMPLETED:
+            return data
+        log.info("%s: the card stopped after %d of %d bytes; reading on", ref.name, len(data), total)
+        try:
+            rest = self.iso.read_binary(len(data), total - len(data))
+        except IncorrectParametersError as exc:
+            if exc.sw != SW.WRONG_P1P2:
+                raise
+            return data  # the file ends where the card said: the TLV header was wrong, not the read
+        return data + rest
 
     @property
     def mf_files(self) -> tuple[FileRef, ...]:

@@ -142,10 +142,12 @@ def verify_card(
     checks.add(TERMINAL_AUTHENTICATION, ta_check.status, ta_check.reason)
     templates = _dg3_check(reading.groups, numbers, reading.refused, terminal, ta, checks)
     best = _fingerprint_check(probe, templates, checks)
+    signatures, _ = pipeline.signatures_of(reading.groups)
     done = checks.done()
     return VerificationReport(
         verdict=verdict_of(done), checks=done, access=access, card_access=session.card_access,
-        card_info=session.card_info, personal=personal, nik=nik, face=face, data_groups=reading.groups,
+        card_info=session.card_info, personal=personal, nik=nik, face=face, signatures=signatures,
+        data_groups=reading.groups,
         refused=tuple(reading.refused), passive=passive, chip=chip, active=active, terminal=ta,
         fingerprint=best,
     )

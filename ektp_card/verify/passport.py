@@ -78,10 +78,14 @@ def verify_passport(
     document, face = _printed_data(reading.groups, mrz, checks)
     chip, active = pipeline.chip_checks(session, reading, checks, random_bytes)
     additional, notes = _additional_details(reading.groups)
+    signatures, problem = pipeline.signatures_of(reading.groups)
+    if problem is not None:
+        notes = (*notes, problem)
     done = checks.done()
     return PassportReport(
         verdict=verdict_of(done), checks=done, access=access, card_access=session.card_access,
-        card_info=session.card_info, face=face, data_groups=reading.groups, refused=tuple(reading.refused),
+        card_info=session.card_info, face=face, signatures=signatures, data_groups=reading.groups,
+        refused=tuple(reading.refused),
         passive=passive, chip=chip, active=active, document=document, additional=additional,
         other_groups=tuple(n for n in sorted(reading.groups) if n not in _SHOWN), notes=notes,
     )

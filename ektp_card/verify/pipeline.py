@@ -31,6 +31,7 @@ from ektp_card.ec import default_key_source
 from ektp_card.errors import ApduError, LdsFormatError, SecurityStatusNotSatisfiedError
 from ektp_card.lds.biometrics import FaceImage
 from ektp_card.lds.ektp import decode_dg2
+from ektp_card.lds.images import DisplayedSignature, displayed_signatures
 from ektp_card.lds.sod import Sod, parse_sod
 from ektp_card.log import printable
 from ektp_card.pki.trust import TrustStore
@@ -211,6 +212,17 @@ def face_of(groups: Mapping[int, bytes], problems: list[str]) -> FaceImage | Non
     return faces[0] if faces else None
 
 
+def signatures_of(groups: Mapping[int, bytes]) -> tuple[tuple[DisplayedSignature, ...], str | None]:
+    """DG7's displayed signatures, if the card gave DG7, and what was wrong with a malformed one (a note:
+    Passive Authentication already says whether DG7 is what the issuer signed)."""
+    if 7 not in groups:
+        return (), None
+    try:
+        return displayed_signatures(groups[7]), None
+    except LdsFormatError as exc:
+        return (), f"DG7: {exc}"
+
+
 def printed_data_check(
     groups: Mapping[int, bytes],
     decode: Callable[[bytes], T],
@@ -310,6 +322,7 @@ __all__ = [
     "begin",
     "chip_checks",
     "face_of",
+    "signatures_of",
     "opened_checks",
     "passive_check",
     "printed_data_check",

@@ -25,6 +25,7 @@ from ektp_card.crypto.ca import CaResult
 from ektp_card.errors import TerminalAuthenticationError
 from ektp_card.lds.biometrics import FaceImage, ImageDataType
 from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.images import DisplayedSignature
 from ektp_card.lds.nik import nik_violations
 from ektp_card.lds.record import PersonalData
 from ektp_card.pki.signer import Signer
@@ -166,6 +167,8 @@ class VerificationReport:
     personal: PersonalData | None = None
     nik: NikCheck | None = None
     face: FaceImage | None = field(default=None, repr=False)
+    #: DG7's displayed signatures (ICAO Doc 9303-10), when the card gave DG7.
+    signatures: tuple[DisplayedSignature, ...] = field(default=(), repr=False)
     data_groups: Mapping[int, bytes] = field(default_factory=dict, repr=False, compare=False)
     #: Data groups EF.SOD lists that the card refused with this access (DG3 without TA).
     refused: tuple[int, ...] = ()
@@ -228,6 +231,7 @@ class VerificationReport:
                 "format": face_format(self.face), "width": self.face.width, "height": self.face.height,
                 "bytes": len(self.face.image),
             },
+            "signatures": [s.to_json() for s in self.signatures],
             "data_groups": sorted(self.data_groups),
             "refused_data_groups": list(self.refused),
             "chip_proved_by": list(self.proved_by),

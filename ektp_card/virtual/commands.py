@@ -257,21 +257,32 @@ def _readable(card: VirtualCard, ef: ElementaryFile, offset: int) -> int:
     return ef.size - offset
 
 
-def _end_of_file(apdu: CommandApdu, available: int, room: int) -> bool:
+def _end_of_file(card: VirtualCard, apdu: CommandApdu, available: int, room: int) -> bool:
     """6282 when the file ends before the asked-for length. An all-zero Le means "up to the end of
-    the file" (ISO/IEC 7816-4, READ BINARY), so it only warns when nothing at all is left."""
-    return available < room and (available == 0 or not is_wildcard_le(apdu))
+    the file" (ISO/IEC 7816-4, READ BINARY), so it only warns when nothing at all is left - unless
+    the chip warns at every end of file (a quirk some makes have)."""
+    always = card.config.quirks.end_of_file_warning
+    return available < room and (available == 0 or always or not is_wildcard_le(apdu))
+
+
+def _check_read_limit(card: VirtualCard, apdu: CommandApdu) -> None:
+    """A chip that reads at most N bytes at a time refuses more: 6700, or 6Cxx naming N."""
+    quirks = card.config.quirks
+    if quirks.read_limit and (apdu.le or 0) > quirks.read_limit:
+        word = quirks.read_limit_word
+        refuse(SW.WRONG_LENGTH if word == SW.WRONG_LENGTH else SW.wrong_le(quirks.read_limit))
 
 
 def read_binary(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     """READ BINARY (B0)."""
     if apdu.data or apdu.le is None:
         refuse(SW.WRONG_LENGTH)
+    _check_read_limit(card, apdu)
     ef, offset = _even_target(card, apdu)
     available = _readable(card, ef, offset)
     count = min(available, card.response_limit(apdu))
     data = bytes(ef.data[offset : offset + count])
-    return ResponseApdu(data, SW.END_OF_FILE if _end_of_file(apdu, available, apdu.le) else SW.OK)
+    return ResponseApdu(data, SW.END_OF_FILE if _end_of_file(card, apdu, available, apdu.le) else SW.OK)
 
 
 def _room_in_do53(ne: int) -> int:
@@ -286,6 +297,7 @@ def read_binary_odd(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     """READ BINARY with odd INS (B1): offset in DO 54 (any size file), data returned in DO 53."""
     if apdu.le is None:
         refuse(SW.WRONG_LENGTH)
+    _check_read_limit(card, apdu)
     ef = _odd_target(card, apdu)
     try:
         offset = _offset(Tlv.decode(apdu.data))
@@ -297,7 +309,7 @@ def read_binary_odd(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
         refuse(SW.WRONG_LENGTH)
     count = min(available, room)
     data = Tlv(TAG_DATA, bytes(ef.data[offset : offset + count])).encode()
-    eof = _end_of_file(apdu, available, _room_in_do53(apdu.le))
+    eof = _end_of_file(card, apdu, available, _room_in_do53(apdu.le))
     return ResponseApdu(data, SW.END_OF_FILE if eof else SW.OK)
 
 

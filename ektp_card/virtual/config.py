@@ -99,6 +99,67 @@ class CardBehaviour:
         return self.error_words.get(kind, genuine)
 
 
+#: Status words a chip with a read limit answers to a longer READ BINARY: 6700, or 6Cxx naming the limit.
+READ_LIMIT_WORDS = (0x6700, 0x6C00)
+
+
+@dataclass(frozen=True)
+class ChipQuirks:
+    """How chips of some makes depart from the letter of ISO/IEC 7816-4 and ICAO Doc 9303 while doing
+    their job: what readers in the field meet (docs/chip-quirks.md). A reader must cope with each; the
+    defaults are none of them.
+
+    ``pace_parameter_id``: MSE:Set AT for PACE without the domain parameter ID (DO 84) is refused with
+    6A80, although EF.CardAccess offers one set of parameters only. ``extended_length_refused``:
+    EF.ATR/INFO advertises extended length, but every extended-length APDU is answered 6700 by the
+    chip's transport layer (unprotected, before secure messaging sees it). ``end_of_file_warning``:
+    a READ BINARY that reaches the end of the file answers 6282 even when Le was 00 ("up to the end").
+    ``response_chunk``: responses come in parts of at most this many bytes, the rest behind 61xx for
+    GET RESPONSE, whatever Ne the terminal allowed (0: no such limit). ``errors_outside_ok``: under
+    secure messaging an error status word is answered protected (DO 99), while the unprotected status
+    word outside says 9000. ``read_limit``: READ BINARY with Ne above this is
+    refused (0: no such limit), with ``read_limit_word``: 6700, or 6Cxx naming the limit.
+    """
+
+    pace_parameter_id: bool = False
+    extended_length_refused: bool = False
+    end_of_file_warning: bool = False
+    response_chunk: int = 0
+    errors_outside_ok: bool = False
+    read_limit: int = 0
+    read_limit_word: int = 0x6700
+
+    def __post_init__(self) -> None:
+        if not (self.response_chunk == 0 or 1 <= self.response_chunk <= SHORT_MAX_LE):
+            raise ValueError(f"a response chunk is 1..{SHORT_MAX_LE} bytes (0: none)")
+        if not (self.read_limit == 0 or 1 <= self.read_limit <= SHORT_MAX_LE):
+            raise ValueError(f"a read limit is 1..{SHORT_MAX_LE} bytes (0: none)")
+        if self.read_limit_word not in READ_LIMIT_WORDS:
+            raise ValueError("a read limit is answered 6700 or 6C00 (6Cxx naming the limit)")
+
+    @property
+    def none(self) -> bool:
+        """Whether this chip has none of the quirks."""
+        return self == ChipQuirks()
+
+    def names(self) -> tuple[str, ...]:
+        """The quirks present, by the names docs/chip-quirks.md uses."""
+        out = []
+        if self.pace_parameter_id:
+            out.append("pace-parameter-id")
+        if self.extended_length_refused:
+            out.append("extended-length-refused")
+        if self.end_of_file_warning:
+            out.append("end-of-file-warning")
+        if self.response_chunk:
+            out.append(f"response-chunk {self.response_chunk}")
+        if self.errors_outside_ok:
+            out.append("errors-outside-ok")
+        if self.read_limit:
+            out.append(f"read-limit {self.read_limit} ({self.read_limit_word:04X})")
+        return tuple(out)
+
+
 @dataclass(frozen=True)
 class CardConfig:
     """Chip properties.
@@ -107,7 +168,9 @@ class CardConfig:
     sizes ``max_command_data`` (Nc) and ``max_response_data`` (Ne) apply only then, otherwise the
     short limits 255 and 256 hold. ``uid`` fixes the ISO/IEC 14443-3 UID; ``None`` draws a random one
     per power-on session. ``historical_bytes`` overrides the computed ATR/ATS historical bytes.
-    ``behaviour`` holds the programmable-card settings (:class:`CardBehaviour`, default genuine).
+    ``behaviour`` holds the programmable-card settings (:class:`CardBehaviour`, default genuine);
+    ``quirks`` the ways a chip of another make departs from the standards (:class:`ChipQuirks`, default
+    none).
     """
 
     extended_length: bool = True
@@ -116,6 +179,7 @@ class CardConfig:
     max_response_data: int = EXTENDED_MAX_LE
     historical_bytes: bytes | None = None
     behaviour: CardBehaviour = field(default_factory=CardBehaviour)
+    quirks: ChipQuirks = field(default_factory=ChipQuirks)
 
     def __post_init__(self) -> None:
         if self.uid is not None and len(self.uid) not in UID_SIZES:

@@ -7,7 +7,8 @@ Layout (version 2)::
                 "max_response_data": 65536, "historical_bytes": null | "hex",
                 "behaviour": {"rng": "system" | "lcg", "rng_seed": 0, "response_delay_ms": 0,
                               "error_words": {"sm-plain": "6982", ...},
-                              "aa_signature": null | "base64"}},
+                              "aa_signature": null | "base64"},
+                "quirks": {"pace_parameter_id": false, ...}},
      "capacity": 1048576,
      "mf": {"kind": "DF", "fid": "3F00", "name": null | "hex", "lcs": 5,
             "read": "ALWAYS", "update": "NEVER", "admin": "PERSO",
@@ -15,7 +16,9 @@ Layout (version 2)::
                           "read": ..., "update": ..., "admin": ..., "data": "base64"}, ...]},
      "keys": {"name": "base64", ...}}
 
-"behaviour" holds the programmable-card settings (:class:`~ektp_card.virtual.config.CardBehaviour`).
+"behaviour" holds the programmable-card settings (:class:`~ektp_card.virtual.config.CardBehaviour`);
+"quirks", present only on a chip that has some, the ways it departs from the standards
+(:class:`~ektp_card.virtual.config.ChipQuirks`; absent: none).
 Version 1 images, written before it existed, have none and load with the genuine behaviour; images
 are always written in the current version.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
 import re
@@ -38,7 +42,7 @@ from pathlib import Path
 from ektp_card import files
 from ektp_card.errors import ApduError, CardImageError
 from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
-from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, RngKind
+from ektp_card.virtual.config import CardBehaviour, CardConfig, ChipQuirks, FailureKind, RngKind
 from ektp_card.virtual.fs import MF_FID, CardFile, DedicatedFile, ElementaryFile, FileSystem, LifeCycle
 
 FORMAT = "ektp-card/virtual-card-image"
@@ -101,20 +105,27 @@ def _behaviour(b: CardBehaviour) -> dict[str, object]:
     }
 
 
+def _quirks(q: ChipQuirks) -> dict[str, object]:
+    return {f.name: getattr(q, f.name) for f in dataclasses.fields(q)}
+
+
 def encode(image: CardImage) -> bytes:
     """The image document as UTF-8 JSON."""
     c = image.config
+    config: dict[str, object] = {
+        "extended_length": c.extended_length,
+        "uid": _hex(c.uid),
+        "max_command_data": c.max_command_data,
+        "max_response_data": c.max_response_data,
+        "historical_bytes": _hex(c.historical_bytes),
+        "behaviour": _behaviour(c.behaviour),
+    }
+    if not c.quirks.none:
+        config["quirks"] = _quirks(c.quirks)
     doc = {
         "format": FORMAT,
         "version": VERSION,
-        "config": {
-            "extended_length": c.extended_length,
-            "uid": _hex(c.uid),
-            "max_command_data": c.max_command_data,
-            "max_response_data": c.max_response_data,
-            "historical_bytes": _hex(c.historical_bytes),
-            "behaviour": _behaviour(c.behaviour),
-        },
+        "config": config,
         "capacity": image.fs.capacity,
         "mf": _node(image.fs.mf),
         "keys": {name: _b64(value) for name, value in sorted(image.keys.items())},
@@ -253,10 +264,23 @@ def _decode_behaviour(raw: Mapping[str, object]) -> CardBehaviour:
     )
 
 
+def _decode_quirks(raw: Mapping[str, object]) -> ChipQuirks:
+    known = {f.name: f.type for f in dataclasses.fields(ChipQuirks)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise CardImageError(f"unknown chip quirk {sorted(unknown)[0][:32]!r}")
+    values: dict[str, bool | int] = {}
+    for name, kind in known.items():
+        if name in raw:
+            values[name] = _bool(raw, name) if kind == "bool" else _int(raw, name)
+    return ChipQuirks(**values)  # type: ignore[arg-type]
+
+
 def _config(doc: Mapping[str, object], version: int) -> CardConfig:
     raw = _dict(doc, "config")
     try:
         behaviour = CardBehaviour() if version < 2 else _decode_behaviour(_dict(raw, "behaviour"))
+        quirks = _decode_quirks(_dict(raw, "quirks")) if "quirks" in raw else ChipQuirks()
         return CardConfig(
             extended_length=_bool(raw, "extended_length"),
             uid=_opt_hex(raw, "uid"),
@@ -264,6 +288,7 @@ def _config(doc: Mapping[str, object], version: int) -> CardConfig:
             max_response_data=_int(raw, "max_response_data"),
             historical_bytes=_opt_hex(raw, "historical_bytes"),
             behaviour=behaviour,
+            quirks=quirks,
         )
     except ValueError as exc:
         raise CardImageError(f"invalid configuration: {exc}") from None

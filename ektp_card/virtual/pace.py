@@ -273,6 +273,8 @@ def _choose(card: VirtualCard, oid: bytes, parameter_id: bytes | None) -> PacePa
     offered = [i for i in access.pace_infos if i.algorithm.oid_bytes == oid and i.supported]
     if not offered:
         refuse(SW.INCORRECT_DATA)
+    if parameter_id is None and card.config.quirks.pace_parameter_id:
+        refuse(SW.INCORRECT_DATA)  # a chip that wants DO 84 even when there is no choice to make
     if parameter_id is not None:
         if len(parameter_id) != 1:
             refuse(SW.INCORRECT_DATA)

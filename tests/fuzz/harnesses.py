@@ -24,7 +24,7 @@ from contract import ContractViolation, check_message, parse, require
 
 from ektp_card.apdu.command import CommandApdu, ResponseApdu
 from ektp_card.apdu.iso7816 import CardInfo
-from ektp_card.apdu.tlv import Tlv, parse_dict, parse_list, unpack
+from ektp_card.apdu.tlv import Tlv, encoded_size, parse_dict, parse_list, unpack
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.mrz import MrzInfo, check_digit
 from ektp_card.crypto.sm import CardSecureMessaging, SecureMessagingSession
@@ -37,6 +37,7 @@ from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.ektp import Com, decode_dg1, decode_dg2, decode_dg3, decode_dg7, encode_dg1
 from ektp_card.lds.emrtd import decode_emrtd_dg1, parse_mrz_fields
+from ektp_card.lds.images import displayed_signatures, image_format, image_size
 from ektp_card.lds.jpeg import jpeg_info
 from ektp_card.lds.public_key import decode_public_key_info, parameters_form
 from ektp_card.lds.record import CitizenRecord, count_records, load_record, read_batch
@@ -76,6 +77,12 @@ def fuzz_tlv(data: bytes) -> None:
         if tlv.constructed:
             parse(lambda t=tlv: t.children)  # type: ignore[misc]
     parse(unpack, 0x77, data)
+    # The header alone (what the reader uses to read on): never an exception, and it agrees with a
+    # full decode wherever there is one.
+    size = encoded_size(data)
+    require(size is None or size >= 2, f"encoded size {size}")
+    whole = parse(Tlv.decode, data, strict=False)
+    require(whole is None or size == len(data), "encoded_size disagrees with a whole object")
 
 
 def fuzz_apdu(data: bytes) -> None:
@@ -136,6 +143,18 @@ def fuzz_dg3(data: bytes) -> None:
 
 def fuzz_dg7(data: bytes) -> None:
     parse(decode_dg7, data)
+
+
+def fuzz_images(data: bytes) -> None:
+    """The image headers of a DG2 face or a DG7 signature: a format and a size or ``None``, never an
+    exception; the same bytes as DG7 described like ``ektp verify`` does."""
+    kind = image_format(data)
+    require(kind in ("jpeg", "jpeg2000", "unknown"), f"image format {kind!r}")
+    size = image_size(data)
+    require(size is None or (size[0] > 0 and size[1] > 0), f"image size {size}")
+    for signature in parse(displayed_signatures, data) or ():
+        text = signature.describe()
+        require("\n" not in text and signature.format == image_format(signature.image), f"described {text!r}")
 
 
 def fuzz_com(data: bytes) -> None:
@@ -700,6 +719,7 @@ HARNESSES: dict[str, Harness] = {
         Harness("minutiae", fuzz_minutiae),
         Harness("face", fuzz_face, 8192),
         Harness("jpeg", fuzz_jpeg, 16384),
+        Harness("images", fuzz_images, 16384),
         Harness("mrz", fuzz_mrz, 512),
         Harness("card_image", fuzz_card_image, 65536),
         Harness("record", fuzz_record, 65536),

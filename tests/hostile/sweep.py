@@ -479,8 +479,12 @@ class Out(Marker):
     exists: bool = True
     reach: bool = True
     allow: tuple[str, ...] = ()
+    #: More names to try: (variant, name, what the command may end with).
+    names: tuple[tuple[str, str, frozenset[int]], ...] = ()
 
     def variants(self) -> Iterator[Variant]:
+        for variant, name, codes in self.names:
+            yield Variant(variant, _const(name), codes)
         yield Variant("a-folder-there", _folder("out-folder"), frozenset({FILE}))
         yield Variant("under-a-file", _const("record.json/out"), frozenset({FILE}))
         if self.exists:
@@ -759,6 +763,15 @@ MASTER_ENV = Env(
         ("surrogate", "\udcff" * 16),
         ("unset", None),
     ),
+)
+
+
+#: --face-out names whose suffix names no format it writes: one usage error before the card is read.
+_FACE_NAMES = (
+    ("unknown-suffix", "face.gif", frozenset({USAGE})),
+    ("no-suffix", "face", frozenset({USAGE})),
+    ("suffix-not-last", "face.png.bak", frozenset({USAGE})),
+    ("jpeg2000-suffix", "face.jp2", frozenset({USAGE})),
 )
 
 
@@ -1568,13 +1581,28 @@ SPECS: tuple[Spec, ...] = (
             "--revocations",
             In("sb/revocations.p7", kind="der", content=frozenset({FILE, 8})),
             "--face-out",
-            Out("face.jpg", exists=False),
+            Out("face.jpg", exists=False, names=_FACE_NAMES),
             *SBTERM,
             "--fingerprint",
             In("{genuine_holder}", kind="fmr"),
             *TIMEOUT,
         ),
         env=(_pass("EKTP_TERMINAL_PASSPHRASE"),),
+    ),
+    Spec(
+        "verify",
+        (
+            "verify",
+            "--virtual",
+            GENUINE,
+            "--can",
+            "{genuine_can}",
+            "--trust",
+            "sb/pki",
+            "--face-out",
+            Out("face.png", exists=False, names=_FACE_NAMES),
+        ),
+        name="face-png",
     ),
     Spec(
         "verify",
