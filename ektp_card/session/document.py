@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.apdu.sw import SW
+from ektp_card.apdu.sw import SW, error_for
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
 from ektp_card.crypto.pace import PaceResult
 from ektp_card.ec import KeySource, default_key_source
 from ektp_card.errors import CardFileNotFoundError, ChipAuthenticationError, TerminalAuthenticationError
+from ektp_card.lds.biometrics import FingerView, MinutiaeRecord
 from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.compact import VERIFY_P2, compact_from_record, encode_capture
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.ektp import EKTP_APPLICATION
 from ektp_card.lds.profile import EMRTD, Application
@@ -39,6 +43,10 @@ if TYPE_CHECKING:
     from ektp_card.crypto.ta import EphemeralKey, TaResult
     from ektp_card.pki.cvc import CvCertificate
     from ektp_card.pki.signer import Signer
+
+
+#: VERIFY (ISO/IEC 7816-4 section 11.5.6).
+INS_VERIFY = 0x21
 
 
 class DocumentSession:
@@ -175,6 +183,40 @@ class EktpSession(DocumentSession):
             self.protocol, chain, signer, id_picc=pace.id_picc, ephemeral=ephemeral.compressed
         )
 
+    def compare_fingerprint(self, capture: MinutiaeRecord | FingerView) -> OnCardComparison:
+        """On-card comparison (ISO/IEC 7816-11 VERIFY, :mod:`ektp_card.lds.compact`): the chip compares
+        ``capture`` with its reference and answers match or no match. Needs Terminal Authentication
+        with the verify-biometric right, then Chip Authentication; the card's refusals raise their
+        :class:`~ektp_card.errors.ApduError` (6982 without the right, 6A88 without a reference)."""
+        data = encode_capture(compact_from_record(capture))
+        return self._verify(data)
+
+    def fingerprint_tries(self) -> OnCardComparison:
+        """The tries the chip has left for on-card comparison (VERIFY without data spends none)."""
+        return self._verify(b"")
+
+    def _verify(self, data: bytes) -> OnCardComparison:
+        apdu = CommandApdu(0x00, INS_VERIFY, 0x00, VERIFY_P2, data)
+        response = self.protocol.transmit(apdu)
+        sw = response.sw
+        if sw == SW.OK:
+            return OnCardComparison(True, None)
+        if sw & 0xFFF0 == 0x63C0:
+            return OnCardComparison(False, sw & 0x0F, sw == 0x63C0)
+        if sw == SW.AUTH_METHOD_BLOCKED:
+            return OnCardComparison(False, 0, True)
+        raise error_for(sw, response.data)
+
+
+@dataclass(frozen=True)
+class OnCardComparison:
+    """The chip's answer to a fingerprint VERIFY: match or not (never a score), and the tries left
+    (``None`` when the chip did not say: after a match, the counter is back at its initial value)."""
+
+    matched: bool
+    tries_left: int | None
+    blocked: bool = False
+
 
 class PassportSession(DocumentSession):
     """A session with an ICAO eMRTD (passport) application: PACE with the MRZ when EF.CardAccess
@@ -192,4 +234,4 @@ class PassportSession(DocumentSession):
         return self._authenticate(Credentials(mrz=mrz))
 
 
-__all__ = ["DocumentSession", "EktpSession", "PassportSession"]
+__all__ = ["DocumentSession", "EktpSession", "OnCardComparison", "PassportSession"]

@@ -265,6 +265,7 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         "card_access": {"ef-card-access": card_access},
         "cvc": {"cvca": t.cvca.encode(), "dv": t.dv.encode(), "terminal": t.terminal.encode()},
         "minutiae": {"finger-1": rec.fingerprints[0], "finger-2": rec.fingerprints[1]},
+        "compact": _compact_seeds(rec.fingerprints),
         "face": {"face": face_record},
         "jpeg": {"signature": rec.signature, "face": rec.face},
         "card_image": {"blank": card_image(blank_card(MASTER, SERIAL)), "demo": card_image(demo_card()),
@@ -278,6 +279,25 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         "virtual_card": _card_seeds(),
         "reader": {"ektp-session": _reader_seed()},
     }
+
+
+def _compact_seeds(fingerprints: tuple[bytes, ...] | list[bytes]) -> dict[str, bytes]:
+    """EF.BIOREF (first byte 0), a VERIFY data field (1) and bare compact minutiae (2)."""
+    from ektp_card.lds.biometrics import MinutiaeRecord
+    from ektp_card.lds.compact import (
+        BiometricReference,
+        compact_from_record,
+        encode_capture,
+        encode_minutiae,
+        encode_reference_file,
+    )
+
+    records = [MinutiaeRecord.decode(bytes(f)) for f in fingerprints]
+    refs = [BiometricReference.from_record(i + 1, r, threshold=18, min_paired=7)
+            for i, r in enumerate(records)]
+    minutiae = compact_from_record(records[0])
+    return {"reference": b"\x00" + encode_reference_file(refs), "capture": b"\x01" + encode_capture(minutiae),
+            "minutiae": b"\x02" + encode_minutiae(minutiae)}
 
 
 def _reader_seed() -> bytes:

@@ -1,0 +1,172 @@
+"""On-card comparison in process: VERIFY (INS 21) with a capture, the retry counter, the refusals, and
+a reference no command reads."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ektp_card.apdu.command import CommandApdu
+from ektp_card.apdu.iso7816 import Iso7816Session
+from ektp_card.apdu.protocol import ApduProtocol
+from ektp_card.apdu.sw import SW
+from ektp_card.crypto.pace import Password, perform_pace
+from ektp_card.lds.biometrics import MinutiaeRecord
+from ektp_card.lds.compact import (
+    REFERENCE_FID,
+    VERIFY_P2,
+    BiometricReference,
+    compact_from_record,
+    encode_capture,
+)
+from ektp_card.lds.ektp import EKTP_AID
+from ektp_card.lds.synthetic import ENROLLED_FINGERS, impression, make_finger
+from ektp_card.pki.cvc import VERIFY_BIOMETRIC
+from ektp_card.session.card import read_card_access
+from ektp_card.verify.matcher import DEFAULT_MIN_PAIRED, DEFAULT_THRESHOLD
+from ektp_card.virtual.bio import TRIES_KEY, install_reference
+from ektp_card.virtual.card import VirtualCard
+
+if TYPE_CHECKING:
+    from fixtures.cards import CaptureOf, HolderCard
+    from fixtures.terminal_pki import MakeTerminalPki, PaceTaCa, Pki
+
+    from ektp_card.lds.synthetic import SyntheticCitizen
+
+TRIES = 3
+
+
+def _with_reference(card: VirtualCard, citizen: SyntheticCitizen, tries: int = TRIES) -> VirtualCard:
+    records = [MinutiaeRecord.decode(f) for f in citizen.record.fingerprints]
+    refs = [BiometricReference.from_record(i + 1, r, threshold=round(DEFAULT_THRESHOLD),
+                                           min_paired=DEFAULT_MIN_PAIRED, tries=tries)
+            for i, r in enumerate(records)]
+    install_reference(card, refs, card.fs.application(EKTP_AID))
+    return card
+
+
+@pytest.fixture
+def moc_card(holder_card: HolderCard, citizen: SyntheticCitizen) -> tuple[VirtualCard, str]:
+    card, can = holder_card()
+    return _with_reference(card, citizen), can
+
+
+@pytest.fixture(scope="module")
+def bio_pki(make_terminal_pki: MakeTerminalPki) -> Pki:
+    return make_terminal_pki(rights=("read-dg3", VERIFY_BIOMETRIC))
+
+
+def stranger() -> MinutiaeRecord:
+    finger = make_finger(random.Random(4321), ENROLLED_FINGERS[0])  # noqa: S311 - synthetic test data
+    return impression(finger, random.Random(7)).record  # noqa: S311 - synthetic test data
+
+
+def verify(protocol: ApduProtocol, capture: MinutiaeRecord | None) -> int:
+    data = b"" if capture is None else encode_capture(compact_from_record(capture))
+    return protocol.transmit(CommandApdu(0x00, 0x21, 0x00, VERIFY_P2, data)).sw
+
+
+def test_matching_and_other_captures(moc_card: tuple[VirtualCard, str], bio_pki: Pki, pace_ta_ca: PaceTaCa,
+                                     capture: CaptureOf) -> None:
+    card, can = moc_card
+    session, ta, ca = pace_ta_ca(card, can, bio_pki)
+    assert ta.passed and ca
+    protocol = session.protocol
+    assert verify(protocol, None) == SW.counter(TRIES)
+    for finger in (0, 1):
+        response = protocol.transmit(CommandApdu(0x00, 0x21, 0x00, VERIFY_P2,
+                                                 encode_capture(compact_from_record(capture(finger)))))
+        assert response.sw == SW.OK and response.data == b""  # no score, not which finger
+    assert verify(protocol, stranger()) == SW.counter(TRIES - 1)
+    assert verify(protocol, capture(0, seed=5)) == SW.OK
+    assert verify(protocol, None) == SW.counter(TRIES)  # a match gives the tries back
+
+
+def test_retry_counter_blocks_and_survives_power(moc_card: tuple[VirtualCard, str], bio_pki: Pki,
+                                                 pace_ta_ca: PaceTaCa, capture: CaptureOf) -> None:
+    card, can = moc_card
+    session, _, _ = pace_ta_ca(card, can, bio_pki)
+    assert verify(session.protocol, stranger()) == SW.counter(TRIES - 1)
+    card.power_off()
+    session, _, _ = pace_ta_ca(card, can, bio_pki)
+    protocol = session.protocol
+    assert verify(protocol, None) == SW.counter(TRIES - 1)
+    assert verify(protocol, stranger()) == SW.counter(TRIES - 2)
+    assert verify(protocol, stranger()) == SW.counter(0)
+    assert verify(protocol, capture(0)) == SW.AUTH_METHOD_BLOCKED
+    assert verify(protocol, None) == SW.AUTH_METHOD_BLOCKED
+    assert card.keys[TRIES_KEY] == b"\x00"
+    # Blocked for good, also in a new session and through a saved image.
+    copy = VirtualCard.loads(card.dumps())
+    session, _, _ = pace_ta_ca(copy, can, bio_pki)
+    assert verify(session.protocol, capture(0)) == SW.AUTH_METHOD_BLOCKED
+
+
+def test_malformed_capture_spends_no_try(moc_card: tuple[VirtualCard, str], bio_pki: Pki,
+                                         pace_ta_ca: PaceTaCa) -> None:
+    card, can = moc_card
+    session, _, _ = pace_ta_ca(card, can, bio_pki)
+    protocol = session.protocol
+    for data in (b"\x7f\x2e\x04\x81\x02\x01\x02", b"\x81\x03\x01\x02\x03", b"\x7f\x2e\x00"):
+        assert protocol.transmit(CommandApdu(0x00, 0x21, 0x00, VERIFY_P2, data)).sw == SW.INCORRECT_DATA
+    assert verify(protocol, None) == SW.counter(TRIES)
+    assert protocol.transmit(CommandApdu(0x00, 0x21, 0x00, 0x80, b"")).sw == SW.INCORRECT_P1P2
+
+
+def test_refused_without_the_right(moc_card: tuple[VirtualCard, str], terminal_chain: Pki,
+                                   pace_ta_ca: PaceTaCa, capture: CaptureOf) -> None:
+    card, can = moc_card
+    session, ta, ca = pace_ta_ca(card, can, terminal_chain)  # read-dg3 and read-dg4 only
+    assert ta.passed and ca
+    assert verify(session.protocol, capture(0)) == SW.SECURITY_STATUS_NOT_SATISFIED
+    assert TRIES_KEY not in card.keys
+
+
+def _pace_only(card: VirtualCard, can: str) -> ApduProtocol:
+    card.power_on()
+    protocol = ApduProtocol(card)
+    session = Iso7816Session(protocol)
+    parameters, explicit = read_card_access(session).choose_pace()
+    perform_pace(protocol, Password.can(can), parameters, send_parameter_id=explicit)
+    session.select_aid(EKTP_AID)
+    return protocol
+
+
+def test_refused_without_terminal_authentication_or_secure_messaging(
+    moc_card: tuple[VirtualCard, str], capture: CaptureOf
+) -> None:
+    card, can = moc_card
+    protocol = _pace_only(card, can)
+    assert verify(protocol, capture(0)) == SW.SECURITY_STATUS_NOT_SATISFIED
+    # In the clear: no secure messaging at all, then a plain VERIFY inside a PACE channel.
+    card.power_on()
+    plain = encode_capture(compact_from_record(capture(0)))
+    assert card.transceive(bytes((0x00, 0x21, 0x00, VERIFY_P2, len(plain))) + plain)[-2:] == b"\x69\x82"
+    _pace_only(card, can)
+    assert card.transceive(bytes((0x00, 0x21, 0x00, VERIFY_P2, len(plain))) + plain)[-2:] == b"\x69\x88"
+    assert TRIES_KEY not in card.keys
+
+
+def test_no_command_reads_the_reference(moc_card: tuple[VirtualCard, str], bio_pki: Pki,
+                                        pace_ta_ca: PaceTaCa) -> None:
+    card, can = moc_card
+    session, _, _ = pace_ta_ca(card, can, bio_pki)
+    protocol = session.protocol
+    fid = REFERENCE_FID.to_bytes(2, "big")
+    assert protocol.transmit(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid)).sw == SW.OK
+    read = CommandApdu(0x00, 0xB0, 0x00, 0x00, le=256)
+    assert protocol.transmit(read).sw == SW.SECURITY_STATUS_NOT_SATISFIED
+    odd = CommandApdu(0x00, 0xB1, fid[0], fid[1], b"\x54\x01\x00", le=256)
+    assert protocol.transmit(odd).sw == SW.SECURITY_STATUS_NOT_SATISFIED
+    # Its FCP says it is there and how large, nothing of its content.
+    fcp = protocol.transmit(CommandApdu(0x00, 0xA4, 0x02, 0x04, fid, le=256))
+    assert fcp.sw == SW.OK and card.fs.application(EKTP_AID).child_ef(REFERENCE_FID) is not None
+    ef = card.fs.application(EKTP_AID).child_ef(REFERENCE_FID)
+    assert ef is not None and bytes(ef.data)[-30:] not in fcp.data
+
+
+def test_a_card_without_reference_does_not_know_verify(holder_card: HolderCard) -> None:
+    card, _ = holder_card()
+    assert card.transceive(bytes.fromhex("00210081"))[-2:] == b"\x6d\x00"
