@@ -73,15 +73,24 @@ def load_trust_point(path: Path) -> bytes:
         return check_trust_point(data).encode()
 
 
-def load_plan(record_path: Path, cvca: bytes | None = None) -> CardPlan:
+def load_plan(record_path: Path, cvca: bytes | None = None, biometrics: str = "on-card") -> CardPlan:
     """Read and check the record and lay out its card (with ``cvca`` as the chip's Terminal
-    Authentication trust point); exit 7 for an unreadable file, 2 otherwise."""
+    Authentication trust point, the fingerprints where ``biometrics`` says); exit 7 for an unreadable
+    file, 2 otherwise."""
     from ektp_card.lds.record import load_record
-    from ektp_card.personalize import plan_from_record
+    from ektp_card.personalize import Biometrics, plan_from_record
 
     record = load_record(record_path)
     with about(str(record_path), errors.PersonalisationError):
-        return plan_from_record(record, cvca_certificate=cvca)
+        return plan_from_record(record, cvca_certificate=cvca, biometrics=Biometrics(biometrics))
+
+
+BIOMETRICS = click.option(
+    "--biometrics", type=click.Choice(["on-card", "dg3", "both"]), default="on-card", show_default=True,
+    help="Where the fingerprints go: on-card, a reference no command reads, compared inside the chip "
+         "(VERIFY) for terminals with the verify-biometric right; dg3, the DG3 templates terminals with "
+         "read-dg3 copy and compare themselves; both.",
+)
 
 
 def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
@@ -262,11 +271,13 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
 @click.option("--cvca", "cvca_path", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
               help="CVCA certificate (binary CV certificate) the chip trusts for Terminal Authentication; "
                    "without it no terminal ever reads DG3.")
+@BIOMETRICS
 @click.pass_obj
 def personalize(
     obj: Ctx, record_path: Path, pki_dir: Path, reader: str | None, nfc: str | None, virtual: Path | None,
     timeout: float, pkcs11_module: str | None, token_label: str | None, key_label: str | None, pin_env: str,
     ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool, cvca_path: Path | None,
+    biometrics: str,
 ) -> None:
     """Personalise a blank card from RECORD.json, lock it, and read it back like a clerk.
 
@@ -283,7 +294,7 @@ def personalize(
 
     key = master_key(master_key_file)
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
-    plan = load_plan(record_path, cvca)
+    plan = load_plan(record_path, cvca, biometrics)
     trust = issuer_trust(pki_dir, require_crl=not no_crl)
     ds = document_signer(pki_dir, ds_env, hsm, trust)
     policy = Policy(require_crl=not no_crl)

@@ -54,6 +54,8 @@ from ektp_card.lds.biometrics import (
     MinutiaeRecord,
     MinutiaType,
 )
+from ektp_card.lds.card_access import OtherSecurityInfo
+from ektp_card.lds.dg14 import Dg14
 from ektp_card.pki.certs import EKTP_ARC
 
 #: Bytes of one compact minutia.
@@ -304,6 +306,18 @@ def on_card_comparison_info() -> bytes:
                                         "version": ON_CARD_COMPARISON_VERSION}).dump())
 
 
+def offers_on_card_comparison(dg14: Dg14) -> bool:
+    """Whether ``dg14`` holds an OnCardComparisonInfo of a version this library speaks."""
+    for info in dg14.infos:
+        if isinstance(info, OtherSecurityInfo) and info.protocol == ID_ON_CARD_COMPARISON:
+            try:
+                if on_card_comparison_version(info.der) == ON_CARD_COMPARISON_VERSION:
+                    return True
+            except LdsFormatError:
+                continue
+    return False
+
+
 def on_card_comparison_version(der: bytes) -> int:
     """The version of an OnCardComparisonInfo; :class:`LdsFormatError` if malformed."""
     try:
@@ -333,6 +347,7 @@ __all__ = [
     "encode_capture",
     "encode_minutiae",
     "encode_reference_file",
+    "offers_on_card_comparison",
     "on_card_comparison_info",
     "on_card_comparison_version",
     "record_from_compact",
