@@ -15,6 +15,7 @@ from ektp_card.apdu.sw import SW
 from ektp_card.crypto.pace import Password, perform_pace
 from ektp_card.lds.biometrics import MinutiaeRecord
 from ektp_card.lds.compact import (
+    DEFAULT_TRIES,
     REFERENCE_FID,
     VERIFY_P2,
     BiometricReference,
@@ -30,27 +31,19 @@ from ektp_card.virtual.bio import TRIES_KEY, install_reference
 from ektp_card.virtual.card import VirtualCard
 
 if TYPE_CHECKING:
-    from fixtures.cards import CaptureOf, HolderCard
+    from fixtures.cards import CaptureOf, Fresh, HolderCard
     from fixtures.terminal_pki import MakeTerminalPki, PaceTaCa, Pki
 
     from ektp_card.lds.synthetic import SyntheticCitizen
 
-TRIES = 3
-
-
-def _with_reference(card: VirtualCard, citizen: SyntheticCitizen, tries: int = TRIES) -> VirtualCard:
-    records = [MinutiaeRecord.decode(f) for f in citizen.record.fingerprints]
-    refs = [BiometricReference.from_record(i + 1, r, threshold=round(DEFAULT_THRESHOLD),
-                                           min_paired=DEFAULT_MIN_PAIRED, tries=tries)
-            for i, r in enumerate(records)]
-    install_reference(card, refs, card.fs.application(EKTP_AID))
-    return card
+#: The tries personalisation fixes by default.
+TRIES = DEFAULT_TRIES
 
 
 @pytest.fixture
-def moc_card(holder_card: HolderCard, citizen: SyntheticCitizen) -> tuple[VirtualCard, str]:
-    card, can = holder_card()
-    return _with_reference(card, citizen), can
+def moc_card(holder_card: HolderCard) -> tuple[VirtualCard, str]:
+    """A card issued with DG3 and EF.BIOREF (``both``), the CVCA of ``terminal_chain`` its trust point."""
+    return holder_card()
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +86,8 @@ def test_retry_counter_blocks_and_survives_power(moc_card: tuple[VirtualCard, st
     session, _, _ = pace_ta_ca(card, can, bio_pki)
     protocol = session.protocol
     assert verify(protocol, None) == SW.counter(TRIES - 1)
-    assert verify(protocol, stranger()) == SW.counter(TRIES - 2)
-    assert verify(protocol, stranger()) == SW.counter(0)
+    for left in range(TRIES - 2, -1, -1):
+        assert verify(protocol, stranger()) == SW.counter(left)
     assert verify(protocol, capture(0)) == SW.AUTH_METHOD_BLOCKED
     assert verify(protocol, None) == SW.AUTH_METHOD_BLOCKED
     assert card.keys[TRIES_KEY] == b"\x00"
@@ -167,6 +160,23 @@ def test_no_command_reads_the_reference(moc_card: tuple[VirtualCard, str], bio_p
     assert ef is not None and bytes(ef.data)[-30:] not in fcp.data
 
 
-def test_a_card_without_reference_does_not_know_verify(holder_card: HolderCard) -> None:
-    card, _ = holder_card()
+def test_a_card_without_reference_does_not_know_verify(fresh: Fresh) -> None:
+    card, _ = fresh()  # issued with DG3 only
     assert card.transceive(bytes.fromhex("00210081"))[-2:] == b"\x6d\x00"
+
+
+def test_install_reference_makes_a_file_no_command_reads(fresh: Fresh, citizen: SyntheticCitizen) -> None:
+    card, can = fresh()
+    records = [MinutiaeRecord.decode(f) for f in citizen.record.fingerprints]
+    refs = [BiometricReference.from_record(i + 1, r, threshold=round(DEFAULT_THRESHOLD),
+                                           min_paired=DEFAULT_MIN_PAIRED, tries=3)
+            for i, r in enumerate(records)]
+    ef = install_reference(card, refs, card.fs.application(EKTP_AID))
+    assert str(ef.access.read) == "NEVER" and ef.sfi is None
+    protocol = _pace_only(card, can)
+    # It knows VERIFY now, and refuses it without Terminal Authentication; the file stays unread.
+    assert verify(protocol, stranger()) == SW.SECURITY_STATUS_NOT_SATISFIED
+    select = CommandApdu(0x00, 0xA4, 0x02, 0x0C, REFERENCE_FID.to_bytes(2, "big"))
+    assert protocol.transmit(select).sw == SW.OK
+    read = CommandApdu(0x00, 0xB0, 0x00, 0x00, le=256)
+    assert protocol.transmit(read).sw == SW.SECURITY_STATUS_NOT_SATISFIED

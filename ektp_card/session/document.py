@@ -22,13 +22,19 @@ from typing import TYPE_CHECKING, ClassVar
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.protocol import ApduProtocol
-from ektp_card.apdu.sw import SW, error_for
+from ektp_card.apdu.sw import SW
 from ektp_card.apdu.transport import Transport
 from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
 from ektp_card.crypto.pace import PaceResult
 from ektp_card.ec import KeySource, default_key_source
-from ektp_card.errors import CardFileNotFoundError, ChipAuthenticationError, TerminalAuthenticationError
+from ektp_card.errors import (
+    AuthenticationBlockedError,
+    CardFileNotFoundError,
+    ChipAuthenticationError,
+    TerminalAuthenticationError,
+    VerificationFailedError,
+)
 from ektp_card.lds.biometrics import FingerView, MinutiaeRecord
 from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.compact import VERIFY_P2, compact_from_record, encode_capture
@@ -196,16 +202,15 @@ class EktpSession(DocumentSession):
         return self._verify(b"")
 
     def _verify(self, data: bytes) -> OnCardComparison:
-        apdu = CommandApdu(0x00, INS_VERIFY, 0x00, VERIFY_P2, data)
-        response = self.protocol.transmit(apdu)
-        sw = response.sw
-        if sw == SW.OK:
-            return OnCardComparison(True, None)
-        if sw & 0xFFF0 == 0x63C0:
-            return OnCardComparison(False, sw & 0x0F, sw == 0x63C0)
-        if sw == SW.AUTH_METHOD_BLOCKED:
+        # The capture is biometric data: kept out of the traffic log like a PIN.
+        apdu = CommandApdu(0x00, INS_VERIFY, 0x00, VERIFY_P2, data, sensitive=True)
+        try:
+            self.protocol.send(apdu)
+        except VerificationFailedError as exc:
+            return OnCardComparison(False, exc.retries, exc.retries == 0)
+        except AuthenticationBlockedError:
             return OnCardComparison(False, 0, True)
-        raise error_for(sw, response.data)
+        return OnCardComparison(True, None)
 
 
 @dataclass(frozen=True)

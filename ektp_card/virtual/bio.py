@@ -45,7 +45,6 @@ from ektp_card.lds.compact import (
     record_from_compact,
 )
 from ektp_card.lds.conditions import BIO, PACE, PERSO, AccessCondition, SecurityAttributes
-from ektp_card.verify.matcher import MatcherConfig, match
 from ektp_card.virtual.commands import Command, ok, refuse, require_usable
 from ektp_card.virtual.fs import DedicatedFile, ElementaryFile
 
@@ -107,6 +106,10 @@ def _set_tries(card: VirtualCard, tries: int) -> None:
 def compare(capture: bytes, refs: tuple[BiometricReference, ...]) -> bool:
     """Whether the VERIFY data ``capture`` matches any finger of ``refs``; every finger is compared
     (:class:`~ektp_card.errors.BiometricFormatError` when the capture is malformed)."""
+    # Here, not at the top: a card that is only read (ektp read, ektp verify --virtual) never loads
+    # the matcher.
+    from ektp_card.verify.matcher import MatcherConfig, match
+
     probe = record_from_compact(decode_capture(capture))
     matched = False
     for ref in refs:

@@ -29,7 +29,7 @@ from ektp_card.lds.profile import DEMO_AID
 from ektp_card.lds.public_key import ParametersForm, encode_public_key_info, public_key_from
 from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.synthetic import synthetic_citizen
-from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
+from ektp_card.personalize import Biometrics, DocumentSigner, personalize, plan_from_record
 from ektp_card.pki import cvc
 from ektp_card.pki.certs import create_csca, issue_document_signer, issue_revocation_signer
 from ektp_card.pki.masterlist import build_master_list
@@ -127,8 +127,9 @@ def issued_card() -> IssuedCard:
     """A personalised, locked e-KTP (with a trust point for Terminal Authentication) and its files."""
     p = pki()
     card = blank_card(MASTER, SERIAL)
+    # Both DG3 and EF.BIOREF: the harnesses read DG3, and VERIFY has a reference to refuse or compare.
     plan = plan_from_record(record(), can=CAN, cvca_certificate=terminal_pki().cvca,
-                            today=AT.date())
+                            today=AT.date(), biometrics=Biometrics.BOTH)
     personalize(card, plan, MASTER, DocumentSigner(p.ds_signer, p.ds), now=AT)
     return IssuedCard(card_image(card), CAN)
 

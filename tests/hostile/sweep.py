@@ -912,6 +912,8 @@ SPECS: tuple[Spec, ...] = (
             In("master.key", kind="masterkey"),
             "--cvca",
             In("term/cvca.cvcert", kind="cvc"),
+            "--biometrics",
+            Text("on-card", codes=frozenset({USAGE})),
             "--registry",
             Reg("sb/registry.sqlite", create=True),
             *DESK,
