@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                     bridge = VpcdBridge(fresh(card_name))
                     bridge.start()
                     try:
-                        with PcscTransport.open(VPCD_READER, timeout=5) as transport:
-                            kinds = [k for k in tries if card_of(k) == card_name]
-                            measure(lambda _: transport, samples, "pcscd/vpcd", kinds)
+                        for kind in (k for k in tries if card_of(k) == card_name):
+                            # A new PC/SC session per kind: pcscd resets the card on disconnect.
+                            with PcscTransport.open(VPCD_READER, timeout=5) as transport:
+                                measure(lambda _, t=transport: t, samples, "pcscd/vpcd", [kind])
                     finally:
                         bridge.stop()
             except EktpError as e:
