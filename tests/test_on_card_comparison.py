@@ -3,16 +3,21 @@ a reference no command reads."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
 from ektp_card.crypto.pace import Password, perform_pace
+from ektp_card.errors import PkiError
 from ektp_card.lds.biometrics import MinutiaeRecord
 from ektp_card.lds.compact import (
     DEFAULT_TRIES,
@@ -24,7 +29,19 @@ from ektp_card.lds.compact import (
 )
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.synthetic import ENROLLED_FINGERS, impression, make_finger
-from ektp_card.pki.cvc import VERIFY_BIOMETRIC
+from ektp_card.pki.certs import EKTP_ARC
+from ektp_card.pki.cvc import (
+    ID_EKTP_AUTHORIZATION,
+    VERIFY_BIOMETRIC,
+    CvCertificate,
+    Role,
+    TerminalType,
+    create_cvca,
+    create_link,
+    ektp_authorization,
+    issue,
+    split_rights,
+)
 from ektp_card.session.card import read_card_access
 from ektp_card.verify.matcher import DEFAULT_MIN_PAIRED, DEFAULT_THRESHOLD
 from ektp_card.virtual.bio import TRIES_KEY, install_reference
@@ -38,6 +55,8 @@ if TYPE_CHECKING:
 
 #: The tries personalisation fixes by default.
 TRIES = DEFAULT_TRIES
+#: The fixtures' first day (tests/fixtures/terminal_pki.py).
+D0 = dt.date(2026, 1, 15)
 
 
 @pytest.fixture
@@ -180,3 +199,58 @@ def test_install_reference_makes_a_file_no_command_reads(fresh: Fresh, citizen: 
     assert protocol.transmit(select).sw == SW.OK
     read = CommandApdu(0x00, 0xB0, 0x00, 0x00, le=256)
     assert protocol.transmit(read).sw == SW.SECURITY_STATUS_NOT_SATISFIED
+
+
+# --- the verify-biometric right -------------------------------------------------------------------------
+
+
+def _ec(signer: Any) -> ec.EllipticCurvePublicKey:
+    key = signer.public_key
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
+def test_the_right_is_an_extension_in_the_projects_arc(bio_pki: Pki) -> None:
+    for cert in (bio_pki.cvca, bio_pki.dv, bio_pki.terminal):
+        assert [e.oid for e in cert.body.extensions] == [ID_EKTP_AUTHORIZATION]
+        assert ID_EKTP_AUTHORIZATION.startswith(EKTP_ARC + ".")
+        assert cert.ektp_rights == 1 and VERIFY_BIOMETRIC in cert.right_names
+        assert CvCertificate.decode(cert.encode()) == cert
+    assert bio_pki.terminal.right_names == ("read-dg3", VERIFY_BIOMETRIC)
+    assert not bio_pki.terminal.chat.grants(VERIFY_BIOMETRIC)  # not a CHAT bit
+
+
+def test_only_a_chain_that_holds_it_everywhere_grants_it(
+    moc_card: tuple[VirtualCard, str], terminal_chain: Pki, cv_signer: Callable[[int], Any],
+    pace_ta_ca: PaceTaCa, capture: CaptureOf,
+) -> None:
+    cvca_key = cv_signer(1)  # terminal_chain's CVCA key
+    dv_key, terminal_key = cv_signer(901), cv_signer(902)
+    # A DV without the right cannot grant it...
+    dv = issue(cvca_key, terminal_chain.cvca, _ec(dv_key), holder="IDDVNOBIO0001", role=Role.DV_DOMESTIC,
+               rights=["read-dg3"], effective=D0, expiration=D0 + dt.timedelta(days=90))
+    with pytest.raises(PkiError, match="does not hold verify-biometric"):
+        issue(dv_key, dv, _ec(terminal_key), holder="IDGATEBIO0001", role=Role.TERMINAL,
+              rights=["read-dg3", VERIFY_BIOMETRIC], effective=D0 + dt.timedelta(days=10),
+              expiration=D0 + dt.timedelta(days=40))
+    # ...and a terminal certificate that carries the extension anyway gets nothing from the chip.
+    forced = issue(dv_key, dv, _ec(terminal_key), holder="IDGATEBIO0001", role=Role.TERMINAL,
+                   rights=["read-dg3"], extensions=ektp_authorization(1),
+                   effective=D0 + dt.timedelta(days=10), expiration=D0 + dt.timedelta(days=40))
+    assert forced.ektp_rights == 1
+    card, can = moc_card
+    session, ta, ca = pace_ta_ca(card, can, replace(terminal_chain, dv=dv, terminal=forced,
+                                                    terminal_key=terminal_key))
+    assert ta.passed and ca
+    assert verify(session.protocol, capture(0)) == SW.SECURITY_STATUS_NOT_SATISFIED
+
+
+def test_a_link_certificate_keeps_the_right(cv_signer: Callable[[int], Any]) -> None:
+    old_key, new_key = cv_signer(903), cv_signer(904)
+    cvca = create_cvca(old_key, holder="IDCVCABIO0001", terminal_type=TerminalType.IS,
+                       rights=["read-dg3", VERIFY_BIOMETRIC], effective=D0,
+                       expiration=D0 + dt.timedelta(days=900))
+    link = create_link(old_key, cvca, _ec(new_key), holder="IDCVCABIO0002", effective=D0,
+                       expiration=D0 + dt.timedelta(days=900))
+    assert link.ektp_rights == 1 and link.right_names == ("read-dg3", VERIFY_BIOMETRIC)
+    assert split_rights(["read-dg3", VERIFY_BIOMETRIC, "read-dg4"]) == (("read-dg3", "read-dg4"), 1)

@@ -533,7 +533,7 @@ def cvca_link(obj: Ctx, cert_out: Path, cvca_file: Path, cvca_key: Path, key_out
     new_key = _ec_key(key.signer.public_key, str(key_out))
     link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
     self_signed = create_cvca(key.signer, holder=holder, terminal_type=old.chat.terminal_type,
-                              rights=link.chat.names, effective=start, expiration=end)
+                              rights=link.right_names, effective=start, expiration=end)
     _emit_cvc(obj, "Linked", link, cert_out, key, also={self_out: self_signed.encode()})
 
 
