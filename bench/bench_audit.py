@@ -6,11 +6,13 @@ Usage: .venv/bin/python bench/bench_audit.py [--runs 3] [--seed 1] [--challenges
        .venv/bin/python bench/bench_audit.py --matrix [--challenges 64]
 
 One synthetic citizen is personalised once on a virtual e-KTP whose trust point is a freshly made
-CVCA; the audit gets the issuer's trust store (CSCA and CRL) and a terminal allowed to read DG3, so
-every test that can run does. Each run audits a fresh copy of the card (loading it is not timed)
-with the whole catalogue, destructive tests skipped as `ektp audit` does by default. In process the
-card is a VirtualCard; through pcscd one VpcdBridge serves it to the vpcd reader and every audit
-session is a new PC/SC connection (pcscd started for the run when none answers).
+CVCA, with DG3 and the on-card comparison reference (``--biometrics both``); the audit gets the
+issuer's trust store (CSCA and CRL), a terminal allowed to read DG3 and to have the chip compare
+fingerprints, and a fresh capture of the holder's finger, so every test that can run does. Each run
+audits a fresh copy of the card (loading it is not timed) with the whole catalogue, destructive tests
+skipped as `ektp audit` does by default. In process the card is a VirtualCard; through pcscd one
+VpcdBridge serves it to the vpcd reader and every audit session is a new PC/SC connection (pcscd
+started for the run when none answers).
 
 --matrix runs the catalogue, destructive tests included, against the genuine card and every attack
 card of ektp_card.audit.attacks built from it (each an in-memory copy), and prints the detection
@@ -31,14 +33,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_verify import make_issuer, make_terminal
+from bench_on_card import make_terminal
+from bench_verify import make_issuer
 
 from ektp_card.audit.engine import AuditOptions, AuditReport, CardTarget, Outcome, run_audit, select_tests
 from ektp_card.audit.matrix import detection_matrix
 from ektp_card.audit.targets import PcscTarget, VirtualTarget
 from ektp_card.errors import EktpError
-from ektp_card.lds.synthetic import synthetic_citizen
-from ektp_card.personalize import personalize, plan_from_record
+from ektp_card.lds.synthetic import impression, synthetic_citizen
+from ektp_card.personalize import Biometrics, personalize, plan_from_record
 from ektp_card.virtual.card import VirtualCard
 from ektp_card.virtual.perso import blank_card
 
@@ -67,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         citizen = synthetic_citizen(random.Random(args.seed))  # noqa: S311 - synthetic data, reproducible
         master = secrets.token_bytes(16)
         issued = blank_card(master)
-        can = personalize(issued, plan_from_record(citizen.record, cvca_certificate=cvca), master, ds).can
+        plan = plan_from_record(citizen.record, cvca_certificate=cvca, biometrics=Biometrics.BOTH)
+        can = personalize(issued, plan, master, ds).can
         image = Path(tmp) / "genuine.img"
         issued.save(image)
+        capture = impression(citizen.fingers[0], random.Random(args.seed + 1)).record  # noqa: S311
 
-        options = AuditOptions(can=can, trust=trust, terminal=terminal)
+        options = AuditOptions(can=can, trust=trust, terminal=terminal, fingerprint=capture.encode())
         if args.challenges is not None:
             options.challenges = args.challenges
         excluded = {part.strip().upper() for part in args.exclude.split(",") if part.strip()}

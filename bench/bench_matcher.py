@@ -16,6 +16,14 @@ Genuine pairs: every pair of captures of the same finger. Impostor pairs: with `
 
 Prints FAR and FRR (decision: score >= threshold and at least min-paired minutiae paired) over a
 threshold sweep, the equal error rate, the score distributions, and the median time per comparison.
+
+With ``--compact`` the same comparisons run a second time on the templates in the ISO/IEC 19794-2
+compact card format (ektp_card.lds.compact: 0.1 mm, 5.625 degrees, at most 64 minutiae), as the chip
+compares them in on-card comparison, and both matchers are printed side by side. ``--count-ops N``
+counts, over the first N genuine and N impostor comparisons, the operations each comparison executes:
+Python bytecode instructions in the matcher and calls of math functions (sqrt, atan2, sin, cos, ...),
+the work a card processor without a floating-point unit would emulate (docs/on-card-comparison.md
+turns them into cycles).
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from ektp_card.lds.biometrics import MinutiaeRecord
+from ektp_card.lds.compact import compact_from_record, record_from_compact
 from ektp_card.lds.synthetic import ENROLMENT, ImpressionParams, impression, make_finger
 from ektp_card.verify.matcher import DEFAULT_MIN_PAIRED, DEFAULT_THRESHOLD, MatcherConfig, match
 
@@ -111,6 +121,60 @@ def run_all(
         return [o for part in pool.map(_run, chunks) for o in part]
 
 
+def compact_dataset(data: list[list[MinutiaeRecord]]) -> list[list[MinutiaeRecord]]:
+    """Every record through the compact card format and back: what the chip compares."""
+    return [[record_from_compact(compact_from_record(r), r.views[0].position) for r in captures]
+            for captures in data]
+
+
+def count_operations(a: MinutiaeRecord, b: MinutiaeRecord, config: MatcherConfig) -> tuple[int, int]:
+    """(bytecode instructions executed in the matcher module, calls of math functions) for one
+    comparison: a machine-independent measure of its cost."""
+    import math
+
+    from ektp_card.verify import matcher
+
+    source = matcher.__file__
+    math_functions = {getattr(math, n) for n in dir(math) if callable(getattr(math, n))}
+    counts = [0, 0]
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != source:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            counts[0] += 1
+        return trace
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call" and arg in math_functions:
+            counts[1] += 1
+
+    sys.settrace(trace)
+    sys.setprofile(profile)
+    try:
+        match(a, b, config)
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    return counts[0], counts[1]
+
+
+def operations_table(
+    sets: dict[str, list[list[MinutiaeRecord]]], config: MatcherConfig, pairs: dict[str, list[Comparison]],
+    n: int,
+) -> None:
+    print(f"operations per comparison (first {n} genuine and {n} impostor comparisons), median [max]:")
+    print(f"{'matcher':10} {'pairs':9} {'bytecodes':>16} {'math calls':>14} {'minutiae':>9}")
+    for name, data in sets.items():
+        for kind, chosen in pairs.items():
+            ops = [count_operations(data[f][i], data[g][j], config) for (f, i), (g, j) in chosen[:n]]
+            sizes = [len(data[f][i].minutiae) + len(data[g][j].minutiae) for (f, i), (g, j) in chosen[:n]]
+            codes, calls = [o[0] for o in ops], [o[1] for o in ops]
+            print(f"{name:10} {kind:9} {statistics.median(codes):>9.0f} [{max(codes):>5}]"
+                  f" {statistics.median(calls):>7.0f} [{max(calls):>4}] {statistics.median(sizes) / 2:>9.1f}")
+
+
 def effective(outcomes: Iterable[Outcome], min_paired: int) -> list[float]:
     """Sorted scores, with -1 for comparisons that pair too few minutiae to ever be accepted."""
     return sorted(s if p >= min_paired else -1.0 for s, p, *_ in outcomes)
@@ -160,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--position-noise", type=float, default=defaults.position_noise)
     parser.add_argument("--angle-noise", type=float, default=defaults.angle_noise)
     parser.add_argument("--type-flip", type=float, default=defaults.type_flip)
+    parser.add_argument("--compact", action="store_true",
+                        help="also compare the templates in the compact card format, side by side")
+    parser.add_argument("--count-ops", type=int, default=0, metavar="N",
+                        help="count the operations of N genuine and N impostor comparisons")
     args = parser.parse_args(argv)
     if args.fingers < 2 or args.impressions < 2:
         parser.error("need at least 2 fingers and 2 impressions")
@@ -224,7 +292,44 @@ def main(argv: list[str] | None = None) -> int:
         f"wall time per comparison: median {statistics.median(o[3] * 1000 for o in outcomes):.2f} ms; "
         f"whole run {wall:.1f} s with {args.jobs} job(s)"
     )
+    sets = {"DG3": data}
+    if args.compact:
+        compact = compact_dataset(data)
+        sets["compact"] = compact
+        c_out = run_all(compact, config, gen_pairs + imp_pairs, args.jobs)
+        c_gen, c_imp = c_out[: len(gen_pairs)], c_out[len(gen_pairs) :]
+        side_by_side(args, (genuine, impostor), (c_gen, c_imp), outcomes, c_out)
+    if args.count_ops:
+        operations_table(sets, config, {"genuine": gen_pairs, "impostor": imp_pairs}, args.count_ops)
     return 0
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    dg3: tuple[list[Outcome], list[Outcome]],
+    compact: tuple[list[Outcome], list[Outcome]],
+    dg3_all: list[Outcome],
+    compact_all: list[Outcome],
+) -> None:
+    """FAR and FRR of the DG3 matcher and of the same matcher on compact templates, side by side."""
+    print()
+    print("DG3 templates (19794-2 records) against compact card templates (on-card comparison):")
+    d_gen, d_imp = (effective(o, args.min_paired) for o in dg3)
+    c_gen, c_imp = (effective(o, args.min_paired) for o in compact)
+    print(f"{'threshold':>9}  {'DG3 FAR %':>9}  {'DG3 FRR %':>9}  {'compact FAR %':>13}"
+          f"  {'compact FRR %':>13}")
+    for t in sorted(set(SWEEP) | {args.threshold}):
+        d_far, d_frr = rates(d_gen, d_imp, t)
+        c_far, c_frr = rates(c_gen, c_imp, t)
+        mark = "  <- chosen" if t == args.threshold else ""
+        print(f"{t:9.1f}  {d_far:9.4f}  {d_frr:9.4f}  {c_far:13.4f}  {c_frr:13.4f}{mark}")
+    for name, (gen, imp) in (("DG3", (d_gen, d_imp)), ("compact", (c_gen, c_imp))):
+        eer, at, far, frr = equal_error(gen, imp)
+        print(f"EER {name:8} {eer:.4f} % at threshold {at:.2f} (FAR {far:.4f} %, FRR {frr:.4f} %)")
+    for name, outcomes in (("DG3", dg3_all), ("compact", compact_all)):
+        cpu = [o[2] * 1000 for o in outcomes]
+        print(f"CPU time per comparison, {name:8}: median {statistics.median(cpu):.2f} ms, 90th percentile "
+              f"{percentile(cpu, 0.9):.2f} ms, max {max(cpu):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from ektp_card.errors import EktpError
 from ektp_card.lds.biometrics import MinutiaeRecord
 from ektp_card.lds.ektp import EKTP_APPLICATION
 from ektp_card.lds.synthetic import impression, synthetic_citizen
-from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
+from ektp_card.personalize import Biometrics, DocumentSigner, personalize, plan_from_record
 from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner
@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         capture = impression(citizen.fingers[0], random.Random(args.seed + 1)).record  # noqa: S311
         master = secrets.token_bytes(16)
         issued = blank_card(master)
-        result = personalize(issued, plan_from_record(citizen.record, cvca_certificate=cvca), master, ds)
+        # DG3: scenario (b) reads the templates (bench_on_card.py times on-card comparison beside it).
+        plan = plan_from_record(citizen.record, cvca_certificate=cvca, biometrics=Biometrics.DG3)
+        result = personalize(issued, plan, master, ds)
         can = result.can
         image = Path(tmp) / "card.img"
         issued.save(image)

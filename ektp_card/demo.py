@@ -56,7 +56,7 @@ def run_demo(workdir: Path, image: Path | None = None, *, seed: int | None = Non
     """Issue and verify one virtual card; the PKI folder goes to ``workdir``, the card image to
     ``image`` (default: ``workdir/card.img``). ``seed`` picks the synthetic record (default: random)."""
     from ektp_card.lds.synthetic import synthetic_record
-    from ektp_card.personalize import DocumentSigner, personalize, plan_from_record, read_back
+    from ektp_card.personalize import Biometrics, DocumentSigner, personalize, plan_from_record, read_back
     from ektp_card.pki.issuer import IssuerPki
     from ektp_card.pki.signer import KeySpec
     from ektp_card.pki.trust import TrustStore
@@ -76,7 +76,7 @@ def run_demo(workdir: Path, image: Path | None = None, *, seed: int | None = Non
     steps.append(DemoStep("issuer PKI", True, "CSCA, document signer and CRL in a temporary folder"))
 
     record = synthetic_record(secrets.randbelow(2**31) if seed is None else seed)
-    plan = plan_from_record(record)
+    plan = plan_from_record(record, biometrics=Biometrics.BOTH)
     steps.append(DemoStep("synthetic record", record.synthetic, f"NIK {record.nik}, every rule passed"))
 
     master_key = secrets.token_bytes(16)

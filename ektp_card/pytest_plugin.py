@@ -14,7 +14,8 @@ may write to its card without touching the next one's:
     ektp_passport       ``ektp_passport(pace=False)``: an ICAO passport (BAC or PACE-MRZ, ``pace`` a
                         MappingType for IM or CAM) and its MRZ
     ektp_attack_card    ``ektp_attack_card(kind)``: clone, downgrade-clone, static-uid, replay, relay,
-                        weak-rng, leaky-errors (the audit's attack cards), forged, revoked
+                        weak-rng, leaky-errors, leaky-reference (the audit's attack cards), forged,
+                        revoked
     ektp_removed_after  ``ektp_removed_after(card, n)``: a transport whose card leaves the field after
                         ``n`` commands
     ektp_pcsc_reader    ``ektp_pcsc_reader(card)``: the card in pcscd's "Virtual PCD 00 00" reader for the
@@ -213,7 +214,7 @@ class Passport:
 class AttackCard:
     """An attack card for one test: the card, what it is, the CAN it answers to, and the verdict a
     verifier must reach (``forged``, ``cloned``, ``revoked``; ``None`` for the attacks only the audit
-    sees: static-uid, relay, weak-rng, leaky-errors)."""
+    sees: static-uid, relay, weak-rng, leaky-errors, leaky-reference)."""
 
     card: VirtualCard = field(repr=False)
     image: Path
@@ -229,7 +230,8 @@ class AttackCard:
 #: What a verification (``ektp verify``) says of each attack card.
 ATTACK_VERDICTS: dict[str, str | None] = {
     "clone": "cloned", "downgrade-clone": "cloned", "replay": "cloned", "static-uid": "cloned",
-    "relay": None, "weak-rng": None, "leaky-errors": None, "forged": "forged", "revoked": "revoked",
+    "relay": None, "weak-rng": None, "leaky-errors": None, "leaky-reference": None, "forged": "forged",
+    "revoked": "revoked",
 }
 
 

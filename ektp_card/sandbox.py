@@ -34,7 +34,7 @@ from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.synthetic import SyntheticCitizen, impression, synthetic_citizen, synthetic_personal_data
 from ektp_card.personalize import DocumentSigner
 from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE
-from ektp_card.pki.cvc import Role, TerminalType, create_cvca, issue
+from ektp_card.pki.cvc import VERIFY_BIOMETRIC, Role, TerminalType, create_cvca, issue
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.revocation import build_revocation_list
 from ektp_card.pki.signer import KeySpec, PrivateKeySigner, write_file
@@ -109,7 +109,7 @@ class Sandbox:
 def make_terminal(
     today: dt.date,
     *,
-    rights: tuple[str, ...] = (READ_DG3,),
+    rights: tuple[str, ...] = (READ_DG3, VERIFY_BIOMETRIC),
     folder: Path | None = None,
     passphrase: bytes | None = None,
 ) -> tuple[bytes, Terminal]:

@@ -386,12 +386,12 @@ def test_genuine_error_words_are_uniform_and_the_leaky_cards_are_not(
 
 def test_attack_kinds_and_make_attack_card(tmp_path: Path, genuine: Genuine) -> None:
     assert list(ATTACK_KINDS) == ["clone", "downgrade-clone", "static-uid", "replay", "relay", "weak-rng",
-                                  "leaky-errors"]
+                                  "leaky-errors", "leaky-reference"]
     assert [k.caught_by for k in ATTACK_KINDS.values()] == [
         "CLONE-COPY", "CLONE-DOWNGRADE", "UID-TRACE", "AA-REPLAY", "RELAY-LATENCY", "RNG-QUALITY",
-        "TRACE-ERRORS"]
+        "TRACE-ERRORS", "BIO-MOC"]
     assert [k.name for k in ATTACK_KINDS.values() if not k.from_harvest] == [
-        "relay", "weak-rng", "leaky-errors"]
+        "relay", "weak-rng", "leaky-errors", "leaky-reference"]
     card, can = genuine()
     path = tmp_path / "genuine.img"
     card.save(path)

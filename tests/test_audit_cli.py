@@ -19,7 +19,7 @@ from ektp_card.audit.engine import AuditContext, Finding, Threat, audit_test, se
 from ektp_card.virtual import VirtualCard
 
 if TYPE_CHECKING:
-    from fixtures.cards import Fresh, IssuerOf, RunCli
+    from fixtures.cards import HolderCard, IssuerOf, RunCli
 
 Capture = pytest.CaptureFixture[str]
 
@@ -65,9 +65,9 @@ def fakes() -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def genuine(tmp_path: Path, fresh: Fresh) -> tuple[Path, str]:
-    """A personalised, locked e-KTP as an image, and its CAN."""
-    card, can = fresh()
+def genuine(tmp_path: Path, on_card_card: HolderCard) -> tuple[Path, str]:
+    """A personalised, locked e-KTP (the default profile: on-card comparison) as an image, and its CAN."""
+    card, can = on_card_card()
     path = tmp_path / "genuine.img"
     card.save(path)
     return path, can

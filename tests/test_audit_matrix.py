@@ -2,7 +2,7 @@
 attack card built from it. The genuine card passes every test (or the test does not apply); every
 attack card fails at least the test named for it. Then a subset through a real pcscd.
 
-Speed: the catalogue runs once per card (eight cards). RNG-QUALITY draws only
+Speed: the catalogue runs once per card (nine cards). RNG-QUALITY draws only
 :data:`CHALLENGES` challenges here (the default is 256), enough for the weak generator (its
 challenges repeat after each power-on) and still a pass for the genuine one; the relay card adds
 :data:`RELAY_DELAY_MS` per answer against a bound of :data:`RELAY_BOUND_MS`.
@@ -21,11 +21,12 @@ from ektp_card.audit.attacks import ATTACK_KINDS, make_attack_card
 from ektp_card.audit.engine import AuditOptions, Outcome, run_audit, select_tests
 from ektp_card.audit.matrix import GENUINE, DetectionMatrix, detection_matrix
 from ektp_card.audit.targets import PcscTarget
+from ektp_card.pki.cvc import VERIFY_BIOMETRIC
 from ektp_card.virtual import VirtualCard
 
 if TYPE_CHECKING:
-    from fixtures.cards import HolderCard, IssuerOf
-    from fixtures.terminal_pki import TerminalOf
+    from fixtures.cards import CaptureOf, HolderCard, IssuerOf
+    from fixtures.terminal_pki import MakeTerminalPki, TerminalOf
 
 CHALLENGES = 32
 #: The relay card's added delay and the verifier's bound: every answer of the relay card takes at least
@@ -48,14 +49,19 @@ def genuine_image(holder_card: HolderCard) -> tuple[bytes, str]:
 
 @pytest.fixture(scope="module")
 def options(
-    genuine_image: tuple[bytes, str], issuer: IssuerOf, terminal: TerminalOf
+    genuine_image: tuple[bytes, str], issuer: IssuerOf, terminal: TerminalOf,
+    make_terminal_pki: MakeTerminalPki, capture: CaptureOf,
 ) -> Callable[..., AuditOptions]:
-    """``options(*, destructive=True)``: the audit options for the genuine card and its attack cards."""
+    """``options(*, destructive=True)``: the audit options for the genuine card and its attack cards: a
+    terminal that may also have the chip compare fingerprints, and the holder's capture (BIO-MOC)."""
+    both = terminal(make_terminal_pki(rights=("read-dg3", "read-dg4", VERIFY_BIOMETRIC)))
+    holder = capture().encode()
 
     def make(*, destructive: bool = True) -> AuditOptions:
         # Each card is an in-memory copy, so the destructive tests may run: the matrix covers them too.
-        return AuditOptions(can=genuine_image[1], trust=issuer().trust, terminal=terminal(),
-                            destructive=destructive, relay_bound_ms=RELAY_BOUND_MS, challenges=CHALLENGES)
+        return AuditOptions(can=genuine_image[1], trust=issuer().trust, terminal=both,
+                            destructive=destructive, relay_bound_ms=RELAY_BOUND_MS, challenges=CHALLENGES,
+                            fingerprint=holder)
 
     return make
 

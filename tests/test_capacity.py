@@ -42,6 +42,7 @@ from ektp_card.lds.record import CitizenRecord, write_record
 from ektp_card.lds.synthetic import synthetic_citizen
 from ektp_card.personalize import Algorithms, CardPlan, PersoSession, personalize, plan_from_record
 from ektp_card.personalize.budget import plan_budget, sod_size
+from ektp_card.personalize.plan import Biometrics
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
 from ektp_card.virtual import VirtualCard
@@ -236,7 +237,9 @@ def test_the_ektp_profile_fits_8k_and_the_budget_is_exact(issuer: IssuerOf, comp
     assert 0 <= budget.total - taken <= ALLOCATION_UNIT
     assert card.fs.used <= EKTP_CAPACITY
     app = card.fs.application(EKTP_AID)
-    assert {f.fid for f in app.children} >= {0x0102, 0x0103, 0x0107}  # photo, two fingers, signature
+    # Photo, signature and the two fingers: the on-card reference (EF.BIOREF) of the e-KTP profile.
+    assert compact_plan.biometrics is Biometrics.ON_CARD
+    assert {f.fid for f in app.children} >= {0x0102, 0x0107, 0x0120}
     # DG2 is the face within its budget and the ISO/IEC 19794-5 record around it.
     assert budget.line("DG2").size <= FACE_BUDGET + 100
 

@@ -26,6 +26,7 @@ from ektp_card.ec import BRAINPOOLP256R1, SECP384R1
 from ektp_card.errors import LdsFormatError, PkiError
 from ektp_card.pki.cvc import (
     ID_DESCRIPTION,
+    ID_EKTP_AUTHORIZATION,
     ID_IS,
     ID_TA_ECDSA_SHA_256,
     ID_TA_ECDSA_SHA_384,
@@ -1275,3 +1276,20 @@ def test_cli_errors_are_clean(
         "--json", "pki", "cvc", "show", t / "cvca.cvcert", "--trust", t / "cvca.cvcert", "--at", "2030-01-01"
     )
     assert code == 10 and '"reason": "IDCVCA00001 expired on 2029-01-13"' in out
+
+
+def test_cli_verify_biometric_right(ektp: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    t = tmp_path
+    created = _json(ektp("--json", "pki", "cvca", "create", t / "cvca.cvcert", "--key", t / "cvca.key",
+                         "--country", "ID", "--mnemonic", "DUKCAPIL", "--right", "read-dg3", "--right",
+                         "verify-biometric", "--effective", "2026-01-15"))
+    assert created["rights"] == ["read-dg3", "verify-biometric"] and created["chat"] == "C1"
+    assert created["extensions"] == [ID_EKTP_AUTHORIZATION]
+    dv = _json(ektp("--json", "pki", "dv", "issue", t / "dv.cvcert", "--cvca", t / "cvca.cvcert",
+                    "--cvca-key", t / "cvca.key", "--key", t / "dv.key", "--mnemonic", "POLRI", "--right",
+                    "read-dg3", "--effective", "2026-01-20"))
+    assert dv["rights"] == ["read-dg3"] and dv["extensions"] == []
+    code, _, err = ektp("pki", "terminal", "issue", t / "term.cvcert", "--dv", t / "dv.cvcert", "--dv-key",
+                        t / "dv.key", "--key", t / "term.key", "--mnemonic", "GATE1", "--right",
+                        "verify-biometric", "--effective", "2026-02-01")
+    assert code != 0 and "does not hold verify-biometric" in err

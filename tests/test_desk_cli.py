@@ -18,6 +18,7 @@ import pytest
 from ektp_card._cli.desk_issue import INTERRUPTED, _clock
 from ektp_card._cli.util import ExitCode
 from ektp_card.desk.registry import CardState, open_registry
+from ektp_card.pki.cvc import VERIFY_BIOMETRIC
 from ektp_card.pki.signer import KeyFileSigner, KeySpec
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ def files(
     make_issuer_pki(root / "pki")
     (root / "master.hex").write_text(MASTER.hex() + "\n")
     key = root / "terminal.key"
-    p = make_terminal_pki(terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
+    # The desk's terminal may have the chip compare fingerprints: the cards are issued on-card.
+    p = make_terminal_pki(rights=("read-dg3", "read-dg4", VERIFY_BIOMETRIC),
+                          terminal_signer=KeyFileSigner.generate(key, KeySpec.parse("brainpoolP256r1"),
                                                                  TERMINAL_PASS.encode()))
     (root / "cvca.cvcert").write_bytes(p.cvca.encode())
     (root / "dv.cvcert").write_bytes(p.dv.encode())

@@ -45,6 +45,7 @@ from ektp_card.lds.sod import unwrap
 from ektp_card.lds.synthetic import synthetic_citizen
 from ektp_card.personalize import (
     Algorithms,
+    Biometrics,
     CardPlan,
     DocumentSigner,
     PersoResult,
@@ -121,8 +122,9 @@ def record(seed: int = 3, small: bool = True) -> CitizenRecord:
 
 
 @cache
-def plan(seed: int = 3, small: bool = True) -> CardPlan:
-    return plan_from_record(record(seed, small))
+def plan(seed: int = 3, small: bool = True, biometrics: Biometrics = Biometrics.DG3) -> CardPlan:
+    # DG3 by default: these tests check the card that profile makes file by file.
+    return plan_from_record(record(seed, small), biometrics=biometrics)
 
 
 class Recorder:
@@ -352,7 +354,7 @@ def test_extended_length_with_a_small_card_buffer_writes_in_full_buffers() -> No
 
 def test_aes256_master_key_and_secp256r1_keys() -> None:
     algorithms = Algorithms(ca_parameter_id=12, aa_parameter_id=12)
-    the_plan = plan_from_record(record(), algorithms=algorithms)
+    the_plan = plan_from_record(record(), algorithms=algorithms, biometrics=Biometrics.DG3)
     card = blank_card(MASTER_256, SERIAL)
     result = run(card, the_plan, master=MASTER_256)
     assert result.verification is not None and result.verification.ok
@@ -604,7 +606,8 @@ def test_bad_records_and_data_groups_stop_before_anything() -> None:
         plan_from_data_groups(groups, can=good.nik[3:9])
     with pytest.raises(PersonalisationError, match="6 digits"):
         plan_from_data_groups(groups, can="12345")
-    same = plan_from_data_groups(groups, can="000000" if "000000" not in good.nik else "999999")
+    same = plan_from_data_groups(groups, can="000000" if "000000" not in good.nik else "999999",
+                                 biometrics=Biometrics.DG3)
     assert same.data_groups == plan().data_groups and same.nik == good.nik
     assert same.can not in repr(same)
 
@@ -619,11 +622,14 @@ def _sequence_length(card_plan: CardPlan, **create: Any) -> int:
     return counting.count
 
 
+@pytest.mark.parametrize("biometrics", [Biometrics.DG3, Biometrics.ON_CARD], ids=["dg3", "on-card"])
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
-def test_interruption_at_every_apdu(extended: bool, cut_transport: type[CutTransport]) -> None:
+def test_interruption_at_every_apdu(extended: bool, biometrics: Biometrics,
+                                    cut_transport: type[CutTransport]) -> None:
     """Cut before and after every command; the card is either locked and verifies, or not locked,
-    says it is incomplete (once anything was written), and a fresh run personalises it."""
-    the_plan = plan()
+    says it is incomplete (once anything was written), and a fresh run personalises it. On-card: the
+    same number of files, EF.BIOREF in place of DG3."""
+    the_plan = plan(biometrics=biometrics)
     # The sequence length varies by a command now and then (keys generated on the card change the
     # size of EF.SOD's signature), so each run is cut at its own commands until one runs through.
     assert 25 <= _sequence_length(the_plan, extended_length=extended) <= 70
@@ -664,6 +670,7 @@ def test_interruption_at_every_apdu(extended: bool, cut_transport: type[CutTrans
             )
             app = card.fs.application(EKTP_AID)
             assert len(app.children) == 8 and len(card.fs.mf.children) == 4
+            assert (app.child_ef(0x0120) is not None) is biometrics.on_card
         else:
             continue
         break

@@ -17,7 +17,7 @@ from ektp_card._cli.util import CliError, ExitCode
 from ektp_card.errors import CardRemovedError
 from ektp_card.lds.record import load_record, write_record
 from ektp_card.lds.synthetic import synthetic_record
-from ektp_card.personalize import DocumentSigner, plan_from_record
+from ektp_card.personalize import Biometrics, DocumentSigner, plan_from_record
 from ektp_card.pki.issuer import IssuerPki
 from ektp_card.pki.signer import KeySpec
 from ektp_card.pki.trust import TrustStore
@@ -68,8 +68,31 @@ def blank(path: Path) -> Path:
 
 
 def perso_args(desk: Path, image: Path, record: Path | None = None) -> list[str]:
+    # DG3 too: these tests read the fingerprints back (the default, on-card only, has no DG3).
     return ["personalize", str(record or desk / "record.json"), "--pki", str(desk / "pki"),
-            "--virtual", str(image), "--master-key-file", str(desk / "master.hex")]
+            "--virtual", str(image), "--master-key-file", str(desk / "master.hex"), "--biometrics", "both"]
+
+
+@pytest.mark.parametrize(("choice", "dg3", "reference"), [(None, False, True), ("on-card", False, True),
+                                                         ("dg3", True, False), ("both", True, True)])
+def test_biometrics_choice(desk: Path, tmp_path: Path, choice: str | None, dg3: bool,
+                           reference: bool) -> None:
+    from ektp_card.lds.compact import REFERENCE_FID, offers_on_card_comparison
+    from ektp_card.lds.dg14 import Dg14
+    from ektp_card.lds.ektp import EKTP_AID
+
+    image = blank(tmp_path / "card.img")
+    args = perso_args(desk, image)[:-2] + ([] if choice is None else ["--biometrics", choice])
+    proc = ektp("--json", *args, env=PASS)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert ("DG3" in out["data_groups"]) is dg3
+    assert [c["status"] for c in out["checks"]] == ["pass"] * 9
+    app = VirtualCard.load(image).fs.application(EKTP_AID)
+    assert (app.child_ef(0x0103) is not None) is dg3
+    assert (app.child_ef(REFERENCE_FID) is not None) is reference
+    dg14 = app.child_ef(0x010E)
+    assert dg14 is not None and offers_on_card_comparison(Dg14.decode(bytes(dg14.data))) is reference
 
 
 def test_personalise_a_blank_image_json(desk: Path, tmp_path: Path) -> None:
@@ -159,7 +182,7 @@ def test_card_pulled_out_mid_write_is_one_line_and_the_card_is_not_locked(desk: 
     ds = DocumentSigner(*pki.document_signer(None, b"ds-pass"))
     card = blank_card(MASTER, bytes.fromhex(SERIAL))
     card.power_on()
-    plan = plan_from_record(load_record(desk / "record.json"))
+    plan = plan_from_record(load_record(desk / "record.json"), biometrics=Biometrics.BOTH)
     with pytest.raises(CliError) as exc:
         run_personalisation(PulledOut(card, 8), plan, MASTER, ds, trust, Policy(require_crl=False),
                             StepTracker())

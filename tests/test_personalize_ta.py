@@ -15,6 +15,7 @@ from ektp_card.apdu.tlv import Tlv
 from ektp_card.errors import ApduError, CardRemovedError, PersonalisationError
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.personalize import (
+    Biometrics,
     CardPlan,
     PersoResult,
     PersoSession,
@@ -64,7 +65,7 @@ def send(card: VirtualCard, apdu: str) -> tuple[bytes, int]:
 @pytest.fixture(scope="module")
 def ta_plan(record: RecordOf) -> TaPlan:
     """``ta_plan(pki)``: the plan of the citizen's card with ``pki``'s CVCA as its trust point."""
-    return lambda pki: plan_from_record(record(), cvca_certificate=pki.cvca)
+    return lambda pki: plan_from_record(record(), cvca_certificate=pki.cvca, biometrics=Biometrics.BOTH)
 
 
 @pytest.mark.parametrize("extended", [True, False], ids=["extended", "short"])
@@ -90,7 +91,7 @@ def test_personalised_card_opens_dg3_to_a_terminal_of_its_cvca(
 def test_without_a_cvca_the_card_refuses_terminal_authentication(
     pki: Pki, run: Run, record: RecordOf, pace_ta_ca: PaceTaCa
 ) -> None:
-    the_plan = plan_from_record(record())
+    the_plan = plan_from_record(record(), biometrics=Biometrics.BOTH)
     card = blank_card(MASTER, SERIAL)
     run(card, the_plan)
     assert TRUST_POINT_KEY not in card.keys
@@ -119,7 +120,7 @@ def test_a_terminal_of_another_cvca_is_refused(
 
 
 def test_plan_derives_ef_cvca_from_the_certificate(pki: Pki, record: RecordOf) -> None:
-    groups = plan_from_record(record()).data_groups
+    groups = plan_from_record(record(), biometrics=Biometrics.BOTH).data_groups
     as_bytes = plan_from_data_groups(groups, cvca_certificate=pki.cvca.encode())
     agreeing = plan_from_data_groups(groups, cvca=["IDCVCA00001"], cvca_certificate=pki.cvca)
     for p in (as_bytes, agreeing):
@@ -141,7 +142,7 @@ def _tampered(cert: CvCertificate) -> bytes:
 def test_not_a_cvca_is_refused_before_the_first_command(
     pki: Pki, run: Run, record: RecordOf, ta_plan: TaPlan
 ) -> None:
-    groups = plan_from_record(record()).data_groups
+    groups = plan_from_record(record(), biometrics=Biometrics.BOTH).data_groups
     for bad, match in ((pki.dv, "not a CVCA"), (pki.terminal, "not a CVCA"),
                        (_tampered(pki.cvca), "does not verify"), (b"\x7f\x21\x01\x00", "not a usable")):
         with pytest.raises(PersonalisationError, match=match):

@@ -63,6 +63,9 @@ if TYPE_CHECKING:
               help="Random challenges RNG-QUALITY draws (default 256).")
 @click.option("--printed", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE.json",
               help="The fields printed on the card surface, as a JSON object field -> text, for PRINT-CHIP.")
+@click.option("--fingerprint", type=FilePath(path_type=Path, dir_okay=False), metavar="FILE",
+              help="A fresh capture of the holder's finger (ISO/IEC 19794-2), for BIO-MOC's timing measure "
+                   "of on-card comparison (without it that part is not applicable).")
 @click.option("--make", "make", type=(str, FilePath(path_type=Path, dir_okay=False),
                                       FilePath(path_type=Path, dir_okay=False)),
               metavar="KIND GENUINE_IMAGE OUT_IMAGE", default=None,
@@ -89,7 +92,8 @@ def audit(
     terminal_pkcs11: str | None, terminal_token: str | None, terminal_key_label: str | None,
     terminal_pin_env: str, only: tuple[str, ...], list_only: bool, destructive: bool, assume_yes: bool,
     junit: Path | None, relay_bound: float | None, challenges: int | None, printed: Path | None,
-    make: tuple[str, Path, Path] | None, make_clone: tuple[Path, Path] | None, delay_ms: int | None,
+    fingerprint: Path | None, make: tuple[str, Path, Path] | None, make_clone: tuple[Path, Path] | None,
+    delay_ms: int | None,
     force: bool, tear_blank: Path | None, pki_dir: Path | None, ds_env: str,
     master_key_file: Path | None,
 ) -> None:
@@ -143,6 +147,10 @@ def audit(
         options.challenges = challenges
     if printed is not None:
         options.printed = _load_printed(printed)
+    if fingerprint is not None:
+        from ektp_card.lds.biometrics import MinutiaeRecord
+
+        options.fingerprint = MinutiaeRecord.load(fingerprint).encode()
     if trust_dir is not None:
         from ektp_card._cli.verify import _load_trust
 

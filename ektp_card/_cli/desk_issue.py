@@ -21,6 +21,7 @@ import click
 
 from ektp_card._cli.desk_cards import open_desk_registry, registry_options
 from ektp_card._cli.personalize import (
+    BIOMETRICS,
     DS_TOKEN,
     MASTER_KEY_FILE,
     document_signer,
@@ -165,13 +166,14 @@ def _render(obj: Ctx, summary: BatchSummary) -> None:
 @MASTER_KEY_FILE
 @DS_PASS
 @click.option("--no-crl", is_flag=True, help="Read cards back without requiring a current CRL.")
+@BIOMETRICS
 @registry_options
 @click.pass_obj
 def issue(
     obj: Ctx, batch_path: Path, issuer_dir: Path, reader: str | None, virtual_dir: Path | None,
     print_dir: Path | None, cvca_path: Path | None, pkcs11_module: str | None, token_label: str | None,
     key_label: str | None, pin_env: str, ds_cert: Path | None, master_key_file: Path | None, ds_env: str,
-    no_crl: bool, registry_target: str, desk_id: str, actor: str,
+    no_crl: bool, biometrics: str, registry_target: str, desk_id: str, actor: str,
 ) -> None:
     """Issue a batch: validate each record, skip NIKs that already have a card, personalise, read back,
     and commit each card to the registry.
@@ -181,6 +183,7 @@ def issue(
     rejected (listed), 130 when stopped with Ctrl-C, 15 when the registry fails.
     """
     from ektp_card.desk.batch import Issuance, count_records, issue_batch
+    from ektp_card.personalize import Biometrics
     from ektp_card.verify.passive import Policy
 
     hsm = token_choice(pkcs11_module, token_label, key_label, pin_env, ds_cert, "--ds-cert")
@@ -191,7 +194,8 @@ def issue(
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
     trust = issuer_trust(issuer_dir, require_crl=not no_crl)
     ds = document_signer(issuer_dir, ds_env, hsm, trust)
-    issuance = Issuance(key, ds, trust, Policy(require_crl=not no_crl), cvca)
+    issuance = Issuance(key, ds, trust, Policy(require_crl=not no_crl), cvca,
+                        biometrics=Biometrics(biometrics))
     resume = f"run `ektp desk issue {batch_path}` again with the same options to resume"
     try:
         with (open_desk_registry(registry_target, create=True) as registry, _cancel_on_sigint() as cancel,

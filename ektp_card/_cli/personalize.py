@@ -79,19 +79,20 @@ def load_trust_point(path: Path) -> bytes:
 def load_plan(
     record_path: Path,
     cvca: bytes | None = None,
+    biometrics: str = "on-card",
     *,
     face_budget: int | None = None,
     signature_budget: int | None = None,
     notes: list[str] | None = None,
 ) -> CardPlan:
     """Read and check the record and lay out its card (with ``cvca`` as the chip's Terminal
-    Authentication trust point); exit 7 for an unreadable file, 2 otherwise. With a budget, the face
-    or signature is re-encoded to fit it first (:mod:`ektp_card._cli.images`); ``notes`` hears
-    what was done."""
+    Authentication trust point, the fingerprints where ``biometrics`` says); exit 7 for an unreadable
+    file, 2 otherwise. With a budget, the face or signature is re-encoded to fit it first
+    (:mod:`ektp_card._cli.images`); ``notes`` hears what was done."""
     import dataclasses
 
     from ektp_card.lds.record import load_record
-    from ektp_card.personalize import plan_from_record
+    from ektp_card.personalize import Biometrics, plan_from_record
 
     record = load_record(record_path)
     with about(str(record_path), errors.PersonalisationError):
@@ -110,7 +111,15 @@ def load_plan(
                     notes.append(f"{field} {len(before)} -> {len(done.data)} bytes "
                                  f"({done.width}x{done.height}, {how})")
             record = dataclasses.replace(record, face=images["face"], signature=images["signature"])
-        return plan_from_record(record, cvca_certificate=cvca)
+        return plan_from_record(record, cvca_certificate=cvca, biometrics=Biometrics(biometrics))
+
+
+BIOMETRICS = click.option(
+    "--biometrics", type=click.Choice(["on-card", "dg3", "both"]), default="on-card", show_default=True,
+    help="Where the fingerprints go: on-card, a reference no command reads, compared inside the chip "
+         "(VERIFY) for terminals with the verify-biometric right; dg3, the DG3 templates terminals with "
+         "read-dg3 copy and compare themselves; both.",
+)
 
 
 def issuer_trust(pki_dir: Path, *, require_crl: bool) -> TrustStore:
@@ -299,12 +308,14 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
                    "the card is planned; 1600 suits an 8 KB chip.")
 @click.option("--signature-budget", type=click.IntRange(IMAGE_BUDGET_MIN, IMAGE_BUDGET_MAX), metavar="BYTES",
               help="Likewise for the signature image (greyscale JPEG); 800 suits an 8 KB chip.")
+@BIOMETRICS
 @click.pass_obj
 def personalize(
     obj: Ctx, record_path: Path, pki_dir: Path, reader: str | None, nfc: str | None, virtual: Path | None,
     timeout: float, pkcs11_module: str | None, token_label: str | None, key_label: str | None, pin_env: str,
     ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool, cvca_path: Path | None,
     face_budget: int | None, signature_budget: int | None,
+    biometrics: str,
 ) -> None:
     """Personalise a blank card from RECORD.json, lock it, and read it back like a clerk.
 
@@ -323,8 +334,8 @@ def personalize(
     key = master_key(master_key_file)
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
     notes: list[str] = []
-    plan = load_plan(record_path, cvca, face_budget=face_budget, signature_budget=signature_budget,
-                     notes=notes)
+    plan = load_plan(record_path, cvca, biometrics, face_budget=face_budget,
+                     signature_budget=signature_budget, notes=notes)
     trust = issuer_trust(pki_dir, require_crl=not no_crl)
     ds = document_signer(pki_dir, ds_env, hsm, trust)
     policy = Policy(require_crl=not no_crl)

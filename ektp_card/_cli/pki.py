@@ -395,8 +395,8 @@ EFFECTIVE = click.option("--effective", type=DATE, metavar="YYYY-MM-DD",
                          help="Effective date (default: today, UTC).")
 RIGHTS = click.option(
     "--right", "rights", multiple=True, metavar="NAME",
-    help="Access right to grant, e.g. read-dg3 (fingerprints) or read-dg4 (iris); repeat for each. "
-         "None by default.",
+    help="Access right to grant, e.g. read-dg3 (fingerprints), read-dg4 (iris) or verify-biometric "
+         "(on-card fingerprint comparison, the project's own right); repeat for each. None by default.",
 )
 
 
@@ -416,9 +416,9 @@ def _holder(country: str, mnemonic: str, sequence: str, terminal_type: TerminalT
             rights: tuple[str, ...]) -> str:
     """Check what the user typed before any key is opened: a bad reference or right is a usage error
     (:class:`~ektp_card.errors.CvcNameError`)."""
-    from ektp_card.pki.cvc import Chat, holder_reference
+    from ektp_card.pki.cvc import Chat, holder_reference, split_rights
 
-    Chat.of(terminal_type, role, rights)
+    Chat.of(terminal_type, role, split_rights(rights)[0])
     return holder_reference(country, mnemonic, sequence)
 
 
@@ -567,7 +567,7 @@ def cvca_link(obj: Ctx, cert_out: Path, cvca_file: Path, cvca_key: Path, key_out
     new_key = _ec_key(key.signer.public_key, str(key_out))
     link = create_link(old_signer, old, new_key, holder=holder, effective=start, expiration=end)
     self_signed = create_cvca(key.signer, holder=holder, terminal_type=old.chat.terminal_type,
-                              rights=link.chat.names, effective=start, expiration=end)
+                              rights=link.right_names, effective=start, expiration=end)
     _emit_cvc(obj, "Linked", link, cert_out, key, also={self_out: self_signed.encode()})
 
 
@@ -765,7 +765,7 @@ def _cvc_json(cert: CvCertificate) -> dict[str, Any]:
         "chr": cert.chr,
         "role": cert.role.label,
         "terminal_type": cert.chat.terminal_type.value,
-        "rights": list(cert.chat.names),
+        "rights": list(cert.right_names),
         "chat": cert.chat.template.hex().upper(),
         "algorithm": cert.public_key.algorithm_name,
         "curve": cert.public_key.domain.name if cert.public_key.domain else None,

@@ -83,8 +83,9 @@ def terminal_options(purpose: str, *, required: bool = False) -> Callable[[F], F
                    "are converted with Pillow (the 'images' extra).")
 @terminal_options("Runs Terminal Authentication and reads DG3.")
 @click.option("--fingerprint", type=FilePath(path_type=Path, dir_okay=False, exists=True), metavar="FILE",
-              help="The holder's freshly captured ISO/IEC 19794-2 template, compared with DG3's "
-                   "(needs --terminal-chain and a terminal key).")
+              help="The holder's freshly captured ISO/IEC 19794-2 template: compared by the chip itself when "
+                   "the card offers on-card comparison and the terminal holds verify-biometric, else with "
+                   "DG3's (needs --terminal-chain and a terminal key).")
 @click.option("--no-crl", is_flag=True, help="Accept a document signer when no current CRL is in --trust.")
 @click.option("--revocations", "revocations_file", metavar="FILE",
               type=FilePath(path_type=Path, dir_okay=False),
@@ -117,7 +118,8 @@ def verify(
     covers the key it proved; the report names what proved the chip (CAM, CA, AA).
 
     Exit 0 when the card is genuine, 11 forged (not what the issuer signed), 12 cloned (the issuer's
-    data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template), 14 revoked
+    data on another chip), 13 holder mismatch (the fingerprint matches neither DG3 template, or the chip
+    says no match), 14 revoked
     (on the --revocations list); 8 for a wrong CAN or MRZ, 5 for a card that left the field, 7 for a
     trust folder or master list that cannot be used (a master list's signer must chain to
     --master-list-anchor or --trust). A --revocations file that cannot be read or parsed exits 7; one

@@ -117,6 +117,15 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
                                  "en": "Matches the card's holder (score {score})"},
     "result.fingerprint.nomatch": {"id": "Tidak cocok (skor {score}, ambang {threshold})",
                                    "en": "No match (score {score}, threshold {threshold})"},
+    "result.fingerprint.oncard.match": {
+        "id": "Cocok dengan pemilik kartu (dibandingkan di dalam chip; sisa percobaan {tries})",
+        "en": "Matches the card's holder (compared inside the chip; {tries} tries left)"},
+    "result.fingerprint.oncard.nomatch": {
+        "id": "Tidak cocok (dibandingkan di dalam chip; sisa percobaan {tries})",
+        "en": "No match (compared inside the chip; {tries} tries left)"},
+    "result.fingerprint.oncard.blocked": {
+        "id": "Pencocokan di chip terblokir: tidak ada sisa percobaan",
+        "en": "Comparison on the chip blocked: no tries left"},
     "status.pass": {"id": "lulus", "en": "passed"},
     "status.fail": {"id": "gagal", "en": "failed"},
     "status.not_supported": {"id": "tidak ada", "en": "not offered"},

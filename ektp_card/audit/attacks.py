@@ -38,7 +38,7 @@ from ektp_card.crypto.aa import active_authenticate
 from ektp_card.crypto.pace import Password
 from ektp_card.errors import ApduError, CardFileNotFoundError, LdsFormatError, TlvError
 from ektp_card.lds.card_access import CardAccess, PaceInfo
-from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
+from ektp_card.lds.conditions import PACE, AccessCondition, SecurityAttributes
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.ektp import (
@@ -420,6 +420,20 @@ def make_leaky_errors_card(
     return _copy(_source(genuine), lambda b: replace(b, error_words=dict(words)))
 
 
+def make_leaky_reference_card(genuine: GenuineCard) -> VirtualCard:
+    """A poorly made *genuine-looking* chip that offers on-card comparison but lets its reference be
+    read: the genuine card's image with EF.BIOREF readable after PACE (the genuine card: NEVER). On a
+    card without a reference it is the genuine card's copy."""
+    from ektp_card.lds.compact import REFERENCE_FID
+
+    card = _copy(_source(genuine))
+    leaky = SecurityAttributes(AccessCondition.require(PACE), AccessCondition.NEVER, AccessCondition.NEVER)
+    for f in card.fs.walk():
+        if f.fid == REFERENCE_FID and not f.is_df:
+            f.access = leaky
+    return card
+
+
 # --- the catalogue of attack cards -----------------------------------------------------------------
 
 
@@ -462,6 +476,10 @@ def _leaky(genuine: GenuineCard, can: str, *, delay_ms: int, seed: int) -> Virtu
     return make_leaky_errors_card(genuine)
 
 
+def _leaky_reference(genuine: GenuineCard, can: str, *, delay_ms: int, seed: int) -> VirtualCard:
+    return make_leaky_reference_card(genuine)
+
+
 ATTACK_KINDS: Mapping[str, AttackKind] = MappingProxyType(
     {
         kind.name: kind
@@ -480,6 +498,9 @@ ATTACK_KINDS: Mapping[str, AttackKind] = MappingProxyType(
                        "RNG-QUALITY", False, _weak_rng),
             AttackKind("leaky-errors", "a genuine-looking chip whose error words tell failure kinds apart",
                        "TRACE-ERRORS", False, _leaky),
+            AttackKind("leaky-reference",
+                       "a genuine-looking chip whose on-card fingerprint reference can be read",
+                       "BIO-MOC", False, _leaky_reference),
         )
     }
 )
@@ -517,6 +538,7 @@ __all__ = [
     "make_clone",
     "make_downgrade_clone",
     "make_leaky_errors_card",
+    "make_leaky_reference_card",
     "make_relay_card",
     "make_replaying_card",
     "make_static_uid_card",

@@ -339,6 +339,8 @@ class AuditOptions:
     printed: Mapping[str, str] | None = None
     #: What TEAR-PERSO needs to personalise blank cards of the issuer (a ``TearKit``), if given.
     tear: Any = None
+    #: A fresh capture of the holder's finger (ISO/IEC 19794-2 record), for BIO-MOC's timing measure.
+    fingerprint: bytes | None = field(default=None, repr=False)
 
 
 class AuditContext:

@@ -66,7 +66,13 @@ from ektp_card.errors import (
 )
 from ektp_card.files import SMALL_JSON_LIMIT, open_regular, read_file, write_atomic
 from ektp_card.lds.record import CitizenRecord, count_records, read_batch
-from ektp_card.personalize import DocumentSigner, check_document_signer, personalize, plan_from_record
+from ektp_card.personalize import (
+    Biometrics,
+    DocumentSigner,
+    check_document_signer,
+    personalize,
+    plan_from_record,
+)
 
 if TYPE_CHECKING:
     from ektp_card.desk.registry import Registry
@@ -550,6 +556,8 @@ class Issuance:
     policy: Policy | None = None
     cvca_certificate: bytes | None = None
     today: dt.date | None = None
+    #: Where the fingerprints go (the e-KTP default: compared on the card only).
+    biometrics: Biometrics = Biometrics.ON_CARD
 
 
 # --- checking a card against the registry -----------------------------------------------------------------
@@ -670,7 +678,7 @@ class _Run:
                                  f"{doing}: card {live.serial} ({live.state}{where})")
         try:
             plan = plan_from_record(record, cvca_certificate=self.issuance.cvca_certificate,
-                                    today=self.issuance.today)
+                                    today=self.issuance.today, biometrics=self.issuance.biometrics)
         except RecordError as exc:
             return RecordOutcome(line, Status.REJECTED, nik, None, ", ".join(exc.rules))
         except PersonalisationError as exc:

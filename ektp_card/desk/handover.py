@@ -4,8 +4,9 @@
 
     registry: card SERIAL is personalised, its EF.SOD hash is on record
       -> verify_card with the desk's terminal (PACE with the CAN, Passive, Chip and Active
-         Authentication, Terminal Authentication, DG3) and the holder's fresh capture (1:1 against
-         DG3's templates)
+         Authentication, Terminal Authentication, DG3) and the holder's fresh capture: compared by the
+         chip itself (VERIFY) when the card offers on-card comparison and the terminal holds the
+         verify-biometric right, else 1:1 against DG3's templates
       -> EF.SOD read again and hashed: it must be the registry's for SERIAL (a genuine card of
          someone else is not this card)
       -> registry.hand_over(SERIAL)

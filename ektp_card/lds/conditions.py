@@ -21,6 +21,9 @@ PACE = "PACE"
 BAC = "BAC"
 TA = "TA"
 CA = "CA"
+#: Granted to a terminal whose Terminal Authentication carries the project's verify-biometric right
+#: (after Chip Authentication): it may ask the chip to compare a fingerprint (VERIFY).
+BIO = "BIO"
 #: Granted by the personalisation key's mutual authentication, on a card not yet locked.
 PERSO = "PERSO"
 
@@ -121,4 +124,4 @@ class SecurityAttributes:
         return cls(read, update, admin)
 
 
-__all__ = ["BAC", "CA", "PACE", "PERSO", "TA", "AccessCondition", "SecurityAttributes"]
+__all__ = ["BAC", "BIO", "CA", "PACE", "PERSO", "TA", "AccessCondition", "SecurityAttributes"]

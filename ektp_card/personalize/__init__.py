@@ -15,7 +15,9 @@ from ektp_card.personalize.issue import (
 )
 from ektp_card.personalize.plan import (
     Algorithms,
+    Biometrics,
     CardPlan,
+    ComparisonSettings,
     PlannedFile,
     new_can,
     plan_from_data_groups,
@@ -26,8 +28,10 @@ from ektp_card.personalize.readback import ReadBack, life_cycle_status, read_bac
 
 __all__ = [
     "Algorithms",
+    "Biometrics",
     "CardIdentity",
     "CardPlan",
+    "ComparisonSettings",
     "CountingTransport",
     "DocumentSigner",
     "PersoResult",

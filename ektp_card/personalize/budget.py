@@ -140,7 +140,8 @@ def plan_budget(plan: CardPlan, sod_bytes: int) -> CardBudget:
         lines.append(BudgetLine(name, kind, size, storage))
 
     made_on_card = {
-        "DG14": len(algorithms.dg14(ca_curve.encode_point(ca_curve.generator))),
+        "DG14": len(algorithms.dg14(ca_curve.encode_point(ca_curve.generator),
+                                    on_card_comparison=plan.on_card_comparison)),
         "DG15": len(algorithms.dg15(aa_curve.encode_point(aa_curve.generator))),
         "EF.SOD": sod_bytes,
     }

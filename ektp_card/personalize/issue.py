@@ -271,7 +271,8 @@ def personalize(
             aa_point = session.generate_key(
                 KEY_ACTIVE_AUTHENTICATION, algorithms.aa_signature, algorithms.aa_parameter_id
             )
-            chip_groups = {14: algorithms.dg14(ca_point), 15: algorithms.dg15(aa_point)}
+            chip_groups = {14: algorithms.dg14(ca_point, on_card_comparison=plan.on_card_comparison),
+                           15: algorithms.dg15(aa_point)}
             for number, content in chip_groups.items():
                 _write_file(session, plan.file(f"DG{number}"), content)
         groups = {**plan.data_groups, **chip_groups}

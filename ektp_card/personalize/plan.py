@@ -19,6 +19,7 @@ import datetime as dt
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from types import MappingProxyType
 
 from asn1crypto import core  # type: ignore[import-untyped]
@@ -38,12 +39,21 @@ from ektp_card.errors import (
     TlvError,
 )
 from ektp_card.lds.card_access import CardAccess, OtherSecurityInfo, PaceInfo
+from ektp_card.lds.compact import (
+    DEFAULT_TRIES,
+    ID_ON_CARD_COMPARISON,
+    REFERENCE_FID,
+    BiometricReference,
+    encode_reference_file,
+    on_card_comparison_info,
+)
 from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.dg14 import (
     ActiveAuthenticationInfo,
     ChipAuthenticationInfo,
     ChipAuthenticationPublicKeyInfo,
     Dg14,
+    Dg14Info,
 )
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.ektp import (
@@ -69,6 +79,7 @@ from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
 from ektp_card.lds.record import CitizenRecord, PersonalData
 from ektp_card.pki.cvc import CvCertificate, Role
 from ektp_card.pki.signer import HASH_NAMES, HashName
+from ektp_card.verify.matcher import DEFAULT_MIN_PAIRED, DEFAULT_THRESHOLD
 
 #: The data groups the desk writes from the record; DG14 and DG15 come from keys made on the card.
 RECORD_DATA_GROUPS = (1, 2, 3, 7)
@@ -77,6 +88,44 @@ CARD_DATA_GROUPS = (14, 15)
 SIGNED_DATA_GROUPS = (*RECORD_DATA_GROUPS, *CARD_DATA_GROUPS)
 #: Version of the TerminalAuthenticationInfo in DG14 (BSI TR-03110-3 section A.1.1.3).
 TA_VERSION = 1
+#: EF.BIOREF's largest content: two fingers of the most compact minutiae, with their templates.
+BIOREF_MAX = 512
+
+
+class Biometrics(Enum):
+    """Where the holder's fingerprints go (docs/on-card-comparison.md).
+
+    ``ON_CARD``, the e-KTP default: only into EF.BIOREF, compared inside the chip, never returned by
+    any command; the card has no DG3. ``DG3``: only into DG3, read by terminals with the read-dg3 right
+    and compared outside the chip (how eMRTDs do it). ``BOTH``: both, for readers of either kind.
+    """
+
+    DG3 = "dg3"
+    ON_CARD = "on-card"
+    BOTH = "both"
+
+    @property
+    def dg3(self) -> bool:
+        return self is not Biometrics.ON_CARD
+
+    @property
+    def on_card(self) -> bool:
+        return self is not Biometrics.DG3
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """What EF.BIOREF fixes at personalisation: the matcher's threshold (a score 0..100), the fewest
+    paired minutiae, and the tries before the reference is blocked."""
+
+    threshold: int = round(DEFAULT_THRESHOLD)
+    min_paired: int = DEFAULT_MIN_PAIRED
+    tries: int = DEFAULT_TRIES
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 100 or not 0 <= self.min_paired <= 64 or not 1 <= self.tries <= 15:
+            raise PlanError("on-card comparison needs a threshold of 0..100, 0..64 paired minutiae and "
+                            "1..15 tries")
 
 
 class _TerminalAuthenticationInfo(core.Sequence):  # type: ignore[misc]
@@ -144,18 +193,22 @@ class Algorithms:
         """EF.CardAccess: the one PACEInfo."""
         return CardAccess((PaceInfo(self.pace_protocol, 2, self.pace_parameter_id),)).encode()
 
-    def dg14(self, ca_point: bytes) -> bytes:
+    def dg14(self, ca_point: bytes, *, on_card_comparison: bool = False) -> bytes:
         """DG14 for the chip's Chip Authentication public key: ChipAuthenticationInfo (version 1),
         ChipAuthenticationPublicKeyInfo (explicit domain parameters, BSI TR-03110-3 A.2.1.2),
-        TerminalAuthenticationInfo (version 1) and ActiveAuthenticationInfo."""
+        TerminalAuthenticationInfo (version 1) and ActiveAuthenticationInfo; with
+        ``on_card_comparison`` the OnCardComparisonInfo that tells readers the chip compares
+        fingerprints itself (signed with DG14 by EF.SOD, so it cannot be stripped unnoticed)."""
         key = _point(self.ca_curve, ca_point, "Chip Authentication")
         ta = _TerminalAuthenticationInfo({"protocol": OID_TA, "version": TA_VERSION}).dump()
-        infos = (
+        infos: list[Dg14Info] = [
             ChipAuthenticationInfo(self.ca_protocol, 1),
             ChipAuthenticationPublicKeyInfo.of(key),
             OtherSecurityInfo(OID_TA, bytes(ta)),
             ActiveAuthenticationInfo(self.aa_signature),
-        )
+        ]
+        if on_card_comparison:
+            infos.append(OtherSecurityInfo(ID_ON_CARD_COMPARISON, on_card_comparison_info()))
         return Dg14.of(infos).encode()
 
     def dg15(self, aa_point: bytes) -> bytes:
@@ -216,6 +269,12 @@ class CardPlan:
     #: The encoded CVCA certificate PUT DATA makes the chip's trust point (``None``: no Terminal
     #: Authentication, DG3 unreadable to everyone).
     trust_point: bytes | None = field(default=None, repr=False)
+    biometrics: Biometrics = Biometrics.ON_CARD
+
+    @property
+    def on_card_comparison(self) -> bool:
+        """Whether the card gets EF.BIOREF (and DG14 says so)."""
+        return any(f.fid == REFERENCE_FID and not f.in_mf for f in self.files)
 
     def __repr__(self) -> str:
         names = ", ".join(f.name for f in self.files)
@@ -356,6 +415,8 @@ def plan_from_data_groups(
     cvca: Sequence[str] = (),
     today: dt.date | None = None,
     cvca_certificate: bytes | CvCertificate | None = None,
+    biometrics: Biometrics = Biometrics.ON_CARD,
+    comparison: ComparisonSettings | None = None,
 ) -> CardPlan:
     """A plan for data groups 1, 2, 3 and 7 built elsewhere; each is decoded and checked as the card
     profile says (DG1's printed fields against the record rules), and fits its file.
@@ -366,6 +427,9 @@ def plan_from_data_groups(
     holder reference, and references given in ``cvca`` too must be exactly that one.
     :class:`PlanError` (:class:`IssuerMaterialError` for the CVCA certificate) or :class:`RecordError`
     (with every violation of DG1) on anything wrong.
+
+    ``biometrics`` says where DG3's fingerprints go (:class:`Biometrics`; on-card comparison by
+    default), ``comparison`` what EF.BIOREF fixes (default :class:`ComparisonSettings`).
     """
     if set(data_groups) != set(RECORD_DATA_GROUPS):
         given = ", ".join(f"DG{n}" for n in sorted(data_groups)) or "none"
@@ -395,21 +459,39 @@ def plan_from_data_groups(
         _check_can(can, public)
     chosen = algorithms or Algorithms()
     by_name = {spec.name: spec for spec in FILES}
+    signed = [n for n in SIGNED_DATA_GROUPS if n != 3 or biometrics.dg3]
     contents: dict[str, bytes | None] = {
         "EF.CardAccess": chosen.card_access(),
         "EF.DIR": encode_ef_dir(),
-        "EF.COM": com_for(dict.fromkeys(SIGNED_DATA_GROUPS, b"")).encode(),
+        "EF.COM": com_for(dict.fromkeys(signed, b"")).encode(),
     }
     if cvca:
         contents["EF.CVCA"] = b"".join(Tlv(0x42, ref.encode("ascii")).encode() for ref in cvca)
     for number in RECORD_DATA_GROUPS:
-        contents[f"DG{number}"] = bytes(data_groups[number])
+        if number in signed:
+            contents[f"DG{number}"] = bytes(data_groups[number])
     for name in ("DG14", "DG15", "EF.SOD"):
         contents[name] = None
     files = tuple(PlannedFile.of(by_name[name], content) for name, content in contents.items())
+    if biometrics.on_card:
+        files += (_reference_file(data_groups[3], comparison or ComparisonSettings()),)
     nik = personal.nik if personal is not None else None
     synthetic = personal.synthetic if personal is not None else False
-    return CardPlan(files, can, chosen, nik, synthetic, trust_point)
+    return CardPlan(files, can, chosen, nik, synthetic, trust_point, biometrics)
+
+
+def _reference_file(dg3: bytes, settings: ComparisonSettings) -> PlannedFile:
+    """EF.BIOREF from DG3's fingers: read by no one, written under PERSO like every file."""
+    try:
+        refs = [BiometricReference.from_record(i + 1, record, threshold=settings.threshold,
+                                               min_paired=settings.min_paired, tries=settings.tries)
+                for i, record in enumerate(decode_dg3(dg3))]
+        content = encode_reference_file(refs)
+    except LdsFormatError as exc:
+        raise PlanError(f"the fingerprints do not make an on-card reference: {exc}") from None
+    if len(content) > BIOREF_MAX:
+        raise PlanError(f"EF.BIOREF has {len(content)} bytes; the card profile allows {BIOREF_MAX}")
+    return PlannedFile("EF.BIOREF", REFERENCE_FID, None, False, AccessCondition.NEVER, BIOREF_MAX, content)
 
 
 def plan_from_record(
@@ -420,6 +502,8 @@ def plan_from_record(
     cvca: Sequence[str] = (),
     today: dt.date | None = None,
     cvca_certificate: bytes | CvCertificate | None = None,
+    biometrics: Biometrics = Biometrics.ON_CARD,
+    comparison: ComparisonSettings | None = None,
 ) -> CardPlan:
     """The plan for ``record``: every record rule checked first (:class:`RecordError` listing every
     violation), then its data groups encoded and checked like :func:`plan_from_data_groups`."""
@@ -431,6 +515,8 @@ def plan_from_record(
         cvca=cvca,
         today=today,
         cvca_certificate=cvca_certificate,
+        biometrics=biometrics,
+        comparison=comparison,
     )
 
 
@@ -439,7 +525,9 @@ __all__ = [
     "RECORD_DATA_GROUPS",
     "SIGNED_DATA_GROUPS",
     "Algorithms",
+    "Biometrics",
     "CardPlan",
+    "ComparisonSettings",
     "PlannedFile",
     "check_trust_point",
     "new_can",

@@ -22,6 +22,7 @@ from ektp_card.crypto.aa import AaResult
 from ektp_card.crypto.ca import CaResult
 from ektp_card.errors import (
     ApduError,
+    CardFileNotFoundError,
     LdsFormatError,
     PaceError,
     SecureMessagingError,
@@ -171,6 +172,9 @@ def read_back(
         report.result("dg3-protected", "DG3 (fingerprints) was readable with the CAN alone", "")
     except SecurityStatusNotSatisfiedError:
         report.result("dg3-protected", None, "DG3 refused without Terminal Authentication (6982)")
+    except CardFileNotFoundError:
+        # On-card comparison only: the fingerprints stay in the chip, no DG3 at all.
+        report.result("dg3-protected", None, "no DG3: the chip compares fingerprints itself (6A82)")
     except (ApduError, SecureMessagingError) as exc:
         report.result("dg3-protected", f"DG3 answered other than 6982: {exc}", "")
 

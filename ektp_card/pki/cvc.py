@@ -46,6 +46,7 @@ from ektp_card.apdu.tlv import Tlv, parse_list
 from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
 from ektp_card.errors import CvcNameError, LdsFormatError, PkiError, TlvError
 from ektp_card.files import CERTIFICATE_LIMIT, read_file
+from ektp_card.pki.certs import EKTP_ARC
 from ektp_card.pki.signer import CURVES, HashName, Signer, hash_algorithm
 
 # --- object identifiers (TR-03110-3 appendix A) -------------------------------------------------------
@@ -64,6 +65,14 @@ ID_EXTENSIONS = f"{BSI_DE}.3.1.3"
 #: Certificate extensions of TR-03110-3 section C.3: hash of the certificate description, terminal sector.
 ID_DESCRIPTION = f"{ID_EXTENSIONS}.1"
 ID_SECTOR = f"{ID_EXTENSIONS}.2"
+#: The project's own authorization extension (docs/on-card-comparison.md): rights BSI's CHAT has no
+#: bit for, as a 73 template {06 this OID, 53 bit mask}. A chip grants them, like the CHAT's, only
+#: when every certificate of the chain carries them (the AND of the chain).
+ID_EKTP_AUTHORIZATION = f"{EKTP_ARC}.3.1"
+#: Compare a fresh fingerprint capture inside the chip (VERIFY, ISO/IEC 7816-11): never a template out.
+VERIFY_BIOMETRIC = "verify-biometric"
+#: The project's rights by name -> bit number in the extension's bit mask.
+EKTP_RIGHTS: Mapping[str, int] = MappingProxyType({VERIFY_BIOMETRIC: 0})
 
 #: The signature algorithms we sign and verify with, by OID, and the hash each one names.
 ALGORITHMS: Mapping[str, HashName] = MappingProxyType(
@@ -473,6 +482,39 @@ class CvExtension:
         return Tlv.of(T_DISCRETIONARY_TEMPLATE, Tlv(T_OID, encode_oid(self.oid)), self.data).encode()
 
 
+def ektp_rights_of(extensions: Iterable[CvExtension]) -> int:
+    """The project's rights in ``extensions`` (see :data:`ID_EKTP_AUTHORIZATION`)."""
+    for extension in extensions:
+        if extension.oid == ID_EKTP_AUTHORIZATION:
+            try:
+                objects = parse_list(extension.data)
+            except TlvError:
+                return 0
+            if len(objects) == 1 and objects[0].tag == T_DISCRETIONARY and len(objects[0].value) == 1:
+                return objects[0].value[0]
+            return 0
+    return 0
+
+
+def split_rights(rights: Iterable[str]) -> tuple[tuple[str, ...], int]:
+    """The CHAT's right names and the bit mask of the project's (:data:`EKTP_RIGHTS`) in ``rights``."""
+    chat_names: list[str] = []
+    mask = 0
+    for name in rights:
+        if name in EKTP_RIGHTS:
+            mask |= 1 << EKTP_RIGHTS[name]
+        else:
+            chat_names.append(name)
+    return tuple(chat_names), mask
+
+
+def ektp_authorization(mask: int) -> tuple[CvExtension, ...]:
+    """The extension granting the project's rights in ``mask`` (none for 0)."""
+    if not mask:
+        return ()
+    return (CvExtension(ID_EKTP_AUTHORIZATION, Tlv(T_DISCRETIONARY, bytes((mask,))).encode()),)
+
+
 @dataclass(frozen=True)
 class CertificateBody:
     """The signed part of a CV certificate (7F4E)."""
@@ -573,6 +615,19 @@ class CvCertificate:
     @property
     def self_signed(self) -> bool:
         return self.body.car == self.body.chr
+
+    @property
+    def ektp_rights(self) -> int:
+        """The bit mask of the project's authorization extension (:data:`EKTP_RIGHTS`); 0 without
+        it or when it is malformed (a right that cannot be read is not granted)."""
+        return ektp_rights_of(self.body.extensions)
+
+    @property
+    def right_names(self) -> tuple[str, ...]:
+        """Every right the certificate grants: the CHAT's, then the project's."""
+        by_bit = {bit: name for name, bit in EKTP_RIGHTS.items()}
+        mask = self.ektp_rights
+        return self.chat.names + tuple(by_bit.get(b, f"ektp-bit-{b}") for b in range(8) if mask >> b & 1)
 
     def encode(self) -> bytes:
         return Tlv.of(T_CERTIFICATE, self.body.encode(), Tlv(T_SIGNATURE, self.signature)).encode()
@@ -687,10 +742,12 @@ def create_cvca(
     algorithm: str | None = None,
     extensions: Sequence[CvExtension] = (),
 ) -> CvCertificate:
-    """A self-signed CVCA certificate with the domain parameters of ``signer``'s curve (CAR = CHR)."""
+    """A self-signed CVCA certificate with the domain parameters of ``signer``'s curve (CAR = CHR).
+    Rights of the project's own (:data:`EKTP_RIGHTS`) go into its authorization extension."""
     key = CvPublicKey.from_key(_ec_key(signer), algorithm=algorithm, with_domain=True)
-    body = CertificateBody(holder, key, holder, Chat.of(terminal_type, Role.CVCA, rights), effective,
-                           expiration, tuple(extensions))
+    chat_rights, mask = split_rights(rights)
+    body = CertificateBody(holder, key, holder, Chat.of(terminal_type, Role.CVCA, chat_rights), effective,
+                           expiration, (*ektp_authorization(mask), *extensions))
     return sign(body, signer, key)
 
 
@@ -710,9 +767,14 @@ def create_link(
         raise PkiError(f"{old_cvca.chr} is not a CVCA certificate")
     if holder == old_cvca.chr:
         raise PkiError("a link certificate needs a new holder reference (the next sequence number)")
-    chat = old_cvca.chat if rights is None else Chat.of(old_cvca.chat.terminal_type, Role.CVCA, rights)
+    if rights is None:
+        chat, mask = old_cvca.chat, old_cvca.ektp_rights
+    else:
+        chat_rights, mask = split_rights(rights)
+        chat = Chat.of(old_cvca.chat.terminal_type, Role.CVCA, chat_rights)
     public = CvPublicKey.from_key(new_key, algorithm=algorithm, with_domain=True)
-    body = CertificateBody(old_cvca.chr, public, holder, chat, effective, expiration)
+    body = CertificateBody(old_cvca.chr, public, holder, chat, effective, expiration,
+                           ektp_authorization(mask))
     return sign(body, old_signer, old_cvca.public_key)
 
 
@@ -740,16 +802,20 @@ def issue(
     if curve_of(subject_key) != issuer_curve:
         raise PkiError(f"the {role.label} key must be on the CVCA's curve {issuer_curve.name}, "
                        f"not {subject_key.curve.name}")
-    chat = Chat.of(issuer.chat.terminal_type, role, rights)
+    chat_rights, mask = split_rights(rights)
+    chat = Chat.of(issuer.chat.terminal_type, role, chat_rights)
     extra = chat.rights & ~issuer.chat.rights
     if extra:
         missing = ", ".join(Chat(chat.terminal_type, role, extra).names)
+        raise PkiError(f"{issuer.chr} does not hold {missing}; it cannot grant it")
+    if mask & ~issuer.ektp_rights:
+        missing = ", ".join(n for n, b in EKTP_RIGHTS.items() if (mask & ~issuer.ektp_rights) >> b & 1)
         raise PkiError(f"{issuer.chr} does not hold {missing}; it cannot grant it")
     if effective < issuer.body.effective_date or expiration > issuer.body.expiration_date:
         raise PkiError(f"{holder} would be valid {effective} to {expiration}, outside {issuer.chr}'s "
                        f"{issuer.body.effective_date} to {issuer.body.expiration_date}")
     body = CertificateBody(issuer.chr, CvPublicKey.from_key(subject_key), holder, chat, effective, expiration,
-                           tuple(extensions))
+                           (*ektp_authorization(mask), *extensions))
     return sign(body, issuer_signer, issuer.public_key)
 
 

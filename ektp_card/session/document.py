@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from ektp_card.apdu.command import CommandApdu
 from ektp_card.apdu.iso7816 import CardInfo
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.apdu.sw import SW
@@ -26,8 +28,16 @@ from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
 from ektp_card.crypto.pace import MappingType, PaceResult
 from ektp_card.ec import KeySource, default_key_source
-from ektp_card.errors import CardFileNotFoundError, ChipAuthenticationError, TerminalAuthenticationError
+from ektp_card.errors import (
+    AuthenticationBlockedError,
+    CardFileNotFoundError,
+    ChipAuthenticationError,
+    TerminalAuthenticationError,
+    VerificationFailedError,
+)
+from ektp_card.lds.biometrics import FingerView, MinutiaeRecord
 from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.compact import VERIFY_P2, compact_from_record, encode_capture
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.ektp import EKTP_APPLICATION
 from ektp_card.lds.profile import EMRTD, Application
@@ -39,6 +49,10 @@ if TYPE_CHECKING:
     from ektp_card.crypto.ta import EphemeralKey, TaResult
     from ektp_card.pki.cvc import CvCertificate
     from ektp_card.pki.signer import Signer
+
+
+#: VERIFY (ISO/IEC 7816-4 section 11.5.6).
+INS_VERIFY = 0x21
 
 
 class DocumentSession:
@@ -179,6 +193,39 @@ class EktpSession(DocumentSession):
             self.protocol, chain, signer, id_picc=pace.id_picc, ephemeral=ephemeral.compressed
         )
 
+    def compare_fingerprint(self, capture: MinutiaeRecord | FingerView) -> OnCardComparison:
+        """On-card comparison (ISO/IEC 7816-11 VERIFY, :mod:`ektp_card.lds.compact`): the chip compares
+        ``capture`` with its reference and answers match or no match. Needs Terminal Authentication
+        with the verify-biometric right, then Chip Authentication; the card's refusals raise their
+        :class:`~ektp_card.errors.ApduError` (6982 without the right, 6A88 without a reference)."""
+        data = encode_capture(compact_from_record(capture))
+        return self._verify(data)
+
+    def fingerprint_tries(self) -> OnCardComparison:
+        """The tries the chip has left for on-card comparison (VERIFY without data spends none)."""
+        return self._verify(b"")
+
+    def _verify(self, data: bytes) -> OnCardComparison:
+        # The capture is biometric data: kept out of the traffic log like a PIN.
+        apdu = CommandApdu(0x00, INS_VERIFY, 0x00, VERIFY_P2, data, sensitive=True)
+        try:
+            self.protocol.send(apdu)
+        except VerificationFailedError as exc:
+            return OnCardComparison(False, exc.retries, exc.retries == 0)
+        except AuthenticationBlockedError:
+            return OnCardComparison(False, 0, True)
+        return OnCardComparison(True, None)
+
+
+@dataclass(frozen=True)
+class OnCardComparison:
+    """The chip's answer to a fingerprint VERIFY: match or not (never a score), and the tries left
+    (``None`` when the chip did not say: after a match, the counter is back at its initial value)."""
+
+    matched: bool
+    tries_left: int | None
+    blocked: bool = False
+
 
 class PassportSession(DocumentSession):
     """A session with an ICAO eMRTD (passport) application: PACE with the MRZ when EF.CardAccess
@@ -197,4 +244,4 @@ class PassportSession(DocumentSession):
         return self._authenticate(Credentials(mrz=mrz), pace_mapping)
 
 
-__all__ = ["DocumentSession", "EktpSession", "PassportSession"]
+__all__ = ["DocumentSession", "EktpSession", "OnCardComparison", "PassportSession"]

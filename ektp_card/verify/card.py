@@ -15,6 +15,12 @@ and, given the holder's freshly captured template, each of its templates is comp
 (:func:`ektp_card.verify.matcher.match`, default :class:`~ektp_card.verify.matcher.MatcherConfig`;
 the best score wins).
 
+A card whose DG14 carries an OnCardComparisonInfo compares the capture itself
+(:mod:`ektp_card.lds.compact`): when the terminal holds the verify-biometric right, the capture goes
+to the chip in VERIFY after Chip Authentication, and the chip's match or no match decides (the report
+says ``fingerprint_path`` ``on-card`` and the tries the chip has left); DG3, if the card has one too,
+is then not compared. Otherwise DG3 is read and compared here (``dg3``).
+
 Reads use :class:`~ektp_card.session.document.EktpSession`, which sizes each READ BINARY to the largest
 that fits secure messaging (extended length when EF.ATR/INFO offers it), so a data group costs as few
 commands as the card allows.
@@ -29,7 +35,8 @@ failed: unknown or revoked signer, hash mismatch, NIK contradicting DG1), :attr:
 or Active Authentication failed: the data is the issuer's, the chip is not the one it was written to),
 :attr:`Verdict.REVOKED` (given a card revocation list, ektp_card.pki.revocation: the card's EF.SOD is
 on it, e.g. reported lost, although its signatures are valid),
-:attr:`Verdict.HOLDER_MISMATCH` (the captured fingerprint matches neither DG3 template), else
+:attr:`Verdict.HOLDER_MISMATCH` (the captured fingerprint matches neither DG3 template, or the chip
+answers no match), else
 :attr:`Verdict.GENUINE`. A failed Terminal Authentication or an unusable DG3 is shown but decides
 nothing: a card refuses a terminal whose certificate expired or comes from another CVCA, which says
 nothing about the document; the fingerprint is then "not supported" (not compared).
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ektp_card.apdu.transport import Transport
@@ -50,7 +58,7 @@ from ektp_card.lds.ektp import decode_dg1, decode_dg3
 from ektp_card.lds.record import PersonalData
 from ektp_card.pki.certs import EKTP_DOCUMENT_TYPE
 from ektp_card.pki.trust import TrustStore
-from ektp_card.session.document import EktpSession
+from ektp_card.session.document import EktpSession, OnCardComparison
 from ektp_card.verify import pipeline
 from ektp_card.verify.chip import chip_check, decode_dg14
 from ektp_card.verify.passive import Check, Policy, Status
@@ -141,7 +149,16 @@ def verify_card(
     )
     checks.add(TERMINAL_AUTHENTICATION, ta_check.status, ta_check.reason)
     templates = _dg3_check(reading.groups, numbers, reading.refused, terminal, ta, checks)
-    best = _fingerprint_check(probe, templates, checks)
+    best: MatchResult | None = None
+    path: str | None = None
+    on_card = None
+    if probe is not None and _offers_on_card(reading.groups) and _may_compare_on_card(terminal, ta, chip):
+        # The chip compares: its answer decides, and DG3 (if the card has one) is not compared here.
+        on_card = _on_card_check(session, probe, checks)
+        path = "on-card" if on_card is not None else None
+    else:
+        best = _fingerprint_check(probe, templates, checks, _offers_on_card(reading.groups))
+        path = "dg3" if best is not None else None
     signatures, _ = pipeline.signatures_of(reading.groups)
     done = checks.done()
     return VerificationReport(
@@ -149,8 +166,47 @@ def verify_card(
         card_info=session.card_info, personal=personal, nik=nik, face=face, signatures=signatures,
         data_groups=reading.groups,
         refused=tuple(reading.refused), passive=passive, chip=chip, active=active, terminal=ta,
-        fingerprint=best,
+        fingerprint=best, fingerprint_path=path, on_card=on_card,
     )
+
+
+def _offers_on_card(groups: Mapping[int, bytes]) -> bool:
+    """Whether DG14 (signed: Passive Authentication covers it) says the chip compares fingerprints."""
+    from ektp_card.lds.compact import offers_on_card_comparison
+
+    dg14, _ = decode_dg14(groups[14]) if 14 in groups else (None, None)
+    return dg14 is not None and offers_on_card_comparison(dg14)
+
+
+def _may_compare_on_card(terminal: Terminal | None, ta: TaResult | None, chip: CaResult | None) -> bool:
+    """Whether the chip will accept VERIFY from this terminal: Terminal Authentication with the
+    verify-biometric right, then Chip Authentication (EAC2 grants rights only after it)."""
+    from ektp_card.pki.cvc import EKTP_RIGHTS, VERIFY_BIOMETRIC
+
+    if terminal is None or ta is None or not ta.passed or chip is None or not chip.passed:
+        return False
+    bit = EKTP_RIGHTS[VERIFY_BIOMETRIC]
+    return all(cert.ektp_rights >> bit & 1 for cert in terminal.chain)
+
+
+def _on_card_check(session: EktpSession, probe: MinutiaeRecord, checks: Checks) -> OnCardComparison | None:
+    """VERIFY with the capture: the chip's match or no match, and the tries it has left."""
+    try:
+        answer = session.compare_fingerprint(probe)
+        if answer.matched:
+            # A match sets the counter back; ask for it (VERIFY without data spends no try).
+            answer = replace(answer, tries_left=session.fingerprint_tries().tries_left)
+    except (ApduError, LdsFormatError) as exc:
+        checks.add(FINGERPRINT, Status.FAIL, f"on-card comparison refused: {exc}")
+        return None
+    tries = "no tries left" if not answer.tries_left else f"{answer.tries_left} tries left"
+    if answer.matched:
+        checks.add(FINGERPRINT, Status.PASS, f"matches: compared on the card ({tries})")
+    elif answer.blocked:
+        checks.add(FINGERPRINT, Status.FAIL, "on-card comparison blocked: the card has no tries left")
+    else:
+        checks.add(FINGERPRINT, Status.FAIL, f"no match: compared on the card ({tries})")
+    return answer
 
 
 def _terminal_authentication(
@@ -224,10 +280,15 @@ def _dg3_check(
 
 
 def _fingerprint_check(
-    probe: MinutiaeRecord | None, templates: tuple[MinutiaeRecord, ...] | None, checks: Checks
+    probe: MinutiaeRecord | None, templates: tuple[MinutiaeRecord, ...] | None, checks: Checks,
+    on_card: bool = False,
 ) -> MatchResult | None:
     if templates is None:
-        checks.add(FINGERPRINT, Status.NOT_SUPPORTED, "not compared: DG3 was not read")
+        reason = "not compared: DG3 was not read"
+        if on_card and probe is not None:
+            reason += ("; the card compares fingerprints itself, for a terminal with the "
+                       "verify-biometric right after Terminal and Chip Authentication")
+        checks.add(FINGERPRINT, Status.NOT_SUPPORTED, reason)
         return None
     if probe is None:
         checks.add(FINGERPRINT, Status.NOT_SUPPORTED, "not compared: no fingerprint captured")

@@ -30,6 +30,7 @@ from ektp_card.lds.nik import nik_violations
 from ektp_card.lds.record import PersonalData
 from ektp_card.pki.signer import Signer
 from ektp_card.session.card import AccessResult
+from ektp_card.session.document import OnCardComparison
 from ektp_card.verify.passive import Check, PassiveAuthResult, Status
 
 if TYPE_CHECKING:
@@ -178,6 +179,11 @@ class VerificationReport:
     terminal: TaResult | None = None
     #: The best comparison of the captured fingerprint with DG3's templates.
     fingerprint: MatchResult | None = None
+    #: Which comparison decided the fingerprint check: ``on-card`` (the chip compared it, VERIFY),
+    #: ``dg3`` (this terminal compared DG3's templates), ``None`` (not compared).
+    fingerprint_path: str | None = None
+    #: The chip's answer to an on-card comparison (match or not, and the tries it has left).
+    on_card: OnCardComparison | None = None
 
     @property
     def genuine(self) -> bool:
@@ -239,6 +245,11 @@ class VerificationReport:
             "fingerprint": None if self.fingerprint is None else {
                 "matched": self.fingerprint.matched, "score": round(self.fingerprint.score, 2),
                 "threshold": self.fingerprint.threshold, "paired": self.fingerprint.paired,
+            },
+            "fingerprint_path": self.fingerprint_path,
+            "on_card_comparison": None if self.on_card is None else {
+                "matched": self.on_card.matched, "tries_left": self.on_card.tries_left,
+                "blocked": self.on_card.blocked,
             },
         }
 

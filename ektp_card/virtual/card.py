@@ -45,6 +45,7 @@ from ektp_card.virtual.atr import (
     ef_atr_info,
     historical_bytes,
 )
+from ektp_card.virtual.bio import VERIFY
 from ektp_card.virtual.ca import CA_MSE_VARIANTS
 from ektp_card.virtual.commands import INTERINDUSTRY, Chaining, Command
 from ektp_card.virtual.config import CardBehaviour, CardConfig, FailureKind, RngKind
@@ -239,6 +240,9 @@ class VirtualCard:
             0x88: INTERNAL_AUTHENTICATE,
             # Personalisation (ektp_card.virtual.perso): only in a perso session, before the lock.
             0x46: GENERATE_ASYMMETRIC_KEY_PAIR,
+            # On-card comparison of a fingerprint (ektp_card.virtual.bio): only on cards holding a
+            # reference, for a terminal with the verify-biometric right.
+            0x21: VERIFY,
         }
     )
     #: CLA 80: INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, PUT DATA, ERASE, LOCK of personalisation.

@@ -35,7 +35,10 @@ Rights: the effective authorization is the AND of the CHATs of the chain, restri
 CHAT in MSE:Set AT. The e-KTP profile's DG3 condition is ``PACE+TA`` (``ektp_card.lds.ektp``), so
 success grants ``TA`` only when the effective authorization holds ``read-dg3``: a terminal whose
 certificate lacks it is authenticated (the run answers 9000) but reads no fingerprints. Either
-way the run's outcome and rights stay in the session (:func:`terminal_rights`).
+way the run's outcome and rights stay in the session (:func:`terminal_rights`). Likewise the
+project's ``verify-biometric`` right (its authorization extension, held by every certificate of the
+chain: :data:`ektp_card.pki.cvc.ID_EKTP_AUTHORIZATION`) grants ``BIO``, which on-card comparison
+(VERIFY, :mod:`ektp_card.virtual.bio`) needs.
 
 INS 82 is shared with BAC's MUTUAL AUTHENTICATE: :data:`EXTERNAL_AUTHENTICATE` routes it to TA
 while a TA run awaits its signature, to BAC on a card holding a BAC key otherwise.
@@ -59,10 +62,12 @@ from ektp_card.apdu.tlv import Tlv, parse_dict
 from ektp_card.ec import Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
 from ektp_card.lds.capacity import ef_storage
-from ektp_card.lds.conditions import PACE, TA, AccessCondition, SecurityAttributes
+from ektp_card.lds.conditions import BIO, PACE, TA, AccessCondition, SecurityAttributes
 from ektp_card.pki.cvc import (
+    EKTP_RIGHTS,
     T_CERTIFICATE,
     T_CHAT,
+    VERIFY_BIOMETRIC,
     Chat,
     CvCertificate,
     CvPublicKey,
@@ -198,6 +203,8 @@ class _Key:
     domain: Curve
     role: Role
     chat: Chat  # the effective authorization of the chain up to this certificate
+    #: The project's rights (its authorization extension) held by every certificate up to this one.
+    ektp_rights: int = 0
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,7 @@ class ChipTa:
     #: After success: Comp(PK_PCD) for Chip Authentication and the effective authorization.
     ephemeral: bytes = b""
     chat: Chat | None = None
+    ektp_rights: int = 0
 
     @property
     def authenticated(self) -> bool:
@@ -261,7 +269,7 @@ def _known_keys(card: VirtualCard, state: ChipTa) -> dict[str, _Key]:
     for cert in trust_points(card):
         domain = cert.public_key.domain
         if domain is not None:
-            keys[cert.chr] = _Key(cert.chr, cert.public_key, domain, Role.CVCA, cert.chat)
+            keys[cert.chr] = _Key(cert.chr, cert.public_key, domain, Role.CVCA, cert.chat, cert.ektp_rights)
     keys.update(state.imported)
     return keys
 
@@ -337,7 +345,8 @@ def verify_certificate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
     )
     if domestic and cert.body.effective_date > today:
         _set_date(card, cert.body.effective_date)
-    key = _Key(cert.chr, cert.public_key, new_domain, cert.role, cert.chat.restrict(issuer.chat))
+    key = _Key(cert.chr, cert.public_key, new_domain, cert.role, cert.chat.restrict(issuer.chat),
+               cert.ektp_rights & issuer.ektp_rights)
     if cert.role is Role.CVCA:
         # A link certificate replaces the trust point for good; the old one stays the second.
         card.keys.update(
@@ -421,6 +430,7 @@ def external_authenticate(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:
         security.terminal = None
         refuse(SW.VERIFICATION_FAILED)
     state.ephemeral, state.chat = pending.ephemeral, pending.chat
+    state.ektp_rights = pending.terminal.ektp_rights
     return ok()
 
 
@@ -435,6 +445,8 @@ def grant_after_ca(card: VirtualCard) -> None:
     if state is not None and state.ephemeral and state.chat is not None:
         if state.chat.grants(READ_DG3):
             card.security.grant(TA)
+        if state.ektp_rights >> EKTP_RIGHTS[VERIFY_BIOMETRIC] & 1:
+            card.security.grant(BIO)
 
 
 def authenticate_82(card: VirtualCard, apdu: CommandApdu) -> ResponseApdu:

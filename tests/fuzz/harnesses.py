@@ -33,6 +33,16 @@ from ektp_card.ec import Curve
 from ektp_card.errors import ApduFormatError, CardRemovedError, EktpError, SecureMessagingError
 from ektp_card.lds.biometrics import FaceRecord, MinutiaeRecord, face_template, finger_template
 from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.compact import (
+    compact_from_record,
+    decode_capture,
+    decode_minutiae,
+    decode_reference_file,
+    encode_capture,
+    encode_minutiae,
+    encode_reference_file,
+    record_from_compact,
+)
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
 from ektp_card.lds.ektp import Com, decode_dg1, decode_dg2, decode_dg3, decode_dg7, encode_dg1
@@ -207,6 +217,26 @@ def fuzz_minutiae(data: bytes) -> None:
     if record is not None:
         require(record.encode() == data, "a minutiae record does not re-encode to its bytes")
         finger_template(record)
+
+
+def fuzz_compact(data: bytes) -> None:
+    """The on-card comparison objects: first byte 0 an EF.BIOREF, 1 a VERIFY data field, else bare
+    compact minutiae (ISO/IEC 19794-2 compact card format)."""
+    kind, body = (data[0], data[1:]) if data else (2, b"")
+    if kind == 0:
+        refs = parse(decode_reference_file, body)
+        if refs is not None:
+            require(encode_reference_file(refs) == body, "a reference file does not re-encode to its bytes")
+            record_from_compact(refs[0].minutiae, refs[0].position)
+    elif kind == 1:
+        capture = parse(decode_capture, body)
+        if capture is not None:
+            require(encode_capture(capture) == body, "a VERIFY data field does not re-encode to its bytes")
+            compact_from_record(record_from_compact(capture))
+    else:
+        minutiae = parse(decode_minutiae, body)
+        if minutiae is not None:
+            require(encode_minutiae(minutiae) == body, "compact minutiae do not re-encode to their bytes")
 
 
 def fuzz_face(data: bytes) -> None:
@@ -717,6 +747,7 @@ HARNESSES: dict[str, Harness] = {
         Harness("card_access", fuzz_card_access, 2048),
         Harness("cvc", fuzz_cvc, 2048),
         Harness("minutiae", fuzz_minutiae),
+        Harness("compact", fuzz_compact, 2048),
         Harness("face", fuzz_face, 8192),
         Harness("jpeg", fuzz_jpeg, 16384),
         Harness("images", fuzz_images, 16384),

@@ -29,7 +29,7 @@ from ektp_card.lds.profile import DEMO_AID
 from ektp_card.lds.public_key import ParametersForm, encode_public_key_info, public_key_from
 from ektp_card.lds.record import CitizenRecord
 from ektp_card.lds.synthetic import synthetic_citizen
-from ektp_card.personalize import DocumentSigner, personalize, plan_from_record
+from ektp_card.personalize import Biometrics, DocumentSigner, personalize, plan_from_record
 from ektp_card.pki import cvc
 from ektp_card.pki.certs import create_csca, issue_document_signer, issue_revocation_signer
 from ektp_card.pki.masterlist import build_master_list
@@ -127,8 +127,9 @@ def issued_card() -> IssuedCard:
     """A personalised, locked e-KTP (with a trust point for Terminal Authentication) and its files."""
     p = pki()
     card = blank_card(MASTER, SERIAL)
+    # Both DG3 and EF.BIOREF: the harnesses read DG3, and VERIFY has a reference to refuse or compare.
     plan = plan_from_record(record(), can=CAN, cvca_certificate=terminal_pki().cvca,
-                            today=AT.date())
+                            today=AT.date(), biometrics=Biometrics.BOTH)
     personalize(card, plan, MASTER, DocumentSigner(p.ds_signer, p.ds), now=AT)
     return IssuedCard(card_image(card), CAN)
 
@@ -265,6 +266,7 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         "card_access": {"ef-card-access": card_access},
         "cvc": {"cvca": t.cvca.encode(), "dv": t.dv.encode(), "terminal": t.terminal.encode()},
         "minutiae": {"finger-1": rec.fingerprints[0], "finger-2": rec.fingerprints[1]},
+        "compact": _compact_seeds(rec.fingerprints),
         "face": {"face": face_record},
         "jpeg": {"signature": rec.signature, "face": rec.face},
         "card_image": {"blank": card_image(blank_card(MASTER, SERIAL)), "demo": card_image(demo_card()),
@@ -295,6 +297,25 @@ def _pkd_ldif() -> bytes:
         ("cn=ds,o=dsc,c=ID,dc=data", {"userCertificate;binary": [p.ds.public_bytes(der)]}),
         ("cn=crl,o=crl,c=ID,dc=data", {"certificateRevocationList;binary": [crl.public_bytes(der)]}),
     ])
+
+
+def _compact_seeds(fingerprints: tuple[bytes, ...] | list[bytes]) -> dict[str, bytes]:
+    """EF.BIOREF (first byte 0), a VERIFY data field (1) and bare compact minutiae (2)."""
+    from ektp_card.lds.biometrics import MinutiaeRecord
+    from ektp_card.lds.compact import (
+        BiometricReference,
+        compact_from_record,
+        encode_capture,
+        encode_minutiae,
+        encode_reference_file,
+    )
+
+    records = [MinutiaeRecord.decode(bytes(f)) for f in fingerprints]
+    refs = [BiometricReference.from_record(i + 1, r, threshold=18, min_paired=7)
+            for i, r in enumerate(records)]
+    minutiae = compact_from_record(records[0])
+    return {"reference": b"\x00" + encode_reference_file(refs), "capture": b"\x01" + encode_capture(minutiae),
+            "minutiae": b"\x02" + encode_minutiae(minutiae)}
 
 
 def _reader_seed() -> bytes:
