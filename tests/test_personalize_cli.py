@@ -250,3 +250,22 @@ def test_cli_cvca_option(terminal_chain: Pki, pace_ta_ca: PaceTaCa, tmp_path: Pa
     session, ta, ca_passed = pace_ta_ca(card, json.loads(proc.stdout)["can"], pki)
     assert ta.passed and ca_passed
     assert session.read_file(sfi=3)[:1] == b"\x63"  # DG3
+
+
+@pytest.mark.parametrize(("mapping", "proved_by"), [("im", ["CA", "AA"]), ("cam", ["CAM", "AA"])])
+def test_pace_mapping_choice(desk: Path, tmp_path: Path, mapping: str, proved_by: list[str]) -> None:
+    from ektp_card.crypto.pace import PACE_ALGORITHMS
+    from ektp_card.lds.card_access import CardAccess
+
+    image = blank(tmp_path / "card.img")
+    proc = ektp("--json", *perso_args(desk, image), "--pace-mapping", mapping, env=PASS)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True
+    card_access = VirtualCard.load(image).fs.mf.child_ef(0x011C)
+    assert card_access is not None
+    (info,) = CardAccess.decode(bytes(card_access.data)).pace_infos
+    assert PACE_ALGORITHMS[info.protocol].mapping.value == mapping.upper()
+    can = json.loads(proc.stdout)["can"]
+    verified = ektp("--json", "verify", "--virtual", str(image), "--can", can, "--trust", str(desk / "pki"))
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["chip_proved_by"] == proved_by

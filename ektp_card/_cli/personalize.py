@@ -84,15 +84,18 @@ def load_plan(
     face_budget: int | None = None,
     signature_budget: int | None = None,
     notes: list[str] | None = None,
+    pace_mapping: str = "gm",
 ) -> CardPlan:
     """Read and check the record and lay out its card (with ``cvca`` as the chip's Terminal
-    Authentication trust point, the fingerprints where ``biometrics`` says); exit 7 for an unreadable
-    file, 2 otherwise. With a budget, the face or signature is re-encoded to fit it first
-    (:mod:`ektp_card._cli.images`); ``notes`` hears what was done."""
+    Authentication trust point, the fingerprints where ``biometrics`` says, PACE with ``pace_mapping``);
+    exit 7 for an unreadable file, 2 otherwise. With a budget, the face or signature is re-encoded to
+    fit it first (:mod:`ektp_card._cli.images`); ``notes`` hears what was done."""
     import dataclasses
 
+    from ektp_card.crypto.pace import ECDH_CAM_AES128, ECDH_GM_AES128, ECDH_IM_AES128
     from ektp_card.lds.record import load_record
     from ektp_card.personalize import Biometrics, plan_from_record
+    from ektp_card.personalize.plan import Algorithms
 
     record = load_record(record_path)
     with about(str(record_path), errors.PersonalisationError):
@@ -111,7 +114,9 @@ def load_plan(
                     notes.append(f"{field} {len(before)} -> {len(done.data)} bytes "
                                  f"({done.width}x{done.height}, {how})")
             record = dataclasses.replace(record, face=images["face"], signature=images["signature"])
-        return plan_from_record(record, cvca_certificate=cvca, biometrics=Biometrics(biometrics))
+        protocol = {"gm": ECDH_GM_AES128, "im": ECDH_IM_AES128, "cam": ECDH_CAM_AES128}[pace_mapping.lower()]
+        return plan_from_record(record, cvca_certificate=cvca, biometrics=Biometrics(biometrics),
+                                algorithms=Algorithms(pace_protocol=protocol.oid))
 
 
 BIOMETRICS = click.option(
@@ -309,13 +314,18 @@ def print_result(obj: Ctx, result: PersoResult) -> None:
 @click.option("--signature-budget", type=click.IntRange(IMAGE_BUDGET_MIN, IMAGE_BUDGET_MAX), metavar="BYTES",
               help="Likewise for the signature image (greyscale JPEG); 800 suits an 8 KB chip.")
 @BIOMETRICS
+@click.option("--pace-mapping", type=click.Choice(["gm", "im", "cam"], case_sensitive=False), default="gm",
+              show_default=True,
+              help="The PACE mapping the card offers (brainpoolP256r1, AES-128): gm, Generic Mapping (the "
+                   "e-KTP profile); im, Integrated Mapping; cam, Chip Authentication Mapping, which proves "
+                   "the chip genuine inside PACE (ICAO Doc 9303-11 section 4.4.3.5).")
 @click.pass_obj
 def personalize(
     obj: Ctx, record_path: Path, pki_dir: Path, reader: str | None, nfc: str | None, virtual: Path | None,
     timeout: float, pkcs11_module: str | None, token_label: str | None, key_label: str | None, pin_env: str,
     ds_cert: Path | None, master_key_file: Path | None, ds_env: str, no_crl: bool, cvca_path: Path | None,
     face_budget: int | None, signature_budget: int | None,
-    biometrics: str,
+    biometrics: str, pace_mapping: str,
 ) -> None:
     """Personalise a blank card from RECORD.json, lock it, and read it back like a clerk.
 
@@ -335,7 +345,7 @@ def personalize(
     cvca = load_trust_point(cvca_path) if cvca_path is not None else None
     notes: list[str] = []
     plan = load_plan(record_path, cvca, biometrics, face_budget=face_budget,
-                     signature_budget=signature_budget, notes=notes)
+                     signature_budget=signature_budget, notes=notes, pace_mapping=pace_mapping)
     trust = issuer_trust(pki_dir, require_crl=not no_crl)
     ds = document_signer(pki_dir, ds_env, hsm, trust)
     policy = Policy(require_crl=not no_crl)

@@ -1098,6 +1098,8 @@ SPECS: tuple[Spec, ...] = (
             In("term/cvca.cvcert", kind="cvc"),
             "--biometrics",
             Text("both", codes=frozenset({USAGE})),
+            "--pace-mapping",
+            Text("cam", codes=frozenset({USAGE})),
             *TIMEOUT,
         ),
         env=(_pass("EKTP_DS_PASSPHRASE"),),
