@@ -26,6 +26,7 @@ from ektp_card.apdu.transport import Transport  # noqa: E402
 from ektp_card.pki.revocation import load_revocation_list  # noqa: E402
 from ektp_card.pki.trust import TrustFolder  # noqa: E402
 from ektp_card.sandbox import Sandbox, build_sandbox  # noqa: E402
+from ektp_card.virtual.card import VirtualCard  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"
 
@@ -334,17 +335,13 @@ def test_a_passport_with_the_mrz(tmp_path: Path, fresh_passport: Any, issuer: An
     assert wrong.status_code == 400 and "MRZ" in error(wrong.text)
 
 
-def test_a_passport_with_a_jpeg2000_face(tmp_path: Path, ektp_office: Any) -> None:
-    from ektp_card.lds.biometrics import FaceImage, ImageDataType
-    from ektp_card.sandbox import SPECIMEN_MRZ, make_passport
+def _passport_page(tmp_path: Path, ektp_office: Any, passport: VirtualCard) -> tuple[TestClient, str]:
+    """The clerk's result page for ``passport`` read by its MRZ, and the client that has the session."""
+    from ektp_card.sandbox import SPECIMEN_MRZ
 
-    source = Image.new("RGB", (60, 80), (200, 150, 120))
-    jp2 = io.BytesIO()
-    source.save(jp2, format="JPEG2000", irreversible=False)
-    face = FaceImage(jp2.getvalue(), 60, 80, image_data_type=ImageDataType.JPEG2000)
     folder = tmp_path / "cards"
     folder.mkdir()
-    make_passport(ektp_office, face=face).save(folder / "passport.card")
+    passport.save(folder / "passport.card")
     slot = VirtualSlot(folder)
     slot.insert("passport.card")
     sessions = Sessions()
@@ -352,9 +349,20 @@ def test_a_passport_with_a_jpeg2000_face(tmp_path: Path, ektp_office: Any) -> No
     client.get(f"/open?token={sessions.token}")
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/clerk").text)
     assert csrf is not None
-    page = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": SPECIMEN_MRZ})
-    assert verdict(page.text) == "genuine" and "jpeg2000" in page.text and "ZENITH" in page.text
-    shown = re.search(r'src="(/clerk/face/[^"]+)"', page.text)
+    return client, client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": SPECIMEN_MRZ}).text
+
+
+def test_a_passport_with_a_jpeg2000_face(tmp_path: Path, ektp_office: Any) -> None:
+    from ektp_card.lds.biometrics import FaceImage, ImageDataType
+    from ektp_card.sandbox import make_passport
+
+    source = Image.new("RGB", (60, 80), (200, 150, 120))
+    jp2 = io.BytesIO()
+    source.save(jp2, format="JPEG2000", irreversible=False)
+    face = FaceImage(jp2.getvalue(), 60, 80, image_data_type=ImageDataType.JPEG2000)
+    client, page = _passport_page(tmp_path, ektp_office, make_passport(ektp_office, face=face))
+    assert verdict(page) == "genuine" and "jpeg2000" in page and "ZENITH" in page
+    shown = re.search(r'src="(/clerk/face/[^"]+)"', page)
     assert shown is not None
     with Image.open(io.BytesIO(client.get(shown.group(1)).content)) as png:
         assert png.format == "PNG" and png.convert("RGB").tobytes() == source.tobytes()
@@ -391,23 +399,13 @@ def test_a_passport_with_a_signature_shows_it(tmp_path: Path, ektp_office: Any) 
     import random
 
     from ektp_card.lds.synthetic import signature_image
-    from ektp_card.sandbox import SPECIMEN_MRZ, make_passport
+    from ektp_card.sandbox import make_passport
 
     signature = signature_image(random.Random(2))  # noqa: S311 - synthetic
-    folder = tmp_path / "cards"
-    folder.mkdir()
-    make_passport(ektp_office, signature=signature).save(folder / "passport.card")
-    slot = VirtualSlot(folder)
-    slot.insert("passport.card")
-    sessions = Sessions()
-    client = TestClient(build_app(StationConfig(slot, ektp_office.trust), sessions), base_url=BASE)
-    client.get(f"/open?token={sessions.token}")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/clerk").text)
-    assert csrf is not None
-    page = client.post("/clerk/passport", data={"csrf": csrf.group(1), "mrz": SPECIMEN_MRZ})
-    assert verdict(page.text) == "genuine"
-    assert "Signature (DG7)" in page.text or "Tanda tangan (DG7)" in page.text
-    shown = re.search(r'src="(/clerk/signature/[^"]+)"', page.text)
+    client, page = _passport_page(tmp_path, ektp_office, make_passport(ektp_office, signature=signature))
+    assert verdict(page) == "genuine"
+    assert "Signature (DG7)" in page or "Tanda tangan (DG7)" in page
+    shown = re.search(r'src="(/clerk/signature/[^"]+)"', page)
     assert shown is not None
     with Image.open(io.BytesIO(client.get(shown.group(1)).content)) as png, \
             Image.open(io.BytesIO(signature)) as source:

@@ -5,6 +5,7 @@ private copy of it per case, the sweep's table (tests/hostile/sweep.py) and its 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -44,3 +45,21 @@ def hostile_sweep() -> ModuleType:
 def hostile_runner() -> ModuleType:
     """tests/hostile/runner.py: running a case in this process, the snapshot, the stderr contract."""
     return runner
+
+
+@pytest.fixture
+def ektp(
+    office: Office, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """``ektp(*argv)``: the command line in this process in the office copy; (code, stdout, stderr),
+    the stderr contract checked on every call. ``{fact}`` in an argument is one of the office's facts."""
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        case = sweep.Case("finding", "", tuple(argv), frozenset())
+        args = [a.format(**office.facts) for a in argv]
+        code, out, err = runner.run(args, case, workspace, office, monkeypatch)
+        monkeypatch.undo()
+        assert runner.stderr_problem(err, code) is None, err
+        return code, out, err
+
+    return call

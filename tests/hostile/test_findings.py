@@ -29,28 +29,6 @@ if TYPE_CHECKING:
 Ektp = Callable[..., tuple[int, str, str]]
 
 
-@pytest.fixture
-def ektp(
-    office: Office,
-    workspace: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    hostile_runner: ModuleType,
-    hostile_sweep: ModuleType,
-) -> Ektp:
-    """``ektp(*argv)``: the command line in this process in the office copy; (code, stdout, stderr),
-    the stderr contract checked on every call. ``{fact}`` in an argument is one of the office's facts."""
-
-    def call(*argv: str) -> tuple[int, str, str]:
-        case = hostile_sweep.Case("finding", "", tuple(argv), frozenset())
-        args = [a.format(**office.facts) for a in argv]
-        code, out, err = hostile_runner.run(args, case, workspace, office, monkeypatch)
-        monkeypatch.undo()
-        assert hostile_runner.stderr_problem(err, code) is None, err
-        return code, out, err
-
-    return call
-
-
 def test_a_serial_never_becomes_a_path(office: Office, workspace: Path, ektp: Ektp) -> None:
     (workspace / "etc").mkdir()
     (workspace / "etc" / "passwd.print.json").write_text('{"can": "123456"}')

@@ -4,8 +4,6 @@ not one, a database that is not ours. Each is one line, exit 15, and nothing wri
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,28 +11,9 @@ import pytest
 from ektp_card._cli.util import ExitCode
 
 if TYPE_CHECKING:
-    from hostile.office import Office
+    pass
 
 Ektp = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def ektp(
-    office: Office,
-    workspace: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    hostile_runner: ModuleType,
-    hostile_sweep: ModuleType,
-) -> Ektp:
-    def call(*argv: str) -> tuple[int, str, str]:
-        case = hostile_sweep.Case("postgres", "", tuple(argv), frozenset())
-        args = [a.format(**office.facts) for a in argv]
-        code, out, err = hostile_runner.run(args, case, workspace, office, monkeypatch)
-        monkeypatch.undo()
-        assert hostile_runner.stderr_problem(err, code) is None, err
-        return code, out, err
-
-    return call
 
 
 def _foreign(url: str) -> str:
