@@ -4,14 +4,9 @@ not one, a database that is not ours. Each is one line, exit 15, and nothing wri
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import pytest
 
 from ektp_card._cli.util import ExitCode
-
-if TYPE_CHECKING:
-    pass
 
 Ektp = Callable[..., tuple[int, str, str]]
 
