@@ -4,6 +4,7 @@ not one, a database that is not ours. Each is one line, exit 15, and nothing wri
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import pytest
 
 from ektp_card._cli.util import ExitCode
