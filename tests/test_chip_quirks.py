@@ -277,7 +277,9 @@ def test_an_ektp_on_a_quirky_chip_is_genuine(
         report = verify_card(card, ektp_issued_card.can, ektp_issued_card.trust,
                              terminal=ektp_issued_card.terminal)
     assert report.genuine, report.reasons
-    assert all(c.status is Status.PASS for c in report.checks if c.name != "fingerprint"), report.checks
+    # The issued e-KTP keeps its fingerprints on the card (no DG3): nothing to read there, nothing compared.
+    others = [c for c in report.checks if c.name not in ("dg3", "fingerprint")]
+    assert all(c.status is Status.PASS for c in others), report.checks
     if quirk != "errors-outside-ok":
         assert SAYS[quirk] in caplog.text
 
