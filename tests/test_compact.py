@@ -27,7 +27,7 @@ from ektp_card.lds.compact import (
     record_from_compact,
 )
 from ektp_card.lds.synthetic import ENROLLED_FINGERS, impression, make_finger
-from ektp_card.pki.certs import EKTP_ARC
+from ektp_card.pki.arc import EKTP_ARC
 from ektp_card.verify.matcher import match
 
 minutia = st.builds(CompactMinutia, st.sampled_from(list(MinutiaType)), st.integers(0, 255),

@@ -29,7 +29,7 @@ from ektp_card.lds.compact import (
 )
 from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.synthetic import ENROLLED_FINGERS, impression, make_finger
-from ektp_card.pki.certs import EKTP_ARC
+from ektp_card.pki.arc import EKTP_ARC
 from ektp_card.pki.cvc import (
     ID_EKTP_AUTHORIZATION,
     VERIFY_BIOMETRIC,

@@ -106,3 +106,16 @@ def test_ektp_verify_imports_no_option_it_was_not_given(
     assert "ektp_card.virtual.card" in modules
     rest = tuple(m for m in NOT_FOR_AN_EKTP if m not in CARD_OS)
     assert _loaded(modules, rest) == []
+
+
+def test_reading_a_card_loads_no_certificate_code(fresh: Fresh, tmp_path: Path) -> None:
+    # `ektp read` checks no signature: the X.509 machinery (cryptography's and asn1crypto's, some 20 ms
+    # of start) stays out, also when the card OS runs in the same process.
+    card, can = fresh()
+    image = tmp_path / "card.img"
+    card.save(image)
+    done = subprocess.run([sys.executable, "-c", PROBE, "read", "--virtual", str(image), "--can", can],
+                          capture_output=True, text=True, timeout=120, check=True)
+    modules = json.loads(done.stderr.splitlines()[-1])
+    assert "ektp_card.virtual.card" in modules and "ektp_card.crypto.pace" in modules
+    assert _loaded(modules, ("cryptography.x509", "asn1crypto.x509", "ektp_card.pki.certs")) == []

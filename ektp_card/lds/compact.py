@@ -56,7 +56,7 @@ from ektp_card.lds.biometrics import (
 )
 from ektp_card.lds.card_access import OtherSecurityInfo
 from ektp_card.lds.dg14 import Dg14
-from ektp_card.pki.certs import EKTP_ARC
+from ektp_card.pki.arc import EKTP_ARC
 
 #: Bytes of one compact minutia.
 COMPACT_MINUTIA_LENGTH = 3

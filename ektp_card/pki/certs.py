@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ektp_card.errors import PkiError, one_line
+from ektp_card.pki.arc import EKTP_ARC
 from ektp_card.pki.signer import (
     HashName,
     PublicKey,
@@ -48,10 +49,6 @@ OID_PRIVATE_KEY_USAGE_PERIOD = x509.ObjectIdentifier("2.5.29.16")
 #: ICAO 9303-12 section 7.1.1.3: id-icao-mrtd-security-extensions-documentTypeList.
 OID_DOCUMENT_TYPE_LIST = x509.ObjectIdentifier("2.23.136.1.1.6.2")
 
-#: The project's private OID arc: a UUID-derived OID (ITU-T X.667 | ISO/IEC 9834-8 section 6.3 gives every
-#: UUID the arc 2.25.<UUID as an integer> without registration), UUID 62d4e4f2-5551-4a3b-86d7-fa4246d200dd.
-#: Allocations under it are listed in docs/desk-revocation.md.
-EKTP_ARC = "2.25.131369754109940599414045173131202658525"
 #: Extended key usage of a card revocation list signer (arc .1 key purposes, .1.1).
 OID_KP_REVOCATION_LIST_SIGNING = x509.ObjectIdentifier(f"{EKTP_ARC}.1.1")
 REVOCATION_SIGNER_MAX_DAYS = 3 * 366

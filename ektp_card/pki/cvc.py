@@ -46,7 +46,7 @@ from ektp_card.apdu.tlv import Tlv, parse_list
 from ektp_card.ec import STANDARDIZED_CURVES, Curve, InvalidPointError
 from ektp_card.errors import CvcNameError, LdsFormatError, PkiError, TlvError
 from ektp_card.files import CERTIFICATE_LIMIT, read_file
-from ektp_card.pki.certs import EKTP_ARC
+from ektp_card.pki.arc import EKTP_ARC
 from ektp_card.pki.signer import CURVES, HashName, Signer, hash_algorithm
 
 # --- object identifiers (TR-03110-3 appendix A) -------------------------------------------------------

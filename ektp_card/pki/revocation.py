@@ -31,8 +31,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
 from ektp_card.log import printable
+from ektp_card.pki.arc import EKTP_ARC
 from ektp_card.pki.certs import (
-    EKTP_ARC,
     load_certificate,
     now,
     revocation_signer_problem,
