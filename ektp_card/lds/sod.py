@@ -201,8 +201,9 @@ def unwrap(data: bytes) -> bytes:
     return bytes(tlv.value)
 
 
-class _DerError(LdsFormatError):
-    """The DER itself is broken (the caller says in what)."""
+class _DerError(ValueError):
+    """The DER itself is broken; never leaves this module: the caller says in what, as an
+    :class:`~ektp_card.errors.LdsFormatError`."""
 
 
 class _Der:
