@@ -55,7 +55,7 @@ def test_holder_finger_matches(
     assert f"matches DG3 template {finger_index + 1}" in report.check("fingerprint").reason
     assert 3 in report.data_groups and report.refused == ()
     assert len(decode_dg3(report.data_groups[3])) == 2
-    assert report.fingerprint is not None and report.fingerprint.matched
+    assert report.fingerprint is not None and report.fingerprint.matched and report.holder_matched is True
 
 
 def test_another_finger_is_a_holder_mismatch(
@@ -67,6 +67,7 @@ def test_another_finger_is_a_holder_mismatch(
     assert statuses(report)["fingerprint"] is Status.FAIL
     assert report.reasons[0].startswith("fingerprint: matches no DG3 template")
     assert report.fingerprint is not None and not report.fingerprint.matched
+    assert report.holder_matched is False
 
 
 def test_without_a_terminal_the_fingerprint_is_not_compared(

@@ -40,6 +40,7 @@ def test_the_chip_decides_a_match(finger_index: int, on_card_card: HolderCard, b
     assert report.fingerprint_path == "on-card"
     assert report.fingerprint is None  # no score: the chip gives none
     assert report.on_card is not None and report.on_card.matched
+    assert report.holder_matched is True  # whichever comparison decided
     assert report.on_card.tries_left == DEFAULT_TRIES
     assert report.check("fingerprint").reason == f"matches: compared on the card ({DEFAULT_TRIES} tries left)"
     assert report.check("dg3").status is Status.NOT_SUPPORTED
@@ -53,7 +54,7 @@ def test_the_chip_decides_a_mismatch_and_counts_down(on_card_card: HolderCard, b
     for left in range(DEFAULT_TRIES - 1, -1, -1):
         card.power_on()
         report = verify_card(card, can, issuer().trust, terminal=bio_terminal, fingerprint=stranger())
-        assert report.verdict is Verdict.HOLDER_MISMATCH
+        assert report.verdict is Verdict.HOLDER_MISMATCH and report.holder_matched is False
         assert report.on_card is not None and report.on_card.tries_left == left
     assert report.check("fingerprint").reason == "on-card comparison blocked: the card has no tries left"
     card.power_on()
@@ -67,7 +68,7 @@ def test_a_terminal_without_the_right_cannot_compare(on_card_card: HolderCard, t
     card, can = on_card_card()
     report = verify_card(card, can, issuer().trust, terminal=terminal(), fingerprint=capture())
     assert report.verdict is Verdict.GENUINE, report.reasons
-    assert report.fingerprint_path is None
+    assert report.fingerprint_path is None and report.holder_matched is None
     fingerprint = report.check("fingerprint")
     assert fingerprint.status is Status.NOT_SUPPORTED
     assert "the card compares fingerprints itself" in fingerprint.reason

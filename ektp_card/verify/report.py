@@ -190,6 +190,14 @@ class VerificationReport:
         return self.verdict is Verdict.GENUINE
 
     @property
+    def holder_matched(self) -> bool | None:
+        """Whether the captured fingerprint is the holder's, whichever comparison decided (the chip's
+        or DG3's here); ``None`` when none was made."""
+        if self.on_card is not None:
+            return self.on_card.matched
+        return None if self.fingerprint is None else self.fingerprint.matched
+
+    @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.status is Status.FAIL and c.name not in INFORMATIONAL)
 

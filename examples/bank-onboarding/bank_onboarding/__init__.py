@@ -43,6 +43,6 @@ def onboard(
     personal = report.personal
     if not report.genuine:
         return Decision(False, f"refused: {report.verdict.value}")
-    if fingerprint is not None and report.fingerprint is None:
+    if fingerprint is not None and report.holder_matched is None:
         return Decision(False, "the fingerprint could not be compared")
     return Decision(True, "genuine", personal.nik if personal else None, personal.name if personal else None)
