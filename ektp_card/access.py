@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ektp_card.apdu.iso7816 import EF_ATR_INFO_SFI, CardInfo
 from ektp_card.apdu.sw import SW
@@ -19,9 +20,12 @@ from ektp_card.crypto.mrz import MrzInfo
 from ektp_card.crypto.pace import MappingType
 from ektp_card.errors import CardFileNotFoundError
 from ektp_card.lds.card_access import EF_CARD_ACCESS_SFI, CardAccess
-from ektp_card.lds.images import DisplayedSignature
 from ektp_card.lds.profile import MF_FILES, Application, FileRef, file_key
 from ektp_card.session.card import APPLICATIONS, AccessResult, CardSession, Credentials
+
+if TYPE_CHECKING:
+    # Decoding DG7 pulls in the LDS record codecs; a read that shows no DG7 does without them.
+    from ektp_card.lds.images import DisplayedSignature
 
 _HEX_ID = re.compile(r"[0-9A-Fa-f]{1,2}|[0-9A-Fa-f]{4}")
 
