@@ -24,6 +24,7 @@ from ektp_card._cli import main
 from ektp_card.apdu.tlv import Tlv
 from ektp_card.ec import BRAINPOOLP256R1, SECP384R1
 from ektp_card.errors import LdsFormatError, PkiError
+from ektp_card.oid import decode_oid, encode_oid
 from ektp_card.pki.cvc import (
     ID_DESCRIPTION,
     ID_EKTP_AUTHORIZATION,
@@ -41,9 +42,7 @@ from ektp_card.pki.cvc import (
     create_cvca,
     create_link,
     decode_date,
-    decode_oid,
     encode_date,
-    encode_oid,
     holder_reference,
     issue,
     sign,

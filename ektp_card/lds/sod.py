@@ -28,6 +28,7 @@ from cryptography import x509
 
 from ektp_card.apdu.tlv import encode_length, parse_one
 from ektp_card.errors import ASN1_ERRORS, LdsFormatError, TlvError, one_line
+from ektp_card.oid import decode_oid
 from ektp_card.pki.certs import load_certificate
 from ektp_card.pki.signer import HASH_NAMES, HashName, Signer, digest, same_key
 
@@ -404,21 +405,9 @@ def _fields(tlv: _Der, tag: int, what: str, least: int, most: int | None) -> lis
 
 
 def _oid(tlv: _Der) -> str:
-    """A DER OBJECT IDENTIFIER in dotted form (ITU-T X.690 section 8.19)."""
-    value = tlv.value
-    if tlv.tag != _OID or not value or value[-1] & 0x80:
-        raise LdsFormatError("malformed object identifier")
-    arcs: list[int] = []
-    n = 0
-    for i, b in enumerate(value):
-        if n == 0 and b == 0x80 and (i == 0 or not value[i - 1] & 0x80):
-            raise LdsFormatError("object identifier arc with a leading zero byte")
-        n = (n << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(n)
-            n = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(map(str, (first, arcs[0] - 40 * first, *arcs[1:])))
+    if tlv.tag != _OID:
+        raise LdsFormatError(f"tag {tlv.tag:X} where an object identifier belongs")
+    return decode_oid(tlv.value)
 
 
 def _integer(tlv: _Der) -> int:

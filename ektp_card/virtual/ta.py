@@ -63,6 +63,7 @@ from ektp_card.ec import Curve
 from ektp_card.errors import LdsFormatError, PkiError, TlvError
 from ektp_card.lds.capacity import ef_storage
 from ektp_card.lds.conditions import BIO, PACE, TA, AccessCondition, SecurityAttributes
+from ektp_card.oid import encode_oid
 from ektp_card.pki.cvc import (
     EKTP_RIGHTS,
     T_CERTIFICATE,
@@ -74,7 +75,6 @@ from ektp_card.pki.cvc import (
     Role,
     decode_date,
     encode_date,
-    encode_oid,
 )
 from ektp_card.pki.signer import hash_algorithm
 from ektp_card.virtual.bac import KSEED_KEY, mutual_authenticate
