@@ -14,8 +14,6 @@ from ektp_card._cli.util import ExitCode, fail
 
 #: Output formats by file name suffix (lower case): Pillow's format name.
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
-#: A face on a card is a few hundred pixels a side; anything far larger is not a face to decode.
-MAX_PIXELS = 4096 * 4096
 
 
 def face_format(path: Path) -> str:
@@ -50,17 +48,13 @@ def convert_face(image: bytes, path: Path) -> bytes:
     if fmt == "JPEG" and image.startswith(b"\xff\xd8"):
         return image
     require_pillow()
-    from PIL import Image, UnidentifiedImageError
+    # The station's decoder (Pillow only, no web stack): one pixel bound and one set of decoding errors.
+    from ektp_card._station.faces import FaceImageError, decode_face
 
     try:
-        with Image.open(io.BytesIO(image)) as img:
-            if img.width * img.height > MAX_PIXELS:
-                fail(f"--face-out: the card's face image is {img.width}x{img.height} pixels, too large to "
-                     "convert", ExitCode.CARD_STATUS)
-            rgb = img.convert("L" if img.mode in ("1", "L", "I;16", "I") else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        fail(f"--face-out: the card's face image cannot be decoded ({type(exc).__name__})",
-             ExitCode.CARD_STATUS)
+        rgb = decode_face(image)
+    except FaceImageError as exc:
+        fail(f"--face-out: the card's {str(exc).removeprefix('the ')}", ExitCode.CARD_STATUS)
     out = io.BytesIO()
     if fmt == "JPEG":
         rgb.save(out, format="JPEG", quality=95)

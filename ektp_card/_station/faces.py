@@ -15,19 +15,24 @@ class FaceImageError(Exception):
     """The face image cannot be decoded."""
 
 
-def face_png(image: bytes) -> bytes:
-    """``image`` (JPEG or JPEG 2000, as DG2 stores it) as PNG; :class:`FaceImageError` when Pillow cannot
-    decode it or it is absurdly large."""
+def decode_face(image: bytes) -> Image.Image:
+    """``image`` (JPEG or JPEG 2000, as DG2 and DG7 store it) decoded, greyscale kept as greyscale;
+    :class:`FaceImageError` when Pillow cannot decode it or it is absurdly large."""
     try:
         with Image.open(io.BytesIO(image)) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise FaceImageError(f"the face image is {img.width}x{img.height} pixels")
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise FaceImageError(f"the face image cannot be decoded: {exc}") from None
+                raise FaceImageError(f"the face image is {img.width}x{img.height} pixels, too large")
+            return img.convert("L" if img.mode in ("1", "L", "I;16", "I") else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # The type, not Pillow's text: that names an in-memory buffer's address, no help to anyone.
+        raise FaceImageError(f"the face image cannot be decoded ({type(exc).__name__})") from None
+
+
+def face_png(image: bytes) -> bytes:
+    """``image`` as PNG, in colour (:func:`decode_face`)."""
     out = io.BytesIO()
-    rgb.save(out, format="PNG", optimize=False)
+    decode_face(image).convert("RGB").save(out, format="PNG", optimize=False)
     return out.getvalue()
 
 
-__all__ = ["FaceImageError", "face_png"]
+__all__ = ["FaceImageError", "decode_face", "face_png"]
