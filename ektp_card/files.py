@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -102,6 +100,8 @@ def read_text(path: str | os.PathLike[str], limit: int) -> str:
 def parse_json(text: str | bytes) -> Any:
     """``json.loads`` for untrusted text: nesting too deep and integers too long to convert are a
     :class:`json.JSONDecodeError` like any other malformed JSON, never a RecursionError."""
+    import json  # only the commands that read JSON pay for the module (ektp verify does not)
+
     source = text if isinstance(text, str) else text.decode("utf-8", "replace")
     try:
         return json.loads(text)
@@ -115,6 +115,8 @@ def parse_json(text: str | bytes) -> Any:
 
 def _write_temp(path: Path, data: bytes, mode: int) -> str:
     """``data`` in a new temporary file beside ``path`` (created with ``mode``, fsynced); its name."""
+    import tempfile  # with shutil, bz2 and lzma behind it: only the commands that write files pay for it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)

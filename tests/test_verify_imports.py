@@ -59,14 +59,16 @@ PROBE = (
 #: Loaded only by the runs that use them: a terminal (TA, CV certificates), a captured fingerprint,
 #: --master-list, --revocations, --terminal-pkcs11 (and the key file's passphrase prompt), --timing;
 #: a passport (--mrz: BAC, the MRZ, DG1's MRZ); issuing (the JPEG encoder and checks, synthetic data,
-#: the issuer PKI, CMS signing, personalisation, the desk) and the card OS.
+#: the issuer PKI, CMS signing, personalisation, the desk) and the card OS; asn1crypto's X.509 and CRL
+#: classes (a certificate's signature algorithm is read with ektp_card.der) and the batch files' csv.
 NOT_FOR_AN_EKTP = (
     "ektp_card.crypto.ta", "ektp_card.pki.cvc", "ektp_card.verify.matcher", "ektp_card.pki.masterlist",
     "ektp_card.pki.revocation", "ektp_card.pki.pkcs11", "ektp_card._cli.pkcs11", "ektp_card._cli.pki",
     "ektp_card.airtime", "ektp_card.verify.passport", "ektp_card.crypto.bac", "ektp_card.crypto.mrz",
     "ektp_card.lds.emrtd", "ektp_card.lds.jpeg", "ektp_card.lds.synthetic", "ektp_card.pki.issuer",
     "ektp_card.pki.crl", "ektp_card.personalize", "ektp_card.desk", "ektp_card.audit",
-    "ektp_card.sandbox", "ektp_card.virtual", "pkcs11", "smartcard", "nfc",
+    "ektp_card.sandbox", "ektp_card.virtual", "pkcs11", "smartcard", "nfc", "asn1crypto.x509",
+    "asn1crypto.crl", "csv",
 )
 #: What the card OS of a --virtual card loads itself (it answers TA, BAC and personalisation too).
 CARD_OS = ("ektp_card.virtual", "ektp_card.crypto.ta", "ektp_card.pki.cvc", "ektp_card.crypto.bac",

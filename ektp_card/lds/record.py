@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import dataclasses
 import datetime as dt
 import errno
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ektp_card.errors import BiometricFormatError, RecordError, RecordFileError, Violation
 from ektp_card.files import (
@@ -50,6 +48,9 @@ from ektp_card.files import (
 from ektp_card.lds.biometrics import FingerPosition, MinutiaeRecord
 from ektp_card.lds.nik import LIFETIME, personal_violations
 from ektp_card.log import printable
+
+if TYPE_CHECKING:
+    import csv
 
 TEXT_FIELDS = (
     "nik",
@@ -425,6 +426,10 @@ def load_record(path: str | Path, *, today: dt.date | None = None) -> CitizenRec
 
 
 def _json_object(text: str, where: Path | str) -> Mapping[str, object]:
+    # json and csv are imported where records are read or written from files: `ektp verify` decodes
+    # DG1 with this module and reads no file.
+    import json
+
     try:
         value = parse_json(text)
     except json.JSONDecodeError as e:
@@ -466,6 +471,8 @@ def write_record(record: CitizenRecord, path: str | Path, *, inline: bool = True
             target = path.with_name(path.stem + suffix)
             contents[target] = record._binary(name)
             files[name] = target.name
+    import json
+
     text = json.dumps(record.to_mapping(files=files), indent=2, ensure_ascii=False) + "\n"
     write_files({**contents, path: text.encode("utf-8")})
 
@@ -499,6 +506,8 @@ def read_batch(
     bad row does not stop the others. Blank JSON Lines lines are skipped. The file is read as the rows
     are taken, so a long batch never sits in memory whole. ``inline_only`` reads no file a row names
     (a batch from elsewhere, e.g. uploaded: its images and templates must be inline)."""
+    import csv
+
     path, suffix = _batch_file(path)
     base = None if inline_only else path.parent
     try:
@@ -523,6 +532,8 @@ def read_batch(
 def count_records(path: str | Path) -> int:
     """How many records :func:`read_batch` will yield (rows, without decoding them), for a progress
     display. :class:`RecordError` when the file cannot be read."""
+    import csv
+
     path, suffix = _batch_file(path)
     try:
         with _open_batch(path) as fh:

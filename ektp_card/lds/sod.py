@@ -27,6 +27,7 @@ from asn1crypto import algos, core  # type: ignore[import-untyped]
 from cryptography import x509
 
 from ektp_card.apdu.tlv import encode_length, parse_one
+from ektp_card.der import Der, DerError, der_one
 from ektp_card.errors import ASN1_ERRORS, LdsFormatError, TlvError, one_line
 from ektp_card.oid import decode_oid
 from ektp_card.pki.certs import load_certificate
@@ -95,7 +96,7 @@ class LdsSecurityObject:
     @classmethod
     def decode(cls, data: bytes) -> LdsSecurityObject:
         try:
-            fields = _fields(_der_one(data, "LDSSecurityObject"), _SEQUENCE, "LDSSecurityObject", 3, 4)
+            fields = _fields(der_one(data, "LDSSecurityObject"), _SEQUENCE, "LDSSecurityObject", 3, 4)
             version = _integer(fields[0])
             algorithm = _fields(fields[1], _SEQUENCE, "hash AlgorithmIdentifier", 1, 2)
             if len(algorithm) == 2 and algorithm[1].encode() != b"\x05\x00":
@@ -109,7 +110,7 @@ class LdsSecurityObject:
             if len(fields) == 4:
                 lds, uni = _fields(fields[3], _SEQUENCE, "LDSVersionInfo", 2, 2)
                 info = (_printable(lds), _printable(uni))
-        except _DerError as e:
+        except DerError as e:
             raise LdsFormatError(f"malformed LDSSecurityObject: {e}") from None
         if version not in (0, 1) or (version == 1) != (info is not None):
             raise LdsFormatError(f"LDSSecurityObject version {version} does not fit its content")
@@ -202,69 +203,6 @@ def unwrap(data: bytes) -> bytes:
     return bytes(tlv.value)
 
 
-class _DerError(ValueError):
-    """The DER itself is broken; never leaves this module: the caller says in what, as an
-    :class:`~ektp_card.errors.LdsFormatError`."""
-
-
-class _Der:
-    """One DER data object of EF.SOD: its tag (one byte: CMS and the LDS security object need no
-    more), its value and its whole encoding, both slices of the input."""
-
-    __slots__ = ("tag", "value", "raw")
-
-    def __init__(self, tag: int, value: bytes, raw: bytes) -> None:
-        self.tag, self.value, self.raw = tag, value, raw
-
-    def encode(self) -> bytes:
-        return self.raw
-
-    @property
-    def children(self) -> list[_Der]:
-        if not self.tag & 0x20:
-            raise _DerError(f"tag {self.tag:X} is primitive")
-        return _der_list(self.value)
-
-
-def _der_list(data: bytes) -> list[_Der]:
-    """The data objects filling ``data`` exactly, in DER: definite lengths in their shortest form.
-
-    Hand-written rather than :mod:`ektp_card.apdu.tlv` (BER-TLV, tags of up to three bytes) because a
-    clerk waits on it: this walk costs a fifth of the general reader's on a passport's EF.SOD."""
-    found = []
-    end = len(data)
-    i = 0
-    while i < end:
-        start = i
-        tag = data[i]
-        if tag & 0x1F == 0x1F:
-            raise _DerError(f"a multi-byte tag at offset {i}")
-        if i + 1 >= end:
-            raise _DerError(f"a truncated data object at offset {i}")
-        length = data[i + 1]
-        i += 2
-        if length & 0x80:
-            count = length & 0x7F
-            if not 1 <= count <= 3 or i + count > end:
-                raise _DerError(f"a length field DER does not allow at offset {start}")
-            length = int.from_bytes(data[i:i + count], "big")
-            if length < 0x80 or data[i] == 0:
-                raise _DerError(f"a length not in its shortest form at offset {start}")
-            i += count
-        if i + length > end:
-            raise _DerError(f"a length running past the data at offset {start}")
-        found.append(_Der(tag, data[i:i + length], data[start:i + length]))
-        i += length
-    return found
-
-
-def _der_one(data: bytes, what: str) -> _Der:
-    found = _der_list(data)
-    if len(found) != 1:
-        raise _DerError(f"{what} is not exactly one data object")
-    return found[0]
-
-
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 _ATTRIBUTE_NAMES = {
     "1.2.840.113549.1.9.3": "content_type",
@@ -286,7 +224,7 @@ def parse_sod(data: bytes) -> Sod:
     der = unwrap(data)
     try:
         return _parse_signed_data(data, der)
-    except _DerError as e:
+    except DerError as e:
         raise LdsFormatError(f"malformed EF.SOD: {e}") from None
     except LdsFormatError:
         raise
@@ -295,7 +233,7 @@ def parse_sod(data: bytes) -> Sod:
 
 
 def _parse_signed_data(data: bytes, der: bytes) -> Sod:
-    content_type, content = _fields(_der_one(der, "ContentInfo"), _SEQUENCE, "ContentInfo", 2, 2)
+    content_type, content = _fields(der_one(der, "ContentInfo"), _SEQUENCE, "ContentInfo", 2, 2)
     if _oid(content_type) != OID_SIGNED_DATA:
         raise LdsFormatError(f"EF.SOD holds {_oid(content_type)}, not signed data")
     (sd,) = _fields(content, 0xA0, "ContentInfo content", 1, 1)
@@ -394,7 +332,7 @@ def _parse_signed_data(data: bytes, der: bytes) -> Sod:
     )
 
 
-def _fields(tlv: _Der, tag: int, what: str, least: int, most: int | None) -> list[_Der]:
+def _fields(tlv: Der, tag: int, what: str, least: int, most: int | None) -> list[Der]:
     """The children of a constructed ``tlv`` that must carry ``tag``, between ``least`` and ``most``."""
     if tlv.tag != tag:
         raise LdsFormatError(f"{what} has tag {tlv.tag:X}, not {tag:X}")
@@ -404,13 +342,13 @@ def _fields(tlv: _Der, tag: int, what: str, least: int, most: int | None) -> lis
     return children
 
 
-def _oid(tlv: _Der) -> str:
+def _oid(tlv: Der) -> str:
     if tlv.tag != _OID:
         raise LdsFormatError(f"tag {tlv.tag:X} where an object identifier belongs")
     return decode_oid(tlv.value)
 
 
-def _integer(tlv: _Der) -> int:
+def _integer(tlv: Der) -> int:
     value = tlv.value
     if tlv.tag != _INTEGER or not value or (len(value) > 1 and (
             (value[0] == 0 and not value[1] & 0x80) or (value[0] == 0xFF and value[1] & 0x80))):
@@ -418,7 +356,7 @@ def _integer(tlv: _Der) -> int:
     return int.from_bytes(value, "big", signed=True)
 
 
-def _printable(tlv: _Der) -> str:
+def _printable(tlv: Der) -> str:
     """A PrintableString (ITU-T X.680 section 41.4): letters, digits, space and ' ( ) + , - . / : = ?."""
     text = tlv.value.decode("ascii", "replace")
     if tlv.tag != 0x13 or any(not (c.isascii() and (c.isalnum() or c in " '()+,-./:=?")) for c in text):
@@ -426,7 +364,7 @@ def _printable(tlv: _Der) -> str:
     return text
 
 
-def _octets(tlv: _Der, what: str) -> bytes:
+def _octets(tlv: Der, what: str) -> bytes:
     if tlv.tag != _OCTET_STRING:
         raise LdsFormatError(f"the {what} is not an octet string")
     return tlv.value
@@ -434,11 +372,11 @@ def _octets(tlv: _Der, what: str) -> bytes:
 
 def _algorithm_oid(der: bytes) -> str:
     """The algorithm of an AlgorithmIdentifier by asn1crypto's name for it ("sha256"), else dotted."""
-    algorithm, *_ = _fields(_der_one(der, "AlgorithmIdentifier"), _SEQUENCE, "AlgorithmIdentifier", 1, 2)
+    algorithm, *_ = _fields(der_one(der, "AlgorithmIdentifier"), _SEQUENCE, "AlgorithmIdentifier", 1, 2)
     return str(algos.DigestAlgorithmId.map(_oid(algorithm)))
 
 
-def _time(tlv: _Der) -> dt.datetime:
+def _time(tlv: Der) -> dt.datetime:
     if tlv.tag not in (_UTC_TIME, _GENERALIZED_TIME):
         raise LdsFormatError("the signing time is neither UTCTime nor GeneralizedTime")
     kind = core.UTCTime if tlv.tag == _UTC_TIME else core.GeneralizedTime
@@ -450,7 +388,7 @@ def _time(tlv: _Der) -> dt.datetime:
     return when
 
 
-def _certificate(tlv: _Der) -> x509.Certificate:
+def _certificate(tlv: Der) -> x509.Certificate:
     # Only as deep as the serial number: cryptography parses the rest (and warns on stderr about a
     # serial number that is not positive, so that is refused before it sees one).
     tbs = tlv.children[0] if tlv.value else None

@@ -22,15 +22,14 @@ import secrets
 from collections.abc import Sequence
 from functools import cache
 
-from asn1crypto import core  # type: ignore[import-untyped]
-from asn1crypto import crl as asn1_crl
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import algos, core  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from ektp_card.der import der_one
 from ektp_card.errors import PkiError, one_line
 from ektp_card.pki.arc import EKTP_ARC
 from ektp_card.pki.signer import (
@@ -100,6 +99,8 @@ def new_serial() -> int:
 
 def private_key_usage_period(not_before: dt.datetime, not_after: dt.datetime) -> x509.UnrecognizedExtension:
     """PrivateKeyUsagePeriod ::= SEQUENCE { notBefore [0] GeneralizedTime, notAfter [1] GeneralizedTime }."""
+    from asn1crypto import x509 as asn1_x509  # issuing only: a verifier does not load asn1crypto's X.509
+
     value = asn1_x509.PrivateKeyUsagePeriod({"not_before": not_before, "not_after": not_after})
     return x509.UnrecognizedExtension(OID_PRIVATE_KEY_USAGE_PERIOD, value.dump())
 
@@ -155,7 +156,9 @@ def parse_private_key_usage_period(
     except x509.ExtensionNotFound:
         return None
     value = ext.value
-    if isinstance(value, x509.UnrecognizedExtension):
+    if isinstance(value, x509.UnrecognizedExtension):  # cryptography before 45
+        from asn1crypto import x509 as asn1_x509
+
         parsed = asn1_x509.PrivateKeyUsagePeriod.load(value.value)
         return parsed["not_before"].native, parsed["not_after"].native
     # cryptography 45 and later parse the extension themselves (x509.PrivateKeyUsagePeriod).
@@ -193,6 +196,8 @@ def sign_certificate(
     builder: x509.CertificateBuilder, signer: Signer, hash_name: HashName
 ) -> x509.Certificate:
     """Finish ``builder`` with ``signer``'s signature over the TBSCertificate (RFC 5280 section 4.1.1.3)."""
+    from asn1crypto import x509 as asn1_x509  # issuing only: a verifier does not load asn1crypto's X.509
+
     cert = asn1_x509.Certificate.load(_builder_sign(builder, signer, hash_name))
     tbs = cert["tbs_certificate"]
     signed = asn1_x509.Certificate(
@@ -208,6 +213,8 @@ def sign_certificate(
 def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer,
              hash_name: HashName) -> x509.CertificateRevocationList:
     """Finish ``builder`` with ``signer``'s signature over the DER TBSCertList (RFC 5280 section 5.1.1.3)."""
+    from asn1crypto import crl as asn1_crl  # issuing only, as above
+
     crl = asn1_crl.CertificateList.load(_builder_sign(builder, signer, hash_name))
     tbs = crl["tbs_cert_list"]
     signed = asn1_crl.CertificateList(
@@ -238,10 +245,19 @@ def load_certificate(der: bytes) -> x509.Certificate:
     return cert
 
 
+def _signature_algorithm(der: bytes) -> algos.SignedDigestAlgorithm:
+    # Certificate and CertificateList alike: SEQUENCE { tbs, signatureAlgorithm, signatureValue }
+    # (RFC 5280 sections 4.1 and 5.1). Only this field is read: cryptography has parsed the rest.
+    fields = der_one(der, "the certificate or CRL").children
+    if len(fields) != 3:
+        raise ValueError(f"a signed structure of {len(fields)} fields, not 3")
+    return algos.SignedDigestAlgorithm.load(fields[1].encode(), strict=True)
+
+
 def verify_certificate_signature(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
     """``None`` when ``issuer``'s key signed ``cert``, else why not (RFC 5280 section 6.1.3 (a)(1))."""
     try:
-        algorithm = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))["signature_algorithm"]
+        algorithm = _signature_algorithm(cert.public_bytes(Encoding.DER))
         key = as_public_key(issuer.public_key())
     except (PkiError, ValueError, UnsupportedAlgorithm) as e:
         return one_line(e)
@@ -251,7 +267,7 @@ def verify_certificate_signature(cert: x509.Certificate, issuer: x509.Certificat
 def verify_crl_signature(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
     """``None`` when ``issuer``'s key signed ``crl``, else why not (RFC 5280 section 6.3.3 (f))."""
     try:
-        algorithm = asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER))["signature_algorithm"]
+        algorithm = _signature_algorithm(crl.public_bytes(Encoding.DER))
         key = as_public_key(issuer.public_key())
     except (PkiError, ValueError, UnsupportedAlgorithm) as e:
         return one_line(e)
