@@ -23,6 +23,7 @@ from ektp_card.pki.certs import (
     parse_private_key_usage_period,
     sign_certificate,
     verify_certificate_signature,
+    verify_crl_signature,
 )
 from ektp_card.pki.crl import build_crl
 from ektp_card.pki.signer import KeyFileSigner, KeySpec, passphrase_from_env, signature_algorithm
@@ -141,6 +142,45 @@ def test_document_signer_profile(pki: PkiFactory) -> None:
     assert doc_types.value == bytes.fromhex("3009020100310413024944")
     assert verify_certificate_signature(d, p.csca) is None
     assert verify_certificate_signature(d, pki("secp384r1").csca) is not None
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_signature_checks_read_the_outer_signature_algorithm(
+    spec: str, pki: PkiFactory, crl_for: CrlFor
+) -> None:
+    # The checks take the algorithm from the certificate's and the CRL's own signatureAlgorithm (RFC 5280
+    # 4.1.1.2, 5.1.1.2): rewritten there (another hash for ECDSA, another salt length for RSASSA-PSS),
+    # the same signature over the same TBS must no longer verify. (A CRL cannot get that far.)
+    from asn1crypto import crl as asn1_crl
+
+    p = pki(spec)
+    crl = crl_for(p)
+    assert verify_certificate_signature(p.ds, p.csca) is None
+    assert verify_crl_signature(crl, p.csca) is None
+
+    def rewritten(algorithm: dict[str, object]) -> dict[str, object]:
+        if algorithm["algorithm"] == "rsassa_pss":
+            params = dict(algorithm["parameters"])  # type: ignore[call-overload]
+            params["salt_length"] = 20
+            return {"algorithm": "rsassa_pss", "parameters": params}
+        return {"algorithm": "sha512_ecdsa"}
+
+    cert = asn1_x509.Certificate.load(p.ds.public_bytes(Encoding.DER))
+    changed_cert = asn1_x509.Certificate({
+        "tbs_certificate": cert["tbs_certificate"],
+        "signature_algorithm": rewritten(cert["signature_algorithm"].native),
+        "signature_value": cert["signature_value"],
+    })
+    listed = asn1_crl.CertificateList.load(crl.public_bytes(Encoding.DER))
+    changed_crl = asn1_crl.CertificateList({
+        "tbs_cert_list": listed["tbs_cert_list"],
+        "signature_algorithm": rewritten(listed["signature_algorithm"].native),
+        "signature": listed["signature"],
+    })
+    assert verify_certificate_signature(
+        x509.load_der_x509_certificate(changed_cert.dump()), p.csca) == "the signature does not verify"
+    with pytest.raises(ValueError, match="Inner and outer"):  # cryptography refuses such a CRL itself
+        x509.load_der_x509_crl(changed_crl.dump())
 
 
 def test_profile_limits(pki: PkiFactory) -> None:

@@ -31,7 +31,7 @@ from ektp_card.der import Der, DerError, der_one
 from ektp_card.errors import ASN1_ERRORS, LdsFormatError, TlvError, one_line
 from ektp_card.oid import decode_oid
 from ektp_card.pki.certs import load_certificate
-from ektp_card.pki.signer import HASH_NAMES, HashName, Signer, digest, same_key
+from ektp_card.pki.signer import HASH_NAMES, HashName, Signer, digest, load_signature_algorithm, same_key
 
 EF_SOD_TAG = 0x77
 EF_SOD_FID = 0x011D
@@ -312,8 +312,7 @@ def _parse_signed_data(data: bytes, der: bytes) -> Sod:
                 signing_time = _time(value)
     if signature_tlv.tag != _OCTET_STRING:
         raise LdsFormatError("the signature is not an octet string")
-    signature_algorithm = algos.SignedDigestAlgorithm.load(signature_algorithm_tlv.encode(), strict=True)
-    signature_algorithm.native  # noqa: B018 - a malformed identifier is a malformed SOD, found here
+    signature_algorithm = load_signature_algorithm(signature_algorithm_tlv.encode())
     return Sod(
         raw=bytes(data),
         security_object=LdsSecurityObject.decode(econtent),

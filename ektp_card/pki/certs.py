@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 from asn1crypto import algos, core  # type: ignore[import-untyped]
 from cryptography import x509
@@ -38,6 +38,7 @@ from ektp_card.pki.signer import (
     Signer,
     as_public_key,
     hash_algorithm,
+    load_signature_algorithm,
     pss_padding,
     same_key,
     verify_signature,
@@ -245,19 +246,37 @@ def load_certificate(der: bytes) -> x509.Certificate:
     return cert
 
 
-def _signature_algorithm(der: bytes) -> algos.SignedDigestAlgorithm:
-    # Certificate and CertificateList alike: SEQUENCE { tbs, signatureAlgorithm, signatureValue }
-    # (RFC 5280 sections 4.1 and 5.1). Only this field is read: cryptography has parsed the rest.
-    fields = der_one(der, "the certificate or CRL").children
+#: RFC 4055 section 3.1: the one signature algorithm here whose identifier carries parameters.
+OID_RSASSA_PSS = "1.2.840.113549.1.1.10"
+
+
+def _signature_algorithm(
+    signed: x509.Certificate | x509.CertificateRevocationList,
+) -> algos.SignedDigestAlgorithm:
+    """The outer signatureAlgorithm of a certificate or CRL (RFC 5280 sections 4.1.1.2 and 5.1.1.2)."""
+    oid = signed.signature_algorithm_oid.dotted_string
+    if oid != OID_RSASSA_PSS:
+        # ECDSA identifiers have no parameters (RFC 5758 section 3.2) and verify_signature reads only
+        # the OID of anything else: the identifier is rebuilt from it, not decoded from the DER again.
+        return _without_parameters(oid)
+    # Certificate and CertificateList alike: SEQUENCE { tbs, signatureAlgorithm, signatureValue }.
+    fields = der_one(signed.public_bytes(Encoding.DER), "the certificate or CRL").children
     if len(fields) != 3:
         raise ValueError(f"a signed structure of {len(fields)} fields, not 3")
-    return algos.SignedDigestAlgorithm.load(fields[1].encode(), strict=True)
+    return load_signature_algorithm(fields[1].encode())
+
+
+@lru_cache(maxsize=64)  # bounded: the OID comes from the document
+def _without_parameters(oid: str) -> algos.SignedDigestAlgorithm:
+    algorithm = algos.SignedDigestAlgorithm({"algorithm": oid})
+    algorithm.native  # noqa: B018 - parsed whole before it is shared
+    return algorithm
 
 
 def verify_certificate_signature(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
     """``None`` when ``issuer``'s key signed ``cert``, else why not (RFC 5280 section 6.1.3 (a)(1))."""
     try:
-        algorithm = _signature_algorithm(cert.public_bytes(Encoding.DER))
+        algorithm = _signature_algorithm(cert)
         key = as_public_key(issuer.public_key())
     except (PkiError, ValueError, UnsupportedAlgorithm) as e:
         return one_line(e)
@@ -267,7 +286,7 @@ def verify_certificate_signature(cert: x509.Certificate, issuer: x509.Certificat
 def verify_crl_signature(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
     """``None`` when ``issuer``'s key signed ``crl``, else why not (RFC 5280 section 6.3.3 (f))."""
     try:
-        algorithm = _signature_algorithm(crl.public_bytes(Encoding.DER))
+        algorithm = _signature_algorithm(crl)
         key = as_public_key(issuer.public_key())
     except (PkiError, ValueError, UnsupportedAlgorithm) as e:
         return one_line(e)

@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from ektp_card.errors import PkiError, one_line
+from ektp_card.errors import ASN1_ERRORS, PkiError, one_line
 from ektp_card.files import KEY_LIMIT, read_file, write_atomic
 
 HashName = Literal["sha256", "sha384", "sha512"]
@@ -52,6 +53,9 @@ _HASHES: dict[str, type[ShaHash]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+# hashlib's own constructors: Passive Authentication hashes every data group, EF.SOD's content and
+# (for their sizes) nothing, and hashlib.new's lookup by name costs as much as hashing a small group.
+_HASHLIB = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 Passphrase = bytes | Callable[[], bytes]
 
@@ -65,8 +69,12 @@ def hash_algorithm(name: str) -> ShaHash:
 
 
 def digest(name: str, data: bytes) -> bytes:
-    hash_algorithm(name)  # reject names outside the allowed set before hashlib accepts them
-    return hashlib.new(name, data).digest()
+    """The ``name`` hash (one of :data:`HASH_NAMES`) of ``data``; :class:`PkiError` for any other name."""
+    try:
+        constructor = _HASHLIB[name]
+    except KeyError:
+        raise PkiError(f"unsupported hash algorithm {name!r}; use one of {', '.join(HASH_NAMES)}") from None
+    return constructor(data).digest()
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,21 @@ def signature_algorithm(public_key: PublicKey, hash_name: str) -> algos.SignedDi
             ),
         }
     )
+
+
+@lru_cache(maxsize=64)
+def load_signature_algorithm(der: bytes) -> algos.SignedDigestAlgorithm:
+    """A signature's DER AlgorithmIdentifier, decoded whole; :class:`ValueError` when it is malformed.
+
+    Remembered by its bytes: the EF.SODs, certificates and CRLs of one issuer all name the same one, and
+    decoding it costs Passive Authentication as much as hashing a passport's data groups. Decoded whole
+    before it is handed out, so no reader of the shared object changes it by parsing a part late."""
+    try:
+        algorithm = algos.SignedDigestAlgorithm.load(der, strict=True)
+        algorithm.native  # noqa: B018 - every part parsed now
+    except ASN1_ERRORS as e:
+        raise ValueError(f"malformed signature algorithm: {one_line(e)}") from None
+    return algorithm
 
 
 def verify_signature(

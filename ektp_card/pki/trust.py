@@ -66,9 +66,10 @@ class TrustStore:
     cscas: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     # Outcomes of signature checks under this store's CSCAs, keyed by the bytes that decide them (the
-    # issuer's certificate and the whole signed object): a changed CRL or certificate is a new key, so
-    # a remembered outcome can never stand for different bytes. A changed trust folder is a new store.
-    _signatures: dict[tuple[x509.Certificate, bytes], str | None] = field(
+    # issuer's certificate and the whole signed object: a certificate, which hashes and compares by its
+    # DER encoding, or a CRL's DER): a changed CRL or certificate is a new key, so a remembered outcome
+    # can never stand for different bytes. A changed trust folder is a new store.
+    _signatures: dict[tuple[x509.Certificate, x509.Certificate | bytes], str | None] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
@@ -128,15 +129,15 @@ class TrustStore:
     def certificate_signature(self, cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
         """:func:`~ektp_card.pki.certs.verify_certificate_signature`, checked once per store: a clerk's
         second card from the same document signer skips the signature check of its certificate."""
-        return self._remember((issuer, cert.public_bytes(Encoding.DER)),
-                              lambda: verify_certificate_signature(cert, issuer))
+        return self._remember((issuer, cert), lambda: verify_certificate_signature(cert, issuer))
 
     def crl_signature(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
         """:func:`~ektp_card.pki.certs.verify_crl_signature`, checked once per store and CRL."""
         return self._remember((issuer, crl.public_bytes(Encoding.DER)),
                               lambda: verify_crl_signature(crl, issuer))
 
-    def _remember(self, key: tuple[x509.Certificate, bytes], check: Callable[[], str | None]) -> str | None:
+    def _remember(self, key: tuple[x509.Certificate, x509.Certificate | bytes],
+                  check: Callable[[], str | None]) -> str | None:
         try:
             return self._signatures[key]
         except KeyError:
