@@ -276,20 +276,24 @@ def make_passport(
     signature: bytes | None = None,
     config: CardConfig | None = None,
     aa_rsa_bits: int = 2048,
+    cam_key_in: str = "both",
 ) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
     signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and
     DG12 (additional personal and document details), DG15 (an RSA Active Authentication key made on the
     chip, ``aa_rsa_bits`` long), EF.COM and EF.SOD; opened with BAC, or PACE with the MRZ (``pace``:
     ``True`` for Generic Mapping, or the :class:`~ektp_card.crypto.pace.MappingType` to offer,
-    brainpoolP256r1 with AES-128). Chip Authentication Mapping adds DG14 with the chip's Chip
-    Authentication key, which PACE-CAM proves. With ``signature`` (an image) it has DG7, the displayed
+    brainpoolP256r1 with AES-128). Chip Authentication Mapping adds the chip's Chip Authentication key,
+    which PACE-CAM proves, where ``cam_key_in`` says: ``"card-security"`` (EF.CardSecurity in the MF,
+    signed by the document signer, read after PACE: what ICAO Doc 9303-11 requires of a CAM chip),
+    ``"dg14"`` (DG14, under EF.SOD) or ``"both"``. With ``signature`` (an image) it has DG7, the displayed
     signature, too. ``config`` makes the chip of another make (a
     :class:`~ektp_card.virtual.config.CardConfig`, with its quirks). Its MRZ is :data:`SPECIMEN_MRZ`."""
     from ektp_card.crypto.mrz import MrzInfo
     from ektp_card.crypto.pace import ECDH_CAM_AES128, ECDH_GM_AES128, ECDH_IM_AES128
     from ektp_card.ec import BRAINPOOLP256R1
     from ektp_card.lds.card_access import PaceInfo
+    from ektp_card.lds.card_security import CARD_SECURITY_FID, CARD_SECURITY_SFI, build_card_security
     from ektp_card.lds.conditions import BAC, PACE, AccessCondition, SecurityAttributes
     from ektp_card.lds.dg14 import Dg14
     from ektp_card.lds.ektp import Com, encode_dg2, encode_dg7
@@ -321,8 +325,17 @@ def make_passport(
         protocol[MappingType.CAM] = ECDH_CAM_AES128
         install_pace(card, mrz=mrz, infos=(PaceInfo(protocol[mapping].oid, 2, 13),))
         if mapping is MappingType.CAM:
+            if cam_key_in not in ("dg14", "card-security", "both"):
+                raise ValueError(f"cam_key_in is dg14, card-security or both, not {cam_key_in!r}")
             ca_info, ca_public = install_chip_authentication(card, curve=BRAINPOOLP256R1)
-            extra[14] = Dg14.of((ca_info, ca_public)).encode()
+            if cam_key_in != "card-security":
+                extra[14] = Dg14.of((ca_info, ca_public)).encode()
+            if cam_key_in != "dg14":
+                infos = Dg14.of((PaceInfo(protocol[mapping].oid, 2, 13), ca_info, ca_public))
+                signer = sandbox.document_signer
+                card.fs.create_ef(card.fs.mf, CARD_SECURITY_FID, sfi=CARD_SECURITY_SFI,
+                                  data=build_card_security(infos, signer.signer, signer.certificate),
+                                  access=SecurityAttributes(AccessCondition.require(PACE), never))
     dg15, _ = install_active_authentication(card, rsa_bits=aa_rsa_bits, hash_name="sha256")
     rng = random.Random(seed)  # noqa: S311 - a synthetic face
     dg11 = encode_dg11(full_name="ERIKSSON<<ANNA<MARIA", place_of_birth="ZENITH", date_of_birth="19740812",

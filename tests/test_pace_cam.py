@@ -4,6 +4,7 @@ only with a key EF.SOD covers, CLONED when the data is wrong."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -260,8 +261,14 @@ def test_passport_with_wrong_cam_data_is_cloned(ektp_passport: Callable[..., Pas
 def test_cam_passport_whose_key_ef_sod_does_not_cover_is_not_genuine(
     ektp_passport: Callable[..., Passport], ektp_office: Sandbox
 ) -> None:
-    """EF.SOD re-signed by the document signer without DG14: CAM proves a key nobody signed."""
+    """EF.SOD re-signed by the document signer without DG14, and no EF.CardSecurity (the chip keeps its key
+    in DG14 alone): CAM proves a key nobody signed."""
+    from ektp_card.sandbox import make_passport
+
     passport = ektp_passport(pace=MappingType.CAM)
+    passport = dataclasses.replace(passport, card=make_passport(ektp_office, pace=MappingType.CAM,
+                                                                cam_key_in="dg14"))
+    passport.card.power_on()
     app = passport.card.fs.application(bytes.fromhex("A0000002471001"))
     sod_ef = app.child_ef(0x011D)
     assert sod_ef is not None
@@ -275,6 +282,7 @@ def test_cam_passport_whose_key_ef_sod_does_not_cover_is_not_genuine(
     assert report.verdict is Verdict.CLONED
     check = report.check("chip-authentication")
     assert check.status is Status.FAIL and "covers no DG14" in check.reason
+    assert "EF.CardSecurity could not be read" in check.reason
     assert report.proved_by == ("AA",)
 
 

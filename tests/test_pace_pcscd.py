@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from ektp_card.lds.synthetic import SyntheticCitizen
     from ektp_card.pytest_plugin import Passport
+    from ektp_card.sandbox import Sandbox
 
 pytestmark = pytest.mark.pcscd
 
@@ -53,6 +54,25 @@ def test_passport_in_each_mapping_through_pcscd(
     assert report.access.parameters.algorithm is MAPPINGS[mapping]
     assert report.proved_by == (("CAM", "AA") if mapping is MappingType.CAM else ("AA",))
     assert bridge.commands > 10  # every command went through pcscd to the card
+
+
+def test_cam_passport_with_its_key_in_card_security_through_pcscd(
+    vpcd_bridge: Serve, pcscd: str, ektp_office: Sandbox
+) -> None:
+    # What ICAO Doc 9303-11 asks of a CAM chip: the key in EF.CardSecurity (read from the MF under
+    # secure messaging after PACE), no DG14.
+    from ektp_card.sandbox import SPECIMEN_MRZ, make_passport
+
+    card = make_passport(ektp_office, pace=MappingType.CAM, cam_key_in="card-security")
+    card.power_on()
+    vpcd_bridge(card)
+    with PcscTransport.open(pcscd, timeout=5) as transport:
+        report = verify_passport(transport, parse_mrz(SPECIMEN_MRZ[:44] + "\n" + SPECIMEN_MRZ[44:]),
+                                 ektp_office.trust)
+    assert report.verdict is Verdict.GENUINE, report.reasons
+    assert 14 not in report.data_groups
+    reason = report.check("chip-authentication").reason
+    assert reason == "PACE-CAM: the chip proved EF.CardSecurity's key in PACE"
 
 
 @pytest.mark.parametrize("mapping", list(MAPPINGS), ids=lambda m: m.value.lower())

@@ -20,8 +20,9 @@ ASN.1 from ICAO 9303-10 section 4.6.2.3::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from asn1crypto import algos, core  # type: ignore[import-untyped]
 from cryptography import x509
@@ -39,6 +40,7 @@ EF_SOD_SFI = 0x1D
 #: ICAO 9303-10 section 4.6.2.3: id-icao-mrtd-security-ldsSecurityObject.
 OID_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
 MAX_DATA_GROUP = 16
+T = TypeVar("T")
 
 
 class DataGroupHash(core.Sequence):  # type: ignore[misc]
@@ -123,12 +125,12 @@ class LdsSecurityObject:
 
 
 @dataclass(frozen=True)
-class Sod:
-    """A parsed EF.SOD. ``signed_attrs`` is the DER SET OF the signer's signed attributes, which
-    is what the signature covers (RFC 5652 section 5.4)."""
+class SignedData:
+    """CMS SignedData (RFC 5652 section 5) as ICAO 9303 and BSI TR-03110 sign with it: EF.SOD and
+    EF.CardSecurity. ``signed_attrs`` is the DER SET OF the signer's signed attributes, which is what
+    the signature covers (RFC 5652 section 5.4)."""
 
     raw: bytes
-    security_object: LdsSecurityObject
     econtent: bytes
     econtent_type: str
     digest_algorithm: str
@@ -143,7 +145,7 @@ class Sod:
     subject_key_identifier: bytes | None
 
     def signer_certificate(self) -> x509.Certificate | None:
-        """The certificate in the SOD that the signer info points at."""
+        """The certificate in ``certificates`` that the signer info points at."""
         for cert in self.certificates:
             if self.issuer_and_serial is not None:
                 if (cert.issuer.public_bytes(), cert.serial_number) == self.issuer_and_serial:
@@ -156,6 +158,13 @@ class Sod:
                 if ski == self.subject_key_identifier:
                     return cert
         return None
+
+
+@dataclass(frozen=True)
+class Sod(SignedData):
+    """A parsed EF.SOD: its SignedData and the LDS security object it signs."""
+
+    security_object: LdsSecurityObject
 
 
 def hash_data_groups(data_groups: Mapping[int, bytes], hash_name: str) -> tuple[tuple[int, bytes], ...]:
@@ -222,20 +231,32 @@ def parse_sod(data: bytes) -> Sod:
     still decodes the few leaves it knows best (algorithm identifiers, times).
     """
     der = unwrap(data)
+    fields = _parsed(lambda: _parse_signed_data(data, der, "EF.SOD"), "EF.SOD")
+    security_object = _parsed(lambda: LdsSecurityObject.decode(fields["econtent"]), "EF.SOD")
+    return Sod(**fields, security_object=security_object)
+
+
+def parse_signed_data(data: bytes, what: str) -> SignedData:
+    """A DER ContentInfo holding SignedData (``what`` names the file in errors: ``EF.CardSecurity``),
+    the structure only; :class:`LdsFormatError` when it is not one."""
+    return SignedData(**_parsed(lambda: _parse_signed_data(data, data, what), what))
+
+
+def _parsed(parse: Callable[[], T], what: str) -> T:
     try:
-        return _parse_signed_data(data, der)
+        return parse()
     except DerError as e:
-        raise LdsFormatError(f"malformed EF.SOD: {e}") from None
+        raise LdsFormatError(f"malformed {what}: {e}") from None
     except LdsFormatError:
         raise
     except ASN1_ERRORS as e:
-        raise LdsFormatError(f"malformed EF.SOD: {one_line(e)}") from None
+        raise LdsFormatError(f"malformed {what}: {one_line(e)}") from None
 
 
-def _parse_signed_data(data: bytes, der: bytes) -> Sod:
+def _parse_signed_data(data: bytes, der: bytes, what: str) -> dict[str, Any]:
     content_type, content = _fields(der_one(der, "ContentInfo"), _SEQUENCE, "ContentInfo", 2, 2)
     if _oid(content_type) != OID_SIGNED_DATA:
-        raise LdsFormatError(f"EF.SOD holds {_oid(content_type)}, not signed data")
+        raise LdsFormatError(f"{what} holds {_oid(content_type)}, not signed data")
     (sd,) = _fields(content, 0xA0, "ContentInfo content", 1, 1)
     parts = _fields(sd, _SEQUENCE, "SignedData", 4, 6)
     version, digest_algorithms, encap, *rest = parts
@@ -258,10 +279,10 @@ def _parse_signed_data(data: bytes, der: bytes) -> Sod:
     econtent_type_tlv, *econtent_parts = _fields(encap, _SEQUENCE, "EncapsulatedContentInfo", 1, 2)
     econtent_type = _oid(econtent_type_tlv)
     if not econtent_parts:
-        raise LdsFormatError("EF.SOD has no encapsulated content")
+        raise LdsFormatError(f"{what} has no encapsulated content")
     (econtent_tlv,) = _fields(econtent_parts[0], 0xA0, "eContent", 1, 1)
     if econtent_tlv.tag != _OCTET_STRING:
-        raise LdsFormatError("EF.SOD encapsulated content is not an octet string")
+        raise LdsFormatError(f"{what} encapsulated content is not an octet string")
     econtent = econtent_tlv.value
     certs = tuple(_certificate(c) for c in (certificates.children if certificates is not None else ())
                   if c.tag == _SEQUENCE)
@@ -269,7 +290,7 @@ def _parse_signed_data(data: bytes, der: bytes) -> Sod:
         crls.children  # noqa: B018 - well-formed, though EF.SOD carries no CRLs worth reading
     infos = _fields(signer_infos, _SET, "signerInfos", 0, None)
     if len(infos) != 1:
-        raise LdsFormatError(f"EF.SOD has {len(infos)} signer infos, ICAO 9303-10 wants one")
+        raise LdsFormatError(f"{what} has {len(infos)} signer infos, ICAO 9303-10 wants one")
     si = _fields(infos[0], _SEQUENCE, "SignerInfo", 5, 7)
     si_version, sid, digest_algorithm, *middle = si
     signed_attrs_tlv = middle.pop(0) if middle[0].tag == 0xA0 else None
@@ -313,9 +334,8 @@ def _parse_signed_data(data: bytes, der: bytes) -> Sod:
     if signature_tlv.tag != _OCTET_STRING:
         raise LdsFormatError("the signature is not an octet string")
     signature_algorithm = load_signature_algorithm(signature_algorithm_tlv.encode())
-    return Sod(
+    return dict(
         raw=bytes(data),
-        security_object=LdsSecurityObject.decode(econtent),
         econtent=econtent,
         econtent_type=econtent_type,
         digest_algorithm=_algorithm_oid(digest_algorithm.encode()),

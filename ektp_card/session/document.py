@@ -40,7 +40,7 @@ from ektp_card.lds.card_access import CardAccess
 from ektp_card.lds.compact import VERIFY_P2, compact_from_record, encode_capture
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.ektp import EKTP_APPLICATION
-from ektp_card.lds.profile import EMRTD, Application
+from ektp_card.lds.profile import EMRTD, MF_FILES, Application
 from ektp_card.session.card import AccessResult, CardSession, Credentials
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from ektp_card.crypto.ta import EphemeralKey, TaResult
     from ektp_card.pki.cvc import CvCertificate
     from ektp_card.pki.signer import Signer
+
+_CARD_SECURITY = next(ref for ref in MF_FILES if ref.name == "CardSecurity")
 
 
 #: VERIFY (ISO/IEC 7816-4 section 11.5.6).
@@ -126,6 +128,11 @@ class DocumentSession:
     def read_sod(self) -> bytes:
         """EF.SOD, the issuer's signed list of data group hashes."""
         return self.read_file("SOD")
+
+    def read_card_security(self) -> bytes:
+        """EF.CardSecurity from the MF (ICAO Doc 9303-10 section 3.11): the issuer's signed SecurityInfos,
+        with the key PACE-CAM proves; read after PACE."""
+        return self._card.read(_CARD_SECURITY)
 
     def read_data_group(self, number: int) -> bytes:
         """DG``number``; :class:`~ektp_card.errors.SecurityStatusNotSatisfiedError` when this access

@@ -145,7 +145,8 @@ def verify_card(
         pipeline.revocation_check(revocations, reading, checks)
     personal, nik, face = _printed_data(reading.groups, checks)
     chip, active = pipeline.chip_checks(
-        session, reading, checks, random_bytes, ephemeral=ephemeral, early_ca=early_ca
+        session, reading, checks, random_bytes, ephemeral=ephemeral, early_ca=early_ca,
+        card_security=lambda: pipeline.card_security_check(session, trust, policy, EKTP_DOCUMENT_TYPE),
     )
     checks.add(TERMINAL_AUTHENTICATION, ta_check.status, ta_check.reason)
     templates = _dg3_check(reading.groups, numbers, reading.refused, terminal, ta, checks)

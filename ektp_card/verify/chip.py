@@ -19,7 +19,7 @@ from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.aa import AaResult, ChipPublicKey, active_authenticate
 from ektp_card.crypto.ca import CaResult, chip_authenticate
 from ektp_card.crypto.pace import ChipAuthenticationMapping
-from ektp_card.ec import KeySource, default_key_source
+from ektp_card.ec import Curve, KeySource, default_key_source
 from ektp_card.errors import ChipAuthenticationError, LdsFormatError
 from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.dg15 import Dg15
@@ -48,27 +48,36 @@ def chip_check(result: CaResult) -> Check:
 CAM_PREFIX = "PACE-CAM"
 
 
-def cam_check(cam: ChipAuthenticationMapping, dg14: Dg14) -> Check:
-    """PACE-CAM's chip authentication data checked against DG14's Chip Authentication keys on the PACE
-    curve (the caller has DG14 covered by EF.SOD): a pass proves the chip holds a signed key."""
+def cam_keys(infos: Dg14, curve: Curve) -> list[bytes]:
+    """The Chip Authentication public keys (encoded points) among ``infos`` (DG14's or EF.CardSecurity's) on
+    ``curve``."""
     keys = []
-    for info in dg14.chip_authentication_public_keys:
+    for info in infos.chip_authentication_public_keys:
         try:
             key = info.public_key
         except LdsFormatError:
             continue
-        if isinstance(key, EcPublicKey) and key.curve == cam.curve:
+        if isinstance(key, EcPublicKey) and key.curve == curve:
             keys.append(key.point)
+    return keys
+
+
+def cam_check(cam: ChipAuthenticationMapping, infos: Dg14, source: str = "DG14") -> Check:
+    """PACE-CAM's chip authentication data checked against the Chip Authentication keys on the PACE curve
+    that ``source`` holds (DG14, which EF.SOD covers, or EF.CardSecurity, whose signature the caller has
+    checked): a pass proves the chip holds a signed key."""
+    keys = cam_keys(infos, cam.curve)
     if not keys:
         return Check(
             CHIP_AUTHENTICATION, Status.FAIL,
-            f"{CAM_PREFIX}: DG14 has no Chip Authentication key on {cam.curve.name}, the PACE curve",
+            f"{CAM_PREFIX}: {source} has no Chip Authentication key on {cam.curve.name}, the PACE curve",
         )
     if any(cam.verify(key) for key in keys):
-        return Check(CHIP_AUTHENTICATION, Status.PASS, f"{CAM_PREFIX}: the chip proved DG14's key in PACE")
+        return Check(CHIP_AUTHENTICATION, Status.PASS,
+                     f"{CAM_PREFIX}: the chip proved {source}'s key in PACE")
     return Check(
         CHIP_AUTHENTICATION, Status.FAIL,
-        f"{CAM_PREFIX}: the chip authentication data does not match DG14's key",
+        f"{CAM_PREFIX}: the chip authentication data does not match {source}'s key",
     )
 
 
@@ -127,6 +136,7 @@ __all__ = [
     "CHIP_AUTHENTICATION",
     "active_check",
     "cam_check",
+    "cam_keys",
     "chip_check",
     "decode_dg14",
     "run_active_authentication",

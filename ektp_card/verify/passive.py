@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from ektp_card.errors import LdsFormatError, PkiError
-from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT, Sod, parse_sod
+from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT, SignedData, Sod, parse_sod
 from ektp_card.log import printable
 from ektp_card.pki.certs import country_of, document_types, parse_private_key_usage_period
 from ektp_card.pki.certs import document_type as document_type_code
@@ -154,11 +154,43 @@ def passive_authentication(
     r.add("data-group-hashes", _data_group_reason(parsed, data_groups) if hash_ok else
           f"not compared: {lso.hash_algorithm} is not accepted", f"data groups {_numbers(data_groups)} match")
 
+    return _signer_checks(r, parsed, ("EF.SOD", OID_LDS_SECURITY_OBJECT, "the LDS security object"),
+                          trust, policy, at, document_type)
+
+
+def signed_object_authentication(
+    signed: SignedData,
+    what: tuple[str, str, str],
+    trust: TrustStore,
+    policy: Policy | None = None,
+    *,
+    document_type: str | None = None,
+) -> PassiveAuthResult:
+    """The checks of Passive Authentication that concern the signature, for a signed file other than
+    EF.SOD (EF.CardSecurity): ``what`` is (the file's name, the content type it must hold, that type's
+    name for reasons); the content is signed by a document signer that chains to a trusted CSCA, neither
+    revoked nor out of validity, one country."""
+    policy = policy or Policy()
+    at = (policy.at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return _signer_checks(_Report(), signed, what, trust, policy, at, document_type)
+
+
+def _signer_checks(
+    r: _Report,
+    parsed: SignedData,
+    what: tuple[str, str, str],
+    trust: TrustStore,
+    policy: Policy,
+    at: dt.datetime,
+    document_type: str | None,
+) -> PassiveAuthResult:
+    file, content_type, content_name = what
     ds = parsed.signer_certificate()
     if ds is None:
-        r.add("cms-signature", "EF.SOD lacks the document signer certificate its signer info names", "")
+        r.add("cms-signature", f"{file} lacks the document signer certificate its signer info names", "")
     else:
-        r.add("cms-signature", _cms_reason(parsed, ds), f"signed by {_name(ds.subject)}")
+        r.add("cms-signature", _cms_reason(parsed, ds, content_type, content_name),
+              f"signed by {_name(ds.subject)}")
 
     csca: x509.Certificate | None = None
     if ds is None:
@@ -269,10 +301,10 @@ def _data_group_reason(sod: Sod, data_groups: Mapping[int, bytes]) -> str | None
     return "; ".join(problems) or None
 
 
-def _cms_reason(sod: Sod, ds: x509.Certificate) -> str | None:
+def _cms_reason(sod: SignedData, ds: x509.Certificate, content_type: str, content_name: str) -> str | None:
     """RFC 5652 section 5.4 and 11: content type and message digest attributes, then the signature."""
-    if sod.econtent_type != OID_LDS_SECURITY_OBJECT:
-        return f"encapsulated content type {sod.econtent_type} is not the LDS security object"
+    if sod.econtent_type != content_type:
+        return f"encapsulated content type {sod.econtent_type} is not {content_name}"
     if sod.signed_attrs is None:
         return "signer info has no signed attributes (ICAO 9303-10 section 4.6.2.2 requires them)"
     if sod.content_type_attr != sod.econtent_type:

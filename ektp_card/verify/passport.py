@@ -76,7 +76,11 @@ def verify_passport(
     pipeline.read_check(reading, checks, "without Extended Access Control")
     passive = pipeline.passive_check(reading, trust, policy, checks, _document_code(reading.groups))
     document, face = _printed_data(reading.groups, mrz, checks)
-    chip, active = pipeline.chip_checks(session, reading, checks, random_bytes)
+    document_code = _document_code(reading.groups)
+    chip, active = pipeline.chip_checks(
+        session, reading, checks, random_bytes,
+        card_security=lambda: pipeline.card_security_check(session, trust, policy, document_code),
+    )
     additional, notes = _additional_details(reading.groups)
     signatures, problem = pipeline.signatures_of(reading.groups)
     if problem is not None:

@@ -30,6 +30,8 @@ from ektp_card.crypto.ca import CaResult
 from ektp_card.ec import default_key_source
 from ektp_card.errors import ApduError, LdsFormatError, SecurityStatusNotSatisfiedError
 from ektp_card.lds.biometrics import FaceImage
+from ektp_card.lds.card_security import OID_SECURITY_OBJECT, parse_card_security
+from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.ektp import decode_dg2
 from ektp_card.lds.images import DisplayedSignature, displayed_signatures
 from ektp_card.lds.sod import Sod, parse_sod
@@ -37,8 +39,15 @@ from ektp_card.log import printable
 from ektp_card.pki.trust import TrustStore
 from ektp_card.session.card import AccessProtocol, AccessResult
 from ektp_card.session.document import DocumentSession
-from ektp_card.verify.chip import CAM_PREFIX, active_check, cam_check, chip_check, decode_dg14
-from ektp_card.verify.passive import Check, PassiveAuthResult, Policy, Status, passive_authentication
+from ektp_card.verify.chip import CAM_PREFIX, active_check, cam_check, cam_keys, chip_check, decode_dg14
+from ektp_card.verify.passive import (
+    Check,
+    PassiveAuthResult,
+    Policy,
+    Status,
+    passive_authentication,
+    signed_object_authentication,
+)
 from ektp_card.verify.report import CheckName, face_format
 
 if TYPE_CHECKING:
@@ -252,6 +261,29 @@ def printed_data_check(
     return decoded, face
 
 
+def card_security_check(
+    session: DocumentSession, trust: TrustStore, policy: Policy | None, document_type: str | None = None
+) -> tuple[Dg14 | None, str]:
+    """EF.CardSecurity's SecurityInfos when the card gives it and a trusted document signer signed it
+    (the checks of Passive Authentication on its signature), else ``None`` and why not."""
+    try:
+        data = session.read_card_security()
+    except ApduError as exc:
+        return None, f"EF.CardSecurity could not be read: {exc}"
+    try:
+        parsed = parse_card_security(data)
+    except LdsFormatError as exc:
+        return None, str(exc)
+    result = signed_object_authentication(
+        parsed.signed, ("EF.CardSecurity", OID_SECURITY_OBJECT, "id-SecurityObject"), trust, policy,
+        document_type=document_type,
+    )
+    if not result.ok:
+        problems = "; ".join(f"{c.name}: {c.reason}" for c in result.failures)
+        return None, f"EF.CardSecurity is not signed by a trusted document signer ({problems})"
+    return parsed.infos, "EF.CardSecurity"
+
+
 def chip_checks(
     session: DocumentSession,
     reading: Reading,
@@ -260,32 +292,59 @@ def chip_checks(
     *,
     ephemeral: EphemeralKey | None = None,
     early_ca: tuple[Check, CaResult] | None = None,
+    card_security: Callable[[], tuple[Dg14 | None, str]] | None = None,
 ) -> tuple[CaResult | None, AaResult | None]:
     """Chip then Active Authentication, as EF.SOD demands: a DG14 / DG15 it does not list is unsigned and
     ignored, one it lists must be there and its protocol must pass. After PACE-CAM its chip
-    authentication data stands for Chip Authentication, checked against DG14's key; a CAM run with no
-    DG14 under EF.SOD fails (the chip proved a key nobody signed). ``early_ca`` is a Chip Authentication
+    authentication data stands for Chip Authentication, checked against DG14's key, or, when EF.SOD
+    covers no DG14 with a key on the PACE curve, against EF.CardSecurity's (``card_security``: its
+    SecurityInfos once its signature is checked, or why not; see :func:`card_security_check`); a CAM run
+    with neither fails (the chip proved a key nobody signed). ``early_ca`` is a Chip Authentication
     already run (to complete Terminal Authentication); ``ephemeral`` the key TA announced."""
     groups, covered = reading.groups, reading.covered
     chip: CaResult | None = None
     dg14 = None
-    # PACE-CAM proves the chip only with a key the issuer signed: DG14, covered by EF.SOD.
     pace = session.pace
     cam = pace.chip_authentication if pace is not None else None
-    if 14 not in covered:
-        if cam is not None:
-            checks.add(CA, Status.FAIL, f"{CAM_PREFIX} ran, but EF.SOD covers no DG14: no signed key proven")
+    if cam is not None:
+        # PACE-CAM proves the chip only with a key the issuer signed: DG14 under EF.SOD, else
+        # EF.CardSecurity under its own signature.
+        signed: tuple[Dg14, str] | None = None
+        why_not: list[str] = []
+        if 14 not in covered:
+            why_not.append("EF.SOD covers no DG14")
+        elif 14 not in groups:
+            why_not.append("EF.SOD covers DG14 but the card did not give it")
         else:
-            checks.add(CheckName.CHIP_AUTHENTICATION, Status.NOT_SUPPORTED, "EF.SOD covers no DG14")
+            dg14, unusable = decode_dg14(groups[14])
+            if dg14 is not None and cam_keys(dg14, cam.curve):
+                signed = (dg14, "DG14")
+            else:
+                why_not.append(unusable or f"DG14 has no Chip Authentication key on {cam.curve.name}")
+        if signed is None and card_security is not None:
+            infos, said = card_security()
+            if infos is not None:
+                signed = (infos, "EF.CardSecurity")
+            else:
+                why_not.append(said)
+        if signed is None:
+            checks.add(CA, Status.FAIL,
+                       f"{CAM_PREFIX} ran, but no signed key proves it: {'; '.join(why_not)}")
+        else:
+            cam_result = cam_check(cam, *signed)
+            if cam_result.status is Status.FAIL or early_ca is None:
+                checks.items.append(cam_result)
+            else:
+                check, chip = early_ca
+                checks.items.append(check)
+    elif 14 not in covered:
+        checks.add(CheckName.CHIP_AUTHENTICATION, Status.NOT_SUPPORTED, "EF.SOD covers no DG14")
     elif 14 not in groups:
         checks.add(CA, Status.FAIL, "EF.SOD covers DG14 but the card did not give it")
     else:
         dg14, unusable = decode_dg14(groups[14])
-        cam_result = None if cam is None or dg14 is None else cam_check(cam, dg14)
         if dg14 is None:
             checks.add(CheckName.CHIP_AUTHENTICATION, Status.FAIL, unusable or "DG14 is not usable")
-        elif cam_result is not None and (cam_result.status is Status.FAIL or early_ca is None):
-            checks.items.append(cam_result)
         elif early_ca is not None:
             check, chip = early_ca
             checks.items.append(check)
@@ -320,6 +379,7 @@ __all__ = [
     "Reading",
     "access_check",
     "begin",
+    "card_security_check",
     "chip_checks",
     "face_of",
     "signatures_of",

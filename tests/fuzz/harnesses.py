@@ -33,6 +33,7 @@ from ektp_card.ec import Curve
 from ektp_card.errors import ApduFormatError, CardRemovedError, EktpError, SecureMessagingError
 from ektp_card.lds.biometrics import FaceRecord, MinutiaeRecord, face_template, finger_template
 from ektp_card.lds.card_access import CardAccess
+from ektp_card.lds.card_security import OID_SECURITY_OBJECT, parse_card_security
 from ektp_card.lds.compact import (
     compact_from_record,
     decode_capture,
@@ -57,7 +58,7 @@ from ektp_card.pki.ldif import parse_ldif
 from ektp_card.pki.revocation import parse_revocation_list
 from ektp_card.pki.trust import TrustStore, load_master_list
 from ektp_card.pki.trust_import import plan_import
-from ektp_card.verify.passive import Policy, passive_authentication
+from ektp_card.verify.passive import Policy, passive_authentication, signed_object_authentication
 from ektp_card.virtual import VirtualCard, image
 
 #: Seconds of the verifier's clock in every harness (the world's certificates are valid then).
@@ -126,6 +127,19 @@ def fuzz_sod(data: bytes) -> None:
     for check in result.checks:
         if check.reason is not None:
             check_message(ValueError(check.reason))
+
+
+def fuzz_card_security(data: bytes) -> None:
+    parsed = parse(parse_card_security, data)
+    if parsed is None:
+        return
+    parsed.signed.signer_certificate()
+    parsed.infos.chip_authentication_public_keys  # noqa: B018
+    world = _world()
+    what = ("EF.CardSecurity", OID_SECURITY_OBJECT, "id-SecurityObject")
+    result = signed_object_authentication(parsed.signed, what, world.trust, Policy(at=_AT))
+    for check in result.checks:
+        check_message(ValueError(check.reason))
 
 
 def fuzz_dg1(data: bytes) -> None:
@@ -724,7 +738,7 @@ class Harness:
         if self.name == "virtual_card":
             card_states()
             _internal_errors()
-        elif self.name in ("sod", "cvc", "revocation_list", "master_list", "ldif"):
+        elif self.name in ("sod", "card_security", "cvc", "revocation_list", "master_list", "ldif"):
             _world()
 
 
@@ -735,6 +749,7 @@ HARNESSES: dict[str, Harness] = {
         Harness("apdu", fuzz_apdu, 66000),
         Harness("card_info", fuzz_card_info, 512),
         Harness("sod", fuzz_sod, 8192),
+        Harness("card_security", fuzz_card_security, 4096),
         Harness("dg1", fuzz_dg1, 2048),
         Harness("emrtd_dg1", fuzz_emrtd_dg1, 512),
         Harness("dg2", fuzz_dg2, 8192),

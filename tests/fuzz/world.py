@@ -253,6 +253,7 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         | {"response": ResponseApdu(b"\x01\x02", 0x9000).encode(), "response-6282": bytes.fromhex("6282")},
         "card_info": {"extended": atr_info, "short": ef_atr_info(CardConfig(extended_length=False))},
         "sod": {"ef-sod": sod, "lds-security-object": _lds_security_object(unwrap(sod))},
+        "card_security": {"ef-card-security": _card_security()},
         "dg1": {"dg1": dg1},
         "emrtd_dg1": {"td1": encode_emrtd_dg1(_td1()), "td2": encode_emrtd_dg1(_td2()),
                       "td3": encode_emrtd_dg1(_td3())},
@@ -281,6 +282,19 @@ def seed_inputs() -> dict[str, dict[str, bytes]]:
         "virtual_card": _card_seeds(),
         "reader": {"ektp-session": _reader_seed()},
     }
+
+
+def _card_security() -> bytes:
+    """EF.CardSecurity as a PACE-CAM chip keeps it: EF.CardAccess's PACEInfo and the card's DG14 infos,
+    signed by the document signer."""
+    from ektp_card.lds.card_access import CardAccess
+    from ektp_card.lds.card_security import build_card_security
+    from ektp_card.lds.dg14 import Dg14
+
+    p = pki()
+    infos = Dg14.of((*CardAccess.decode(card_file("EF.CardAccess")).pace_infos,
+                     *Dg14.decode(card_file("DG14")).infos))
+    return build_card_security(infos, p.ds_signer, p.ds)
 
 
 def _pkd_ldif() -> bytes:
