@@ -23,7 +23,7 @@ from ektp_card.audit.engine import CATALOGUE, AuditOptions, AuditReport, Outcome
 from ektp_card.audit.targets import PcscTarget, VirtualTarget
 from ektp_card.crypto.pace import PasswordType
 from ektp_card.lds.conditions import AccessCondition
-from ektp_card.lds.ektp import EKTP_AID
+from ektp_card.lds.ektp import EKTP_AID, FILES
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.commands import Command, refuse
 from ektp_card.virtual.config import CardBehaviour, RngKind
@@ -84,7 +84,8 @@ def test_genuine_card_passes_every_access_test(fresh: Fresh) -> None:
         assert result.apdus > 0 or result.id in ("UID-TRACE", "KEY-ENTROPY")
     fig = {r.id: dict(r.figures) for r in report.results}
     assert fig["SKIM-ENUM"]["readable"] == "EF.CardAccess, EF.ATR/INFO, EF.DIR"
-    assert fig["SKIM-ENUM"]["files_probed"] == 12 and fig["SKIM-ENUM"]["words"] == "6982 6A82"
+    # Every file of the profile, EF.CardSecurity (on PACE-CAM cards only: 6A82 here) among them.
+    assert fig["SKIM-ENUM"]["files_probed"] == len(FILES) == 13 and fig["SKIM-ENUM"]["words"] == "6982 6A82"
     assert fig["SKIM-BYPASS"] == {"plain_word": "6988", "after_plain_word": "6882",
                                   "bad_mac_word": "6988", "after_bad_mac_word": "6882"}
     assert fig["AUTH-WRONGKEY"]["failure_words"] == "6300 6300 6300"

@@ -20,6 +20,7 @@ from ektp_card.crypto.pace import ECDH_CAM_AES128, MappingType
 from ektp_card.ec import BRAINPOOLP256R1
 from ektp_card.errors import LdsFormatError, SecurityStatusNotSatisfiedError
 from ektp_card.lds import PaceInfo
+from ektp_card.lds.capacity import ALLOCATION_UNIT
 from ektp_card.lds.card_security import (
     CARD_SECURITY_FID,
     OID_SECURITY_OBJECT,
@@ -27,21 +28,31 @@ from ektp_card.lds.card_security import (
     parse_card_security,
 )
 from ektp_card.lds.dg14 import ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo, Dg14
+from ektp_card.lds.ektp import EKTP_AID
 from ektp_card.lds.public_key import EcPublicKey
 from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT
+from ektp_card.personalize import personalize, plan_from_record
+from ektp_card.personalize.budget import card_security_size, plan_budget, sod_size
+from ektp_card.personalize.plan import Algorithms
 from ektp_card.pki.certs import create_csca, issue_document_signer
 from ektp_card.pki.cms import signed_data
 from ektp_card.pki.signer import KeyFileSigner, KeySpec
 from ektp_card.sandbox import SPECIMEN_MRZ, Sandbox, make_passport
+from ektp_card.verify.card import verify_card
 from ektp_card.verify.passive import Status, signed_object_authentication
 from ektp_card.verify.passport import verify_passport
 from ektp_card.verify.report import Verdict
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.ca import CA_PRIVATE_KEY
+from ektp_card.virtual.perso import PERSO_KEY, PERSO_TRIES, blank_card
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from fixtures.cards import IssuerOf
 
+    from ektp_card.lds.synthetic import SyntheticCitizen
+
+MASTER = bytes.fromhex("606162636465666768696A6B6C6D6E6F")
 MRZ = parse_mrz(SPECIMEN_MRZ[:44] + "\n" + SPECIMEN_MRZ[44:])
 CARD_SECURITY = ("EF.CardSecurity", OID_SECURITY_OBJECT, "id-SecurityObject")
 
@@ -199,3 +210,45 @@ def test_cam_with_no_signed_key_anywhere_is_not_genuine(
     assert report.verdict is Verdict.CLONED
     reason = report.check("chip-authentication").reason
     assert "no signed key proves it" in reason and "EF.CardSecurity could not be read" in reason
+
+
+# --- an e-KTP issued with PACE-CAM --------------------------------------------------------------
+
+
+def test_ektp_issued_with_cam_gets_card_security(issuer: IssuerOf, citizen: SyntheticCitizen) -> None:
+    card = blank_card(MASTER, bytes.fromhex("C5C5C5C5C5C5C5C5"))
+    blank_used = card.fs.used
+    perso_keys = card.keys.storage(PERSO_KEY) + card.keys.storage(PERSO_TRIES)
+    plan = plan_from_record(citizen.record, algorithms=Algorithms(pace_protocol=ECDH_CAM_AES128.oid))
+    ds = issuer().ds
+    budget = plan_budget(plan, sod_size(plan, ds.signer, ds.certificate),
+                         card_security_bytes=card_security_size(plan, ds.signer, ds.certificate))
+    result = personalize(card, plan, MASTER, ds, trust=issuer().trust)
+    assert result.verification is not None and result.verification.ok, result.verification.summary()
+    # The desk counted EF.CardSecurity too: what the card took, give or take the two signatures' lengths.
+    taken = card.fs.used - blank_used + perso_keys
+    assert 0 <= budget.total - taken <= 2 * ALLOCATION_UNIT
+    assert budget.line("EF.CardSecurity").size >= len(_card_security(card).data)
+
+    parsed = parse_card_security(bytes(_card_security(card).data))
+    assert signed_object_authentication(parsed.signed, CARD_SECURITY, issuer().trust).ok
+    app = card.fs.application(EKTP_AID)
+    dg14_ef = app.child_ef(0x010E)
+    assert dg14_ef is not None
+    dg14 = Dg14.decode(bytes(dg14_ef.data))
+    # The key PACE-CAM proves is DG14's, and EF.CardAccess's PACEInfo is there as ICAO asks.
+    assert parsed.infos.chip_authentication_public_keys == dg14.chip_authentication_public_keys
+    assert [p.protocol for p in parsed.infos.pace_infos] == [ECDH_CAM_AES128.oid]
+
+    card.power_on()
+    report = verify_card(card, result.can, issuer().trust)
+    assert report.verdict is Verdict.GENUINE, report.reasons
+    assert report.proved_by == ("CAM", "AA")
+
+
+def test_ektp_issued_without_cam_has_no_card_security(issuer: IssuerOf, citizen: SyntheticCitizen) -> None:
+    card = blank_card(MASTER, bytes.fromhex("C6C6C6C6C6C6C6C6"))
+    plan = plan_from_record(citizen.record)
+    assert not plan.algorithms.cam and "EF.CardSecurity" not in [f.name for f in plan.files]
+    personalize(card, plan, MASTER, issuer().ds)
+    assert card.fs.mf.child_ef(CARD_SECURITY_FID) is None

@@ -91,6 +91,7 @@ def test_icao_identifiers() -> None:
     expected = {
         "EF.CardAccess": (0x011C, 0x1C, True, "ALWAYS"),
         "EF.ATR/INFO": (0x2F01, 0x01, True, "ALWAYS"),
+        "EF.CardSecurity": (0x011D, 0x1D, True, "PACE"),
         "EF.COM": (0x011E, 0x1E, False, "PACE"),
         "DG1": (0x0101, 0x01, False, "PACE"),
         "DG2": (0x0102, 0x02, False, "PACE"),

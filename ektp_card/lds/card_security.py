@@ -18,6 +18,8 @@ from ektp_card.lds.dg14 import Dg14
 from ektp_card.lds.sod import SignedData, parse_signed_data
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from cryptography import x509
 
     from ektp_card.pki.signer import HashName, Signer
@@ -54,13 +56,18 @@ def parse_card_security(data: bytes) -> CardSecurity:
 
 
 def build_card_security(
-    infos: Dg14, signer: Signer, certificate: x509.Certificate, *, hash_name: HashName = "sha256"
+    infos: Dg14,
+    signer: Signer,
+    certificate: x509.Certificate,
+    *,
+    hash_name: HashName = "sha256",
+    signing_time: dt.datetime | None = None,
 ) -> bytes:
     """EF.CardSecurity signing ``infos`` (the chip's SecurityInfos) with a document signer's key."""
     from ektp_card.pki.cms import signed_data  # issuing only: a verifier does not load asn1crypto's CMS
 
     return signed_data(OID_SECURITY_OBJECT, infos.encode_security_infos(), signer, certificate,
-                       hash_name=hash_name)
+                       hash_name=hash_name, signing_time=signing_time)
 
 
 __all__ = [

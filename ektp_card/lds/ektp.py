@@ -104,11 +104,15 @@ TAG_COM, TAG_DG1, TAG_DG2, TAG_DG3, TAG_DG7, TAG_DG14, TAG_DG15, TAG_SOD = (
 DATA_GROUP_TAGS = {1: TAG_DG1, 2: TAG_DG2, 3: TAG_DG3, 7: TAG_DG7, 14: TAG_DG14, 15: TAG_DG15}
 DG1_MAX, DG2_MAX, DG3_MAX = 1024, MAX_FACE_BYTES + 256, 4096
 DG7_MAX, DG14_MAX, DG15_MAX, SOD_MAX = MAX_SIGNATURE_BYTES + 64, 2048, 1024, 6144
+#: EF.CardSecurity: a PACE-CAM card's signed SecurityInfos with the document signer's certificate.
+CARD_SECURITY_MAX = 4096
 
 FILES: tuple[FileSpec, ...] = (
     FileSpec("EF.CardAccess", 0x011C, 0x1C, True, ALWAYS, None, 512),
     FileSpec("EF.ATR/INFO", 0x2F01, 0x01, True, ALWAYS, None, 128),
     FileSpec("EF.DIR", 0x2F00, 0x1E, True, ALWAYS, 0x61, 64),
+    # Only on a card with PACE-CAM (ICAO Doc 9303-10 section 3.11), made during personalisation.
+    FileSpec("EF.CardSecurity", 0x011D, 0x1D, True, AFTER_PACE, None, CARD_SECURITY_MAX),
     FileSpec("EF.COM", 0x011E, 0x1E, False, AFTER_PACE, TAG_COM, 64),
     FileSpec("EF.CVCA", 0x011C, 0x1C, False, AFTER_PACE, None, 36),
     FileSpec("DG1", 0x0101, 0x01, False, AFTER_PACE, TAG_DG1, DG1_MAX, 1),

@@ -3,12 +3,12 @@
 
 :func:`plan_budget` charges every file of the plan (whatever files the plan holds: a new file of the
 profile is counted the day it is added to the plan), the application DF, the files made during
-personalisation (DG14, DG15, EF.SOD) and the key objects the card stores (the Chip and Active
-Authentication key pairs, the CAN, the trust point and the chip's date), each as
+personalisation (DG14, DG15, EF.SOD; EF.CardSecurity with PACE-CAM) and the key objects the card
+stores (the Chip and Active Authentication key pairs, the CAN, the trust point and the chip's date), each as
 :mod:`ektp_card.lds.capacity` charges it. Sizes that depend on the card's keys or the signature
-are taken at their largest: DG14 and DG15 have a fixed length for a curve, and EF.SOD is built over
-placeholder data groups with a placeholder signature of the longest DER encoding, so the budget is
-never smaller than what the card will take.
+are taken at their largest: DG14 and DG15 have a fixed length for a curve, and EF.SOD (and
+EF.CardSecurity) is built over placeholder data groups with a placeholder signature of the longest DER
+encoding, so the budget is never smaller than what the card will take.
 
 :func:`personalize` asks the card how much memory it has free (GET DATA FF21) before the first write
 and raises :class:`~ektp_card.errors.CardCapacityError`, saying by how many bytes the record is too
@@ -29,6 +29,7 @@ from ektp_card.crypto.ca import CA_ALGORITHMS
 from ektp_card.crypto.pace import Password
 from ektp_card.errors import LdsFormatError, PersonalisationError
 from ektp_card.lds.capacity import df_storage, ef_storage, key_storage
+from ektp_card.lds.card_security import build_card_security
 from ektp_card.lds.dg14 import ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo
 from ektp_card.lds.ektp import LDS_VERSION, UNICODE_VERSION
 from ektp_card.lds.public_key import EcPublicKey, cryptography_curve
@@ -128,9 +129,24 @@ def sod_size(
     return len(sod)
 
 
-def plan_budget(plan: CardPlan, sod_bytes: int) -> CardBudget:
+def card_security_size(
+    plan: CardPlan, signer: Signer, certificate: x509.Certificate, *, hash_name: HashName | None = None
+) -> int:
+    """The longest EF.CardSecurity ``signer`` and ``certificate`` make for ``plan`` (0 without PACE-CAM)."""
+    algorithms = plan.algorithms
+    if not algorithms.cam:
+        return 0
+    ca_point = algorithms.ca_curve.encode_point(algorithms.ca_curve.generator)
+    infos = algorithms.card_security_infos(ca_point, on_card_comparison=plan.on_card_comparison)
+    return len(build_card_security(infos, _LongestSignature(signer), certificate,
+                                   hash_name=hash_name or signer.default_hash,
+                                   signing_time=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+
+
+def plan_budget(plan: CardPlan, sod_bytes: int, *, card_security_bytes: int | None = None) -> CardBudget:
     """What ``plan`` takes of a chip's memory beyond its factory content, with an EF.SOD of
-    ``sod_bytes`` (:func:`sod_size`)."""
+    ``sod_bytes`` (:func:`sod_size`) and an EF.CardSecurity of ``card_security_bytes``
+    (:func:`card_security_size`; ``None``: the profile's largest)."""
     algorithms = plan.algorithms
     ca_curve, aa_curve = algorithms.ca_curve, algorithms.aa_curve
     lines: list[BudgetLine] = []
@@ -145,6 +161,8 @@ def plan_budget(plan: CardPlan, sod_bytes: int) -> CardBudget:
         "DG15": len(algorithms.dg15(aa_curve.encode_point(aa_curve.generator))),
         "EF.SOD": sod_bytes,
     }
+    if card_security_bytes is not None:
+        made_on_card["EF.CardSecurity"] = card_security_bytes
     for f in plan.mf_files:
         add(f.name, "EF", len(f.content) if f.content is not None else made_on_card.get(f.name, f.max_size))
     add("e-KTP application", "DF", 0)
@@ -165,4 +183,4 @@ def plan_budget(plan: CardPlan, sod_bytes: int) -> CardBudget:
     return CardBudget(tuple(lines))
 
 
-__all__ = ["BudgetLine", "CardBudget", "plan_budget", "sod_size"]
+__all__ = ["BudgetLine", "CardBudget", "card_security_size", "plan_budget", "sod_size"]

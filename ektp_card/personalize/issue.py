@@ -41,10 +41,11 @@ from ektp_card.errors import (
     PersonalisationError,
     ReadBackError,
 )
+from ektp_card.lds.card_security import build_card_security
 from ektp_card.lds.conditions import AccessCondition
 from ektp_card.lds.ektp import ALWAYS, EKTP_AID, EKTP_DF_FID, LDS_VERSION, PERSO, UNICODE_VERSION
 from ektp_card.lds.sod import build_sod, hash_data_groups
-from ektp_card.personalize.budget import CardBudget, plan_budget, sod_size
+from ektp_card.personalize.budget import CardBudget, card_security_size, plan_budget, sod_size
 from ektp_card.personalize.plan import CardPlan, PlannedFile, check_trust_point
 from ektp_card.personalize.protocol import PersoSession
 from ektp_card.personalize.readback import ReadBack, read_back
@@ -238,8 +239,9 @@ def personalize(
         if plan.trust_point is not None:
             # A plan made by hand is checked too: the card must not refuse it after the writes.
             check_trust_point(plan.trust_point)
-        sod_bytes = sod_size(plan, signer.signer, signer.certificate, hash_name=signer.hash_name)
-        budget = plan_budget(plan, sod_bytes)
+        sizes = [size(plan, signer.signer, signer.certificate, hash_name=signer.hash_name)
+                 for size in (sod_size, card_security_size)]
+        budget = plan_budget(plan, sizes[0], card_security_bytes=sizes[1])
 
     counter = CountingTransport(transport)
     session = PersoSession(counter)
@@ -259,7 +261,8 @@ def personalize(
             check_capacity(budget, session.free_memory())
         with clock.step("write"):
             for f in plan.mf_files:
-                _write_file(session, f, _content(f))
+                if f.content is not None:  # EF.CardSecurity comes once its key is made
+                    _write_file(session, f, f.content)
             session.create_df(EKTP_DF_FID, EKTP_AID, read=ALWAYS, update=PERSO, admin=PERSO)
             for f in plan.application_files:
                 if f.content is not None:
@@ -295,6 +298,14 @@ def personalize(
                     f"EF.SOD has {len(sod)} bytes; the card profile allows {sod_file.max_size}"
                 )
             _write_file(session, sod_file, sod)
+            if algorithms.cam:
+                infos = algorithms.card_security_infos(ca_point, on_card_comparison=plan.on_card_comparison)
+                security = build_card_security(
+                    infos, signer.signer, signer.certificate,
+                    hash_name=signer.hash_name or signer.signer.default_hash, signing_time=at,
+                )
+                session.select_mf()
+                _write_file(session, plan.file("EF.CardSecurity"), security)
         with clock.step("lock"):
             session.set_can(plan.can)
             if plan.trust_point is not None:
@@ -345,12 +356,6 @@ def check_capacity(budget: CardBudget, free: int | None) -> None:
             free=free,
         )
     log.info("the plan needs %d of the card's %d free bytes", budget.total, free)
-
-
-def _content(f: PlannedFile) -> bytes:
-    if f.content is None:
-        raise PersonalisationError(f"the plan has no content for {f.name}")
-    return f.content
 
 
 __all__ = [

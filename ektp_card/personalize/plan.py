@@ -157,8 +157,7 @@ class Algorithms:
             problems.append(f"PACE protocol {self.pace_protocol}")
         else:
             # PACE-CAM proves the Chip Authentication key inside PACE: the key must be on the PACE curve.
-            cam = PACE_ALGORITHMS[self.pace_protocol].mapping is MappingType.CAM
-            if cam and self.ca_parameter_id != self.pace_parameter_id:
+            if self.cam and self.ca_parameter_id != self.pace_parameter_id:
                 problems.append("PACE-CAM with a Chip Authentication key on another curve than PACE's")
         ca = CA_ALGORITHMS.get(self.ca_protocol)
         if ca is None or not ca.supported or self.ca_parameter_id not in STANDARDIZED_CURVES:
@@ -193,12 +192,26 @@ class Algorithms:
         """EF.CardAccess: the one PACEInfo."""
         return CardAccess((PaceInfo(self.pace_protocol, 2, self.pace_parameter_id),)).encode()
 
+    @property
+    def cam(self) -> bool:
+        """Whether PACE runs with Chip Authentication Mapping (the card then has EF.CardSecurity)."""
+        return PACE_ALGORITHMS[self.pace_protocol].mapping is MappingType.CAM
+
     def dg14(self, ca_point: bytes, *, on_card_comparison: bool = False) -> bytes:
         """DG14 for the chip's Chip Authentication public key: ChipAuthenticationInfo (version 1),
         ChipAuthenticationPublicKeyInfo (explicit domain parameters, BSI TR-03110-3 A.2.1.2),
         TerminalAuthenticationInfo (version 1) and ActiveAuthenticationInfo; with
         ``on_card_comparison`` the OnCardComparisonInfo that tells readers the chip compares
         fingerprints itself (signed with DG14 by EF.SOD, so it cannot be stripped unnoticed)."""
+        return Dg14.of(self._chip_infos(ca_point, on_card_comparison)).encode()
+
+    def card_security_infos(self, ca_point: bytes, *, on_card_comparison: bool = False) -> Dg14:
+        """The SecurityInfos of EF.CardSecurity (ICAO Doc 9303-10 section 3.11): EF.CardAccess's PACEInfo
+        and DG14's infos, among them the Chip Authentication key PACE-CAM proves."""
+        pace = PaceInfo(self.pace_protocol, 2, self.pace_parameter_id)
+        return Dg14.of((pace, *self._chip_infos(ca_point, on_card_comparison)))
+
+    def _chip_infos(self, ca_point: bytes, on_card_comparison: bool) -> list[Dg14Info]:
         key = _point(self.ca_curve, ca_point, "Chip Authentication")
         ta = _TerminalAuthenticationInfo({"protocol": OID_TA, "version": TA_VERSION}).dump()
         infos: list[Dg14Info] = [
@@ -209,7 +222,7 @@ class Algorithms:
         ]
         if on_card_comparison:
             infos.append(OtherSecurityInfo(ID_ON_CARD_COMPARISON, on_card_comparison_info()))
-        return Dg14.of(infos).encode()
+        return infos
 
     def dg15(self, aa_point: bytes) -> bytes:
         """DG15: the Active Authentication public key as a SubjectPublicKeyInfo."""
@@ -225,7 +238,8 @@ def _point(curve: Curve, point: bytes, what: str) -> EcPublicKey:
 
 @dataclass(frozen=True)
 class PlannedFile:
-    """One file of the plan. ``content`` ``None``: made during personalisation (DG14, DG15, EF.SOD).
+    """One file of the plan. ``content`` ``None``: made during personalisation (DG14, DG15, EF.SOD,
+    EF.CardSecurity).
     Every file is written under ``PERSO`` and never after the lock."""
 
     name: str
@@ -465,6 +479,8 @@ def plan_from_data_groups(
         "EF.DIR": encode_ef_dir(),
         "EF.COM": com_for(dict.fromkeys(signed, b"")).encode(),
     }
+    if chosen.cam:
+        contents["EF.CardSecurity"] = None  # signed once the card has made its Chip Authentication key
     if cvca:
         contents["EF.CVCA"] = b"".join(Tlv(0x42, ref.encode("ascii")).encode() for ref in cvca)
     for number in RECORD_DATA_GROUPS:
