@@ -222,6 +222,22 @@ def budget_report(
           f"{card.keys.used}), {card.fs.free} free; peak before LOCK "
           f"{card.fs.used + factory[PERSO_KEY] + factory[PERSO_TRIES]}")
 
+    # The same record with PACE-CAM: the card also keeps EF.CardSecurity (signed SecurityInfos in the MF).
+    from ektp_card.crypto.pace import ECDH_CAM_AES128
+    from ektp_card.personalize import Algorithms
+    from ektp_card.personalize.budget import card_security_size
+
+    cam_plan = plan_from_record(small, cvca_certificate=cvca,
+                                algorithms=Algorithms(pace_protocol=ECDH_CAM_AES128.oid))
+    cam_budget = plan_budget(cam_plan, sod_size(cam_plan, ds.signer, ds.certificate),
+                             card_security_bytes=card_security_size(cam_plan, ds.signer, ds.certificate))
+    cam_card = blank_card(master, capacity=capacity)
+    personalize(cam_card, cam_plan, master, ds, trust=trust)
+    security = cam_budget.line("EF.CardSecurity")
+    print(f"with PACE-CAM: EF.CardSecurity {security.size} bytes ({security.storage} of memory), desk budget "
+          f"{cam_budget.total}; card after LOCK: {cam_card.fs.used} of {capacity} bytes used, "
+          f"{cam_card.fs.free} free")
+
     full_plan = plan_from_record(record, cvca_certificate=cvca)
     cases = (("full record, 1M card", full_plan, None), ("compact record, 1M card", plan, None),
              (f"compact record, {args.capacity} card", plan, capacity))
