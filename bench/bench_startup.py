@@ -9,6 +9,7 @@ ratio to a bare ``python -c pass`` and to ``python -c "import cryptography.x509"
 
   python -c pass                        the interpreter alone
   import cryptography.x509              what any command that touches a certificate pays at least
+  import <floor: ...>                   the other projects' modules the verify path imports (FLOOR)
   import <verify path>                  what ``ektp verify`` imports before its first APDU (VERIFY_PATH)
   ektp --version / --help / verify --help
   ektp verify --virtual IMG ...         a real clerk's verification (PACE-CAN, PA, CA, AA) of a card
@@ -61,6 +62,9 @@ SERVE = (
 #: The modules ``ektp verify`` has imported when it opens the card: the command, the clerk's verification,
 #: the card sources and the trust store.
 VERIFY_PATH = "import ektp_card._cli.verify, ektp_card.verify.card, ektp_card.device, ektp_card.pki.trust"
+#: What the verify path imports of other projects' code (the command line, X.509, the ASN.1 leaves EF.SOD
+#: and the data groups are decoded with, logging): the floor under any ``ektp verify`` of this design.
+FLOOR = "import click, cryptography.x509, asn1crypto.algos, asn1crypto.keys, logging"
 
 
 def issue_card(root: Path, python: str, folder: Path, env: dict[str, str]) -> tuple[Path, Path, str]:
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         cases: list[tuple[str, list[str]]] = [
             ("python -c pass", [python, "-c", "pass"]),
             ("python -c 'import cryptography.x509'", [python, "-c", "import cryptography.x509"]),
+            ("python -c 'import <floor: click, X.509, ASN.1, logging>'", [python, "-c", FLOOR]),
             ("python -c 'import <verify path>'", [python, "-c", VERIFY_PATH]),
             ("ektp --version", [*ektp, "--version"]),
             ("ektp --help", [*ektp, "--help"]),
