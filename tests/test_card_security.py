@@ -27,8 +27,10 @@ from ektp_card.lds.card_security import (
     build_card_security,
     parse_card_security,
 )
+from ektp_card.lds.conditions import AccessCondition, SecurityAttributes
 from ektp_card.lds.dg14 import ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo, Dg14
 from ektp_card.lds.ektp import EKTP_AID
+from ektp_card.lds.profile import EMRTD_AID
 from ektp_card.lds.public_key import EcPublicKey
 from ektp_card.lds.sod import OID_LDS_SECURITY_OBJECT
 from ektp_card.personalize import personalize, plan_from_record
@@ -210,6 +212,22 @@ def test_cam_with_no_signed_key_anywhere_is_not_genuine(
     assert report.verdict is Verdict.CLONED
     reason = report.check("chip-authentication").reason
     assert "no signed key proves it" in reason and "EF.CardSecurity could not be read" in reason
+
+
+def test_a_withheld_dg14_fails_though_card_security_could_prove_the_chip(
+    cam_passports: dict[str, bytes], ektp_office: Sandbox
+) -> None:
+    # EF.SOD lists DG14, so the card must give it: EF.CardSecurity does not stand in for a listed file.
+    card = VirtualCard.loads(cam_passports["both"])
+    dg14 = card.fs.application(EMRTD_AID).child_ef(0x010E)
+    assert dg14 is not None
+    dg14.access = SecurityAttributes(AccessCondition.NEVER)
+    card.power_on()
+    report = verify_passport(card, MRZ, ektp_office.trust)
+    assert report.verdict is Verdict.CLONED
+    check = report.check("chip-authentication")
+    assert check.status is Status.FAIL and check.reason == "EF.SOD covers DG14 but the card did not give it"
+    assert report.refused == (14,)
 
 
 # --- an e-KTP issued with PACE-CAM --------------------------------------------------------------

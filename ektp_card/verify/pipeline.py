@@ -309,25 +309,31 @@ def chip_checks(
     if cam is not None:
         # PACE-CAM proves the chip only with a key the issuer signed: DG14 under EF.SOD, else
         # EF.CardSecurity under its own signature.
+        # A DG14 that EF.SOD lists must be given and usable, whichever file holds the key.
         signed: tuple[Dg14, str] | None = None
         why_not: list[str] = []
+        failed: str | None = None
         if 14 not in covered:
             why_not.append("EF.SOD covers no DG14")
         elif 14 not in groups:
-            why_not.append("EF.SOD covers DG14 but the card did not give it")
+            failed = "EF.SOD covers DG14 but the card did not give it"
         else:
             dg14, unusable = decode_dg14(groups[14])
-            if dg14 is not None and cam_keys(dg14, cam.curve):
+            if dg14 is None:
+                failed = unusable or "DG14 is not usable"
+            elif cam_keys(dg14, cam.curve):
                 signed = (dg14, "DG14")
             else:
-                why_not.append(unusable or f"DG14 has no Chip Authentication key on {cam.curve.name}")
-        if signed is None and card_security is not None:
+                why_not.append(f"DG14 has no Chip Authentication key on {cam.curve.name}")
+        if failed is None and signed is None and card_security is not None:
             infos, said = card_security()
             if infos is not None:
                 signed = (infos, "EF.CardSecurity")
             else:
                 why_not.append(said)
-        if signed is None:
+        if failed is not None:
+            checks.add(CA, Status.FAIL, failed)
+        elif signed is None:
             checks.add(CA, Status.FAIL,
                        f"{CAM_PREFIX} ran, but no signed key proves it: {'; '.join(why_not)}")
         else:
