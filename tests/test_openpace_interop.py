@@ -11,7 +11,7 @@ side of PACE-ECDH-GM with libeac's own cryptography and speaks hex APDUs over st
 
 Integrated Mapping is not tested both ways: libeac's id-PACE-ECDH-IM-* is the TR-03110 v2.01 draft,
 not ICAO Doc 9303-11's, and ignores the password (tests/interop/im_probe.c shows it; see the last
-test). Ours is checked against ICAO Doc 9303-11 Appendix H.1 instead (tests/test_pace_im.py).
+test). Ours is checked against ICAO Doc 9303-11 Appendix H.1 instead (tests/test_pace.py).
 
 Debian packages: libeac-dev libeac3 openpace libssl-dev gcc. Without them the tests skip (and fail
 under CI=true).
@@ -476,7 +476,7 @@ def test_libeac_integrated_mapping_is_not_icao_integrated_mapping(im_probe: Path
     defined it: the chip sends mapping data of its own (ICAO Doc 9303-11 4.4.4.3: none), and the mapped
     generator is never used, so a terminal and a chip with different CANs still agree. It is no oracle
     for ICAO Integrated Mapping, which Appendix H.1's worked example checks instead
-    (tests/test_pace_im.py). Should a libeac release fix this, this test fails: then test ours against
+    (tests/test_pace.py). Should a libeac release fix this, this test fails: then test ours against
     it both ways, as for Generic Mapping."""
     from ektp_card.crypto.pace import ECDH_IM_AES128
 
