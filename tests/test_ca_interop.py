@@ -15,11 +15,9 @@ CI=true).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -49,8 +47,10 @@ from ektp_card.virtual.commands import Command, ok
 from ektp_card.virtual.demo import DEMO_AID, EF_PUBLIC_SFI, PUBLIC_CONTENT
 from ektp_card.virtual.pace import install_pace
 
+if TYPE_CHECKING:
+    from fixtures.tools import BuildLibeac
+
 HARNESS_SOURCE = Path(__file__).parent / "interop" / "ca_harness.c"
-INSTALL_HINT = "install them with `apt-get install libeac-dev libeac3 libssl-dev gcc`"
 TIMEOUT = 20.0
 CAN = "123456"
 
@@ -64,32 +64,9 @@ CASES = [
 IDS = [f"{curve.name}-{algorithm.cipher.value[0]}" for curve, _, algorithm in CASES]
 
 
-def _libeac_flags() -> list[str]:
-    pkg_config = shutil.which("pkg-config")
-    if pkg_config:
-        found = subprocess.run(  # noqa: S603
-            [pkg_config, "--cflags", "--libs", "libeac"], capture_output=True, text=True, check=False
-        )
-        if found.returncode == 0:
-            return found.stdout.split()
-    return ["-leac", "-lcrypto"]
-
-
 @pytest.fixture(scope="session")
-def harness(
-    tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str, str], NoReturn]
-) -> Iterator[Path]:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        unavailable("gcc is not installed", INSTALL_HINT)
-    binary = tmp_path_factory.mktemp("openpace-ca") / "ca_harness"
-    command = [gcc, "-std=c11", "-O1", "-Wall", "-o", str(binary), str(HARNESS_SOURCE), *_libeac_flags()]
-    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
-    if built.returncode != 0:
-        if "eac/" in built.stderr or "-leac" in built.stderr or "openssl/" in built.stderr:
-            unavailable("OpenPACE's libeac (or the OpenSSL headers it needs) is not installed", INSTALL_HINT)
-        pytest.fail(f"the harness does not compile:\n{built.stderr}", pytrace=False)
-    yield binary
+def harness(build_libeac: BuildLibeac) -> Path:
+    return build_libeac(HARNESS_SOURCE)
 
 
 def ca_card(curve: Curve, algorithm: CaAlgorithm) -> tuple[VirtualCard, EcPublicKey]:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -55,8 +54,10 @@ from ektp_card.virtual import AccessCondition, SecurityAttributes, VirtualCard, 
 from ektp_card.virtual.demo import DEMO_AID
 from ektp_card.virtual.pace import install_pace
 
+if TYPE_CHECKING:
+    from fixtures.tools import BuildLibeac
+
 HARNESS_SOURCE = Path(__file__).parent / "interop" / "pace_harness.c"
-INSTALL_HINT = "install them with `apt-get install libeac-dev libeac3 openpace libssl-dev gcc`"
 #: Seconds to wait for one line from the harness; a run takes milliseconds.
 LINE_TIMEOUT = 20.0
 
@@ -71,30 +72,10 @@ READ_PACE_EF = bytes((0x00, 0xB0, 0x80 | EF_PACE_SFI, 0x00, 0x00))
 CHIP_FILE = bytes(range(256)) + b"end of the file served by libeac"
 
 
-def _libeac_flags() -> list[str]:
-    if shutil.which("pkg-config"):
-        found = subprocess.run(
-            ["pkg-config", "--cflags", "--libs", "libeac"], capture_output=True, text=True, check=False
-        )
-        if found.returncode == 0:
-            return found.stdout.split()
-    return ["-leac", "-lcrypto"]
-
-
 @pytest.fixture(scope="session")
-def harness(tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str, str], NoReturn]) -> Path:
+def harness(build_libeac: BuildLibeac) -> Path:
     """The harness, compiled once per session."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        unavailable("gcc is not installed", INSTALL_HINT)
-    binary = tmp_path_factory.mktemp("openpace") / "pace_harness"
-    command = [gcc, "-std=c11", "-O1", "-Wall", "-o", str(binary), str(HARNESS_SOURCE), *_libeac_flags()]
-    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    if built.returncode != 0:
-        if "eac/" in built.stderr or "-leac" in built.stderr or "openssl/" in built.stderr:
-            unavailable("OpenPACE's libeac (or the OpenSSL headers it needs) is not installed", INSTALL_HINT)
-        pytest.fail(f"the harness does not compile:\n{built.stderr}", pytrace=False)
-    return binary
+    return build_libeac(HARNESS_SOURCE)
 
 
 class Harness:
@@ -448,19 +429,9 @@ IM_PROBE_SOURCE = Path(__file__).parent / "interop" / "im_probe.c"
 
 
 @pytest.fixture(scope="session")
-def im_probe(tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str, str], NoReturn]) -> Path:
+def im_probe(build_libeac: BuildLibeac) -> Path:
     """tests/interop/im_probe.c, compiled once per session."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        unavailable("gcc is not installed", INSTALL_HINT)
-    binary = tmp_path_factory.mktemp("openpace-im") / "im_probe"
-    command = [gcc, "-std=c11", "-O1", "-Wall", "-o", str(binary), str(IM_PROBE_SOURCE), *_libeac_flags()]
-    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    if built.returncode != 0:
-        if "eac/" in built.stderr or "-leac" in built.stderr:
-            unavailable("OpenPACE's libeac is not installed", INSTALL_HINT)
-        pytest.fail(f"the probe does not compile:\n{built.stderr}", pytrace=False)
-    return binary
+    return build_libeac(IM_PROBE_SOURCE)
 
 
 def probe(binary: Path, algorithm: PaceAlgorithm, terminal_can: str, chip_can: str) -> dict[str, str]:
