@@ -281,6 +281,15 @@ class MinutiaeRecord:
             raise InputFileError(f"{path}: not an ISO/IEC 19794-2 minutiae record: {e}") from None
 
 
+def first_view(template: MinutiaeRecord | FingerView) -> tuple[FingerView, int, int]:
+    """The (first) finger view of ``template`` and its x and y resolutions in pixels per cm; a view alone,
+    or a record whose resolution is zero ("not given"), is taken at the usual 500 dpi."""
+    if isinstance(template, MinutiaeRecord):
+        return (template.views[0], template.x_resolution or DEFAULT_RESOLUTION,
+                template.y_resolution or DEFAULT_RESOLUTION)
+    return template, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION
+
+
 def _inside(m: Minutia, width: int, height: int) -> bool:
     """ISO/IEC 19794-2:2005 places minutiae inside the image; a zero size means "not given"."""
     return (width == 0 or m.x < width) and (height == 0 or m.y < height)

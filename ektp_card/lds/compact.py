@@ -47,12 +47,12 @@ from asn1crypto import core  # type: ignore[import-untyped]
 from ektp_card.apdu.tlv import Tlv, parse_list
 from ektp_card.errors import ASN1_ERRORS, BiometricFormatError, LdsFormatError, TlvError, one_line
 from ektp_card.lds.biometrics import (
-    DEFAULT_RESOLUTION,
     FingerPosition,
     FingerView,
     Minutia,
     MinutiaeRecord,
     MinutiaType,
+    first_view,
 )
 from ektp_card.lds.card_access import OtherSecurityInfo
 from ektp_card.lds.dg14 import Dg14
@@ -148,12 +148,7 @@ def compact_from_record(record: MinutiaeRecord | FingerView) -> tuple[CompactMin
     0.1 mm, angles to 5.625 degrees; minutiae beyond 25.5 mm of the origin do not fit the format and
     are dropped, and of more than :data:`MAX_MINUTIAE` the best (by quality, then order) are kept.
     """
-    if isinstance(record, MinutiaeRecord):
-        view = record.views[0]
-        x_res = record.x_resolution or DEFAULT_RESOLUTION
-        y_res = record.y_resolution or DEFAULT_RESOLUTION
-    else:
-        view, x_res, y_res = record, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION
+    view, x_res, y_res = first_view(record)
     converted: list[tuple[int, CompactMinutia]] = []
     for m in view.minutiae:
         x = round(m.x * COMPACT_RESOLUTION / x_res)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ektp_card.lds.biometrics import ANGLE_UNIT, DEFAULT_RESOLUTION, FingerView, MinutiaeRecord
+from ektp_card.lds.biometrics import ANGLE_UNIT, FingerView, MinutiaeRecord, first_view
 
 #: Score at or above which two templates match by default (0-100; see docs/matcher.md).
 DEFAULT_THRESHOLD = 18.0
@@ -169,13 +169,7 @@ class _Prepared:
 def _normalise(template: Template) -> _Prepared:
     if isinstance(template, bytes | bytearray):
         template = MinutiaeRecord.decode(bytes(template))
-    if isinstance(template, MinutiaeRecord):
-        view = template.views[0]
-        # A zero resolution means "not given"; assume the usual 500 dpi rather than divide by zero.
-        x_res = template.x_resolution or DEFAULT_RESOLUTION
-        y_res = template.y_resolution or DEFAULT_RESOLUTION
-    else:
-        view, x_res, y_res = template, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION
+    view, x_res, y_res = first_view(template)
     sx, sy = 10.0 / x_res, 10.0 / y_res
     unit = math.radians(ANGLE_UNIT)
     zs = [complex(m.x * sx, -m.y * sy) for m in view.minutiae]  # image y points down; ours points up
