@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -276,7 +276,7 @@ def make_passport(
     signature: bytes | None = None,
     config: CardConfig | None = None,
     aa_rsa_bits: int = 2048,
-    cam_key_in: str = "both",
+    cam_key_in: Literal["dg14", "card-security", "both"] = "both",
 ) -> VirtualCard:
     """An ICAO passport (eMRTD application) of the ICAO specimen, signed by the sandbox's document
     signer: DG1 (the MRZ), DG2 (a synthetic JPEG face, or ``face``: a JPEG 2000 one, say), DG11 and

@@ -239,9 +239,10 @@ def personalize(
         if plan.trust_point is not None:
             # A plan made by hand is checked too: the card must not refuse it after the writes.
             check_trust_point(plan.trust_point)
-        sizes = [size(plan, signer.signer, signer.certificate, hash_name=signer.hash_name)
-                 for size in (sod_size, card_security_size)]
-        budget = plan_budget(plan, sizes[0], card_security_bytes=sizes[1])
+        sod_bytes = sod_size(plan, signer.signer, signer.certificate, hash_name=signer.hash_name)
+        security_bytes = card_security_size(plan, signer.signer, signer.certificate,
+                                            hash_name=signer.hash_name)
+        budget = plan_budget(plan, sod_bytes, card_security_bytes=security_bytes)
 
     counter = CountingTransport(transport)
     session = PersoSession(counter)
