@@ -6,6 +6,7 @@ file can fail to vouch for the key (another signer, a changed byte, no file at a
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from ektp_card.apdu.iso7816 import Iso7816Session
 from ektp_card.apdu.protocol import ApduProtocol
 from ektp_card.crypto.pace import ECDH_CAM_AES128, MappingType
 from ektp_card.ec import BRAINPOOLP256R1
-from ektp_card.errors import LdsFormatError, SecurityStatusNotSatisfiedError
+from ektp_card.errors import CardRemovedError, LdsFormatError, SecurityStatusNotSatisfiedError
 from ektp_card.lds import PaceInfo
 from ektp_card.lds.capacity import ALLOCATION_UNIT
 from ektp_card.lds.card_security import (
@@ -46,11 +47,11 @@ from ektp_card.verify.passport import verify_passport
 from ektp_card.verify.report import Verdict
 from ektp_card.virtual import VirtualCard
 from ektp_card.virtual.ca import CA_PRIVATE_KEY
-from ektp_card.virtual.perso import PERSO_KEY, PERSO_TRIES, blank_card
+from ektp_card.virtual.perso import PERSO_KEY, PERSO_TRIES, PersoState, blank_card, personalisation_state
 
 if TYPE_CHECKING:
     from cryptography import x509
-    from fixtures.cards import IssuerOf
+    from fixtures.cards import CutTransport, IssuerOf
 
     from ektp_card.lds.synthetic import SyntheticCitizen
 
@@ -262,6 +263,31 @@ def test_ektp_issued_with_cam_gets_card_security(issuer: IssuerOf, citizen: Synt
     report = verify_card(card, result.can, issuer().trust)
     assert report.verdict is Verdict.GENUINE, report.reasons
     assert report.proved_by == ("CAM", "AA")
+
+
+def test_cam_personalisation_cut_anywhere_then_run_again(
+    issuer: IssuerOf, citizen: SyntheticCitizen, cut_transport: type[CutTransport]
+) -> None:
+    """The card leaves the field after each command in turn, EF.CardSecurity's (written last, in the MF)
+    among them; the next run erases what the torn one left and the card verifies."""
+    plan = plan_from_record(citizen.record, algorithms=Algorithms(pace_protocol=ECDH_CAM_AES128.oid))
+    ds = issuer().ds
+    for cut in itertools.count():
+        card = blank_card(MASTER, bytes.fromhex("C7C7C7C7C7C7C7C7"))
+        try:
+            personalize(cut_transport(card, cut, after=True), plan, MASTER, ds)
+        except CardRemovedError:
+            pass
+        else:
+            break
+        card.power_on()
+        if personalisation_state(card) is PersoState.LOCKED:
+            continue  # cut after LOCK: the card is done, only the answer was lost
+        result = personalize(card, plan, MASTER, ds, trust=issuer().trust)
+        verification = result.verification
+        assert verification is not None and verification.ok, (cut, verification.summary())
+        assert card.fs.mf.child_ef(CARD_SECURITY_FID) is not None
+    assert cut > 20
 
 
 def test_ektp_issued_without_cam_has_no_card_security(issuer: IssuerOf, citizen: SyntheticCitizen) -> None:
